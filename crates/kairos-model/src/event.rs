@@ -1,0 +1,361 @@
+//! Events in: the Segment tracking-spec envelope ([`SegmentCall`]) and the
+//! canonical [`Event`] the engine consumes.
+//!
+//! Conversion validates everything the engine relies on, so a bad call is
+//! rejected here with an [`InvalidEvent`] that says what was wrong and what is
+//! accepted (the runtime sends it to the DLQ, backtest reports its line).
+
+use crate::ids::hash_str;
+use crate::time::Timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Segment call types (`type` in the envelope).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// `track`: a named action (`event`) with `properties`.
+    Track,
+    /// `identify`: who the user is, with `traits`.
+    Identify,
+    /// `page`: a web page view.
+    Page,
+    /// `screen`: a mobile screen view.
+    Screen,
+    /// `group`: the user joined a group/account.
+    Group,
+    /// `alias`: `previousId` and `userId` are the same person.
+    Alias,
+}
+
+impl EventType {
+    /// Every accepted `type`, for error messages.
+    pub const ACCEPTED: &'static str = "track, identify, page, screen, group, alias";
+
+    fn parse(text: &str) -> Option<EventType> {
+        Some(match text {
+            "track" => EventType::Track,
+            "identify" => EventType::Identify,
+            "page" => EventType::Page,
+            "screen" => EventType::Screen,
+            "group" => EventType::Group,
+            "alias" => EventType::Alias,
+            _ => return None,
+        })
+    }
+
+    /// The name patterns match non-track calls by (`"page"`, `"identify"` ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Track => "track",
+            EventType::Identify => "identify",
+            EventType::Page => "page",
+            EventType::Screen => "screen",
+            EventType::Group => "group",
+            EventType::Alias => "alias",
+        }
+    }
+}
+
+/// The Segment envelope exactly as SDKs send it (camelCase field names).
+/// Unknown fields are ignored, as Segment does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)] // the fields are Segment's, documented by Segment
+pub struct SegmentCall {
+    #[serde(rename = "type")]
+    pub call_type: Option<String>,
+    pub event: Option<String>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub anonymous_id: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub previous_id: Option<String>,
+    pub group_id: Option<String>,
+    pub message_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub original_timestamp: Option<String>,
+    pub sent_at: Option<String>,
+    pub received_at: Option<String>,
+    pub properties: Option<Map<String, Value>>,
+    pub traits: Option<Map<String, Value>>,
+    pub context: Option<Map<String, Value>>,
+}
+
+/// Segment lets ids be numbers; kairos keys are strings.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::String(text)) => Some(text),
+        Some(Value::Number(number)) => Some(number.to_string()),
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(serde::de::Error::custom("an id must be a string or a number")),
+    })
+}
+
+/// The canonical event: validated, with one event time and one identity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The Segment call type.
+    pub event_type: EventType,
+    /// For `track`, the event name (`Product Added`); otherwise the type name
+    /// (`page`, `identify` ...), so patterns can match every call by name.
+    pub name: String,
+    /// The known user, if any.
+    pub user_id: Option<String>,
+    /// The device/browser id before login.
+    pub anonymous_id: Option<String>,
+    /// `alias` calls: the id being merged into `user_id`.
+    pub previous_id: Option<String>,
+    /// Idempotency key; generated from the payload when the sender left it out.
+    pub message_id: String,
+    /// Event time, corrected for client clock skew.
+    pub time: Timestamp,
+    /// IANA time zone from `context.timezone` or `traits.timezone`, if given.
+    pub timezone: Option<String>,
+    /// `track`/`page`/`screen` properties.
+    pub properties: Map<String, Value>,
+    /// `identify`/`group` traits (and `context.traits`).
+    pub traits: Map<String, Value>,
+}
+
+/// Why an input was rejected. `reason()` is a stable machine-readable code (used
+/// as the DLQ header and in counters); `Display` explains it to a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEvent {
+    /// The bytes are not a JSON object.
+    #[error("not a JSON object: {0}; accepted: one Segment call as a JSON object")]
+    NotJson(String),
+    /// Over the size limit.
+    #[error("message is {size} bytes; accepted: at most {limit} bytes")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// `type` missing or not one Segment defines.
+    #[error("type {0:?} is unknown; accepted: {accepted}", accepted = EventType::ACCEPTED)]
+    UnknownType(String),
+    /// A `track` call without `event`.
+    #[error("track call without \"event\"; accepted: a non-empty event name such as \"Product Added\"")]
+    MissingEventName,
+    /// Neither `userId` nor `anonymousId`.
+    #[error("no userId or anonymousId; accepted: at least one non-empty id")]
+    MissingIdentity,
+    /// Timestamp missing or unparseable.
+    #[error("{field} {value:?} is not a timestamp; accepted: RFC 3339, e.g. 2026-11-23T10:31:07.012Z")]
+    BadTimestamp {
+        /// Which field.
+        field: &'static str,
+        /// What it held.
+        value: String,
+    },
+    /// `alias` without both ids.
+    #[error("alias call needs previousId and userId; accepted: both non-empty")]
+    IncompleteAlias,
+}
+
+impl InvalidEvent {
+    /// Stable short code for headers and metrics labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InvalidEvent::NotJson(_) => "not_json",
+            InvalidEvent::TooLarge { .. } => "too_large",
+            InvalidEvent::UnknownType(_) => "unknown_type",
+            InvalidEvent::MissingEventName => "missing_event_name",
+            InvalidEvent::MissingIdentity => "missing_identity",
+            InvalidEvent::BadTimestamp { .. } => "bad_timestamp",
+            InvalidEvent::IncompleteAlias => "incomplete_alias",
+        }
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.trim().is_empty())
+}
+
+fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, InvalidEvent> {
+    Timestamp::parse_rfc3339(value).map_err(|_| InvalidEvent::BadTimestamp {
+        field,
+        value: value.to_string(),
+    })
+}
+
+impl Event {
+    /// Parses and validates one JSON-encoded Segment call. A missing
+    /// `messageId` is replaced by a hash of the bytes, so a retried identical
+    /// payload still de-duplicates.
+    pub fn from_json(bytes: &[u8]) -> Result<Event, InvalidEvent> {
+        let call: SegmentCall =
+            serde_json::from_slice(bytes).map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
+        let fallback_id = || format!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
+        Event::from_segment(call, fallback_id)
+    }
+
+    /// Validates a decoded call. `fallback_message_id` is called only when the
+    /// call has no `messageId`.
+    pub fn from_segment(
+        call: SegmentCall,
+        fallback_message_id: impl FnOnce() -> String,
+    ) -> Result<Event, InvalidEvent> {
+        let type_text = call.call_type.unwrap_or_default();
+        let event_type =
+            EventType::parse(&type_text).ok_or(InvalidEvent::UnknownType(type_text))?;
+        let name = match event_type {
+            EventType::Track => non_empty(call.event).ok_or(InvalidEvent::MissingEventName)?,
+            other => other.as_str().to_string(),
+        };
+        let user_id = non_empty(call.user_id);
+        let anonymous_id = non_empty(call.anonymous_id);
+        let previous_id = non_empty(call.previous_id);
+        if user_id.is_none() && anonymous_id.is_none() {
+            return Err(InvalidEvent::MissingIdentity);
+        }
+        if event_type == EventType::Alias && (previous_id.is_none() || user_id.is_none()) {
+            return Err(InvalidEvent::IncompleteAlias);
+        }
+        let time = Event::event_time(
+            call.timestamp.as_deref().or(call.original_timestamp.as_deref()),
+            call.sent_at.as_deref(),
+            call.received_at.as_deref(),
+        )?;
+        let mut context = call.context.unwrap_or_default();
+        let mut traits = call.traits.unwrap_or_default();
+        if let Some(Value::Object(context_traits)) = context.remove("traits") {
+            for (key, value) in context_traits {
+                traits.entry(key).or_insert(value);
+            }
+        }
+        let timezone = [context.get("timezone"), traits.get("timezone")]
+            .into_iter()
+            .flatten()
+            .find_map(|value| value.as_str().map(str::to_string));
+        Ok(Event {
+            event_type,
+            name,
+            user_id,
+            anonymous_id,
+            previous_id,
+            message_id: non_empty(call.message_id).unwrap_or_else(fallback_message_id),
+            time,
+            timezone,
+            properties: call.properties.unwrap_or_default(),
+            traits,
+        })
+    }
+
+    /// Segment's clock-skew correction: when the client's `sentAt` and the
+    /// server's `receivedAt` are both known, the event happened at
+    /// `receivedAt − (sentAt − timestamp)`; otherwise `timestamp` as sent,
+    /// else `receivedAt`.
+    fn event_time(
+        timestamp: Option<&str>,
+        sent_at: Option<&str>,
+        received_at: Option<&str>,
+    ) -> Result<Timestamp, InvalidEvent> {
+        let received = received_at.map(|v| parse_time("receivedAt", v)).transpose()?;
+        match (timestamp, sent_at, received) {
+            (Some(timestamp), Some(sent), Some(received)) => {
+                let timestamp = parse_time("timestamp", timestamp)?;
+                let sent = parse_time("sentAt", sent)?;
+                Ok(Timestamp(received.0 - (sent.0 - timestamp.0)))
+            }
+            (Some(timestamp), _, _) => parse_time("timestamp", timestamp),
+            (None, _, Some(received)) => Ok(received),
+            (None, _, None) => Err(InvalidEvent::BadTimestamp {
+                field: "timestamp",
+                value: String::new(),
+            }),
+        }
+    }
+
+    /// The key the customer's state lives under: `userId`, else `anonymousId`.
+    pub fn customer_key(&self) -> &str {
+        self.user_id
+            .as_deref()
+            .or(self.anonymous_id.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Stable hash of the message id, used for de-duplication.
+    pub fn message_hash(&self) -> u64 {
+        hash_str(&self.message_id)
+    }
+
+    /// A property as a string (numbers are rendered), for keys and grouping.
+    pub fn property_text(&self, name: &str) -> Option<String> {
+        match self.properties.get(name)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Bool(flag) => Some(flag.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A property as a number (numeric strings are accepted).
+    pub fn property_number(&self, name: &str) -> Option<f64> {
+        value_number(self.properties.get(name)?)
+    }
+}
+
+/// A JSON value as a number, accepting numeric strings (`"12.5"`), which many
+/// SDKs send.
+pub fn value_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Event, InvalidEvent> {
+        Event::from_json(json.as_bytes())
+    }
+
+    #[test]
+    fn track_call_becomes_event() {
+        let event = parse(r#"{"type":"track","event":"Product Added","userId":"u1","messageId":"m1","timestamp":"2026-11-23T10:00:00Z","properties":{"cart_id":"c1","price":"12.5"},"context":{"timezone":"Asia/Shanghai"}}"#).unwrap();
+        assert_eq!(event.name, "Product Added");
+        assert_eq!(event.customer_key(), "u1");
+        assert_eq!(event.property_number("price"), Some(12.5));
+        assert_eq!(event.timezone.as_deref(), Some("Asia/Shanghai"));
+    }
+
+    #[test]
+    fn clock_skew_is_corrected_the_segment_way() {
+        let event = parse(r#"{"type":"page","anonymousId":"a1","timestamp":"2026-11-23T10:00:00Z","sentAt":"2026-11-23T10:00:05Z","receivedAt":"2026-11-23T09:00:06Z"}"#).unwrap();
+        assert_eq!(event.time.to_rfc3339(), "2026-11-23T09:00:01.000Z");
+        assert_eq!(event.name, "page");
+    }
+
+    #[test]
+    fn each_bad_input_has_its_reason() {
+        let cases = [
+            ("not json", "not_json"),
+            (r#"{"type":"shout","userId":"u"}"#, "unknown_type"),
+            (r#"{"type":"track","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#, "missing_event_name"),
+            (r#"{"type":"track","event":"X","timestamp":"2026-11-23T10:00:00Z"}"#, "missing_identity"),
+            (r#"{"type":"track","event":"X","userId":"u","timestamp":"yesterday"}"#, "bad_timestamp"),
+            (r#"{"type":"track","event":"X","userId":"u"}"#, "bad_timestamp"),
+            (r#"{"type":"alias","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#, "incomplete_alias"),
+        ];
+        for (json, reason) in cases {
+            let error = parse(json).unwrap_err();
+            assert_eq!(error.reason(), reason, "{json}");
+            assert!(error.to_string().contains("accepted"), "{error}");
+        }
+    }
+
+    #[test]
+    fn missing_message_id_is_derived_from_the_payload() {
+        let json = r#"{"type":"track","event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#;
+        assert_eq!(parse(json).unwrap().message_id, parse(json).unwrap().message_id);
+    }
+}

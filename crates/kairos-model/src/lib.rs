@@ -1,0 +1,20 @@
+//! The kairos data model: pure data and serde, no I/O.
+//!
+//! - [`time`]: [`Timestamp`] (milliseconds since the Unix epoch, UTC) and
+//!   [`Span`] (a signed length of time) with the `30m` / `24h` / `3d` notation
+//!   pipelines use.
+//! - [`event`]: the Segment tracking-spec envelope as it arrives on the wire
+//!   ([`SegmentCall`]) and the canonical [`Event`] the engine consumes.
+//! - [`action`]: the CloudEvents 1.0 envelope kairos emits for each decision
+//!   ([`Action`]), with the field names product.md fixes as a contract.
+//! - [`ids`]: stable hashing for deterministic ids and assignments.
+#![deny(missing_docs)]
+
+pub mod action;
+pub mod event;
+pub mod ids;
+pub mod time;
+
+pub use action::{Action, ActionData, ActionReason};
+pub use event::{Event, EventType, InvalidEvent, SegmentCall};
+pub use time::{Span, SpanParseError, Timestamp};

@@ -1,0 +1,251 @@
+//! Time as plain numbers: the engine never reads a clock, it is handed
+//! [`Timestamp`]s. Millisecond precision matches Segment's timestamps and
+//! CloudEvents' `time`.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::ops::{Add, Mul, Sub};
+
+/// An instant: milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The earliest representable instant; the engine's clock starts here.
+    pub const MIN: Timestamp = Timestamp(i64::MIN / 4);
+    /// "The end of time": advancing to it fires every pending timer.
+    pub const MAX: Timestamp = Timestamp(i64::MAX / 4);
+
+    /// Milliseconds since the epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses RFC 3339 (`2026-11-23T10:31:07.012Z`, any offset).
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, chrono::ParseError> {
+        Ok(Timestamp(
+            DateTime::parse_from_rfc3339(text)?.timestamp_millis(),
+        ))
+    }
+
+    /// Formats as RFC 3339 in UTC with milliseconds, as CloudEvents expects.
+    pub fn to_rfc3339(self) -> String {
+        match Utc.timestamp_millis_opt(self.0).single() {
+            Some(time) => time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            None => format!("@{}ms", self.0),
+        }
+    }
+
+    /// As a chrono UTC date-time (for calendar arithmetic).
+    pub fn to_utc(self) -> Option<DateTime<Utc>> {
+        Utc.timestamp_millis_opt(self.0).single()
+    }
+
+    /// Adds a span, saturating at [`Timestamp::MIN`]/[`Timestamp::MAX`].
+    pub fn saturating_add(self, span: Span) -> Timestamp {
+        Timestamp(self.0.saturating_add(span.0).clamp(Self::MIN.0, Self::MAX.0))
+    }
+}
+
+impl Add<Span> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, span: Span) -> Timestamp {
+        self.saturating_add(span)
+    }
+}
+
+impl Sub<Span> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, span: Span) -> Timestamp {
+        self.saturating_add(Span(-span.0))
+    }
+}
+
+impl Sub for Timestamp {
+    type Output = Span;
+    fn sub(self, other: Timestamp) -> Span {
+        Span(self.0.saturating_sub(other.0))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A signed length of time in milliseconds, written in pipelines as
+/// `500ms`, `5s`, `30m`, `24h`, `3d`, `2w`, `3y` (365 d) or sums such as
+/// `23h30m`; a leading `-` makes it negative (`-30d`: "30 days before").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span(pub i64);
+
+/// Why a span did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a duration; accepted: a number followed by ms, s, m, h, d, w or y, possibly repeated (e.g. 30m, 24h, 23h30m, -30d)")]
+pub struct SpanParseError {
+    /// The text that was rejected.
+    pub text: String,
+}
+
+impl Span {
+    /// Zero length.
+    pub const ZERO: Span = Span(0);
+    /// One second.
+    pub const SECOND: Span = Span(1_000);
+    /// One minute.
+    pub const MINUTE: Span = Span(60_000);
+    /// One hour.
+    pub const HOUR: Span = Span(3_600_000);
+    /// One day (24 h; calendar days are the engine's business).
+    pub const DAY: Span = Span(86_400_000);
+
+    /// Milliseconds.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// From whole seconds.
+    pub fn seconds(seconds: i64) -> Span {
+        Span(seconds * 1_000)
+    }
+
+    /// Parses the pipeline notation (see the type docs).
+    pub fn parse(text: &str) -> Result<Span, SpanParseError> {
+        let error = || SpanParseError {
+            text: text.to_string(),
+        };
+        let trimmed = text.trim();
+        let (negative, mut rest) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        if rest.is_empty() {
+            return Err(error());
+        }
+        let mut total: i64 = 0;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return Err(error());
+            }
+            let number: i64 = rest[..digits].parse().map_err(|_| error())?;
+            rest = &rest[digits..];
+            let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+            let unit = match &rest[..unit_len] {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                "w" => 7 * 86_400_000,
+                "y" => 365 * 86_400_000,
+                _ => return Err(error()),
+            };
+            rest = &rest[unit_len..];
+            total = number
+                .checked_mul(unit)
+                .and_then(|part| total.checked_add(part))
+                .ok_or_else(error)?;
+        }
+        Ok(Span(if negative { -total } else { total }))
+    }
+}
+
+impl fmt::Display for Span {
+    /// The shortest notation that parses back to the same span (`1d12h`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        let mut rest = self.0.unsigned_abs();
+        for (unit, name) in [
+            (86_400_000u64, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+            (1, "ms"),
+        ] {
+            if rest >= unit {
+                write!(f, "{}{}", rest / unit, name)?;
+                rest %= unit;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Mul<i64> for Span {
+    type Output = Span;
+    fn mul(self, factor: i64) -> Span {
+        Span(self.0.saturating_mul(factor))
+    }
+}
+
+impl Add for Span {
+    type Output = Span;
+    fn add(self, other: Span) -> Span {
+        Span(self.0.saturating_add(other.0))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pipeline_notation() {
+        assert_eq!(Span::parse("30m").unwrap(), Span(30 * 60_000));
+        assert_eq!(Span::parse("23h30m").unwrap(), Span(23 * 3_600_000 + 30 * 60_000));
+        assert_eq!(Span::parse("-30d").unwrap(), Span(-30 * 86_400_000));
+        assert_eq!(Span::parse("500ms").unwrap(), Span(500));
+        assert_eq!(Span::parse("3y").unwrap(), Span(3 * 365 * 86_400_000));
+        for bad in ["", "30", "m", "5 parsecs", "-", "1.5h", "99999999999999999y"] {
+            assert!(Span::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in ["30m", "1d12h", "-30d", "250ms", "0s", "5s"] {
+            let span = Span::parse(text).unwrap();
+            assert_eq!(Span::parse(&span.to_string()).unwrap(), span);
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trips_in_utc_millis() {
+        let time = Timestamp::parse_rfc3339("2026-11-23T18:31:07.012+08:00").unwrap();
+        assert_eq!(time.to_rfc3339(), "2026-11-23T10:31:07.012Z");
+    }
+}
