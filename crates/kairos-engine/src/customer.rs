@@ -1,0 +1,337 @@
+//! Per-customer state. Kept small on purpose (a million customers must fit in
+//! a few hundred MB): optional parts are boxed or empty vectors, trigger state
+//! exists only for triggers that have something to remember.
+
+use crate::decision::Decision;
+use chrono_tz::Tz;
+use hashbrown::HashMap;
+use kairos_model::{Span, Timestamp};
+use serde_json::Value;
+
+/// Everything held about one person.
+#[derive(Debug)]
+pub struct Customer {
+    /// The key actions carry: `userId` once known, else `anonymousId`.
+    pub key: Box<str>,
+    /// Every id that resolves to this customer (for erasure and merging).
+    pub ids: Vec<Box<str>>,
+    /// Whether a `userId` is known.
+    pub identified: bool,
+    /// Profile from identify traits.
+    pub profile: Profile,
+    /// Recently seen message ids, for de-duplication.
+    pub seen: SeenMessages,
+    /// Open carts.
+    pub carts: Vec<Cart>,
+    /// Per trigger (and entity) memory.
+    pub states: Vec<KeyedState>,
+    /// Recently sent actions, for caps, cooldowns and arbitration.
+    pub sent: Vec<SentRecord>,
+    /// Decisions waiting for quiet hours to end or the best send time.
+    pub deferred: Vec<DeferredDecision>,
+    /// Next token for a keyed state or deferred decision.
+    pub next_token: u32,
+}
+
+impl Customer {
+    /// A new, empty customer.
+    pub fn new(key: &str, identified: bool) -> Customer {
+        Customer {
+            key: key.into(),
+            ids: vec![key.into()],
+            identified,
+            profile: Profile::default(),
+            seen: SeenMessages::default(),
+            carts: Vec::new(),
+            states: Vec::new(),
+            sent: Vec::new(),
+            deferred: Vec::new(),
+            next_token: 0,
+        }
+    }
+
+    /// A fresh token.
+    pub fn token(&mut self) -> u32 {
+        self.next_token = self.next_token.wrapping_add(1);
+        self.next_token
+    }
+
+    /// The cart with this id, created on demand.
+    pub fn cart_mut(&mut self, id: &str) -> &mut Cart {
+        match self.carts.iter().position(|cart| &*cart.id == id) {
+            Some(index) => &mut self.carts[index],
+            None => {
+                self.carts.push(Cart {
+                    id: id.into(),
+                    lines: Vec::new(),
+                });
+                self.carts.last_mut().expect("just pushed")
+            }
+        }
+    }
+}
+
+/// What identify traits told us.
+#[derive(Debug, Default)]
+pub struct Profile {
+    /// IANA time zone, if known.
+    pub timezone: Option<Tz>,
+    /// Birthday as (month, day).
+    pub birthday: Option<(u8, u8)>,
+    /// Consent granted, bit per channel index.
+    pub consent: u32,
+    /// Hour-of-day histogram of opens/clicks (local time), once there is any.
+    pub engagement_hours: Option<Box<[u16; 24]>>,
+}
+
+/// Message ids seen within the look-back, by hash. Small vectors are scanned;
+/// very active customers switch to a hash map.
+#[derive(Debug)]
+pub enum SeenMessages {
+    /// Up to [`SeenMessages::SMALL`] entries.
+    Few(Vec<(u64, Timestamp)>),
+    /// More.
+    Many(Box<HashMap<u64, Timestamp>>),
+}
+
+impl Default for SeenMessages {
+    fn default() -> Self {
+        SeenMessages::Few(Vec::new())
+    }
+}
+
+impl SeenMessages {
+    const SMALL: usize = 32;
+
+    /// Records `hash` at `time`; returns false when it was already seen within
+    /// `lookback` of `time`. Entries older than the look-back are forgotten.
+    pub fn first_sighting(&mut self, hash: u64, time: Timestamp, lookback: Span) -> bool {
+        let horizon = time - lookback;
+        match self {
+            SeenMessages::Few(entries) => {
+                if let Some(entry) = entries.iter_mut().find(|(seen, _)| *seen == hash) {
+                    if entry.1 >= horizon && entry.1 <= time + lookback {
+                        return false;
+                    }
+                    entry.1 = time;
+                    return true;
+                }
+                entries.retain(|(_, seen_at)| *seen_at >= horizon);
+                if entries.len() < Self::SMALL {
+                    entries.push((hash, time));
+                } else {
+                    let mut map: HashMap<u64, Timestamp> = entries.drain(..).collect();
+                    map.insert(hash, time);
+                    *self = SeenMessages::Many(Box::new(map));
+                }
+                true
+            }
+            SeenMessages::Many(map) => {
+                if let Some(seen_at) = map.get(&hash) {
+                    if *seen_at >= horizon && *seen_at <= time + lookback {
+                        return false;
+                    }
+                }
+                map.insert(hash, time);
+                if map.len() > Self::SMALL * 4 && map.len().is_power_of_two() {
+                    map.retain(|_, seen_at| *seen_at >= horizon);
+                }
+                true
+            }
+        }
+    }
+
+    /// Adds everything from `other` (identity merge).
+    pub fn absorb(&mut self, other: SeenMessages) {
+        let entries: Vec<(u64, Timestamp)> = match other {
+            SeenMessages::Few(entries) => entries,
+            SeenMessages::Many(map) => map.into_iter().collect(),
+        };
+        for (hash, time) in entries {
+            self.first_sighting(hash, time, Span(i64::MAX / 8));
+        }
+    }
+}
+
+/// A cart's contents.
+#[derive(Debug, Clone)]
+pub struct Cart {
+    /// `cart_id`, or `default`.
+    pub id: Box<str>,
+    /// Lines.
+    pub lines: Vec<CartLine>,
+}
+
+/// One product in a cart.
+#[derive(Debug, Clone)]
+pub struct CartLine {
+    /// `product_id`.
+    pub product_id: Box<str>,
+    /// Quantity.
+    pub quantity: u32,
+    /// Unit price.
+    pub price: f64,
+}
+
+impl Cart {
+    /// Sum of quantity × price.
+    pub fn value(&self) -> f64 {
+        self.lines
+            .iter()
+            .map(|line| line.price * f64::from(line.quantity))
+            .sum()
+    }
+}
+
+/// One trigger's memory for one key of one customer.
+#[derive(Debug)]
+pub struct KeyedState {
+    /// Trigger index in the pipeline.
+    pub trigger: u16,
+    /// Identifies this state's timers.
+    pub token: u32,
+    /// Entity key (`cart_id` value), `None` for customer-keyed triggers.
+    pub entity: Option<Box<str>>,
+    /// Pattern memory.
+    pub memory: Memory,
+    /// Pending ladder, if a match is in progress.
+    pub ladder: Option<Box<Ladder>>,
+    /// Pending window-close timer.
+    pub window_close: Option<Timestamp>,
+}
+
+/// Pattern-specific memory.
+#[derive(Debug, Default)]
+pub enum Memory {
+    /// Nothing beyond the ladder (absence, schedule from events).
+    #[default]
+    None,
+    /// Activity times (newest last, bounded) for cadence offsets.
+    History(Vec<Timestamp>),
+    /// Count window.
+    Count(Box<CountMemory>),
+    /// The last `first` of a sequence.
+    Sequence {
+        /// Its time.
+        at: Timestamp,
+        /// Its message id.
+        message: Box<str>,
+    },
+    /// Rolling aggregate buckets.
+    Measure(Box<MeasureMemory>),
+    /// Per-period sums (current first).
+    Periods {
+        /// Index of the current period.
+        period: i64,
+        /// Sums, current period first.
+        sums: Vec<f64>,
+    },
+    /// A yearly date (birthday) already scheduled for this year.
+    Yearly {
+        /// (month, day) the ladder was computed for.
+        date: (u8, u8),
+    },
+}
+
+/// Count-window memory.
+#[derive(Debug, Default)]
+pub struct CountMemory {
+    /// Window start (tumbling index or session start).
+    pub window: i64,
+    /// Last event in the session.
+    pub last: Timestamp,
+    /// Per group: value, count, recent times (sliding), fired in this window.
+    pub groups: Vec<CountGroup>,
+    /// An `unless` event happened in the window (its time).
+    pub unless_at: Option<Timestamp>,
+    /// Message ids that contributed (bounded).
+    pub events: Vec<Box<str>>,
+}
+
+/// One group of a count pattern.
+#[derive(Debug, Default)]
+pub struct CountGroup {
+    /// `property=value`, or empty for the single group.
+    pub value: Box<str>,
+    /// Count in the window.
+    pub count: u32,
+    /// For sliding windows: the most recent `min` times.
+    pub recent: Vec<Timestamp>,
+    /// Already matched in this window.
+    pub fired: bool,
+}
+
+/// Rolling-aggregate memory: a ring of buckets.
+#[derive(Debug)]
+pub struct MeasureMemory {
+    /// Index of the newest bucket.
+    pub newest: i64,
+    /// Bucket sums, newest first.
+    pub buckets: Vec<f64>,
+    /// Band/tier already matched (re-armed when left).
+    pub matched: Option<u16>,
+    /// The value last reported to the global rank histogram.
+    pub ranked_value: Option<f64>,
+}
+
+/// A ladder in progress.
+#[derive(Debug)]
+pub struct Ladder {
+    /// Anchor time.
+    pub anchor: Timestamp,
+    /// Index (0-based) of the next step.
+    pub next_step: u8,
+    /// Step 1's offset as resolved at the start (variant or cadence).
+    pub first_at: Span,
+    /// True due time of the next step.
+    pub due: Timestamp,
+    /// Where the timer entry sits (≤ `due`; moved lazily when it fires).
+    pub timer_at: Timestamp,
+    /// Variant index (`u8::MAX`: control without variants).
+    pub variant: u8,
+    /// Causing message ids (bounded).
+    pub events: Vec<Box<str>>,
+    /// Anchor-event properties needed later (offsets, payload).
+    pub properties: Vec<(String, Value)>,
+}
+
+/// A sent action, remembered for caps, cooldowns and arbitration.
+#[derive(Debug, Clone, Copy)]
+pub struct SentRecord {
+    /// When it was sent.
+    pub at: Timestamp,
+    /// Trigger index.
+    pub trigger: u16,
+    /// Channel index.
+    pub channel: u8,
+    /// Whether it counts as marketing, and which cap.
+    pub cap: CapClass,
+    /// Its priority.
+    pub priority: u8,
+}
+
+/// Which cap a sent action counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapClass {
+    /// Daily targeted cap and weekly marketing cap.
+    Targeted,
+    /// Daily content cap and weekly marketing cap.
+    Content,
+    /// Neither.
+    Uncapped,
+}
+
+/// A decision waiting to be delivered.
+#[derive(Debug)]
+pub struct DeferredDecision {
+    /// Its timer token.
+    pub token: u32,
+    /// Trigger index.
+    pub trigger: u16,
+    /// Entity key of the state it came from.
+    pub entity: Option<Box<str>>,
+    /// When it is to be delivered.
+    pub due: Timestamp,
+    /// The decision (not yet final).
+    pub decision: Box<Decision>,
+}

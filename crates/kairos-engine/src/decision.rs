@@ -1,0 +1,119 @@
+//! Decisions: what the engine outputs. A [`Decision`] is either sent or
+//! suppressed with a [`Suppression`] reason; both are kept so a data scientist
+//! can see what would have happened. [`Decision::to_action`] renders the
+//! CloudEvents envelope consumers receive.
+
+use kairos_model::{Action, ActionData, ActionReason, Timestamp};
+use serde_json::Value;
+use std::fmt;
+
+/// Why a decision was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Suppression {
+    /// The customer has not consented to the channel.
+    Consent,
+    /// Daily or weekly frequency cap reached.
+    FrequencyCap,
+    /// Fell in quiet hours and could not be deferred (or the trigger drops).
+    QuietHours,
+    /// The same trigger was sent to the customer within its cooldown.
+    Cooldown,
+    /// A higher-or-equal priority action was sent within the arbitration window.
+    Arbitration,
+    /// The customer is in the global control group.
+    Holdout,
+    /// Marketing is paused by an ops alert.
+    CircuitBreaker,
+    /// The trigger is in grey release and the customer is not in it yet.
+    Rollout,
+    /// Already past `expires_at` when it could have been sent.
+    Expired,
+}
+
+impl Suppression {
+    /// The reason as it appears in `data.suppressed` and in summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppression::Consent => "consent",
+            Suppression::FrequencyCap => "frequency_cap",
+            Suppression::QuietHours => "quiet_hours",
+            Suppression::Cooldown => "cooldown",
+            Suppression::Arbitration => "arbitration",
+            Suppression::Holdout => "holdout",
+            Suppression::CircuitBreaker => "circuit_breaker",
+            Suppression::Rollout => "rollout",
+            Suppression::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for Suppression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One decision about one ladder step of one trigger for one customer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Deterministic id (`act_` + 16 hex digits).
+    pub action_id: String,
+    /// The customer key (`userId`, else `anonymousId`).
+    pub user_id: String,
+    /// Trigger id.
+    pub trigger: String,
+    /// 1-based ladder step.
+    pub step: u32,
+    /// Channel.
+    pub channel: String,
+    /// Priority.
+    pub priority: u32,
+    /// A/B variant (`control` without variants).
+    pub variant: String,
+    /// When the step was due (event time).
+    pub fired_at: Timestamp,
+    /// When the engine decided (later than `fired_at` when deferred).
+    pub decided_at: Timestamp,
+    /// Stale after this.
+    pub expires_at: Timestamp,
+    /// `None`: sent.
+    pub suppressed: Option<Suppression>,
+    /// The rule in words.
+    pub rule: String,
+    /// `messageId`s of the causing events.
+    pub events: Vec<String>,
+    /// Payload (cart, offer, copied properties ...).
+    pub payload: Value,
+}
+
+impl Decision {
+    /// Whether it was sent.
+    pub fn is_sent(&self) -> bool {
+        self.suppressed.is_none()
+    }
+
+    /// Renders the CloudEvents action (`source = kairos/<pipeline>`).
+    pub fn to_action(&self, pipeline: &str) -> Action {
+        Action::new(
+            pipeline,
+            ActionData {
+                action_id: self.action_id.clone(),
+                user_id: self.user_id.clone(),
+                trigger: self.trigger.clone(),
+                step: self.step,
+                channel: self.channel.clone(),
+                priority: self.priority,
+                variant: self.variant.clone(),
+                fired_at: self.fired_at,
+                decided_at: self.decided_at,
+                expires_at: self.expires_at,
+                suppressed: self.suppressed.map(|reason| reason.as_str().to_string()),
+                reason: ActionReason {
+                    rule: self.rule.clone(),
+                    events: self.events.clone(),
+                },
+                payload: self.payload.clone(),
+            },
+        )
+    }
+}

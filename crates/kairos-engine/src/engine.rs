@@ -1,0 +1,642 @@
+//! The [`Engine`]: inputs, outputs, and the loop that applies events and
+//! fires timers in event-time order.
+
+use crate::config::{LateEvents, Pattern, Pipeline};
+use crate::customer::{Customer, DeferredDecision};
+use crate::decision::Decision;
+use crate::globals::{Globals, RateMemory};
+use crate::local_time::{local_hour, parse_month_day};
+use crate::matching::{matches_any, DEFAULT_ENTITY};
+use crate::patterns::{self, discard_state, Ctx};
+use crate::plan::Plan;
+use crate::policy::{self, Candidate, Verdict};
+use crate::stats::{Stats, TriggerStats};
+use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
+use hashbrown::HashMap;
+use kairos_model::{Event, EventType, Timestamp};
+use serde_json::{json, Value};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
+
+/// The key of the pseudo-customer that global (`rate`) triggers act for.
+pub const OPS_CUSTOMER: &str = "_ops";
+
+/// An event waiting in the reorder buffer for the watermark to pass it.
+struct Buffered {
+    time: Timestamp,
+    arrival: u64,
+    event: Box<Event>,
+}
+
+impl PartialEq for Buffered {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.arrival) == (other.time, other.arrival)
+    }
+}
+impl Eq for Buffered {}
+impl PartialOrd for Buffered {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Buffered {
+    /// Event time, then arrival order: equal times keep their arrival order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.time, self.arrival).cmp(&(other.time, other.arrival))
+    }
+}
+
+/// The deterministic trigger engine. See the crate docs for the contract.
+pub struct Engine {
+    plan: Plan,
+    /// Promise: every on-time event before this has been seen.
+    watermark: Timestamp,
+    /// Newest event time seen.
+    newest_event: Timestamp,
+    /// Events not yet behind the watermark, by (time, arrival).
+    buffer: BinaryHeap<Reverse<Buffered>>,
+    arrivals: u64,
+    /// Time of the last applied event or fired timer; never goes backwards.
+    now: Timestamp,
+    customers: Vec<Option<Customer>>,
+    free_slots: Vec<u32>,
+    /// Every known id (userId or anonymousId) → customer slot.
+    ids: HashMap<Box<str>, u32>,
+    timers: TimerTable,
+    globals: Globals,
+    output: VecDeque<Decision>,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An engine for a validated pipeline, with no customers and the clock
+    /// at the beginning of time.
+    pub fn new(pipeline: Pipeline) -> Engine {
+        let stats = Stats {
+            triggers: pipeline
+                .triggers
+                .iter()
+                .map(|trigger| TriggerStats {
+                    id: trigger.id.clone(),
+                    ..TriggerStats::default()
+                })
+                .collect(),
+            ..Stats::default()
+        };
+        Engine {
+            plan: Plan::new(pipeline),
+            watermark: Timestamp::MIN,
+            newest_event: Timestamp::MIN,
+            buffer: BinaryHeap::new(),
+            arrivals: 0,
+            now: Timestamp::MIN,
+            customers: Vec::new(),
+            free_slots: Vec::new(),
+            ids: HashMap::new(),
+            timers: TimerTable::default(),
+            globals: Globals::default(),
+            output: VecDeque::new(),
+            stats,
+        }
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// The pipeline in force.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.plan.pipeline
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    /// Customers held.
+    pub fn customer_count(&self) -> usize {
+        self.customers.len() - self.free_slots.len()
+    }
+
+    /// Pending timers (ladder steps, window closes, deferred decisions).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Whether any state mentions `id` (a userId or anonymousId): used to
+    /// prove erasure.
+    pub fn holds_anything_about(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+            || self.customers.iter().flatten().any(|customer| {
+                &*customer.key == id
+                    || customer.ids.iter().any(|known| &**known == id)
+                    || customer.deferred.iter().any(|d| d.decision.user_id == id)
+            })
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Hands the engine one event. It is applied once the watermark passes
+    /// its event time (at most `allowed_lateness` behind the newest event
+    /// seen, or at the next [`Engine::advance_to`]). An event already behind
+    /// the watermark is late: counted, then applied at once or dropped as
+    /// `settings.late_events` says.
+    pub fn handle_event(&mut self, event: Event) {
+        self.stats.events += 1;
+        if event.time < self.watermark {
+            self.stats.late += 1;
+            if self.plan.pipeline.settings.late_events == LateEvents::Drop {
+                self.stats.late_dropped += 1;
+                return;
+            }
+            self.apply(event);
+            self.pump();
+            return;
+        }
+        if event.time > self.newest_event {
+            self.newest_event = event.time;
+            let lateness = self.plan.pipeline.settings.allowed_lateness;
+            self.watermark = self.watermark.max(self.newest_event - lateness);
+        }
+        self.arrivals += 1;
+        self.buffer.push(Reverse(Buffered {
+            time: event.time,
+            arrival: self.arrivals,
+            event: Box::new(event),
+        }));
+        self.pump();
+    }
+
+    /// Declares that no more on-time events before `watermark` will come, and
+    /// processes everything before it: buffered events and every timer due
+    /// strictly before it. Calling it again with the same or an earlier time
+    /// changes nothing. `Timestamp::MAX` drains everything.
+    pub fn advance_to(&mut self, watermark: Timestamp) {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.pump();
+        }
+    }
+
+    /// Erases a customer (by any of their ids): state, timers, pending
+    /// decisions, identity links, rank contributions. Returns whether anything
+    /// was held.
+    pub fn erase(&mut self, id: &str) -> bool {
+        let Some(&slot) = self.ids.get(id) else {
+            return false;
+        };
+        let Some(customer) = self.customers[slot as usize].take() else {
+            return false;
+        };
+        for state in customer.states {
+            discard_state(&mut self.timers, &mut self.globals, slot, state);
+        }
+        for deferred in customer.deferred {
+            self.timers.remove(&deferred_entry(slot, &deferred));
+        }
+        for known in &customer.ids {
+            self.ids.remove(known);
+        }
+        self.free_slots.push(slot);
+        self.stats.erasures += 1;
+        true
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// The next decision, in the order they were made.
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.output.pop_front()
+    }
+
+    /// The earliest pending deadline: call [`Engine::advance_to`] with a
+    /// later time to fire it.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.next_due()
+    }
+
+    // ----- the loop ------------------------------------------------------
+
+    /// Applies buffered events and fires timers that are behind the
+    /// watermark, in time order; an event at time t goes before a timer due
+    /// at t.
+    fn pump(&mut self) {
+        loop {
+            let event_time = self.buffer.peek().map(|b| b.0.time).filter(|t| *t < self.watermark);
+            let timer_due = self.timers.next_due().filter(|t| *t < self.watermark);
+            match (event_time, timer_due) {
+                (Some(event), timer) if timer.is_none_or(|due| event <= due) => {
+                    if let Some(Reverse(buffered)) = self.buffer.pop() {
+                        self.apply(*buffered.event);
+                    }
+                }
+                (_, Some(_)) => {
+                    if let Some(first) = self.timers.pop_before(self.watermark) {
+                        self.fire(first);
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn advance_now(&mut self, time: Timestamp) {
+        debug_assert!(time >= self.now || time < self.watermark, "time went backwards");
+        self.now = self.now.max(time);
+    }
+
+    fn apply(&mut self, event: Event) {
+        self.advance_now(event.time);
+        if event.event_type == EventType::Track && event.name == self.plan.pipeline.settings.erasure_event {
+            for id in [event.user_id.as_deref(), event.anonymous_id.as_deref()].into_iter().flatten() {
+                self.erase(id);
+            }
+            return;
+        }
+        let slot = self.resolve_identity(&event);
+        let plan = &self.plan;
+        let settings = &plan.pipeline.settings;
+        let Some(customer) = self.customers[slot as usize].as_mut() else {
+            return;
+        };
+        if !customer.seen.first_sighting(event.message_hash(), event.time, settings.dedup_lookback) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        update_profile(plan, customer, &event);
+        let emptied = update_carts(customer, &event, settings.max_keys_per_trigger);
+        let mut ctx = Ctx {
+            plan,
+            timers: &mut self.timers,
+            globals: &mut self.globals,
+            customer,
+            cid: slot,
+            now: self.now,
+        };
+        for &trigger in plan.triggers_for(&event.name) {
+            patterns::on_event(&mut ctx, trigger, &event, emptied.as_deref());
+        }
+        let rates = plan.rates_for(&event.name).to_vec();
+        for trigger in rates {
+            self.on_rate(trigger, &event);
+        }
+    }
+
+    /// Counts an event for a global rate trigger and matches on a spike.
+    fn on_rate(&mut self, trigger_index: u16, event: &Event) {
+        let trigger = self.plan.trigger(trigger_index);
+        let Pattern::Rate { events, window, baseline, increase_percent, min_count, pause_marketing } = &trigger.pattern else {
+            return;
+        };
+        if !matches_any(events, event, &self.plan.pipeline.stores) {
+            return;
+        }
+        let now = self.now;
+        let slot = usize::from(trigger_index);
+        if self.globals.rates.len() <= slot {
+            self.globals.rates.resize_with(slot + 1, || None);
+        }
+        let memory = self.globals.rates[slot].get_or_insert_with(|| RateMemory::new(*window, now));
+        memory.count(now, *baseline + *window * 2);
+        if now - memory.first_seen < *baseline || memory.last_match.is_some_and(|at| now - at < *window) {
+            return;
+        }
+        let (current, average) = memory.current_and_baseline(now, *window, *baseline);
+        if current < u64::from(*min_count) || (current as f64) < average * (1.0 + increase_percent / 100.0) {
+            return;
+        }
+        memory.last_match = Some(now);
+        self.globals.breaker_until = self.globals.breaker_until.max(now + *pause_marketing);
+        let ops = self.customer_slot(OPS_CUSTOMER, true);
+        let plan = &self.plan;
+        let Some(customer) = self.customers[ops as usize].as_mut() else {
+            return;
+        };
+        let mut ctx = Ctx { plan, timers: &mut self.timers, globals: &mut self.globals, customer, cid: ops, now };
+        let properties = vec![
+            ("current".to_string(), json!(current)),
+            ("baseline_average".to_string(), json!((average * 100.0).round() / 100.0)),
+        ];
+        patterns::start_match(&mut ctx, trigger_index, None, now, vec![event.message_id.as_str().into()], properties);
+    }
+
+    /// Fires every timer due at `first.due` for `first.customer`, then runs
+    /// the resulting decisions through the policy, highest priority first
+    /// (arbitration between triggers firing at the same instant).
+    fn fire(&mut self, first: TimerEntry) {
+        self.advance_now(first.due);
+        let mut batch = vec![first];
+        while let Some(next) = self.timers.pop_if_same(first.due, first.customer) {
+            batch.push(next);
+        }
+        let slot = first.customer;
+        let plan = &self.plan;
+        let Some(customer) = self.customers[slot as usize].as_mut() else {
+            return;
+        };
+        let mut candidates: Vec<(Candidate, bool)> = Vec::new();
+        let mut ctx = Ctx { plan, timers: &mut self.timers, globals: &mut self.globals, customer, cid: slot, now: self.now };
+        for entry in batch {
+            match entry.purpose {
+                TimerPurpose::Ladder => {
+                    if let Some(candidate) = patterns::on_ladder_timer(&mut ctx, entry.token, entry.due) {
+                        candidates.push((candidate, true));
+                    }
+                }
+                TimerPurpose::WindowClose => patterns::on_window_close(&mut ctx, entry.token, entry.due),
+                TimerPurpose::Deferred => {
+                    let deferred = &mut ctx.customer.deferred;
+                    if let Some(position) = deferred.iter().position(|d| d.token == entry.token) {
+                        let deferred = deferred.swap_remove(position);
+                        let candidate = Candidate { trigger: deferred.trigger, entity: deferred.entity, decision: *deferred.decision };
+                        candidates.push((candidate, false));
+                    }
+                }
+            }
+        }
+        candidates.sort_by(|a, b| b.0.decision.priority.cmp(&a.0.decision.priority));
+        for (candidate, first_pass) in candidates {
+            self.deliver(slot, candidate, first_pass);
+        }
+    }
+
+    /// Runs the policy on a candidate and outputs or defers it.
+    fn deliver(&mut self, slot: u32, mut candidate: Candidate, first_pass: bool) {
+        let now = self.now;
+        let Some(customer) = self.customers[slot as usize].as_mut() else {
+            return;
+        };
+        let verdict = match policy::judge(&self.plan, customer, self.globals.breaker_until, &candidate, now, first_pass) {
+            Err(reason) => {
+                candidate.decision.suppressed = Some(reason);
+                Verdict::Final
+            }
+            Ok(Some(later)) => Verdict::Defer(later),
+            Ok(None) => {
+                policy::record_sent(&self.plan, customer, &candidate, now);
+                candidate.decision.decided_at = now;
+                Verdict::Final
+            }
+        };
+        match verdict {
+            Verdict::Final => {
+                let decision = candidate.decision;
+                self.stats.triggers[usize::from(candidate.trigger)].record(decision.step, decision.suppressed);
+                self.output.push_back(decision);
+            }
+            Verdict::Defer(due) => {
+                let token = customer.token();
+                let deferred = DeferredDecision {
+                    token,
+                    trigger: candidate.trigger,
+                    entity: candidate.entity,
+                    due,
+                    decision: Box::new(candidate.decision),
+                };
+                self.timers.insert(deferred_entry(slot, &deferred));
+                customer.deferred.push(deferred);
+            }
+        }
+    }
+
+    // ----- identity ------------------------------------------------------
+
+    /// The slot for `id`, created when `create` and unknown.
+    fn customer_slot(&mut self, id: &str, identified: bool) -> u32 {
+        if let Some(&slot) = self.ids.get(id) {
+            return slot;
+        }
+        let customer = Customer::new(id, identified);
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.customers[slot as usize] = Some(customer);
+                slot
+            }
+            None => {
+                self.customers.push(Some(customer));
+                (self.customers.len() - 1) as u32
+            }
+        };
+        self.ids.insert(id.into(), slot);
+        slot
+    }
+
+    /// Finds the person an event belongs to, linking `anonymousId` /
+    /// `previousId` to `userId` (merging two histories when both exist), so
+    /// state follows the person across devices.
+    fn resolve_identity(&mut self, event: &Event) -> u32 {
+        let other = event.previous_id.as_deref().or(event.anonymous_id.as_deref());
+        let Some(user) = event.user_id.as_deref() else {
+            return self.customer_slot(other.unwrap_or(DEFAULT_ENTITY), false);
+        };
+        let Some(other) = other.filter(|other| *other != user) else {
+            return self.customer_slot(user, true);
+        };
+        match (self.ids.get(user).copied(), self.ids.get(other).copied()) {
+            (Some(person), Some(device)) if person != device => {
+                self.merge(device, person);
+                person
+            }
+            (Some(person), Some(_)) => person,
+            (Some(person), None) => {
+                self.ids.insert(other.into(), person);
+                if let Some(customer) = self.customers[person as usize].as_mut() {
+                    customer.ids.push(other.into());
+                }
+                person
+            }
+            (None, Some(device)) => {
+                self.ids.insert(user.into(), device);
+                if let Some(customer) = self.customers[device as usize].as_mut() {
+                    customer.key = user.into();
+                    customer.identified = true;
+                    customer.ids.push(user.into());
+                }
+                device
+            }
+            (None, None) => {
+                let person = self.customer_slot(user, true);
+                self.ids.insert(other.into(), person);
+                if let Some(customer) = self.customers[person as usize].as_mut() {
+                    customer.ids.push(other.into());
+                }
+                person
+            }
+        }
+    }
+
+    /// Moves everything of customer `from` into `into`. Where both have state
+    /// for the same trigger and key, the identified person's wins.
+    fn merge(&mut self, from: u32, into: u32) {
+        let Some(source) = self.customers[from as usize].take() else {
+            return;
+        };
+        self.free_slots.push(from);
+        let Some(target) = self.customers[into as usize].as_mut() else {
+            return;
+        };
+        for id in &source.ids {
+            self.ids.insert(id.clone(), into);
+        }
+        target.ids.extend(source.ids);
+        target.seen.absorb(source.seen);
+        for cart in source.carts {
+            let existing = target.cart_mut(&cart.id);
+            for line in cart.lines {
+                match existing.lines.iter_mut().find(|l| l.product_id == line.product_id) {
+                    Some(known) => known.quantity += line.quantity,
+                    None => existing.lines.push(line),
+                }
+            }
+        }
+        target.sent.extend(source.sent);
+        target.sent.sort_by_key(|sent| sent.at);
+        let profile = &mut target.profile;
+        profile.timezone = profile.timezone.or(source.profile.timezone);
+        profile.birthday = profile.birthday.or(source.profile.birthday);
+        profile.consent |= source.profile.consent;
+        if let Some(hours) = source.profile.engagement_hours {
+            let mine = profile.engagement_hours.get_or_insert_with(|| Box::new([0; 24]));
+            for (mine, theirs) in mine.iter_mut().zip(hours.iter()) {
+                *mine = mine.saturating_add(*theirs);
+            }
+        }
+        for mut state in source.states {
+            let taken = target
+                .states
+                .iter()
+                .any(|mine| mine.trigger == state.trigger && mine.entity == state.entity);
+            if taken {
+                discard_state(&mut self.timers, &mut self.globals, from, state);
+                continue;
+            }
+            let token = target.token();
+            if let Some(ladder) = &state.ladder {
+                self.timers.remove(&TimerEntry { due: ladder.timer_at, customer: from, token: state.token, purpose: TimerPurpose::Ladder });
+                self.timers.insert(TimerEntry { due: ladder.timer_at, customer: into, token, purpose: TimerPurpose::Ladder });
+            }
+            if let Some(due) = state.window_close {
+                self.timers.remove(&TimerEntry { due, customer: from, token: state.token, purpose: TimerPurpose::WindowClose });
+                self.timers.insert(TimerEntry { due, customer: into, token, purpose: TimerPurpose::WindowClose });
+            }
+            state.token = token;
+            target.states.push(state);
+        }
+        for mut deferred in source.deferred {
+            self.timers.remove(&deferred_entry(from, &deferred));
+            deferred.token = target.token();
+            deferred.decision.user_id = target.key.to_string();
+            self.timers.insert(deferred_entry(into, &deferred));
+            target.deferred.push(deferred);
+        }
+    }
+}
+
+fn deferred_entry(slot: u32, deferred: &DeferredDecision) -> TimerEntry {
+    TimerEntry {
+        due: deferred.due,
+        customer: slot,
+        token: deferred.token,
+        purpose: TimerPurpose::Deferred,
+    }
+}
+
+/// Time zone, birthday, consent and engagement hours from an event.
+fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
+    if let Some(zone) = event.timezone.as_deref().and_then(|name| name.parse().ok()) {
+        customer.profile.timezone = Some(zone);
+    }
+    if let Some(birthday) = event.traits.get("birthday").and_then(Value::as_str).and_then(parse_month_day) {
+        customer.profile.birthday = Some(birthday);
+    }
+    let consent_source = match event.event_type {
+        EventType::Identify => event.traits.get("consent"),
+        _ if event.name == "Consent Updated" => event.properties.get("consent"),
+        _ => None,
+    };
+    if let Some(Value::Object(channels)) = consent_source {
+        for (channel, granted) in channels {
+            set_consent(plan, customer, channel, granted.as_bool().unwrap_or(false));
+        }
+    }
+    if event.name == "Consent Updated" {
+        if let (Some(channel), Some(granted)) = (event.property_text("channel"), event.properties.get("granted").and_then(Value::as_bool)) {
+            set_consent(plan, customer, &channel, granted);
+        }
+    }
+    if plan.pipeline.policy.feedback_events.contains(&event.name) {
+        let zone = policy::zone_of(plan, customer);
+        let hour = local_hour(event.time, zone);
+        let hours = customer.profile.engagement_hours.get_or_insert_with(|| Box::new([0; 24]));
+        hours[hour] = hours[hour].saturating_add(1);
+    }
+}
+
+fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: bool) {
+    let bit = 1u32 << plan.channel_index(channel);
+    if granted {
+        customer.profile.consent |= bit;
+    } else {
+        customer.profile.consent &= !bit;
+    }
+}
+
+/// Maintains cart contents from the Segment e-commerce events. Returns the
+/// id of a cart this event emptied.
+fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Option<String> {
+    const MAX_LINES: usize = 50;
+    if event.event_type != EventType::Track {
+        return None;
+    }
+    let cart_id = || event.property_text("cart_id").unwrap_or_else(|| DEFAULT_ENTITY.to_string());
+    let product = || event.property_text("product_id").unwrap_or_else(|| "unknown".to_string());
+    let quantity = event.property_number("quantity").map(|q| q.max(0.0) as u32).unwrap_or(1);
+    match event.name.as_str() {
+        "Product Added" => {
+            let id = cart_id();
+            if customer.carts.len() >= max_carts && !customer.carts.iter().any(|c| *c.id == *id) {
+                customer.carts.remove(0);
+            }
+            let price = event.property_number("price").unwrap_or(0.0);
+            let product = product();
+            let cart = customer.cart_mut(&id);
+            match cart.lines.iter().position(|line| *line.product_id == *product) {
+                Some(index) => {
+                    let line = &mut cart.lines[index];
+                    line.quantity = line.quantity.saturating_add(quantity);
+                    line.price = price;
+                }
+                None if cart.lines.len() < MAX_LINES => cart.lines.push(crate::customer::CartLine { product_id: product.into(), quantity, price }),
+                None => {}
+            }
+            None
+        }
+        "Product Removed" => {
+            let id = cart_id();
+            let product = product();
+            let position = customer.carts.iter().position(|c| *c.id == *id)?;
+            let cart = &mut customer.carts[position];
+            if let Some(line) = cart.lines.iter_mut().find(|line| *line.product_id == *product) {
+                line.quantity = line.quantity.saturating_sub(quantity);
+            }
+            cart.lines.retain(|line| line.quantity > 0);
+            if cart.lines.is_empty() {
+                customer.carts.swap_remove(position);
+                return Some(id);
+            }
+            None
+        }
+        "Order Completed" => {
+            match event.property_text("cart_id") {
+                Some(id) => customer.carts.retain(|c| *c.id != *id),
+                None => customer.carts.clear(),
+            }
+            None
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,171 @@
+//! State that is not per customer: global rates (complaint spikes), the rank
+//! distributions behind "top 5 %" bands, and the marketing circuit breaker.
+
+use kairos_model::{Span, Timestamp};
+use std::collections::VecDeque;
+
+/// Engine-wide state.
+#[derive(Debug, Default)]
+pub struct Globals {
+    /// Marketing is paused until this time (circuit breaker).
+    pub breaker_until: Timestamp,
+    /// Per trigger index: rate memory for `rate` triggers.
+    pub rates: Vec<Option<RateMemory>>,
+    /// Per trigger index: distribution of customer aggregates for `top_percent`.
+    pub ranks: Vec<Option<RankHistogram>>,
+}
+
+/// Event counts in fixed buckets, enough to cover the baseline plus the window.
+#[derive(Debug)]
+pub struct RateMemory {
+    /// Bucket length (window / 6).
+    pub bucket: Span,
+    /// (bucket index, count), oldest first.
+    pub buckets: VecDeque<(i64, u64)>,
+    /// First event time ever counted (no alarm before a full baseline exists).
+    pub first_seen: Timestamp,
+    /// When it last matched (at most one match per window).
+    pub last_match: Option<Timestamp>,
+}
+
+impl RateMemory {
+    /// Buckets per window: finer buckets make the "last hour" closer to sliding.
+    pub const BUCKETS_PER_WINDOW: i64 = 6;
+
+    /// Empty memory for a window.
+    pub fn new(window: Span, now: Timestamp) -> RateMemory {
+        RateMemory {
+            bucket: Span((window.0 / Self::BUCKETS_PER_WINDOW).max(1)),
+            buckets: VecDeque::new(),
+            first_seen: now,
+            last_match: None,
+        }
+    }
+
+    /// Counts one event and forgets buckets older than `keep`.
+    pub fn count(&mut self, now: Timestamp, keep: Span) {
+        let index = now.0.div_euclid(self.bucket.0);
+        match self.buckets.back_mut() {
+            Some((last, count)) if *last == index => *count += 1,
+            _ => self.buckets.push_back((index, 1)),
+        }
+        let oldest = index - keep.0 / self.bucket.0 - 1;
+        while self.buckets.front().is_some_and(|(i, _)| *i < oldest) {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// (count in the current window, average count per window over the baseline before it).
+    pub fn current_and_baseline(&self, now: Timestamp, window: Span, baseline: Span) -> (u64, f64) {
+        let index = now.0.div_euclid(self.bucket.0);
+        let window_buckets = Self::BUCKETS_PER_WINDOW;
+        let baseline_buckets = baseline.0 / self.bucket.0;
+        let current_start = index - window_buckets + 1;
+        let baseline_start = current_start - baseline_buckets;
+        let mut current = 0;
+        let mut previous = 0;
+        for (i, count) in &self.buckets {
+            if *i >= current_start && *i <= index {
+                current += count;
+            } else if *i >= baseline_start && *i < current_start {
+                previous += count;
+            }
+        }
+        let windows_in_baseline = (baseline.0 as f64 / window.0 as f64).max(1.0);
+        (current, previous as f64 / windows_in_baseline)
+    }
+}
+
+/// A log-bucketed histogram of positive values, one entry per customer: the
+/// "top p %" cut-off is read from it in `O(buckets)` without sorting customers.
+/// Deterministic, and a customer's entry moves when their aggregate changes.
+#[derive(Debug)]
+pub struct RankHistogram {
+    counts: Vec<u32>,
+    total: u64,
+}
+
+impl Default for RankHistogram {
+    fn default() -> Self {
+        RankHistogram {
+            counts: vec![0; Self::BUCKETS],
+            total: 0,
+        }
+    }
+}
+
+impl RankHistogram {
+    /// 5 % wide buckets from 0.01 up to ~10^12.
+    const BUCKETS: usize = 1200;
+    const GROWTH: f64 = 1.05;
+    const SMALLEST: f64 = 0.01;
+
+    fn bucket(value: f64) -> usize {
+        if value <= Self::SMALLEST {
+            return 0;
+        }
+        let index = (value / Self::SMALLEST).ln() / Self::GROWTH.ln();
+        (index as usize + 1).min(Self::BUCKETS - 1)
+    }
+
+    /// Adds a customer's value.
+    pub fn insert(&mut self, value: f64) {
+        self.counts[Self::bucket(value)] += 1;
+        self.total += 1;
+    }
+
+    /// Removes a value previously inserted.
+    pub fn remove(&mut self, value: f64) {
+        let bucket = &mut self.counts[Self::bucket(value)];
+        if *bucket > 0 {
+            *bucket -= 1;
+            self.total -= 1;
+        }
+    }
+
+    /// Customers ranked.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether `value` is within the top `percent` of the ranked values: the
+    /// number of values in strictly higher buckets is below `percent` of all.
+    pub fn in_top(&self, value: f64, percent: f64) -> bool {
+        let bucket = Self::bucket(value);
+        let above: u64 = self.counts[bucket + 1..].iter().map(|&c| u64::from(c)).sum();
+        (above as f64) < self.total as f64 * percent / 100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_percent_of_a_hundred_customers() {
+        let mut ranks = RankHistogram::default();
+        for value in 1..=100 {
+            ranks.insert(f64::from(value) * 10.0);
+        }
+        assert!(ranks.in_top(1000.0, 5.0));
+        assert!(ranks.in_top(960.0, 5.0));
+        assert!(!ranks.in_top(900.0, 5.0));
+        ranks.remove(1000.0);
+        assert_eq!(ranks.len(), 99);
+    }
+
+    #[test]
+    fn rate_compares_window_with_baseline_average() {
+        let hour = Span::HOUR;
+        let mut rate = RateMemory::new(hour, Timestamp(0));
+        for h in 0..24 {
+            for _ in 0..10 {
+                rate.count(Timestamp(h * hour.0 + 1), hour * 30);
+            }
+        }
+        let now = Timestamp(24 * hour.0 - 1);
+        let (current, baseline) = rate.current_and_baseline(now, hour, hour * 10);
+        assert_eq!(current, 10);
+        assert!((baseline - 10.0).abs() < 1e-9);
+    }
+}

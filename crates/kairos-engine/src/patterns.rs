@@ -1,0 +1,848 @@
+//! The pattern kinds: how each reacts to an event and to its timers.
+//!
+//! Every match goes through a *ladder* (see `config`): step 1 is due at
+//! `anchor + at`. Even immediate matches (`at = 0s`) are timers due at the
+//! event's time, so they fire only after every event with an event time
+//! ≤ that instant has been applied — the tie rule that makes an order at
+//! exactly add + 30 min cancel the reminder.
+
+use crate::config::{Bound, CountFire, Offset, Pattern, ScheduleSource, Trigger, Window};
+use crate::customer::{CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory};
+use crate::decision::Decision;
+use crate::globals::{Globals, RankHistogram};
+use crate::local_time::{local, next_yearly, period_of};
+use crate::matching::{event_keys, matches, matches_any, resolve_offset, EventKeys, DEFAULT_ENTITY};
+use crate::plan::Plan;
+use crate::policy::{zone_of, Candidate};
+use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
+use kairos_model::ids::{basis_points, stable_hash};
+use kairos_model::{Event, Span, Timestamp};
+use serde_json::{json, Map, Value};
+
+/// How many causing message ids a ladder or window remembers.
+const MAX_REASON_EVENTS: usize = 8;
+/// How many activity times a cadence remembers.
+const MAX_HISTORY: usize = 12;
+
+/// Everything a pattern may touch while handling one customer.
+pub struct Ctx<'a> {
+    /// The compiled pipeline.
+    pub plan: &'a Plan,
+    /// The timer table.
+    pub timers: &'a mut TimerTable,
+    /// Global state.
+    pub globals: &'a mut Globals,
+    /// The customer.
+    pub customer: &'a mut Customer,
+    /// Its slot.
+    pub cid: u32,
+    /// Processing time (never goes backwards).
+    pub now: Timestamp,
+}
+
+impl Ctx<'_> {
+    fn find(&self, trigger: u16, entity: Option<&str>) -> Option<usize> {
+        self.customer
+            .states
+            .iter()
+            .position(|state| state.trigger == trigger && state.entity.as_deref() == entity)
+    }
+
+    fn find_token(&self, token: u32) -> Option<usize> {
+        self.customer.states.iter().position(|state| state.token == token)
+    }
+
+    fn find_or_insert(&mut self, trigger: u16, entity: Option<&str>, memory: impl FnOnce() -> Memory) -> usize {
+        if let Some(index) = self.find(trigger, entity) {
+            return index;
+        }
+        if entity.is_some() {
+            let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);
+            let mut same: Vec<(u32, usize)> = self
+                .customer
+                .states
+                .iter()
+                .enumerate()
+                .filter(|(_, state)| state.trigger == trigger)
+                .map(|(index, state)| (state.token, index))
+                .collect();
+            if same.len() >= limit {
+                same.sort_unstable();
+                self.remove_state(same[0].1);
+            }
+        }
+        let token = self.customer.token();
+        self.customer.states.push(KeyedState {
+            trigger,
+            token,
+            entity: entity.map(Into::into),
+            memory: memory(),
+            ladder: None,
+            window_close: None,
+        });
+        self.customer.states.len() - 1
+    }
+
+    /// Drops a keyed state and everything hanging off it.
+    pub fn remove_state(&mut self, index: usize) {
+        let state = self.customer.states.swap_remove(index);
+        discard_state(self.timers, self.globals, self.cid, state);
+    }
+
+    fn timer(&self, due: Timestamp, token: u32, purpose: TimerPurpose) -> TimerEntry {
+        TimerEntry {
+            due,
+            customer: self.cid,
+            token,
+            purpose,
+        }
+    }
+
+    /// Starts (or restarts) the ladder of a state at `anchor`.
+    fn start_ladder(&mut self, index: usize, anchor: Timestamp, first_at: Span, events: Vec<Box<str>>, properties: Vec<(String, Value)>) {
+        let trigger_index = self.customer.states[index].trigger;
+        let trigger = self.plan.trigger(trigger_index);
+        let variant = pick_variant(self.plan, trigger, &self.customer.key);
+        let first_at = trigger
+            .variants
+            .get(usize::from(variant))
+            .and_then(|v| v.first_step_at)
+            .unwrap_or(first_at);
+        let due = (anchor + first_at).max(self.now);
+        let token = self.customer.states[index].token;
+        let state = &mut self.customer.states[index];
+        match &mut state.ladder {
+            Some(ladder) if ladder.next_step == 0 && due >= ladder.timer_at => {
+                // Only later: leave the timer where it is and move it when it
+                // fires (cheap restarts for busy carts and activity streams).
+                ladder.anchor = anchor;
+                ladder.first_at = first_at;
+                ladder.due = due;
+                ladder.variant = variant;
+                ladder.events.extend(events);
+                let excess = ladder.events.len().saturating_sub(MAX_REASON_EVENTS);
+                ladder.events.drain(..excess);
+                ladder.properties = properties;
+            }
+            existing => {
+                let mut kept_events = Vec::new();
+                if let Some(old) = existing.take() {
+                    if old.next_step == 0 {
+                        kept_events = old.events;
+                    }
+                    self.timers.remove(&TimerEntry { due: old.timer_at, customer: self.cid, token, purpose: TimerPurpose::Ladder });
+                }
+                kept_events.extend(events);
+                let excess = kept_events.len().saturating_sub(MAX_REASON_EVENTS);
+                kept_events.drain(..excess);
+                *existing = Some(Box::new(Ladder {
+                    anchor,
+                    first_at,
+                    next_step: 0,
+                    due,
+                    timer_at: due,
+                    variant,
+                    events: kept_events,
+                    properties,
+                }));
+                self.timers.insert(TimerEntry { due, customer: self.cid, token, purpose: TimerPurpose::Ladder });
+            }
+        }
+    }
+
+    /// Cancels the pending ladder (and deferred decisions) of a state.
+    fn cancel_ladder(&mut self, index: usize) {
+        let token = self.customer.states[index].token;
+        let trigger = self.customer.states[index].trigger;
+        if let Some(ladder) = self.customer.states[index].ladder.take() {
+            self.timers.remove(&self.timer(ladder.timer_at, token, TimerPurpose::Ladder));
+        }
+        let entity = self.customer.states[index].entity.clone();
+        let timers = &mut *self.timers;
+        let cid = self.cid;
+        self.customer.deferred.retain(|deferred| {
+            let cancel = deferred.trigger == trigger && deferred.entity == entity;
+            if cancel {
+                timers.remove(&TimerEntry { due: deferred.due, customer: cid, token: deferred.token, purpose: TimerPurpose::Deferred });
+            }
+            !cancel
+        });
+        let state = &self.customer.states[index];
+        if matches!(state.memory, Memory::None) && state.window_close.is_none() {
+            self.remove_state(index);
+        }
+    }
+
+    /// Cancels ladders of `trigger` for the keys an event addresses (all of
+    /// the customer's keys when the event lacks the key property).
+    fn cancel_for_keys(&mut self, trigger: u16, keys: &EventKeys) {
+        let mut index = self.customer.states.len();
+        while index > 0 {
+            index -= 1;
+            let state = &self.customer.states[index];
+            if state.trigger != trigger || state.ladder.is_none() {
+                continue;
+            }
+            let addressed = match keys {
+                EventKeys::Customer | EventKeys::Missing => true,
+                EventKeys::Entities(list) => state.entity.as_deref().is_some_and(|entity| list.iter().any(|k| k == entity)),
+            };
+            if addressed {
+                self.cancel_ladder(index);
+            }
+        }
+    }
+}
+
+/// Cancels a removed state's timers and withdraws its rank contribution.
+pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, state: KeyedState) {
+    if let Some(ladder) = &state.ladder {
+        timers.remove(&TimerEntry { due: ladder.timer_at, customer: cid, token: state.token, purpose: TimerPurpose::Ladder });
+    }
+    if let Some(due) = state.window_close {
+        timers.remove(&TimerEntry { due, customer: cid, token: state.token, purpose: TimerPurpose::WindowClose });
+    }
+    if let Memory::Measure(measure) = &state.memory {
+        if let (Some(value), Some(Some(ranks))) = (measure.ranked_value, globals.ranks.get_mut(usize::from(state.trigger))) {
+            ranks.remove(value);
+        }
+    }
+}
+
+/// The variant a customer gets for a trigger (`u8::MAX`: none configured).
+fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
+    let total: u32 = trigger.variants.iter().map(|v| v.weight).sum();
+    if total == 0 {
+        return u8::MAX;
+    }
+    let point = basis_points(plan.pipeline.settings.seed, &[b"variant", trigger.id.as_bytes(), customer_key.as_bytes()]) % total;
+    let mut cumulative = 0;
+    for (index, variant) in trigger.variants.iter().enumerate() {
+        cumulative += variant.weight;
+        if point < cumulative {
+            return index as u8;
+        }
+    }
+    u8::MAX
+}
+
+/// Properties of the anchor event a ladder needs later (offsets and payload).
+fn kept_properties(trigger: &Trigger, event: &Event) -> Vec<(String, Value)> {
+    let offset_properties = trigger.steps.iter().filter_map(|step| match &step.at {
+        Offset::ByProperty { property, .. } => Some(property),
+        _ => None,
+    });
+    let mut kept = Vec::new();
+    for name in trigger.payload.properties.iter().chain(offset_properties) {
+        if let Some(value) = event.properties.get(name) {
+            if !kept.iter().any(|(known, _): &(String, Value)| known == name) {
+                kept.push((name.clone(), value.clone()));
+            }
+        }
+    }
+    kept
+}
+
+fn entity_list(keys: &EventKeys) -> Vec<Option<&str>> {
+    match keys {
+        EventKeys::Customer => vec![None],
+        EventKeys::Missing => vec![Some(DEFAULT_ENTITY)],
+        EventKeys::Entities(list) => list.iter().map(|key| Some(key.as_str())).collect(),
+    }
+}
+
+fn fixed_first_offset(trigger: &Trigger, properties: &[(String, Value)]) -> Option<Span> {
+    trigger.steps.first().and_then(|step| resolve_offset(&step.at, properties))
+}
+
+/// Handles one event for one customer trigger. `emptied_cart` names a cart
+/// this event emptied.
+pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_cart: Option<&str>) {
+    let plan = ctx.plan;
+    let trigger = plan.trigger(trigger_index);
+    let stores = &plan.pipeline.stores;
+    let keys = event_keys(&trigger.key, event);
+    let message: Box<str> = event.message_id.as_str().into();
+    if matches_any(&trigger.cancel_on, event, stores) {
+        ctx.cancel_for_keys(trigger_index, &keys);
+    }
+    match &trigger.pattern {
+        Pattern::Absence { start, cancel, restart, cancel_when_cart_empty } => {
+            if matches_any(cancel, event, stores) {
+                ctx.cancel_for_keys(trigger_index, &keys);
+            }
+            if let (true, Some(cart)) = (*cancel_when_cart_empty, emptied_cart) {
+                let cart_keys = match trigger.key {
+                    crate::config::KeySpec::Customer if ctx.customer.carts.iter().all(|c| c.lines.is_empty()) => Some(EventKeys::Customer),
+                    crate::config::KeySpec::Customer => None,
+                    _ => Some(EventKeys::Entities(vec![cart.to_string()])),
+                };
+                if let Some(cart_keys) = cart_keys {
+                    ctx.cancel_for_keys(trigger_index, &cart_keys);
+                }
+            }
+            if matches(start, event, stores) {
+                let properties = kept_properties(trigger, event);
+                let Some(first_at) = fixed_first_offset(trigger, &properties) else { return };
+                for entity in entity_list(&keys) {
+                    let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
+                    if !restart && ctx.customer.states[index].ladder.is_some() {
+                        continue;
+                    }
+                    ctx.start_ladder(index, event.time, first_at, vec![message.clone()], properties.clone());
+                }
+            }
+        }
+        Pattern::Inactivity { activity } => {
+            if !matches(activity, event, stores) {
+                return;
+            }
+            let properties = kept_properties(trigger, event);
+            for entity in entity_list(&keys) {
+                let index = ctx.find_or_insert(trigger_index, entity, || Memory::History(Vec::new()));
+                let history = match &mut ctx.customer.states[index].memory {
+                    Memory::History(history) => history,
+                    _ => continue,
+                };
+                if history.last() != Some(&event.time) {
+                    let position = history.partition_point(|t| *t <= event.time);
+                    history.insert(position, event.time);
+                    if history.len() > MAX_HISTORY {
+                        history.remove(0);
+                    }
+                }
+                let first_at = match &trigger.steps[0].at {
+                    Offset::Cadence { multiplier, floor, min_history, sparse_floor } => {
+                        cadence_offset(history, *multiplier, *floor, *min_history, *sparse_floor)
+                    }
+                    other => resolve_offset(other, &properties),
+                };
+                let latest = *history.last().unwrap_or(&event.time);
+                match first_at {
+                    Some(first_at) => ctx.start_ladder(index, latest, first_at, vec![message.clone()], properties.clone()),
+                    None => {
+                        if ctx.customer.states[index].ladder.is_some() {
+                            ctx.cancel_ladder(index);
+                        }
+                    }
+                }
+            }
+        }
+        Pattern::Count { event: counted, min, window, group_by, unless, fire } => {
+            let is_counted = matches(counted, event, stores);
+            let is_unless = matches_any(unless, event, stores);
+            if !is_counted && !is_unless {
+                return;
+            }
+            let zone = zone_of(plan, ctx.customer);
+            for entity in entity_list(&keys) {
+                let index = ctx.find_or_insert(trigger_index, entity, || Memory::Count(Box::default()));
+                let now = event.time;
+                let token = ctx.customer.states[index].token;
+                let state = &mut ctx.customer.states[index];
+                let Memory::Count(memory) = &mut state.memory else { continue };
+                // Which window this event falls in; a new window starts fresh.
+                let window_id = match window {
+                    Window::Tumbling(size) => tumbling_index(now, *size, zone),
+                    Window::Sliding(_) => 0,
+                    Window::Session(gap) => {
+                        if memory.last != Timestamp::default() && now - memory.last > *gap {
+                            memory.last.0 + 1
+                        } else {
+                            memory.window
+                        }
+                    }
+                };
+                if window_id != memory.window || memory.last == Timestamp::default() {
+                    **memory = CountMemory { window: if let Window::Session(_) = window { now.0 } else { window_id }, ..CountMemory::default() };
+                }
+                memory.last = memory.last.max(now);
+                if is_unless {
+                    memory.unless_at = Some(now);
+                }
+                let mut matched_group = None;
+                if is_counted {
+                    if memory.events.len() < MAX_REASON_EVENTS {
+                        memory.events.push(message.clone());
+                    }
+                    for group in group_values(group_by, event) {
+                        let position = match memory.groups.iter().position(|g| *g.value == *group) {
+                            Some(position) => position,
+                            None => {
+                                if memory.groups.len() >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2 {
+                                    continue;
+                                }
+                                memory.groups.push(CountGroup { value: group.into(), ..CountGroup::default() });
+                                memory.groups.len() - 1
+                            }
+                        };
+                        let g = &mut memory.groups[position];
+                        g.count += 1;
+                        let mut reached = g.count >= *min;
+                        if let Window::Sliding(size) = window {
+                            g.recent.push(now);
+                            if g.recent.len() > *min as usize {
+                                g.recent.remove(0);
+                            }
+                            reached = g.recent.len() >= *min as usize && now - g.recent[0] < *size;
+                        }
+                        let blocked = match (window, memory.unless_at) {
+                            (Window::Sliding(size), Some(at)) => now - at < *size,
+                            (_, unless_at) => unless_at.is_some(),
+                        };
+                        if *fire == CountFire::OnReach && reached && !g.fired && !blocked && matched_group.is_none() {
+                            g.fired = true;
+                            if let Window::Sliding(_) = window {
+                                g.recent.clear();
+                                g.fired = false;
+                            }
+                            matched_group = Some(g.value.to_string());
+                        }
+                    }
+                }
+                let events = memory.events.clone();
+                // Window-close timers: tumbling windows close at their end,
+                // sessions `gap` after the last event.
+                let close_at = match (fire, window) {
+                    (CountFire::OnClose, Window::Session(gap)) => Some(memory.last + *gap),
+                    (CountFire::OnClose, Window::Tumbling(size)) => Some(tumbling_end(now, *size, zone)),
+                    _ => None,
+                };
+                if let Some(close_at) = close_at {
+                    if state.window_close != Some(close_at) {
+                        if let Some(old) = state.window_close.take() {
+                            ctx.timers.remove(&TimerEntry { due: old, customer: ctx.cid, token, purpose: TimerPurpose::WindowClose });
+                        }
+                        state.window_close = Some(close_at);
+                        ctx.timers.insert(TimerEntry { due: close_at, customer: ctx.cid, token, purpose: TimerPurpose::WindowClose });
+                    }
+                }
+                if let Some(group) = matched_group {
+                    let mut properties = kept_properties(trigger, event);
+                    properties.push(("group".to_string(), Value::String(group)));
+                    if let Some(first_at) = fixed_first_offset(trigger, &properties) {
+                        ctx.start_ladder(index, now, first_at, events, properties);
+                    }
+                }
+            }
+        }
+        Pattern::Sequence { first, then, within } => {
+            for entity in entity_list(&keys) {
+                if matches(then, event, stores) {
+                    if let Some(index) = ctx.find(trigger_index, entity) {
+                        if let Memory::Sequence { at, message: first_message } = &ctx.customer.states[index].memory {
+                            if event.time - *at <= *within && event.time >= *at {
+                                let events = vec![first_message.clone(), message.clone()];
+                                ctx.customer.states[index].memory = Memory::None;
+                                let properties = kept_properties(trigger, event);
+                                if let Some(first_at) = fixed_first_offset(trigger, &properties) {
+                                    ctx.start_ladder(index, event.time, first_at, events, properties);
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                }
+                if matches(first, event, stores) {
+                    let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
+                    ctx.customer.states[index].memory = Memory::Sequence { at: event.time, message: message.clone() };
+                }
+            }
+        }
+        Pattern::Schedule { source } => on_schedule_event(ctx, trigger_index, source, event, message),
+        Pattern::Threshold { measure, bound } => {
+            if !matches(&measure.event, event, stores) {
+                return;
+            }
+            let amount = match &measure.property {
+                Some(property) => event.property_number(property).unwrap_or(0.0),
+                None => 1.0,
+            };
+            let spans = if let Bound::DropPercent(_) = bound { 2 } else { 1 };
+            let bucket_width = Span((measure.window.0 / MeasureMemory::BUCKETS_PER_WINDOW).max(1));
+            let index = ctx.find_or_insert(trigger_index, None, || {
+                Memory::Measure(Box::new(MeasureMemory { newest: 0, buckets: Vec::new(), matched: None, ranked_value: None }))
+            });
+            let Memory::Measure(memory) = &mut ctx.customer.states[index].memory else { return };
+            memory.add(event.time, bucket_width, MeasureMemory::BUCKETS_PER_WINDOW as usize * spans, amount);
+            let current = memory.sum(0, MeasureMemory::BUCKETS_PER_WINDOW as usize);
+            let band: Option<u16> = match bound {
+                Bound::AtLeast(limit) => (current >= *limit).then_some(0),
+                Bound::NearNextTier { tiers, within_percent } => tiers
+                    .iter()
+                    .position(|tier| current < *tier)
+                    .filter(|&next| current >= tiers[next] * (1.0 - within_percent / 100.0))
+                    .map(|next| next as u16),
+                Bound::TopPercent(percent) => {
+                    let slot = usize::from(trigger_index);
+                    if ctx.globals.ranks.len() <= slot {
+                        ctx.globals.ranks.resize_with(slot + 1, || None);
+                    }
+                    let ranks = ctx.globals.ranks[slot].get_or_insert_with(RankHistogram::default);
+                    if let Some(old) = memory.ranked_value.take() {
+                        ranks.remove(old);
+                    }
+                    ranks.insert(current);
+                    memory.ranked_value = Some(current);
+                    (ranks.len() >= 20 && ranks.in_top(current, *percent)).then_some(0)
+                }
+                Bound::DropPercent(percent) => {
+                    let previous = memory.sum(MeasureMemory::BUCKETS_PER_WINDOW as usize, MeasureMemory::BUCKETS_PER_WINDOW as usize);
+                    (previous > 0.0 && current <= previous * (1.0 - percent / 100.0)).then_some(0)
+                }
+            };
+            let newly = band.is_some() && band != memory.matched;
+            memory.matched = band;
+            if newly {
+                let mut properties = kept_properties(trigger, event);
+                properties.push(("value".to_string(), json!(current)));
+                if let Some(first_at) = fixed_first_offset(trigger, &properties) {
+                    ctx.start_ladder(index, event.time, first_at, vec![message], properties);
+                }
+            }
+        }
+        Pattern::Rate { .. } => {}
+    }
+}
+
+impl MeasureMemory {
+    /// Buckets per window of a rolling aggregate.
+    pub const BUCKETS_PER_WINDOW: i64 = 12;
+
+    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) {
+        let index = time.0.div_euclid(width.0);
+        if self.buckets.is_empty() {
+            self.newest = index;
+            self.buckets = vec![0.0; keep];
+        } else if index > self.newest {
+            let shift = (index - self.newest) as usize;
+            if shift >= keep {
+                self.buckets.iter_mut().for_each(|b| *b = 0.0);
+            } else {
+                self.buckets.rotate_right(shift);
+                self.buckets[..shift].iter_mut().for_each(|b| *b = 0.0);
+            }
+            self.newest = index;
+        }
+        // Late amounts land in their own (older) bucket when still kept.
+        let age = (self.newest - index) as usize;
+        if let Some(bucket) = self.buckets.get_mut(age) {
+            *bucket += amount;
+        }
+    }
+
+    fn sum(&self, from: usize, count: usize) -> f64 {
+        self.buckets.iter().skip(from).take(count).sum()
+    }
+}
+
+/// k × the median gap between activities, at least `floor`; with too little
+/// history, `sparse_floor`.
+pub fn cadence_offset(history: &[Timestamp], multiplier: f64, floor: Span, min_history: u32, sparse_floor: Option<Span>) -> Option<Span> {
+    if history.len() < min_history.max(2) as usize {
+        return sparse_floor;
+    }
+    let mut gaps: Vec<i64> = history.windows(2).map(|pair| pair[1].0 - pair[0].0).collect();
+    gaps.sort_unstable();
+    let middle = gaps.len() / 2;
+    let median = if gaps.len() % 2 == 0 { (gaps[middle - 1] + gaps[middle]) / 2 } else { gaps[middle] };
+    Some(Span((median as f64 * multiplier) as i64).max(floor))
+}
+
+fn tumbling_offset_ms(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> i64 {
+    if size.0 % Span::DAY.0 == 0 {
+        local(time, zone).map(|l| i64::from(l.offset().fix().local_minus_utc()) * 1000).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+fn tumbling_index(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> i64 {
+    (time.0 + tumbling_offset_ms(time, size, zone)).div_euclid(size.0.max(1))
+}
+
+fn tumbling_end(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> Timestamp {
+    let offset = tumbling_offset_ms(time, size, zone);
+    Timestamp((tumbling_index(time, size, zone) + 1) * size.0.max(1) - offset)
+}
+
+use chrono::Offset as _;
+
+/// The group labels an event counts under (`product_id=p1`, ...).
+fn group_values(group_by: &[String], event: &Event) -> Vec<String> {
+    if group_by.is_empty() {
+        return vec![String::new()];
+    }
+    group_by
+        .iter()
+        .filter_map(|property| event.property_text(property).map(|value| format!("{property}={value}")))
+        .collect()
+}
+
+fn on_schedule_event(ctx: &mut Ctx<'_>, trigger_index: u16, source: &ScheduleSource, event: &Event, message: Box<str>) {
+    let plan = ctx.plan;
+    let trigger = plan.trigger(trigger_index);
+    let stores = &plan.pipeline.stores;
+    let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+    match source {
+        ScheduleSource::YearlyTrait { .. } => {
+            let Some(date) = ctx.customer.profile.birthday else { return };
+            let index = ctx.find_or_insert(trigger_index, None, || Memory::Yearly { date: (0, 0) });
+            let unchanged = matches!(ctx.customer.states[index].memory, Memory::Yearly { date: known } if known == date);
+            if unchanged && ctx.customer.states[index].ladder.is_some() {
+                return;
+            }
+            ctx.customer.states[index].memory = Memory::Yearly { date };
+            schedule_yearly(ctx, index, trigger_index, ctx.now, vec![message]);
+        }
+        ScheduleSource::EventTime { event: wanted, property, default_after } => {
+            if !matches(wanted, event, stores) {
+                return;
+            }
+            let anchor = event
+                .properties
+                .get(property)
+                .and_then(Value::as_str)
+                .and_then(|text| Timestamp::parse_rfc3339(text).ok())
+                .unwrap_or(event.time + *default_after);
+            let properties = kept_properties(trigger, event);
+            let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
+            ctx.start_ladder(index, anchor, first_at, vec![message], properties);
+        }
+        ScheduleSource::PeriodEnd { period, condition } => {
+            if !matches(&condition.event, event, stores) {
+                return;
+            }
+            let zone = zone_of(plan, ctx.customer);
+            let Some((period_index, end)) = period_of(event.time, *period, zone) else { return };
+            let amount = match &condition.property {
+                Some(property) => event.property_number(property).unwrap_or(0.0),
+                None => 1.0,
+            };
+            let keep = condition.periods.max(1) as usize;
+            let index = ctx.find_or_insert(trigger_index, None, || Memory::Periods { period: period_index, sums: vec![0.0; keep] });
+            if let Memory::Periods { period, sums } = &mut ctx.customer.states[index].memory {
+                roll_periods(period, sums, period_index, keep);
+                if period_index == *period {
+                    sums[0] += amount;
+                }
+            }
+            if ctx.customer.states[index].ladder.is_none() {
+                ctx.start_ladder(index, end, first_at, vec![message], Vec::new());
+            }
+        }
+    }
+}
+
+fn roll_periods(period: &mut i64, sums: &mut Vec<f64>, to: i64, keep: usize) {
+    if to > *period {
+        let shift = (to - *period) as usize;
+        for _ in 0..shift.min(keep) {
+            sums.insert(0, 0.0);
+        }
+        sums.truncate(keep);
+        *period = to;
+    }
+}
+
+fn schedule_yearly(ctx: &mut Ctx<'_>, index: usize, trigger_index: u16, after: Timestamp, events: Vec<Box<str>>) {
+    let trigger = ctx.plan.trigger(trigger_index);
+    let (ScheduleSource::YearlyTrait { minute_of_day, .. }, Memory::Yearly { date: (month, day) }) =
+        (match &trigger.pattern {
+            Pattern::Schedule { source } => source,
+            _ => return,
+        }, &ctx.customer.states[index].memory)
+    else {
+        return;
+    };
+    let (month, day, minute) = (*month, *day, *minute_of_day);
+    let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+    let zone = zone_of(ctx.plan, ctx.customer);
+    if let Some(anchor) = next_yearly(after - first_at, month, day, minute, zone) {
+        if let Some(old) = ctx.customer.states[index].ladder.take() {
+            let token = ctx.customer.states[index].token;
+            ctx.timers.remove(&TimerEntry { due: old.timer_at, customer: ctx.cid, token, purpose: TimerPurpose::Ladder });
+        }
+        ctx.start_ladder(index, anchor, first_at, events, Vec::new());
+    }
+}
+
+/// A ladder timer came due. Returns the decision candidate for the step (if
+/// the step's condition holds) and schedules the next step.
+pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<Candidate> {
+    let index = ctx.find_token(token)?;
+    let state = &mut ctx.customer.states[index];
+    let ladder = state.ladder.as_mut()?;
+    if ladder.timer_at != due {
+        return None;
+    }
+    if ladder.due > due {
+        // Restarted since the timer was placed: move it to the real deadline.
+        ladder.timer_at = ladder.due;
+        ctx.timers.insert(TimerEntry { due: ladder.due, customer: ctx.cid, token, purpose: TimerPurpose::Ladder });
+        return None;
+    }
+    let trigger_index = state.trigger;
+    let trigger = ctx.plan.trigger(trigger_index);
+    let step = usize::from(ladder.next_step);
+    let holds = match &trigger.pattern {
+        Pattern::Schedule { source: ScheduleSource::PeriodEnd { condition, period } } => {
+            let zone = zone_of(ctx.plan, ctx.customer);
+            let state = &mut ctx.customer.states[index];
+            match (&mut state.memory, period_of(due, *period, zone)) {
+                (Memory::Periods { period, sums }, Some((current, _))) => {
+                    let keep = condition.periods.max(1) as usize;
+                    roll_periods(period, sums, current, keep);
+                    sums.iter().all(|sum| *sum < condition.below)
+                }
+                _ => false,
+            }
+        }
+        _ => true,
+    };
+    let candidate = holds.then(|| build_candidate(ctx, index, step, due));
+    // Next step, or the end of this ladder.
+    let state = &mut ctx.customer.states[index];
+    let ladder = state.ladder.as_mut()?;
+    let next = step + 1;
+    if next < trigger.steps.len() {
+        let at = resolve_offset(&trigger.steps[next].at, &ladder.properties).unwrap_or(Span::ZERO);
+        let next_due = (ladder.anchor + at).max(due);
+        ladder.next_step = next as u8;
+        ladder.due = next_due;
+        ladder.timer_at = next_due;
+        ctx.timers.insert(TimerEntry { due: next_due, customer: ctx.cid, token, purpose: TimerPurpose::Ladder });
+        return candidate;
+    }
+    let finished = state.ladder.take();
+    match &trigger.pattern {
+        Pattern::Schedule { source: ScheduleSource::YearlyTrait { .. } } => {
+            let anchor = finished.map(|l| l.anchor).unwrap_or(due);
+            schedule_yearly(ctx, index, trigger_index, anchor + Span(1), Vec::new());
+        }
+        Pattern::Schedule { source: ScheduleSource::PeriodEnd { period, .. } } => {
+            let zone = zone_of(ctx.plan, ctx.customer);
+            let anchor = finished.map(|l| l.anchor).unwrap_or(due);
+            if let Some((_, next_end)) = period_of(anchor, *period, zone) {
+                let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+                ctx.start_ladder(index, next_end, first_at, Vec::new(), Vec::new());
+            }
+        }
+        _ => {
+            let state = &ctx.customer.states[index];
+            if matches!(state.memory, Memory::None) && state.window_close.is_none() {
+                ctx.remove_state(index);
+            }
+        }
+    }
+    candidate
+}
+
+/// A count window closed: match if some group reached `min` without `unless`.
+pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
+    let Some(index) = ctx.find_token(token) else { return };
+    let state = &mut ctx.customer.states[index];
+    if state.window_close != Some(due) {
+        return;
+    }
+    state.window_close = None;
+    let trigger_index = state.trigger;
+    let trigger = ctx.plan.trigger(trigger_index);
+    let Pattern::Count { min, .. } = &trigger.pattern else { return };
+    let memory = std::mem::take(&mut state.memory);
+    let Memory::Count(memory) = memory else { return };
+    let group = memory.groups.iter().find(|g| g.count >= *min).map(|g| g.value.to_string());
+    match group {
+        Some(group) if memory.unless_at.is_none() => {
+            let properties = vec![("group".to_string(), Value::String(group))];
+            match fixed_first_offset(trigger, &properties) {
+                Some(first_at) => ctx.start_ladder(index, due, first_at, memory.events, properties),
+                None => ctx.remove_state(index),
+            }
+        }
+        _ => {
+            if ctx.customer.states[index].ladder.is_none() {
+                ctx.remove_state(index);
+            }
+        }
+    }
+}
+
+/// Builds the decision for `step` of the ladder of state `index`.
+fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp) -> Candidate {
+    let plan = ctx.plan;
+    let customer = &*ctx.customer;
+    let state = &customer.states[index];
+    let ladder = state.ladder.as_ref().expect("called with a ladder");
+    let trigger = plan.trigger(state.trigger);
+    let variant = trigger.variants.get(usize::from(ladder.variant));
+    let step_config = &trigger.steps[step];
+    let channel = variant.and_then(|v| v.channel.clone()).unwrap_or_else(|| step_config.channel.clone());
+    let offer = variant.and_then(|v| v.offer.clone()).or_else(|| step_config.offer.clone());
+    let entity = state.entity.as_deref();
+    let step_number = step as u32 + 1;
+    let hash = stable_hash(
+        plan.pipeline.settings.seed,
+        &[
+            plan.pipeline.name.as_bytes(),
+            trigger.id.as_bytes(),
+            customer.key.as_bytes(),
+            entity.unwrap_or("").as_bytes(),
+            &ladder.anchor.0.to_le_bytes(),
+            &step_number.to_le_bytes(),
+        ],
+    );
+    let mut payload = Map::new();
+    if let Some(offer) = offer {
+        payload.insert("offer".into(), Value::String(offer));
+    }
+    if let (crate::config::KeySpec::Property(name), Some(entity)) = (&trigger.key, entity) {
+        payload.insert(name.clone(), Value::String(entity.to_string()));
+    }
+    if trigger.payload.cart {
+        let carts = customer.carts.iter().filter(|cart| match (&trigger.key, entity) {
+            (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
+            _ => true,
+        });
+        let mut items = Vec::new();
+        let mut value = 0.0;
+        for cart in carts {
+            value += cart.value();
+            items.extend(cart.lines.iter().map(|line| json!({"product_id": &*line.product_id, "quantity": line.quantity, "price": line.price})));
+        }
+        payload.insert("cart".into(), Value::Array(items));
+        payload.insert("cart_value".into(), json!((value * 100.0).round() / 100.0));
+    }
+    for (name, value) in &ladder.properties {
+        payload.insert(name.clone(), value.clone());
+    }
+    if let Pattern::Schedule { .. } = trigger.pattern {
+        payload.insert("scheduled_for".into(), Value::String(ladder.anchor.to_rfc3339()));
+    }
+    let decision = Decision {
+        action_id: format!("act_{hash:016x}"),
+        user_id: customer.key.to_string(),
+        trigger: trigger.id.clone(),
+        step: step_number,
+        channel,
+        priority: trigger.priority,
+        variant: variant.map(|v| v.name.clone()).unwrap_or_else(|| "control".to_string()),
+        fired_at: due,
+        decided_at: due,
+        expires_at: due + trigger.expires_after,
+        suppressed: None,
+        rule: trigger.rule.clone(),
+        events: ladder.events.iter().map(|e| e.to_string()).collect(),
+        payload: Value::Object(payload),
+    };
+    Candidate { trigger: state.trigger, entity: state.entity.clone(), decision }
+}
+
+/// Starts a ladder for a match found outside the per-customer patterns (a
+/// global rate spike).
+pub fn start_match(ctx: &mut Ctx<'_>, trigger_index: u16, entity: Option<&str>, anchor: Timestamp, events: Vec<Box<str>>, properties: Vec<(String, Value)>) {
+    let trigger = ctx.plan.trigger(trigger_index);
+    let Some(first_at) = fixed_first_offset(trigger, &properties) else { return };
+    let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
+    ctx.start_ladder(index, anchor, first_at, events, properties);
+}

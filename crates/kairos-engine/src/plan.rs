@@ -1,0 +1,145 @@
+//! The pipeline prepared for fast dispatch: which triggers care about which
+//! event names, channel numbering, and per-trigger lookups.
+
+use crate::config::{EventMatch, Pattern, Pipeline, ScheduleSource, Trigger};
+use hashbrown::HashMap;
+
+/// A compiled pipeline.
+#[derive(Debug)]
+pub struct Plan {
+    /// The pipeline as configured.
+    pub pipeline: Pipeline,
+    /// Event name → indexes of customer triggers that name it somewhere
+    /// (including every trigger listening to `*`), in pipeline order.
+    by_event: HashMap<String, Vec<u16>>,
+    /// Customer triggers listening to `*` (used for names no trigger names).
+    any_event: Vec<u16>,
+    /// Event name → rate triggers counting it.
+    rates_by_event: HashMap<String, Vec<u16>>,
+    /// Every channel any trigger or variant uses, numbered.
+    pub channels: Vec<String>,
+    /// Bit per channel index: channels that need the customer's consent.
+    pub consent_channels: u32,
+}
+
+impl Plan {
+    /// Indexes a pipeline.
+    pub fn new(pipeline: Pipeline) -> Plan {
+        let mut by_event: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut any_event = Vec::new();
+        let mut rates_by_event: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut channels: Vec<String> = Vec::new();
+        for (index, trigger) in pipeline.triggers.iter().enumerate() {
+            let index = index as u16;
+            let names = event_names(trigger);
+            if let Pattern::Rate { .. } = trigger.pattern {
+                for name in names {
+                    push_unique(rates_by_event.entry(name.to_string()).or_default(), index);
+                }
+            } else if names.contains(&"*") {
+                any_event.push(index);
+            } else {
+                for name in names {
+                    push_unique(by_event.entry(name.to_string()).or_default(), index);
+                }
+            }
+            let step_channels = trigger.steps.iter().map(|step| &step.channel);
+            let variant_channels = trigger.variants.iter().filter_map(|v| v.channel.as_ref());
+            for channel in step_channels.chain(variant_channels) {
+                if !channels.contains(channel) {
+                    channels.push(channel.clone());
+                }
+            }
+        }
+        for list in by_event.values_mut() {
+            list.extend(&any_event);
+            list.sort_unstable();
+            list.dedup();
+        }
+        for channel in &pipeline.policy.consent_required {
+            if !channels.contains(channel) {
+                channels.push(channel.clone());
+            }
+        }
+        let consent_channels = channels
+            .iter()
+            .enumerate()
+            .filter(|(_, channel)| pipeline.policy.consent_required.contains(channel))
+            .fold(0u32, |bits, (index, _)| bits | 1 << index.min(31));
+        Plan {
+            pipeline,
+            by_event,
+            any_event,
+            rates_by_event,
+            channels,
+            consent_channels,
+        }
+    }
+
+    /// Customer triggers an event with this name may affect.
+    pub fn triggers_for(&self, name: &str) -> &[u16] {
+        self.by_event
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(&self.any_event)
+    }
+
+    /// Rate triggers counting this event name.
+    pub fn rates_for(&self, name: &str) -> &[u16] {
+        self.rates_by_event
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// A trigger by index.
+    pub fn trigger(&self, index: u16) -> &Trigger {
+        &self.pipeline.triggers[usize::from(index)]
+    }
+
+    /// The number of a channel (channels beyond 31 share the last bit).
+    pub fn channel_index(&self, channel: &str) -> u8 {
+        self.channels
+            .iter()
+            .position(|known| known == channel)
+            .unwrap_or(self.channels.len())
+            .min(31) as u8
+    }
+}
+
+fn push_unique(list: &mut Vec<u16>, index: u16) {
+    if !list.contains(&index) {
+        list.push(index);
+    }
+}
+
+/// Every event name a trigger reacts to.
+fn event_names(trigger: &Trigger) -> Vec<&str> {
+    let mut matches: Vec<&EventMatch> = trigger.cancel_on.iter().collect();
+    match &trigger.pattern {
+        Pattern::Absence { start, cancel, .. } => {
+            matches.push(start);
+            matches.extend(cancel);
+        }
+        Pattern::Count { event, unless, .. } => {
+            matches.push(event);
+            matches.extend(unless);
+        }
+        Pattern::Inactivity { activity } => matches.push(activity),
+        Pattern::Sequence { first, then, .. } => {
+            matches.push(first);
+            matches.push(then);
+        }
+        Pattern::Schedule { source } => match source {
+            ScheduleSource::YearlyTrait { .. } => return vec!["identify"],
+            ScheduleSource::EventTime { event, .. } => matches.push(event),
+            ScheduleSource::PeriodEnd { condition, .. } => matches.push(&condition.event),
+        },
+        Pattern::Threshold { measure, .. } => matches.push(&measure.event),
+        Pattern::Rate { events, .. } => matches.extend(events),
+    }
+    let mut names: Vec<&str> = matches.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}

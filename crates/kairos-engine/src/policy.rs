@@ -1,0 +1,222 @@
+//! The delivery policy: between "a trigger fired" and "an action is sent".
+//!
+//! Checks run in a fixed order, and the first that fails names the
+//! suppression reason: rollout, holdout, consent, circuit breaker, expiry,
+//! cooldown, arbitration, frequency caps. A decision that passes may still be
+//! *deferred* (send-time optimisation, quiet hours); when its time comes the
+//! time-dependent checks (breaker onwards) run again.
+
+use crate::config::{Category, QuietHoursMode, Trigger};
+use crate::customer::{CapClass, Customer, SentRecord};
+use crate::decision::{Decision, Suppression};
+use crate::local_time::{local_day, local_hour, local_minute_of_day, next_local_minute};
+use crate::plan::Plan;
+use chrono_tz::Tz;
+use kairos_model::ids::basis_points;
+use kairos_model::{Span, Timestamp};
+
+/// A decision on its way through the policy.
+#[derive(Debug)]
+pub struct Candidate {
+    /// Trigger index.
+    pub trigger: u16,
+    /// Entity key of the state it came from.
+    pub entity: Option<Box<str>>,
+    /// The decision so far (`suppressed` is `None`).
+    pub decision: Decision,
+}
+
+/// What the policy did with a candidate.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Final: sent or suppressed (as the candidate now says).
+    Final,
+    /// Hold until this time, then re-check.
+    Defer(Timestamp),
+}
+
+/// Whether the customer is in the global holdout group.
+pub fn in_holdout(plan: &Plan, customer_key: &str) -> bool {
+    let percent = plan.pipeline.policy.holdout_percent;
+    percent > 0.0
+        && f64::from(basis_points(plan.pipeline.settings.seed, &[b"holdout", customer_key.as_bytes()]))
+            < percent * 100.0
+}
+
+/// Whether the trigger's grey release includes the customer.
+pub fn in_rollout(plan: &Plan, trigger: &Trigger, customer_key: &str) -> bool {
+    trigger.rollout_percent >= 100.0
+        || f64::from(basis_points(
+            plan.pipeline.settings.seed,
+            &[b"rollout", trigger.id.as_bytes(), customer_key.as_bytes()],
+        )) < trigger.rollout_percent * 100.0
+}
+
+/// The customer's time zone (or the pipeline default).
+pub fn zone_of(plan: &Plan, customer: &Customer) -> Tz {
+    customer
+        .profile
+        .timezone
+        .unwrap_or(plan.pipeline.settings.default_timezone)
+}
+
+fn cap_class(category: Category) -> CapClass {
+    match category {
+        Category::Targeted => CapClass::Targeted,
+        Category::Content => CapClass::Content,
+        Category::Transactional | Category::Ops => CapClass::Uncapped,
+    }
+}
+
+/// Runs the policy for `candidate` at `now`. `first_pass` is false when a
+/// deferred decision comes due (only the time-dependent checks run, and it
+/// is not deferred again).
+pub fn judge(
+    plan: &Plan,
+    customer: &Customer,
+    breaker_until: Timestamp,
+    candidate: &Candidate,
+    now: Timestamp,
+    first_pass: bool,
+) -> Result<Option<Timestamp>, Suppression> {
+    let trigger = plan.trigger(candidate.trigger);
+    let policy = &plan.pipeline.policy;
+    let decision = &candidate.decision;
+    let marketing = trigger.category.is_marketing();
+    let channel = plan.channel_index(&decision.channel);
+    if first_pass {
+        if !in_rollout(plan, trigger, &customer.key) {
+            return Err(Suppression::Rollout);
+        }
+        if marketing && in_holdout(plan, &customer.key) {
+            return Err(Suppression::Holdout);
+        }
+        let needs_consent = plan.consent_channels & (1 << channel) != 0;
+        if needs_consent && customer.profile.consent & (1 << channel) == 0 {
+            return Err(Suppression::Consent);
+        }
+    }
+    if marketing && now < breaker_until {
+        return Err(Suppression::CircuitBreaker);
+    }
+    if now > decision.expires_at {
+        return Err(Suppression::Expired);
+    }
+    if trigger.cooldown > Span::ZERO
+        && customer
+            .sent
+            .iter()
+            .any(|sent| sent.trigger == candidate.trigger && now - sent.at < trigger.cooldown)
+    {
+        return Err(Suppression::Cooldown);
+    }
+    if marketing
+        && customer.sent.iter().any(|sent| {
+            sent.cap != CapClass::Uncapped
+                && u32::from(sent.priority) >= decision.priority
+                && sent.trigger != candidate.trigger
+                && now - sent.at < policy.arbitration_window
+        })
+    {
+        return Err(Suppression::Arbitration);
+    }
+    let zone = zone_of(plan, customer);
+    let class = cap_class(trigger.category);
+    if class != CapClass::Uncapped {
+        let today = local_day(now, zone);
+        let same_day = customer
+            .sent
+            .iter()
+            .filter(|sent| {
+                sent.cap == class && sent.channel == channel && local_day(sent.at, zone) == today
+            })
+            .count() as u32;
+        let daily_cap = match class {
+            CapClass::Targeted => policy.daily_caps.targeted,
+            _ => policy.daily_caps.content,
+        };
+        let this_week = customer
+            .sent
+            .iter()
+            .filter(|sent| sent.cap != CapClass::Uncapped && now - sent.at < Span::DAY * 7)
+            .count() as u32;
+        if same_day >= daily_cap || this_week >= policy.weekly_marketing_cap {
+            return Err(Suppression::FrequencyCap);
+        }
+    }
+    if !first_pass {
+        return Ok(None);
+    }
+    let mut send_at = now;
+    if trigger.deliver_within > Span::ZERO {
+        if let Some(best_hour) = best_hour(customer, policy.send_time_min_feedback) {
+            let minute = (best_hour * 60) as u16;
+            if local_hour(now, zone) != best_hour {
+                if let Some(at) = next_local_minute(now, minute, zone) {
+                    if at <= now + trigger.deliver_within {
+                        send_at = at;
+                    }
+                }
+            }
+        }
+    }
+    let quiet_mode = match trigger.category {
+        Category::Transactional | Category::Ops => QuietHoursMode::Ignore,
+        _ => trigger.quiet_hours,
+    };
+    if let (Some(quiet), QuietHoursMode::Defer | QuietHoursMode::Drop) = (policy.quiet_hours, quiet_mode) {
+        let minute = local_minute_of_day(send_at, zone);
+        let inside = if quiet.start_minute <= quiet.end_minute {
+            minute >= quiet.start_minute && minute < quiet.end_minute
+        } else {
+            minute >= quiet.start_minute || minute < quiet.end_minute
+        };
+        if inside {
+            if quiet_mode == QuietHoursMode::Drop {
+                return Err(Suppression::QuietHours);
+            }
+            match next_local_minute(send_at, quiet.end_minute, zone) {
+                Some(morning) if morning <= decision.expires_at => send_at = morning,
+                _ => return Err(Suppression::QuietHours),
+            }
+        }
+    }
+    Ok((send_at > now).then_some(send_at))
+}
+
+/// The local hour with most opens/clicks, once there are enough of them.
+pub fn best_hour(customer: &Customer, min_feedback: u32) -> Option<usize> {
+    let hours = customer.profile.engagement_hours.as_ref()?;
+    let total: u32 = hours.iter().map(|&count| u32::from(count)).sum();
+    if total < min_feedback.max(1) {
+        return None;
+    }
+    // Ties go to the earliest hour, so the choice is deterministic.
+    let (hour, _) = hours
+        .iter()
+        .enumerate()
+        .fold((0, 0), |best, (hour, &count)| if count > best.1 { (hour, count) } else { best });
+    Some(hour)
+}
+
+/// Remembers a sent action; forgets records no check can need any more.
+pub fn record_sent(plan: &Plan, customer: &mut Customer, candidate: &Candidate, now: Timestamp) {
+    let trigger = plan.trigger(candidate.trigger);
+    let keep = plan
+        .pipeline
+        .triggers
+        .iter()
+        .map(|t| t.cooldown)
+        .max()
+        .unwrap_or(Span::ZERO)
+        .max(Span::DAY * 8)
+        .max(plan.pipeline.policy.arbitration_window);
+    customer.sent.retain(|sent| now - sent.at < keep);
+    customer.sent.push(SentRecord {
+        at: now,
+        trigger: candidate.trigger,
+        channel: plan.channel_index(&candidate.decision.channel),
+        cap: cap_class(trigger.category),
+        priority: candidate.decision.priority.min(255) as u8,
+    });
+}
