@@ -226,7 +226,11 @@ impl Engine {
     /// at t.
     fn pump(&mut self) {
         loop {
-            let event_time = self.buffer.peek().map(|b| b.0.time).filter(|t| *t < self.watermark);
+            let event_time = self
+                .buffer
+                .peek()
+                .map(|b| b.0.time)
+                .filter(|t| *t < self.watermark);
             let timer_due = self.timers.next_due().filter(|t| *t < self.watermark);
             match (event_time, timer_due) {
                 (Some(event), timer) if timer.is_none_or(|due| event <= due) => {
@@ -245,14 +249,22 @@ impl Engine {
     }
 
     fn advance_now(&mut self, time: Timestamp) {
-        debug_assert!(time >= self.now || time < self.watermark, "time went backwards");
+        debug_assert!(
+            time >= self.now || time < self.watermark,
+            "time went backwards"
+        );
         self.now = self.now.max(time);
     }
 
     fn apply(&mut self, event: Event) {
         self.advance_now(event.time);
-        if event.event_type == EventType::Track && event.name == self.plan.pipeline.settings.erasure_event {
-            for id in [event.user_id.as_deref(), event.anonymous_id.as_deref()].into_iter().flatten() {
+        if event.event_type == EventType::Track
+            && event.name == self.plan.pipeline.settings.erasure_event
+        {
+            for id in [event.user_id.as_deref(), event.anonymous_id.as_deref()]
+                .into_iter()
+                .flatten()
+            {
                 self.erase(id);
             }
             return;
@@ -263,7 +275,10 @@ impl Engine {
         let Some(customer) = self.customers[slot as usize].as_mut() else {
             return;
         };
-        if !customer.seen.first_sighting(event.message_hash(), event.time, settings.dedup_lookback) {
+        if !customer
+            .seen
+            .first_sighting(event.message_hash(), event.time, settings.dedup_lookback)
+        {
             self.stats.duplicates += 1;
             return;
         }
@@ -289,7 +304,15 @@ impl Engine {
     /// Counts an event for a global rate trigger and matches on a spike.
     fn on_rate(&mut self, trigger_index: u16, event: &Event) {
         let trigger = self.plan.trigger(trigger_index);
-        let Pattern::Rate { events, window, baseline, increase_percent, min_count, pause_marketing } = &trigger.pattern else {
+        let Pattern::Rate {
+            events,
+            window,
+            baseline,
+            increase_percent,
+            min_count,
+            pause_marketing,
+        } = &trigger.pattern
+        else {
             return;
         };
         if !matches_any(events, event, &self.plan.pipeline.stores) {
@@ -302,11 +325,15 @@ impl Engine {
         }
         let memory = self.globals.rates[slot].get_or_insert_with(|| RateMemory::new(*window, now));
         memory.count(now, *baseline + *window * 2);
-        if now - memory.first_seen < *baseline || memory.last_match.is_some_and(|at| now - at < *window) {
+        if now - memory.first_seen < *baseline
+            || memory.last_match.is_some_and(|at| now - at < *window)
+        {
             return;
         }
         let (current, average) = memory.current_and_baseline(now, *window, *baseline);
-        if current < u64::from(*min_count) || (current as f64) < average * (1.0 + increase_percent / 100.0) {
+        if current < u64::from(*min_count)
+            || (current as f64) < average * (1.0 + increase_percent / 100.0)
+        {
             return;
         }
         memory.last_match = Some(now);
@@ -316,12 +343,29 @@ impl Engine {
         let Some(customer) = self.customers[ops as usize].as_mut() else {
             return;
         };
-        let mut ctx = Ctx { plan, timers: &mut self.timers, globals: &mut self.globals, customer, cid: ops, now };
+        let mut ctx = Ctx {
+            plan,
+            timers: &mut self.timers,
+            globals: &mut self.globals,
+            customer,
+            cid: ops,
+            now,
+        };
         let properties = vec![
             ("current".to_string(), json!(current)),
-            ("baseline_average".to_string(), json!((average * 100.0).round() / 100.0)),
+            (
+                "baseline_average".to_string(),
+                json!((average * 100.0).round() / 100.0),
+            ),
         ];
-        patterns::start_match(&mut ctx, trigger_index, None, now, vec![event.message_id.as_str().into()], properties);
+        patterns::start_match(
+            &mut ctx,
+            trigger_index,
+            None,
+            now,
+            vec![event.message_id.as_str().into()],
+            properties,
+        );
     }
 
     /// Fires every timer due at `first.due` for `first.customer`, then runs
@@ -339,20 +383,35 @@ impl Engine {
             return;
         };
         let mut candidates: Vec<(Candidate, bool)> = Vec::new();
-        let mut ctx = Ctx { plan, timers: &mut self.timers, globals: &mut self.globals, customer, cid: slot, now: self.now };
+        let mut ctx = Ctx {
+            plan,
+            timers: &mut self.timers,
+            globals: &mut self.globals,
+            customer,
+            cid: slot,
+            now: self.now,
+        };
         for entry in batch {
             match entry.purpose {
                 TimerPurpose::Ladder => {
-                    if let Some(candidate) = patterns::on_ladder_timer(&mut ctx, entry.token, entry.due) {
+                    if let Some(candidate) =
+                        patterns::on_ladder_timer(&mut ctx, entry.token, entry.due)
+                    {
                         candidates.push((candidate, true));
                     }
                 }
-                TimerPurpose::WindowClose => patterns::on_window_close(&mut ctx, entry.token, entry.due),
+                TimerPurpose::WindowClose => {
+                    patterns::on_window_close(&mut ctx, entry.token, entry.due)
+                }
                 TimerPurpose::Deferred => {
                     let deferred = &mut ctx.customer.deferred;
                     if let Some(position) = deferred.iter().position(|d| d.token == entry.token) {
                         let deferred = deferred.swap_remove(position);
-                        let candidate = Candidate { trigger: deferred.trigger, entity: deferred.entity, decision: *deferred.decision };
+                        let candidate = Candidate {
+                            trigger: deferred.trigger,
+                            entity: deferred.entity,
+                            decision: *deferred.decision,
+                        };
                         candidates.push((candidate, false));
                     }
                 }
@@ -370,7 +429,14 @@ impl Engine {
         let Some(customer) = self.customers[slot as usize].as_mut() else {
             return;
         };
-        let verdict = match policy::judge(&self.plan, customer, self.globals.breaker_until, &candidate, now, first_pass) {
+        let verdict = match policy::judge(
+            &self.plan,
+            customer,
+            self.globals.breaker_until,
+            &candidate,
+            now,
+            first_pass,
+        ) {
             Err(reason) => {
                 candidate.decision.suppressed = Some(reason);
                 Verdict::Final
@@ -385,7 +451,8 @@ impl Engine {
         match verdict {
             Verdict::Final => {
                 let decision = candidate.decision;
-                self.stats.triggers[usize::from(candidate.trigger)].record(decision.step, decision.suppressed);
+                self.stats.triggers[usize::from(candidate.trigger)]
+                    .record(decision.step, decision.suppressed);
                 self.output.push_back(decision);
             }
             Verdict::Defer(due) => {
@@ -429,7 +496,10 @@ impl Engine {
     /// `previousId` to `userId` (merging two histories when both exist), so
     /// state follows the person across devices.
     fn resolve_identity(&mut self, event: &Event) -> u32 {
-        let other = event.previous_id.as_deref().or(event.anonymous_id.as_deref());
+        let other = event
+            .previous_id
+            .as_deref()
+            .or(event.anonymous_id.as_deref());
         let Some(user) = event.user_id.as_deref() else {
             return self.customer_slot(other.unwrap_or(DEFAULT_ENTITY), false);
         };
@@ -487,7 +557,11 @@ impl Engine {
         for cart in source.carts {
             let existing = target.cart_mut(&cart.id);
             for line in cart.lines {
-                match existing.lines.iter_mut().find(|l| l.product_id == line.product_id) {
+                match existing
+                    .lines
+                    .iter_mut()
+                    .find(|l| l.product_id == line.product_id)
+                {
                     Some(known) => known.quantity += line.quantity,
                     None => existing.lines.push(line),
                 }
@@ -500,7 +574,9 @@ impl Engine {
         profile.birthday = profile.birthday.or(source.profile.birthday);
         profile.consent |= source.profile.consent;
         if let Some(hours) = source.profile.engagement_hours {
-            let mine = profile.engagement_hours.get_or_insert_with(|| Box::new([0; 24]));
+            let mine = profile
+                .engagement_hours
+                .get_or_insert_with(|| Box::new([0; 24]));
             for (mine, theirs) in mine.iter_mut().zip(hours.iter()) {
                 *mine = mine.saturating_add(*theirs);
             }
@@ -516,12 +592,32 @@ impl Engine {
             }
             let token = target.token();
             if let Some(ladder) = &state.ladder {
-                self.timers.remove(&TimerEntry { due: ladder.timer_at, customer: from, token: state.token, purpose: TimerPurpose::Ladder });
-                self.timers.insert(TimerEntry { due: ladder.timer_at, customer: into, token, purpose: TimerPurpose::Ladder });
+                self.timers.remove(&TimerEntry {
+                    due: ladder.timer_at,
+                    customer: from,
+                    token: state.token,
+                    purpose: TimerPurpose::Ladder,
+                });
+                self.timers.insert(TimerEntry {
+                    due: ladder.timer_at,
+                    customer: into,
+                    token,
+                    purpose: TimerPurpose::Ladder,
+                });
             }
             if let Some(due) = state.window_close {
-                self.timers.remove(&TimerEntry { due, customer: from, token: state.token, purpose: TimerPurpose::WindowClose });
-                self.timers.insert(TimerEntry { due, customer: into, token, purpose: TimerPurpose::WindowClose });
+                self.timers.remove(&TimerEntry {
+                    due,
+                    customer: from,
+                    token: state.token,
+                    purpose: TimerPurpose::WindowClose,
+                });
+                self.timers.insert(TimerEntry {
+                    due,
+                    customer: into,
+                    token,
+                    purpose: TimerPurpose::WindowClose,
+                });
             }
             state.token = token;
             target.states.push(state);
@@ -550,7 +646,12 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
     if let Some(zone) = event.timezone.as_deref().and_then(|name| name.parse().ok()) {
         customer.profile.timezone = Some(zone);
     }
-    if let Some(birthday) = event.traits.get("birthday").and_then(Value::as_str).and_then(parse_month_day) {
+    if let Some(birthday) = event
+        .traits
+        .get("birthday")
+        .and_then(Value::as_str)
+        .and_then(parse_month_day)
+    {
         customer.profile.birthday = Some(birthday);
     }
     let consent_source = match event.event_type {
@@ -564,14 +665,20 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
         }
     }
     if event.name == "Consent Updated" {
-        if let (Some(channel), Some(granted)) = (event.property_text("channel"), event.properties.get("granted").and_then(Value::as_bool)) {
+        if let (Some(channel), Some(granted)) = (
+            event.property_text("channel"),
+            event.properties.get("granted").and_then(Value::as_bool),
+        ) {
             set_consent(plan, customer, &channel, granted);
         }
     }
     if plan.pipeline.policy.feedback_events.contains(&event.name) {
         let zone = policy::zone_of(plan, customer);
         let hour = local_hour(event.time, zone);
-        let hours = customer.profile.engagement_hours.get_or_insert_with(|| Box::new([0; 24]));
+        let hours = customer
+            .profile
+            .engagement_hours
+            .get_or_insert_with(|| Box::new([0; 24]));
         hours[hour] = hours[hour].saturating_add(1);
     }
 }
@@ -592,9 +699,20 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
     if event.event_type != EventType::Track {
         return None;
     }
-    let cart_id = || event.property_text("cart_id").unwrap_or_else(|| DEFAULT_ENTITY.to_string());
-    let product = || event.property_text("product_id").unwrap_or_else(|| "unknown".to_string());
-    let quantity = event.property_number("quantity").map(|q| q.max(0.0) as u32).unwrap_or(1);
+    let cart_id = || {
+        event
+            .property_text("cart_id")
+            .unwrap_or_else(|| DEFAULT_ENTITY.to_string())
+    };
+    let product = || {
+        event
+            .property_text("product_id")
+            .unwrap_or_else(|| "unknown".to_string())
+    };
+    let quantity = event
+        .property_number("quantity")
+        .map(|q| q.max(0.0) as u32)
+        .unwrap_or(1);
     match event.name.as_str() {
         "Product Added" => {
             let id = cart_id();
@@ -604,13 +722,23 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             let price = event.property_number("price").unwrap_or(0.0);
             let product = product();
             let cart = customer.cart_mut(&id);
-            match cart.lines.iter().position(|line| *line.product_id == *product) {
+            match cart
+                .lines
+                .iter()
+                .position(|line| *line.product_id == *product)
+            {
                 Some(index) => {
                     let line = &mut cart.lines[index];
                     line.quantity = line.quantity.saturating_add(quantity);
                     line.price = price;
                 }
-                None if cart.lines.len() < MAX_LINES => cart.lines.push(crate::customer::CartLine { product_id: product.into(), quantity, price }),
+                None if cart.lines.len() < MAX_LINES => {
+                    cart.lines.push(crate::customer::CartLine {
+                        product_id: product.into(),
+                        quantity,
+                        price,
+                    })
+                }
                 None => {}
             }
             None
@@ -620,7 +748,11 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             let product = product();
             let position = customer.carts.iter().position(|c| *c.id == *id)?;
             let cart = &mut customer.carts[position];
-            if let Some(line) = cart.lines.iter_mut().find(|line| *line.product_id == *product) {
+            if let Some(line) = cart
+                .lines
+                .iter_mut()
+                .find(|line| *line.product_id == *product)
+            {
                 line.quantity = line.quantity.saturating_sub(quantity);
             }
             cart.lines.retain(|line| line.quantity > 0);

@@ -132,7 +132,10 @@ impl RankHistogram {
     /// number of values in strictly higher buckets is below `percent` of all.
     pub fn in_top(&self, value: f64, percent: f64) -> bool {
         let bucket = Self::bucket(value);
-        let above: u64 = self.counts[bucket + 1..].iter().map(|&c| u64::from(c)).sum();
+        let above: u64 = self.counts[bucket + 1..]
+            .iter()
+            .map(|&c| u64::from(c))
+            .sum();
         (above as f64) < self.total as f64 * percent / 100.0
     }
 }

@@ -28,14 +28,20 @@ pub fn local_minute_of_day(time: Timestamp, zone: Tz) -> u16 {
 
 /// Local hour of day.
 pub fn local_hour(time: Timestamp, zone: Tz) -> usize {
-    local(time, zone).map(|local| local.hour() as usize).unwrap_or(0)
+    local(time, zone)
+        .map(|local| local.hour() as usize)
+        .unwrap_or(0)
 }
 
 /// The instant of `date` at `minute_of_day` local time. In a DST gap the
 /// time does not exist; the next valid minute is used. In an overlap, the
 /// earlier instant.
 pub fn at_local(date: NaiveDate, minute_of_day: u16, zone: Tz) -> Option<Timestamp> {
-    let time = NaiveTime::from_hms_opt(u32::from(minute_of_day / 60), u32::from(minute_of_day % 60), 0)?;
+    let time = NaiveTime::from_hms_opt(
+        u32::from(minute_of_day / 60),
+        u32::from(minute_of_day % 60),
+        0,
+    )?;
     let mut naive = date.and_time(time);
     for _ in 0..180 {
         if let Some(instant) = zone.from_local_datetime(&naive).earliest() {
@@ -60,7 +66,13 @@ pub fn next_local_minute(time: Timestamp, minute_of_day: u16, zone: Tz) -> Optio
 
 /// The next occurrence of (month, day) at `minute_of_day` local time that is
 /// strictly after `after`. 29 February falls on 28 February in common years.
-pub fn next_yearly(after: Timestamp, month: u8, day: u8, minute_of_day: u16, zone: Tz) -> Option<Timestamp> {
+pub fn next_yearly(
+    after: Timestamp,
+    month: u8,
+    day: u8,
+    minute_of_day: u16,
+    zone: Tz,
+) -> Option<Timestamp> {
     let year = local(after, zone)?.year();
     (year..year + 3).find_map(|year| {
         let date = NaiveDate::from_ymd_opt(year, u32::from(month), u32::from(day))
@@ -83,7 +95,11 @@ pub fn parse_month_day(text: &str) -> Option<(u8, u8)> {
 
 /// Index of the calendar period containing `time` (months since year 0,
 /// quarters since year 0, or the year) and the instant that period ends.
-pub fn period_of(time: Timestamp, period: crate::config::Period, zone: Tz) -> Option<(i64, Timestamp)> {
+pub fn period_of(
+    time: Timestamp,
+    period: crate::config::Period,
+    zone: Tz,
+) -> Option<(i64, Timestamp)> {
     use crate::config::Period;
     let date = local(time, zone)?.date_naive();
     let (year, month0) = (date.year(), date.month0() as i32);
@@ -125,7 +141,12 @@ mod tests {
     #[test]
     fn quarter_end_in_local_time() {
         let zone: Tz = "America/New_York".parse().unwrap();
-        let (_, end) = period_of(at("2026-11-24T12:00:00Z"), crate::config::Period::Quarter, zone).unwrap();
+        let (_, end) = period_of(
+            at("2026-11-24T12:00:00Z"),
+            crate::config::Period::Quarter,
+            zone,
+        )
+        .unwrap();
         assert_eq!(end, at("2027-01-01T05:00:00Z"));
     }
 

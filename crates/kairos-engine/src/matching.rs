@@ -16,15 +16,21 @@ pub fn matches(pattern: &EventMatch, event: &Event, stores: &[Store]) -> bool {
             return false;
         }
     }
-    pattern
-        .filters
-        .iter()
-        .all(|filter| passes(&filter.test, event.properties.get(&filter.property), event, stores))
+    pattern.filters.iter().all(|filter| {
+        passes(
+            &filter.test,
+            event.properties.get(&filter.property),
+            event,
+            stores,
+        )
+    })
 }
 
 /// Whether any of `patterns` matches.
 pub fn matches_any(patterns: &[EventMatch], event: &Event, stores: &[Store]) -> bool {
-    patterns.iter().any(|pattern| matches(pattern, event, stores))
+    patterns
+        .iter()
+        .any(|pattern| matches(pattern, event, stores))
 }
 
 fn passes(test: &FilterTest, value: Option<&Value>, event: &Event, stores: &[Store]) -> bool {
@@ -39,8 +45,9 @@ fn passes(test: &FilterTest, value: Option<&Value>, event: &Event, stores: &[Sto
         FilterTest::AtMost(bound) => number().is_some_and(|n| n <= *bound),
         FilterTest::GreaterThan(bound) => number().is_some_and(|n| n > *bound),
         FilterTest::AtLeast(bound) => number().is_some_and(|n| n >= *bound),
-        FilterTest::NearStore { within_km } => nearest_store(event, stores)
-            .is_some_and(|(_, distance)| distance <= *within_km),
+        FilterTest::NearStore { within_km } => {
+            nearest_store(event, stores).is_some_and(|(_, distance)| distance <= *within_km)
+        }
     }
 }
 
@@ -168,14 +175,24 @@ mod tests {
         let review = event(json!({"rating": "2", "lat": 31.2304, "lon": 121.4737}));
         let low_rating = EventMatch {
             name: "Review Submitted".into(),
-            filters: vec![PropertyFilter { property: "rating".into(), test: FilterTest::AtMost(2.0) }],
+            filters: vec![PropertyFilter {
+                property: "rating".into(),
+                test: FilterTest::AtMost(2.0),
+            }],
             identified: Some(true),
         };
         assert!(matches(&low_rating, &review, &[]));
-        let store = Store { id: "s".into(), lat: 31.24, lon: 121.48 };
+        let store = Store {
+            id: "s".into(),
+            lat: 31.24,
+            lon: 121.48,
+        };
         let near = EventMatch {
             name: "*".into(),
-            filters: vec![PropertyFilter { property: "location".into(), test: FilterTest::NearStore { within_km: 3.0 } }],
+            filters: vec![PropertyFilter {
+                property: "location".into(),
+                test: FilterTest::NearStore { within_km: 3.0 },
+            }],
             identified: None,
         };
         assert!(matches(&near, &review, std::slice::from_ref(&store)));
@@ -186,9 +203,18 @@ mod tests {
     #[test]
     fn list_keys_explode_items() {
         let order = event(json!({"products": [{"product_id": "p1"}, {"product_id": 7}]}));
-        let spec = KeySpec::ListItem { list: "products".into(), field: "product_id".into() };
-        assert_eq!(event_keys(&spec, &order), EventKeys::Entities(vec!["p1".into(), "7".into()]));
-        assert_eq!(event_keys(&KeySpec::Property("cart_id".into()), &order), EventKeys::Missing);
+        let spec = KeySpec::ListItem {
+            list: "products".into(),
+            field: "product_id".into(),
+        };
+        assert_eq!(
+            event_keys(&spec, &order),
+            EventKeys::Entities(vec!["p1".into(), "7".into()])
+        );
+        assert_eq!(
+            event_keys(&KeySpec::Property("cart_id".into()), &order),
+            EventKeys::Missing
+        );
     }
 
     #[test]
@@ -198,7 +224,10 @@ mod tests {
             values: vec![("1".into(), Span::HOUR * 2)],
             default: Span::HOUR * 48,
         };
-        assert_eq!(resolve_offset(&offset, &[("severity".into(), json!(1))]), Some(Span::HOUR * 2));
+        assert_eq!(
+            resolve_offset(&offset, &[("severity".into(), json!(1))]),
+            Some(Span::HOUR * 2)
+        );
         assert_eq!(resolve_offset(&offset, &[]), Some(Span::HOUR * 48));
     }
 }

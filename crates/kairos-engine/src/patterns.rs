@@ -7,11 +7,15 @@
 //! exactly add + 30 min cancel the reminder.
 
 use crate::config::{Bound, CountFire, Offset, Pattern, ScheduleSource, Trigger, Window};
-use crate::customer::{CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory};
+use crate::customer::{
+    CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory,
+};
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
 use crate::local_time::{local, next_yearly, period_of};
-use crate::matching::{event_keys, matches, matches_any, resolve_offset, EventKeys, DEFAULT_ENTITY};
+use crate::matching::{
+    event_keys, matches, matches_any, resolve_offset, EventKeys, DEFAULT_ENTITY,
+};
 use crate::plan::Plan;
 use crate::policy::{zone_of, Candidate};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
@@ -49,10 +53,18 @@ impl Ctx<'_> {
     }
 
     fn find_token(&self, token: u32) -> Option<usize> {
-        self.customer.states.iter().position(|state| state.token == token)
+        self.customer
+            .states
+            .iter()
+            .position(|state| state.token == token)
     }
 
-    fn find_or_insert(&mut self, trigger: u16, entity: Option<&str>, memory: impl FnOnce() -> Memory) -> usize {
+    fn find_or_insert(
+        &mut self,
+        trigger: u16,
+        entity: Option<&str>,
+        memory: impl FnOnce() -> Memory,
+    ) -> usize {
         if let Some(index) = self.find(trigger, entity) {
             return index;
         }
@@ -99,7 +111,14 @@ impl Ctx<'_> {
     }
 
     /// Starts (or restarts) the ladder of a state at `anchor`.
-    fn start_ladder(&mut self, index: usize, anchor: Timestamp, first_at: Span, events: Vec<Box<str>>, properties: Vec<(String, Value)>) {
+    fn start_ladder(
+        &mut self,
+        index: usize,
+        anchor: Timestamp,
+        first_at: Span,
+        events: Vec<Box<str>>,
+        properties: Vec<(String, Value)>,
+    ) {
         let trigger_index = self.customer.states[index].trigger;
         let trigger = self.plan.trigger(trigger_index);
         let variant = pick_variant(self.plan, trigger, &self.customer.key);
@@ -130,7 +149,12 @@ impl Ctx<'_> {
                     if old.next_step == 0 {
                         kept_events = old.events;
                     }
-                    self.timers.remove(&TimerEntry { due: old.timer_at, customer: self.cid, token, purpose: TimerPurpose::Ladder });
+                    self.timers.remove(&TimerEntry {
+                        due: old.timer_at,
+                        customer: self.cid,
+                        token,
+                        purpose: TimerPurpose::Ladder,
+                    });
                 }
                 kept_events.extend(events);
                 let excess = kept_events.len().saturating_sub(MAX_REASON_EVENTS);
@@ -145,7 +169,12 @@ impl Ctx<'_> {
                     events: kept_events,
                     properties,
                 }));
-                self.timers.insert(TimerEntry { due, customer: self.cid, token, purpose: TimerPurpose::Ladder });
+                self.timers.insert(TimerEntry {
+                    due,
+                    customer: self.cid,
+                    token,
+                    purpose: TimerPurpose::Ladder,
+                });
             }
         }
     }
@@ -155,7 +184,8 @@ impl Ctx<'_> {
         let token = self.customer.states[index].token;
         let trigger = self.customer.states[index].trigger;
         if let Some(ladder) = self.customer.states[index].ladder.take() {
-            self.timers.remove(&self.timer(ladder.timer_at, token, TimerPurpose::Ladder));
+            self.timers
+                .remove(&self.timer(ladder.timer_at, token, TimerPurpose::Ladder));
         }
         let entity = self.customer.states[index].entity.clone();
         let timers = &mut *self.timers;
@@ -163,7 +193,12 @@ impl Ctx<'_> {
         self.customer.deferred.retain(|deferred| {
             let cancel = deferred.trigger == trigger && deferred.entity == entity;
             if cancel {
-                timers.remove(&TimerEntry { due: deferred.due, customer: cid, token: deferred.token, purpose: TimerPurpose::Deferred });
+                timers.remove(&TimerEntry {
+                    due: deferred.due,
+                    customer: cid,
+                    token: deferred.token,
+                    purpose: TimerPurpose::Deferred,
+                });
             }
             !cancel
         });
@@ -185,7 +220,10 @@ impl Ctx<'_> {
             }
             let addressed = match keys {
                 EventKeys::Customer | EventKeys::Missing => true,
-                EventKeys::Entities(list) => state.entity.as_deref().is_some_and(|entity| list.iter().any(|k| k == entity)),
+                EventKeys::Entities(list) => state
+                    .entity
+                    .as_deref()
+                    .is_some_and(|entity| list.iter().any(|k| k == entity)),
             };
             if addressed {
                 self.cancel_ladder(index);
@@ -197,13 +235,26 @@ impl Ctx<'_> {
 /// Cancels a removed state's timers and withdraws its rank contribution.
 pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, state: KeyedState) {
     if let Some(ladder) = &state.ladder {
-        timers.remove(&TimerEntry { due: ladder.timer_at, customer: cid, token: state.token, purpose: TimerPurpose::Ladder });
+        timers.remove(&TimerEntry {
+            due: ladder.timer_at,
+            customer: cid,
+            token: state.token,
+            purpose: TimerPurpose::Ladder,
+        });
     }
     if let Some(due) = state.window_close {
-        timers.remove(&TimerEntry { due, customer: cid, token: state.token, purpose: TimerPurpose::WindowClose });
+        timers.remove(&TimerEntry {
+            due,
+            customer: cid,
+            token: state.token,
+            purpose: TimerPurpose::WindowClose,
+        });
     }
     if let Memory::Measure(measure) = &state.memory {
-        if let (Some(value), Some(Some(ranks))) = (measure.ranked_value, globals.ranks.get_mut(usize::from(state.trigger))) {
+        if let (Some(value), Some(Some(ranks))) = (
+            measure.ranked_value,
+            globals.ranks.get_mut(usize::from(state.trigger)),
+        ) {
             ranks.remove(value);
         }
     }
@@ -215,7 +266,10 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
     if total == 0 {
         return u8::MAX;
     }
-    let point = basis_points(plan.pipeline.settings.seed, &[b"variant", trigger.id.as_bytes(), customer_key.as_bytes()]) % total;
+    let point = basis_points(
+        plan.pipeline.settings.seed,
+        &[b"variant", trigger.id.as_bytes(), customer_key.as_bytes()],
+    ) % total;
     let mut cumulative = 0;
     for (index, variant) in trigger.variants.iter().enumerate() {
         cumulative += variant.weight;
@@ -235,7 +289,10 @@ fn kept_properties(trigger: &Trigger, event: &Event) -> Vec<(String, Value)> {
     let mut kept = Vec::new();
     for name in trigger.payload.properties.iter().chain(offset_properties) {
         if let Some(value) = event.properties.get(name) {
-            if !kept.iter().any(|(known, _): &(String, Value)| known == name) {
+            if !kept
+                .iter()
+                .any(|(known, _): &(String, Value)| known == name)
+            {
                 kept.push((name.clone(), value.clone()));
             }
         }
@@ -252,7 +309,10 @@ fn entity_list(keys: &EventKeys) -> Vec<Option<&str>> {
 }
 
 fn fixed_first_offset(trigger: &Trigger, properties: &[(String, Value)]) -> Option<Span> {
-    trigger.steps.first().and_then(|step| resolve_offset(&step.at, properties))
+    trigger
+        .steps
+        .first()
+        .and_then(|step| resolve_offset(&step.at, properties))
 }
 
 /// Handles one event for one customer trigger. `emptied_cart` names a cart
@@ -267,13 +327,22 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
         ctx.cancel_for_keys(trigger_index, &keys);
     }
     match &trigger.pattern {
-        Pattern::Absence { start, cancel, restart, cancel_when_cart_empty } => {
+        Pattern::Absence {
+            start,
+            cancel,
+            restart,
+            cancel_when_cart_empty,
+        } => {
             if matches_any(cancel, event, stores) {
                 ctx.cancel_for_keys(trigger_index, &keys);
             }
             if let (true, Some(cart)) = (*cancel_when_cart_empty, emptied_cart) {
                 let cart_keys = match trigger.key {
-                    crate::config::KeySpec::Customer if ctx.customer.carts.iter().all(|c| c.lines.is_empty()) => Some(EventKeys::Customer),
+                    crate::config::KeySpec::Customer
+                        if ctx.customer.carts.iter().all(|c| c.lines.is_empty()) =>
+                    {
+                        Some(EventKeys::Customer)
+                    }
                     crate::config::KeySpec::Customer => None,
                     _ => Some(EventKeys::Entities(vec![cart.to_string()])),
                 };
@@ -283,13 +352,21 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             }
             if matches(start, event, stores) {
                 let properties = kept_properties(trigger, event);
-                let Some(first_at) = fixed_first_offset(trigger, &properties) else { return };
+                let Some(first_at) = fixed_first_offset(trigger, &properties) else {
+                    return;
+                };
                 for entity in entity_list(&keys) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
                     if !restart && ctx.customer.states[index].ladder.is_some() {
                         continue;
                     }
-                    ctx.start_ladder(index, event.time, first_at, vec![message.clone()], properties.clone());
+                    ctx.start_ladder(
+                        index,
+                        event.time,
+                        first_at,
+                        vec![message.clone()],
+                        properties.clone(),
+                    );
                 }
             }
         }
@@ -299,7 +376,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             }
             let properties = kept_properties(trigger, event);
             for entity in entity_list(&keys) {
-                let index = ctx.find_or_insert(trigger_index, entity, || Memory::History(Vec::new()));
+                let index =
+                    ctx.find_or_insert(trigger_index, entity, || Memory::History(Vec::new()));
                 let history = match &mut ctx.customer.states[index].memory {
                     Memory::History(history) => history,
                     _ => continue,
@@ -312,14 +390,23 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     }
                 }
                 let first_at = match &trigger.steps[0].at {
-                    Offset::Cadence { multiplier, floor, min_history, sparse_floor } => {
-                        cadence_offset(history, *multiplier, *floor, *min_history, *sparse_floor)
-                    }
+                    Offset::Cadence {
+                        multiplier,
+                        floor,
+                        min_history,
+                        sparse_floor,
+                    } => cadence_offset(history, *multiplier, *floor, *min_history, *sparse_floor),
                     other => resolve_offset(other, &properties),
                 };
                 let latest = *history.last().unwrap_or(&event.time);
                 match first_at {
-                    Some(first_at) => ctx.start_ladder(index, latest, first_at, vec![message.clone()], properties.clone()),
+                    Some(first_at) => ctx.start_ladder(
+                        index,
+                        latest,
+                        first_at,
+                        vec![message.clone()],
+                        properties.clone(),
+                    ),
                     None => {
                         if ctx.customer.states[index].ladder.is_some() {
                             ctx.cancel_ladder(index);
@@ -328,7 +415,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
             }
         }
-        Pattern::Count { event: counted, min, window, group_by, unless, fire } => {
+        Pattern::Count {
+            event: counted,
+            min,
+            window,
+            group_by,
+            unless,
+            fire,
+        } => {
             let is_counted = matches(counted, event, stores);
             let is_unless = matches_any(unless, event, stores);
             if !is_counted && !is_unless {
@@ -336,11 +430,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             }
             let zone = zone_of(plan, ctx.customer);
             for entity in entity_list(&keys) {
-                let index = ctx.find_or_insert(trigger_index, entity, || Memory::Count(Box::default()));
+                let index =
+                    ctx.find_or_insert(trigger_index, entity, || Memory::Count(Box::default()));
                 let now = event.time;
                 let token = ctx.customer.states[index].token;
                 let state = &mut ctx.customer.states[index];
-                let Memory::Count(memory) = &mut state.memory else { continue };
+                let Memory::Count(memory) = &mut state.memory else {
+                    continue;
+                };
                 // Which window this event falls in; a new window starts fresh.
                 let window_id = match window {
                     Window::Tumbling(size) => tumbling_index(now, *size, zone),
@@ -354,7 +451,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     }
                 };
                 if window_id != memory.window || memory.last == Timestamp::default() {
-                    **memory = CountMemory { window: if let Window::Session(_) = window { now.0 } else { window_id }, ..CountMemory::default() };
+                    **memory = CountMemory {
+                        window: if let Window::Session(_) = window {
+                            now.0
+                        } else {
+                            window_id
+                        },
+                        ..CountMemory::default()
+                    };
                 }
                 memory.last = memory.last.max(now);
                 if is_unless {
@@ -369,10 +473,15 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         let position = match memory.groups.iter().position(|g| *g.value == *group) {
                             Some(position) => position,
                             None => {
-                                if memory.groups.len() >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2 {
+                                if memory.groups.len()
+                                    >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
+                                {
                                     continue;
                                 }
-                                memory.groups.push(CountGroup { value: group.into(), ..CountGroup::default() });
+                                memory.groups.push(CountGroup {
+                                    value: group.into(),
+                                    ..CountGroup::default()
+                                });
                                 memory.groups.len() - 1
                             }
                         };
@@ -390,7 +499,12 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                             (Window::Sliding(size), Some(at)) => now - at < *size,
                             (_, unless_at) => unless_at.is_some(),
                         };
-                        if *fire == CountFire::OnReach && reached && !g.fired && !blocked && matched_group.is_none() {
+                        if *fire == CountFire::OnReach
+                            && reached
+                            && !g.fired
+                            && !blocked
+                            && matched_group.is_none()
+                        {
                             g.fired = true;
                             if let Window::Sliding(_) = window {
                                 g.recent.clear();
@@ -405,16 +519,28 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 // sessions `gap` after the last event.
                 let close_at = match (fire, window) {
                     (CountFire::OnClose, Window::Session(gap)) => Some(memory.last + *gap),
-                    (CountFire::OnClose, Window::Tumbling(size)) => Some(tumbling_end(now, *size, zone)),
+                    (CountFire::OnClose, Window::Tumbling(size)) => {
+                        Some(tumbling_end(now, *size, zone))
+                    }
                     _ => None,
                 };
                 if let Some(close_at) = close_at {
                     if state.window_close != Some(close_at) {
                         if let Some(old) = state.window_close.take() {
-                            ctx.timers.remove(&TimerEntry { due: old, customer: ctx.cid, token, purpose: TimerPurpose::WindowClose });
+                            ctx.timers.remove(&TimerEntry {
+                                due: old,
+                                customer: ctx.cid,
+                                token,
+                                purpose: TimerPurpose::WindowClose,
+                            });
                         }
                         state.window_close = Some(close_at);
-                        ctx.timers.insert(TimerEntry { due: close_at, customer: ctx.cid, token, purpose: TimerPurpose::WindowClose });
+                        ctx.timers.insert(TimerEntry {
+                            due: close_at,
+                            customer: ctx.cid,
+                            token,
+                            purpose: TimerPurpose::WindowClose,
+                        });
                     }
                 }
                 if let Some(group) = matched_group {
@@ -426,17 +552,27 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
             }
         }
-        Pattern::Sequence { first, then, within } => {
+        Pattern::Sequence {
+            first,
+            then,
+            within,
+        } => {
             for entity in entity_list(&keys) {
                 if matches(then, event, stores) {
                     if let Some(index) = ctx.find(trigger_index, entity) {
-                        if let Memory::Sequence { at, message: first_message } = &ctx.customer.states[index].memory {
+                        if let Memory::Sequence {
+                            at,
+                            message: first_message,
+                        } = &ctx.customer.states[index].memory
+                        {
                             if event.time - *at <= *within && event.time >= *at {
                                 let events = vec![first_message.clone(), message.clone()];
                                 ctx.customer.states[index].memory = Memory::None;
                                 let properties = kept_properties(trigger, event);
                                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                                    ctx.start_ladder(index, event.time, first_at, events, properties);
+                                    ctx.start_ladder(
+                                        index, event.time, first_at, events, properties,
+                                    );
                                 }
                                 continue;
                             }
@@ -445,11 +581,16 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 if matches(first, event, stores) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
-                    ctx.customer.states[index].memory = Memory::Sequence { at: event.time, message: message.clone() };
+                    ctx.customer.states[index].memory = Memory::Sequence {
+                        at: event.time,
+                        message: message.clone(),
+                    };
                 }
             }
         }
-        Pattern::Schedule { source } => on_schedule_event(ctx, trigger_index, source, event, message),
+        Pattern::Schedule { source } => {
+            on_schedule_event(ctx, trigger_index, source, event, message)
+        }
         Pattern::Threshold { measure, bound } => {
             if !matches(&measure.event, event, stores) {
                 return;
@@ -458,17 +599,36 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 Some(property) => event.property_number(property).unwrap_or(0.0),
                 None => 1.0,
             };
-            let spans = if let Bound::DropPercent(_) = bound { 2 } else { 1 };
+            let spans = if let Bound::DropPercent(_) = bound {
+                2
+            } else {
+                1
+            };
             let bucket_width = Span((measure.window.0 / MeasureMemory::BUCKETS_PER_WINDOW).max(1));
             let index = ctx.find_or_insert(trigger_index, None, || {
-                Memory::Measure(Box::new(MeasureMemory { newest: 0, buckets: Vec::new(), matched: None, ranked_value: None }))
+                Memory::Measure(Box::new(MeasureMemory {
+                    newest: 0,
+                    buckets: Vec::new(),
+                    matched: None,
+                    ranked_value: None,
+                }))
             });
-            let Memory::Measure(memory) = &mut ctx.customer.states[index].memory else { return };
-            memory.add(event.time, bucket_width, MeasureMemory::BUCKETS_PER_WINDOW as usize * spans, amount);
+            let Memory::Measure(memory) = &mut ctx.customer.states[index].memory else {
+                return;
+            };
+            memory.add(
+                event.time,
+                bucket_width,
+                MeasureMemory::BUCKETS_PER_WINDOW as usize * spans,
+                amount,
+            );
             let current = memory.sum(0, MeasureMemory::BUCKETS_PER_WINDOW as usize);
             let band: Option<u16> = match bound {
                 Bound::AtLeast(limit) => (current >= *limit).then_some(0),
-                Bound::NearNextTier { tiers, within_percent } => tiers
+                Bound::NearNextTier {
+                    tiers,
+                    within_percent,
+                } => tiers
                     .iter()
                     .position(|tier| current < *tier)
                     .filter(|&next| current >= tiers[next] * (1.0 - within_percent / 100.0))
@@ -487,7 +647,10 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     (ranks.len() >= 20 && ranks.in_top(current, *percent)).then_some(0)
                 }
                 Bound::DropPercent(percent) => {
-                    let previous = memory.sum(MeasureMemory::BUCKETS_PER_WINDOW as usize, MeasureMemory::BUCKETS_PER_WINDOW as usize);
+                    let previous = memory.sum(
+                        MeasureMemory::BUCKETS_PER_WINDOW as usize,
+                        MeasureMemory::BUCKETS_PER_WINDOW as usize,
+                    );
                     (previous > 0.0 && current <= previous * (1.0 - percent / 100.0)).then_some(0)
                 }
             };
@@ -538,20 +701,35 @@ impl MeasureMemory {
 
 /// k × the median gap between activities, at least `floor`; with too little
 /// history, `sparse_floor`.
-pub fn cadence_offset(history: &[Timestamp], multiplier: f64, floor: Span, min_history: u32, sparse_floor: Option<Span>) -> Option<Span> {
+pub fn cadence_offset(
+    history: &[Timestamp],
+    multiplier: f64,
+    floor: Span,
+    min_history: u32,
+    sparse_floor: Option<Span>,
+) -> Option<Span> {
     if history.len() < min_history.max(2) as usize {
         return sparse_floor;
     }
-    let mut gaps: Vec<i64> = history.windows(2).map(|pair| pair[1].0 - pair[0].0).collect();
+    let mut gaps: Vec<i64> = history
+        .windows(2)
+        .map(|pair| pair[1].0 - pair[0].0)
+        .collect();
     gaps.sort_unstable();
     let middle = gaps.len() / 2;
-    let median = if gaps.len() % 2 == 0 { (gaps[middle - 1] + gaps[middle]) / 2 } else { gaps[middle] };
+    let median = if gaps.len() % 2 == 0 {
+        (gaps[middle - 1] + gaps[middle]) / 2
+    } else {
+        gaps[middle]
+    };
     Some(Span((median as f64 * multiplier) as i64).max(floor))
 }
 
 fn tumbling_offset_ms(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> i64 {
     if size.0 % Span::DAY.0 == 0 {
-        local(time, zone).map(|l| i64::from(l.offset().fix().local_minus_utc()) * 1000).unwrap_or(0)
+        local(time, zone)
+            .map(|l| i64::from(l.offset().fix().local_minus_utc()) * 1000)
+            .unwrap_or(0)
     } else {
         0
     }
@@ -575,18 +753,30 @@ fn group_values(group_by: &[String], event: &Event) -> Vec<String> {
     }
     group_by
         .iter()
-        .filter_map(|property| event.property_text(property).map(|value| format!("{property}={value}")))
+        .filter_map(|property| {
+            event
+                .property_text(property)
+                .map(|value| format!("{property}={value}"))
+        })
         .collect()
 }
 
-fn on_schedule_event(ctx: &mut Ctx<'_>, trigger_index: u16, source: &ScheduleSource, event: &Event, message: Box<str>) {
+fn on_schedule_event(
+    ctx: &mut Ctx<'_>,
+    trigger_index: u16,
+    source: &ScheduleSource,
+    event: &Event,
+    message: Box<str>,
+) {
     let plan = ctx.plan;
     let trigger = plan.trigger(trigger_index);
     let stores = &plan.pipeline.stores;
     let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
     match source {
         ScheduleSource::YearlyTrait { .. } => {
-            let Some(date) = ctx.customer.profile.birthday else { return };
+            let Some(date) = ctx.customer.profile.birthday else {
+                return;
+            };
             let index = ctx.find_or_insert(trigger_index, None, || Memory::Yearly { date: (0, 0) });
             let unchanged = matches!(ctx.customer.states[index].memory, Memory::Yearly { date: known } if known == date);
             if unchanged && ctx.customer.states[index].ladder.is_some() {
@@ -595,7 +785,11 @@ fn on_schedule_event(ctx: &mut Ctx<'_>, trigger_index: u16, source: &ScheduleSou
             ctx.customer.states[index].memory = Memory::Yearly { date };
             schedule_yearly(ctx, index, trigger_index, ctx.now, vec![message]);
         }
-        ScheduleSource::EventTime { event: wanted, property, default_after } => {
+        ScheduleSource::EventTime {
+            event: wanted,
+            property,
+            default_after,
+        } => {
             if !matches(wanted, event, stores) {
                 return;
             }
@@ -614,13 +808,18 @@ fn on_schedule_event(ctx: &mut Ctx<'_>, trigger_index: u16, source: &ScheduleSou
                 return;
             }
             let zone = zone_of(plan, ctx.customer);
-            let Some((period_index, end)) = period_of(event.time, *period, zone) else { return };
+            let Some((period_index, end)) = period_of(event.time, *period, zone) else {
+                return;
+            };
             let amount = match &condition.property {
                 Some(property) => event.property_number(property).unwrap_or(0.0),
                 None => 1.0,
             };
             let keep = condition.periods.max(1) as usize;
-            let index = ctx.find_or_insert(trigger_index, None, || Memory::Periods { period: period_index, sums: vec![0.0; keep] });
+            let index = ctx.find_or_insert(trigger_index, None, || Memory::Periods {
+                period: period_index,
+                sums: vec![0.0; keep],
+            });
             if let Memory::Periods { period, sums } = &mut ctx.customer.states[index].memory {
                 roll_periods(period, sums, period_index, keep);
                 if period_index == *period {
@@ -645,14 +844,21 @@ fn roll_periods(period: &mut i64, sums: &mut Vec<f64>, to: i64, keep: usize) {
     }
 }
 
-fn schedule_yearly(ctx: &mut Ctx<'_>, index: usize, trigger_index: u16, after: Timestamp, events: Vec<Box<str>>) {
+fn schedule_yearly(
+    ctx: &mut Ctx<'_>,
+    index: usize,
+    trigger_index: u16,
+    after: Timestamp,
+    events: Vec<Box<str>>,
+) {
     let trigger = ctx.plan.trigger(trigger_index);
-    let (ScheduleSource::YearlyTrait { minute_of_day, .. }, Memory::Yearly { date: (month, day) }) =
-        (match &trigger.pattern {
+    let (ScheduleSource::YearlyTrait { minute_of_day, .. }, Memory::Yearly { date: (month, day) }) = (
+        match &trigger.pattern {
             Pattern::Schedule { source } => source,
             _ => return,
-        }, &ctx.customer.states[index].memory)
-    else {
+        },
+        &ctx.customer.states[index].memory,
+    ) else {
         return;
     };
     let (month, day, minute) = (*month, *day, *minute_of_day);
@@ -661,7 +867,12 @@ fn schedule_yearly(ctx: &mut Ctx<'_>, index: usize, trigger_index: u16, after: T
     if let Some(anchor) = next_yearly(after - first_at, month, day, minute, zone) {
         if let Some(old) = ctx.customer.states[index].ladder.take() {
             let token = ctx.customer.states[index].token;
-            ctx.timers.remove(&TimerEntry { due: old.timer_at, customer: ctx.cid, token, purpose: TimerPurpose::Ladder });
+            ctx.timers.remove(&TimerEntry {
+                due: old.timer_at,
+                customer: ctx.cid,
+                token,
+                purpose: TimerPurpose::Ladder,
+            });
         }
         ctx.start_ladder(index, anchor, first_at, events, Vec::new());
     }
@@ -679,14 +890,21 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
     if ladder.due > due {
         // Restarted since the timer was placed: move it to the real deadline.
         ladder.timer_at = ladder.due;
-        ctx.timers.insert(TimerEntry { due: ladder.due, customer: ctx.cid, token, purpose: TimerPurpose::Ladder });
+        ctx.timers.insert(TimerEntry {
+            due: ladder.due,
+            customer: ctx.cid,
+            token,
+            purpose: TimerPurpose::Ladder,
+        });
         return None;
     }
     let trigger_index = state.trigger;
     let trigger = ctx.plan.trigger(trigger_index);
     let step = usize::from(ladder.next_step);
     let holds = match &trigger.pattern {
-        Pattern::Schedule { source: ScheduleSource::PeriodEnd { condition, period } } => {
+        Pattern::Schedule {
+            source: ScheduleSource::PeriodEnd { condition, period },
+        } => {
             let zone = zone_of(ctx.plan, ctx.customer);
             let state = &mut ctx.customer.states[index];
             match (&mut state.memory, period_of(due, *period, zone)) {
@@ -711,16 +929,25 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         ladder.next_step = next as u8;
         ladder.due = next_due;
         ladder.timer_at = next_due;
-        ctx.timers.insert(TimerEntry { due: next_due, customer: ctx.cid, token, purpose: TimerPurpose::Ladder });
+        ctx.timers.insert(TimerEntry {
+            due: next_due,
+            customer: ctx.cid,
+            token,
+            purpose: TimerPurpose::Ladder,
+        });
         return candidate;
     }
     let finished = state.ladder.take();
     match &trigger.pattern {
-        Pattern::Schedule { source: ScheduleSource::YearlyTrait { .. } } => {
+        Pattern::Schedule {
+            source: ScheduleSource::YearlyTrait { .. },
+        } => {
             let anchor = finished.map(|l| l.anchor).unwrap_or(due);
             schedule_yearly(ctx, index, trigger_index, anchor + Span(1), Vec::new());
         }
-        Pattern::Schedule { source: ScheduleSource::PeriodEnd { period, .. } } => {
+        Pattern::Schedule {
+            source: ScheduleSource::PeriodEnd { period, .. },
+        } => {
             let zone = zone_of(ctx.plan, ctx.customer);
             let anchor = finished.map(|l| l.anchor).unwrap_or(due);
             if let Some((_, next_end)) = period_of(anchor, *period, zone) {
@@ -740,7 +967,9 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
 
 /// A count window closed: match if some group reached `min` without `unless`.
 pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
-    let Some(index) = ctx.find_token(token) else { return };
+    let Some(index) = ctx.find_token(token) else {
+        return;
+    };
     let state = &mut ctx.customer.states[index];
     if state.window_close != Some(due) {
         return;
@@ -748,10 +977,18 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     state.window_close = None;
     let trigger_index = state.trigger;
     let trigger = ctx.plan.trigger(trigger_index);
-    let Pattern::Count { min, .. } = &trigger.pattern else { return };
+    let Pattern::Count { min, .. } = &trigger.pattern else {
+        return;
+    };
     let memory = std::mem::take(&mut state.memory);
-    let Memory::Count(memory) = memory else { return };
-    let group = memory.groups.iter().find(|g| g.count >= *min).map(|g| g.value.to_string());
+    let Memory::Count(memory) = memory else {
+        return;
+    };
+    let group = memory
+        .groups
+        .iter()
+        .find(|g| g.count >= *min)
+        .map(|g| g.value.to_string());
     match group {
         Some(group) if memory.unless_at.is_none() => {
             let properties = vec![("group".to_string(), Value::String(group))];
@@ -777,8 +1014,12 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     let trigger = plan.trigger(state.trigger);
     let variant = trigger.variants.get(usize::from(ladder.variant));
     let step_config = &trigger.steps[step];
-    let channel = variant.and_then(|v| v.channel.clone()).unwrap_or_else(|| step_config.channel.clone());
-    let offer = variant.and_then(|v| v.offer.clone()).or_else(|| step_config.offer.clone());
+    let channel = variant
+        .and_then(|v| v.channel.clone())
+        .unwrap_or_else(|| step_config.channel.clone());
+    let offer = variant
+        .and_then(|v| v.offer.clone())
+        .or_else(|| step_config.offer.clone());
     let entity = state.entity.as_deref();
     let step_number = step as u32 + 1;
     let hash = stable_hash(
@@ -800,10 +1041,13 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         payload.insert(name.clone(), Value::String(entity.to_string()));
     }
     if trigger.payload.cart {
-        let carts = customer.carts.iter().filter(|cart| match (&trigger.key, entity) {
-            (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
-            _ => true,
-        });
+        let carts = customer
+            .carts
+            .iter()
+            .filter(|cart| match (&trigger.key, entity) {
+                (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
+                _ => true,
+            });
         let mut items = Vec::new();
         let mut value = 0.0;
         for cart in carts {
@@ -817,7 +1061,10 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         payload.insert(name.clone(), value.clone());
     }
     if let Pattern::Schedule { .. } = trigger.pattern {
-        payload.insert("scheduled_for".into(), Value::String(ladder.anchor.to_rfc3339()));
+        payload.insert(
+            "scheduled_for".into(),
+            Value::String(ladder.anchor.to_rfc3339()),
+        );
     }
     let decision = Decision {
         action_id: format!("act_{hash:016x}"),
@@ -826,7 +1073,9 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         step: step_number,
         channel,
         priority: trigger.priority,
-        variant: variant.map(|v| v.name.clone()).unwrap_or_else(|| "control".to_string()),
+        variant: variant
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| "control".to_string()),
         fired_at: due,
         decided_at: due,
         expires_at: due + trigger.expires_after,
@@ -835,14 +1084,27 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         events: ladder.events.iter().map(|e| e.to_string()).collect(),
         payload: Value::Object(payload),
     };
-    Candidate { trigger: state.trigger, entity: state.entity.clone(), decision }
+    Candidate {
+        trigger: state.trigger,
+        entity: state.entity.clone(),
+        decision,
+    }
 }
 
 /// Starts a ladder for a match found outside the per-customer patterns (a
 /// global rate spike).
-pub fn start_match(ctx: &mut Ctx<'_>, trigger_index: u16, entity: Option<&str>, anchor: Timestamp, events: Vec<Box<str>>, properties: Vec<(String, Value)>) {
+pub fn start_match(
+    ctx: &mut Ctx<'_>,
+    trigger_index: u16,
+    entity: Option<&str>,
+    anchor: Timestamp,
+    events: Vec<Box<str>>,
+    properties: Vec<(String, Value)>,
+) {
     let trigger = ctx.plan.trigger(trigger_index);
-    let Some(first_at) = fixed_first_offset(trigger, &properties) else { return };
+    let Some(first_at) = fixed_first_offset(trigger, &properties) else {
+        return;
+    };
     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
     ctx.start_ladder(index, anchor, first_at, events, properties);
 }

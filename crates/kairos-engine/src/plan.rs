@@ -117,9 +117,17 @@ fn push_unique(list: &mut Vec<u16>, index: u16) {
 fn event_names(trigger: &Trigger) -> Vec<&str> {
     let mut matches: Vec<&EventMatch> = trigger.cancel_on.iter().collect();
     match &trigger.pattern {
-        Pattern::Absence { start, cancel, .. } => {
+        Pattern::Absence {
+            start,
+            cancel,
+            cancel_when_cart_empty,
+            ..
+        } => {
             matches.push(start);
             matches.extend(cancel);
+            if *cancel_when_cart_empty {
+                return with(matches, "Product Removed");
+            }
         }
         Pattern::Count { event, unless, .. } => {
             matches.push(event);
@@ -138,7 +146,15 @@ fn event_names(trigger: &Trigger) -> Vec<&str> {
         Pattern::Threshold { measure, .. } => matches.push(&measure.event),
         Pattern::Rate { events, .. } => matches.extend(events),
     }
+    with(matches, "")
+}
+
+/// The names of `matches`, plus `extra` when not empty, sorted and unique.
+fn with<'a>(matches: Vec<&'a EventMatch>, extra: &'a str) -> Vec<&'a str> {
     let mut names: Vec<&str> = matches.iter().map(|m| m.name.as_str()).collect();
+    if !extra.is_empty() {
+        names.push(extra);
+    }
     names.sort_unstable();
     names.dedup();
     names

@@ -39,8 +39,10 @@ pub enum Verdict {
 pub fn in_holdout(plan: &Plan, customer_key: &str) -> bool {
     let percent = plan.pipeline.policy.holdout_percent;
     percent > 0.0
-        && f64::from(basis_points(plan.pipeline.settings.seed, &[b"holdout", customer_key.as_bytes()]))
-            < percent * 100.0
+        && f64::from(basis_points(
+            plan.pipeline.settings.seed,
+            &[b"holdout", customer_key.as_bytes()],
+        )) < percent * 100.0
 }
 
 /// Whether the trigger's grey release includes the customer.
@@ -164,7 +166,9 @@ pub fn judge(
         Category::Transactional | Category::Ops => QuietHoursMode::Ignore,
         _ => trigger.quiet_hours,
     };
-    if let (Some(quiet), QuietHoursMode::Defer | QuietHoursMode::Drop) = (policy.quiet_hours, quiet_mode) {
+    if let (Some(quiet), QuietHoursMode::Defer | QuietHoursMode::Drop) =
+        (policy.quiet_hours, quiet_mode)
+    {
         let minute = local_minute_of_day(send_at, zone);
         let inside = if quiet.start_minute <= quiet.end_minute {
             minute >= quiet.start_minute && minute < quiet.end_minute
@@ -192,10 +196,11 @@ pub fn best_hour(customer: &Customer, min_feedback: u32) -> Option<usize> {
         return None;
     }
     // Ties go to the earliest hour, so the choice is deterministic.
-    let (hour, _) = hours
-        .iter()
-        .enumerate()
-        .fold((0, 0), |best, (hour, &count)| if count > best.1 { (hour, count) } else { best });
+    let (hour, _) =
+        hours.iter().enumerate().fold(
+            (0, 0),
+            |best, (hour, &count)| if count > best.1 { (hour, count) } else { best },
+        );
     Some(hour)
 }
 

@@ -70,7 +70,6 @@ impl TimerTable {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
-
 }
 
 impl TimerTable {

@@ -114,12 +114,32 @@ mod tests {
             },
         );
         let value = serde_json::to_value(&action).unwrap();
-        for field in ["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"] {
+        for field in [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "subject",
+            "time",
+            "datacontenttype",
+            "data",
+        ] {
             assert!(value.get(field).is_some(), "{field}");
         }
         for field in [
-            "action_id", "user_id", "trigger", "step", "channel", "priority", "variant", "fired_at",
-            "decided_at", "expires_at", "suppressed", "reason", "payload",
+            "action_id",
+            "user_id",
+            "trigger",
+            "step",
+            "channel",
+            "priority",
+            "variant",
+            "fired_at",
+            "decided_at",
+            "expires_at",
+            "suppressed",
+            "reason",
+            "payload",
         ] {
             assert!(value["data"].get(field).is_some(), "data.{field}");
         }

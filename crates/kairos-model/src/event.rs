@@ -91,7 +91,11 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(
         Some(Value::String(text)) => Some(text),
         Some(Value::Number(number)) => Some(number.to_string()),
         Some(Value::Null) | None => None,
-        Some(_) => return Err(serde::de::Error::custom("an id must be a string or a number")),
+        Some(_) => {
+            return Err(serde::de::Error::custom(
+                "an id must be a string or a number",
+            ))
+        }
     })
 }
 
@@ -140,13 +144,17 @@ pub enum InvalidEvent {
     #[error("type {0:?} is unknown; accepted: {accepted}", accepted = EventType::ACCEPTED)]
     UnknownType(String),
     /// A `track` call without `event`.
-    #[error("track call without \"event\"; accepted: a non-empty event name such as \"Product Added\"")]
+    #[error(
+        "track call without \"event\"; accepted: a non-empty event name such as \"Product Added\""
+    )]
     MissingEventName,
     /// Neither `userId` nor `anonymousId`.
     #[error("no userId or anonymousId; accepted: at least one non-empty id")]
     MissingIdentity,
     /// Timestamp missing or unparseable.
-    #[error("{field} {value:?} is not a timestamp; accepted: RFC 3339, e.g. 2026-11-23T10:31:07.012Z")]
+    #[error(
+        "{field} {value:?} is not a timestamp; accepted: RFC 3339, e.g. 2026-11-23T10:31:07.012Z"
+    )]
     BadTimestamp {
         /// Which field.
         field: &'static str,
@@ -189,8 +197,8 @@ impl Event {
     /// `messageId` is replaced by a hash of the bytes, so a retried identical
     /// payload still de-duplicates.
     pub fn from_json(bytes: &[u8]) -> Result<Event, InvalidEvent> {
-        let call: SegmentCall =
-            serde_json::from_slice(bytes).map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
+        let call: SegmentCall = serde_json::from_slice(bytes)
+            .map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
         let fallback_id = || format!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
         Event::from_segment(call, fallback_id)
     }
@@ -218,7 +226,9 @@ impl Event {
             return Err(InvalidEvent::IncompleteAlias);
         }
         let time = Event::event_time(
-            call.timestamp.as_deref().or(call.original_timestamp.as_deref()),
+            call.timestamp
+                .as_deref()
+                .or(call.original_timestamp.as_deref()),
             call.sent_at.as_deref(),
             call.received_at.as_deref(),
         )?;
@@ -256,7 +266,9 @@ impl Event {
         sent_at: Option<&str>,
         received_at: Option<&str>,
     ) -> Result<Timestamp, InvalidEvent> {
-        let received = received_at.map(|v| parse_time("receivedAt", v)).transpose()?;
+        let received = received_at
+            .map(|v| parse_time("receivedAt", v))
+            .transpose()?;
         match (timestamp, sent_at, received) {
             (Some(timestamp), Some(sent), Some(received)) => {
                 let timestamp = parse_time("timestamp", timestamp)?;
@@ -340,11 +352,26 @@ mod tests {
         let cases = [
             ("not json", "not_json"),
             (r#"{"type":"shout","userId":"u"}"#, "unknown_type"),
-            (r#"{"type":"track","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#, "missing_event_name"),
-            (r#"{"type":"track","event":"X","timestamp":"2026-11-23T10:00:00Z"}"#, "missing_identity"),
-            (r#"{"type":"track","event":"X","userId":"u","timestamp":"yesterday"}"#, "bad_timestamp"),
-            (r#"{"type":"track","event":"X","userId":"u"}"#, "bad_timestamp"),
-            (r#"{"type":"alias","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#, "incomplete_alias"),
+            (
+                r#"{"type":"track","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#,
+                "missing_event_name",
+            ),
+            (
+                r#"{"type":"track","event":"X","timestamp":"2026-11-23T10:00:00Z"}"#,
+                "missing_identity",
+            ),
+            (
+                r#"{"type":"track","event":"X","userId":"u","timestamp":"yesterday"}"#,
+                "bad_timestamp",
+            ),
+            (
+                r#"{"type":"track","event":"X","userId":"u"}"#,
+                "bad_timestamp",
+            ),
+            (
+                r#"{"type":"alias","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#,
+                "incomplete_alias",
+            ),
         ];
         for (json, reason) in cases {
             let error = parse(json).unwrap_err();
@@ -355,7 +382,11 @@ mod tests {
 
     #[test]
     fn missing_message_id_is_derived_from_the_payload() {
-        let json = r#"{"type":"track","event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#;
-        assert_eq!(parse(json).unwrap().message_id, parse(json).unwrap().message_id);
+        let json =
+            r#"{"type":"track","event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#;
+        assert_eq!(
+            parse(json).unwrap().message_id,
+            parse(json).unwrap().message_id
+        );
     }
 }

@@ -33,7 +33,10 @@ mod tests {
 
     #[test]
     fn separators_keep_parts_apart() {
-        assert_ne!(stable_hash(0, &[b"ab", b"c"]), stable_hash(0, &[b"a", b"bc"]));
+        assert_ne!(
+            stable_hash(0, &[b"ab", b"c"]),
+            stable_hash(0, &[b"a", b"bc"])
+        );
     }
 
     #[test]

@@ -44,7 +44,11 @@ impl Timestamp {
 
     /// Adds a span, saturating at [`Timestamp::MIN`]/[`Timestamp::MAX`].
     pub fn saturating_add(self, span: Span) -> Timestamp {
-        Timestamp(self.0.saturating_add(span.0).clamp(Self::MIN.0, Self::MAX.0))
+        Timestamp(
+            self.0
+                .saturating_add(span.0)
+                .clamp(Self::MIN.0, Self::MAX.0),
+        )
     }
 }
 
@@ -226,11 +230,22 @@ mod tests {
     #[test]
     fn parses_pipeline_notation() {
         assert_eq!(Span::parse("30m").unwrap(), Span(30 * 60_000));
-        assert_eq!(Span::parse("23h30m").unwrap(), Span(23 * 3_600_000 + 30 * 60_000));
+        assert_eq!(
+            Span::parse("23h30m").unwrap(),
+            Span(23 * 3_600_000 + 30 * 60_000)
+        );
         assert_eq!(Span::parse("-30d").unwrap(), Span(-30 * 86_400_000));
         assert_eq!(Span::parse("500ms").unwrap(), Span(500));
         assert_eq!(Span::parse("3y").unwrap(), Span(3 * 365 * 86_400_000));
-        for bad in ["", "30", "m", "5 parsecs", "-", "1.5h", "99999999999999999y"] {
+        for bad in [
+            "",
+            "30",
+            "m",
+            "5 parsecs",
+            "-",
+            "1.5h",
+            "99999999999999999y",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

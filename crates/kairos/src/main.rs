@@ -1,1 +1,69 @@
-fn main() {}
+//! `kairos`: the command line.
+//!
+//! Exit codes: 0 success; 1 a run failed (I/O error, unreadable input);
+//! 2 invalid invocation or invalid pipeline (the message says what was wrong
+//! and what is accepted).
+
+mod backtest;
+mod cli;
+mod events_file;
+mod summary;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("kairos: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        cli::Command::Validate(args) => Ok(validate(&args)),
+        cli::Command::Backtest(args) => backtest::run(&args),
+    }
+}
+
+/// `kairos validate`: every error, one per line, exit 2; or a one-line OK.
+fn validate(args: &cli::ValidateArgs) -> ExitCode {
+    match kairos_pipeline::load(&args.file, &args.set) {
+        Ok(pipeline) => {
+            println!(
+                "{}: ok: pipeline {:?} with {} triggers",
+                args.file.display(),
+                pipeline.name,
+                pipeline.triggers.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            report_diagnostics(&diagnostics);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints pipeline diagnostics to stderr, one per line.
+pub fn report_diagnostics(diagnostics: &[kairos_pipeline::Diagnostic]) {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    eprintln!(
+        "{} error{} found",
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests of `kairos-pipeline`, one module per concern (one test
+//! binary, so the workspace links it once).
+
+mod every_kind;
+mod mistakes;
+mod overrides;
+mod repository_pipelines;
+mod support;

@@ -1,0 +1,148 @@
+//! `kairos backtest`: replay a file of Segment events through a pipeline with
+//! the production engine, offline. At the end of input the clock runs to the
+//! end of time (every pending timer fires) unless `--until` stops it.
+
+use crate::cli::BacktestArgs;
+use crate::events_file;
+use crate::summary;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kairos_engine::Engine;
+use kairos_model::Timestamp;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Bad lines printed individually before only counting them.
+const REPORTED_BAD_LINES: u64 = 100;
+
+pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = match kairos_pipeline::load(&args.pipeline, &args.set) {
+        Ok(pipeline) => pipeline,
+        Err(diagnostics) => {
+            crate::report_diagnostics(&diagnostics);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let pipeline_name = pipeline.name.clone();
+    let mut output: Option<Box<dyn Write>> = match &args.out {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::with_capacity(
+            1 << 20,
+            io::stdout().lock(),
+        ))),
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            Some(Box::new(BufWriter::with_capacity(1 << 20, file)))
+        }
+    };
+    let reader = events_file::open(&args.events)?;
+    let progress = progress_bar(args, reader.total_bytes);
+    let events_name = args.events.display().to_string();
+    let started = Instant::now();
+    let mut engine = Engine::new(pipeline);
+    let (mut events, mut rejected, mut beyond_until) = (0u64, 0u64, 0u64);
+    let until = args.until.unwrap_or(Timestamp::MAX);
+    for batch in reader.batches.iter() {
+        for line in batch.lines {
+            match line.parsed {
+                Ok(event) if event.time >= until => beyond_until += 1,
+                Ok(event) => {
+                    events += 1;
+                    engine.handle_event(event);
+                    drain(
+                        &mut engine,
+                        &pipeline_name,
+                        output.as_mut(),
+                        args.all_decisions,
+                    )?;
+                }
+                Err(reason) => {
+                    rejected += 1;
+                    if rejected <= REPORTED_BAD_LINES {
+                        progress.suspend(|| {
+                            eprintln!("{events_name}:{}: skipped: {reason}", line.number)
+                        });
+                    }
+                }
+            }
+        }
+        progress.inc(batch.bytes);
+    }
+    match reader.reader.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(error).with_context(|| format!("cannot read {events_name}")),
+        Err(_) => anyhow::bail!("the parsing thread panicked"),
+    }
+    engine.advance_to(until);
+    drain(
+        &mut engine,
+        &pipeline_name,
+        output.as_mut(),
+        args.all_decisions,
+    )?;
+    if let Some(output) = output.as_mut() {
+        output.flush().context("cannot write actions")?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.finish_and_clear();
+    if rejected > REPORTED_BAD_LINES {
+        eprintln!("{events_name}: {rejected} lines skipped in all ({REPORTED_BAD_LINES} shown)");
+    }
+    if beyond_until > 0 {
+        eprintln!("{events_name}: {beyond_until} events at or after --until not replayed");
+    }
+    eprint!(
+        "{}",
+        summary::to_table(engine.stats(), events, rejected, seconds)
+    );
+    if let Some(path) = &args.summary_json {
+        let json = summary::to_json(engine.stats(), events, rejected, seconds);
+        std::fs::write(path, format!("{json:#}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes every decision the engine has ready.
+fn drain(
+    engine: &mut Engine,
+    pipeline: &str,
+    output: Option<&mut Box<dyn Write>>,
+    all: bool,
+) -> anyhow::Result<()> {
+    let Some(output) = output else {
+        while engine.poll_decision().is_some() {}
+        return Ok(());
+    };
+    while let Some(decision) = engine.poll_decision() {
+        if decision.is_sent() || all {
+            serde_json::to_writer(&mut *output, &decision.to_action(pipeline))
+                .context("cannot write actions")?;
+            output.write_all(b"\n").context("cannot write actions")?;
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(args: &BacktestArgs, total_bytes: Option<u64>) -> ProgressBar {
+    if args.quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match total_bytes {
+        Some(total) => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} [{bar:30}] {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    bar
+}

@@ -1,0 +1,928 @@
+//! Engine behaviour through real pipeline files: time and lateness, identity,
+//! de-duplication, erasure, each pattern kind, and the delivery policy.
+
+mod support;
+use kairos_engine::Suppression;
+use serde_json::json;
+use support::{track, Harness, OPEN_POLICY};
+
+fn with_policy(policy: &str, triggers: &str) -> String {
+    format!("name = \"t\"\n{policy}\n{triggers}")
+}
+
+const NUDGE: &str = r#"
+[[trigger]]
+id = "nudge"
+kind = "absence"
+start = "Signed Up"
+cancel = ["Order Completed"]
+after = "1h"
+channel = "push"
+"#;
+
+// ----- time -----------------------------------------------------------------
+
+#[test]
+fn late_events_beyond_the_lateness_are_counted_and_applied() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track("u2", "Page", "2026-11-23T14:00:00Z", "m2", json!({})));
+    // 1h59m late: the nudge already fired; the order is still applied.
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-11-23T12:01:00Z",
+        "m3",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.engine.stats().late, 1);
+    assert_eq!(
+        h.summary(),
+        ["u1 nudge step1 2026-11-23T13:00:00.000Z sent"]
+    );
+}
+
+#[test]
+fn dropped_late_events_never_reach_state() {
+    let policy =
+        format!("{OPEN_POLICY}\n[settings]\nlate_events = \"drop\"\nallowed_lateness = \"1s\"");
+    let mut h = Harness::new(&with_policy(&policy, NUDGE));
+    h.send(track("u2", "Page", "2026-11-23T14:00:00Z", "m2", json!({})));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.engine.stats().late_dropped, 1);
+    assert!(h.decisions.is_empty());
+}
+
+#[test]
+fn duplicates_within_the_lookback_are_skipped() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-11-23T11:00:00Z",
+        "dup",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    // The same messageId retried hours later is ignored (it would cancel otherwise).
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-11-23T12:10:00Z",
+        "dup",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.engine.stats().duplicates, 1);
+    assert_eq!(h.sent().len(), 1);
+}
+
+// ----- identity -------------------------------------------------------------
+
+#[test]
+fn anonymous_state_follows_the_person_after_identify() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    h.send(json!({"type":"track","event":"Signed Up","anonymousId":"device-1","timestamp":"2026-11-23T12:00:00Z","messageId":"m1"}));
+    h.send(json!({"type":"identify","userId":"u1","anonymousId":"device-1","timestamp":"2026-11-23T12:05:00Z","messageId":"m2"}));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 nudge step1 2026-11-23T13:00:00.000Z sent"]
+    );
+}
+
+#[test]
+fn two_devices_merge_into_one_person() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    h.send(json!({"type":"track","event":"Signed Up","anonymousId":"phone","timestamp":"2026-11-23T12:00:00Z","messageId":"m1"}));
+    h.send(json!({"type":"identify","userId":"u1","timestamp":"2026-11-23T12:01:00Z","messageId":"m2"}));
+    // The laptop's order, made before login, then linked by alias.
+    h.send(json!({"type":"track","event":"Order Completed","anonymousId":"laptop","timestamp":"2026-11-23T12:02:00Z","messageId":"m3"}));
+    h.send(json!({"type":"alias","previousId":"phone","userId":"u1","timestamp":"2026-11-23T12:03:00Z","messageId":"m4"}));
+    h.send(json!({"type":"alias","previousId":"laptop","userId":"u1","timestamp":"2026-11-23T12:04:00Z","messageId":"m5"}));
+    h.send(json!({"type":"track","event":"Order Completed","userId":"u1","timestamp":"2026-11-23T12:05:00Z","messageId":"m6"}));
+    h.finish();
+    assert!(h.decisions.is_empty(), "{:?}", h.summary());
+    assert_eq!(h.engine.customer_count(), 1);
+}
+
+// ----- erasure --------------------------------------------------------------
+
+#[test]
+fn erasure_removes_every_trace() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    h.send(json!({"type":"track","event":"Signed Up","anonymousId":"device-9","timestamp":"2026-11-23T12:00:00Z","messageId":"m1"}));
+    h.send(json!({"type":"identify","userId":"u9","anonymousId":"device-9","timestamp":"2026-11-23T12:01:00Z","messageId":"m2","traits":{"birthday":"1990-01-02"}}));
+    h.advance("2026-11-23T12:01:30Z");
+    assert!(h.engine.holds_anything_about("u9"));
+    h.send(track(
+        "u9",
+        "Erasure Requested",
+        "2026-11-23T12:02:00Z",
+        "m3",
+        json!({}),
+    ));
+    h.finish();
+    assert!(!h.engine.holds_anything_about("u9"));
+    assert!(!h.engine.holds_anything_about("device-9"));
+    assert_eq!(h.engine.pending_timers(), 0);
+    assert!(h.decisions.is_empty());
+}
+
+// ----- patterns -------------------------------------------------------------
+
+#[test]
+fn count_in_a_session_fires_when_the_session_ends_unless_added() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "browse"
+kind = "count"
+event = "Product Viewed"
+min = 3
+window = { session = "30m" }
+group_by = ["product_id"]
+unless = ["Product Added"]
+fire = "on_close"
+channel = "email"
+"#,
+    );
+    let view = |user: &str, minute: u32, id: &str| {
+        track(
+            user,
+            "Product Viewed",
+            &format!("2026-11-23T12:{minute:02}:00Z"),
+            id,
+            json!({"product_id": "p1"}),
+        )
+    };
+    let mut h = Harness::new(&toml);
+    for (minute, id) in [(0, "a"), (5, "b"), (10, "c")] {
+        h.send(view("u1", minute, id));
+        h.send(view("u2", minute, &format!("u2{id}")));
+    }
+    h.send(track(
+        "u2",
+        "Product Added",
+        "2026-11-23T12:11:00Z",
+        "u2add",
+        json!({"product_id": "p1"}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 browse step1 2026-11-23T12:40:00.000Z sent"]
+    );
+    assert_eq!(h.decisions[0].payload["group"], "product_id=p1");
+}
+
+#[test]
+fn sliding_and_tumbling_counts_fire_on_reach() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "burst"
+kind = "count"
+event = "Page"
+min = 2
+window = { sliding = "10m" }
+channel = "push"
+
+[[trigger]]
+id = "daily"
+kind = "count"
+event = "Page"
+min = 3
+window = { tumbling = "1d" }
+channel = "email"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    for (time, id) in [
+        ("2026-11-23T10:00:00Z", "a"),
+        ("2026-11-23T10:20:00Z", "b"),
+        ("2026-11-23T10:25:00Z", "c"),
+        ("2026-11-24T00:00:01Z", "d"),
+    ] {
+        h.send(track("u1", "Page", time, id, json!({})));
+    }
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 burst step1 2026-11-23T10:25:00.000Z sent",
+            "u1 daily step1 2026-11-23T10:25:00.000Z sent"
+        ]
+    );
+}
+
+#[test]
+fn inactivity_uses_the_customers_own_cadence() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "churn"
+kind = "inactivity"
+activity = "Order Completed"
+after = { cadence = 2.0, floor = "1d", min_history = 3, sparse_floor = "30d" }
+channel = "email"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    // Orders every 2 days: median gap 2d, so churn risk after 4 days of silence.
+    for (day, id) in [(1, "a"), (3, "b"), (5, "c")] {
+        h.send(track(
+            "u1",
+            "Order Completed",
+            &format!("2026-11-{day:02}T10:00:00Z"),
+            id,
+            json!({}),
+        ));
+    }
+    // A single order: the sparse floor applies.
+    h.send(track(
+        "u2",
+        "Order Completed",
+        "2026-11-01T10:00:00Z",
+        "z",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 churn step1 2026-11-09T10:00:00.000Z sent",
+            "u2 churn step1 2026-12-01T10:00:00.000Z sent"
+        ]
+    );
+}
+
+#[test]
+fn dormant_wakeups_repeat_at_most_three_times() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "dormant"
+kind = "inactivity"
+activity = "*"
+after = "30d"
+repeat = { every = "3d", times = 3 }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track("u1", "Page", "2026-01-01T10:00:00Z", "a", json!({})));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 dormant step1 2026-01-31T10:00:00.000Z sent",
+            "u1 dormant step2 2026-02-03T10:00:00.000Z sent",
+            "u1 dormant step3 2026-02-06T10:00:00.000Z sent",
+        ]
+    );
+}
+
+#[test]
+fn sequence_matches_b_after_a_within_t() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "cart_then_store"
+kind = "sequence"
+first = "Product Added"
+then = "Store Visited"
+within = "7d"
+channel = "pos"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Product Added",
+        "2026-11-01T10:00:00Z",
+        "a",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Store Visited",
+        "2026-11-05T10:00:00Z",
+        "b",
+        json!({}),
+    ));
+    h.send(track(
+        "u2",
+        "Product Added",
+        "2026-11-01T10:00:00Z",
+        "c",
+        json!({}),
+    ));
+    h.send(track(
+        "u2",
+        "Store Visited",
+        "2026-11-09T10:00:00Z",
+        "d",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 cart_then_store step1 2026-11-05T10:00:00.000Z sent"]
+    );
+    assert_eq!(h.decisions[0].events, ["a", "b"]);
+}
+
+#[test]
+fn birthday_fires_at_nine_local_every_year() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "birthday"
+kind = "schedule"
+source = { trait = "birthday", at = "09:00" }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(
+        json!({"type":"identify","userId":"u1","timestamp":"2026-03-01T00:00:00Z","messageId":"m1",
+        "traits":{"birthday":"1990-03-15"},"context":{"timezone":"Asia/Shanghai"}}),
+    );
+    h.advance("2027-04-01T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 birthday step1 2026-03-15T01:00:00.000Z sent",
+            "u1 birthday step1 2027-03-15T01:00:00.000Z sent"
+        ]
+    );
+    assert_eq!(
+        h.engine.pending_timers(),
+        1,
+        "one timer per customer, whatever the runtime"
+    );
+}
+
+#[test]
+fn points_expiry_reminders_escalate() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "points_expiry"
+kind = "schedule"
+source = { event = "Points Earned", property = "expires_at", default_after = "3y" }
+offset = "-30d"
+channel = "push"
+[[trigger.ladder]]
+at = "-7d"
+channel = "sms"
+[[trigger.ladder]]
+at = "-1d"
+channel = "service_desk"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Points Earned",
+        "2026-01-01T00:00:00Z",
+        "p1",
+        json!({"points": 100, "expires_at": "2026-06-01T00:00:00Z"}),
+    ));
+    h.finish();
+    let channels: Vec<(&str, String)> = h
+        .decisions
+        .iter()
+        .map(|d| (d.channel.as_str(), d.fired_at.to_string()))
+        .collect();
+    assert_eq!(
+        channels,
+        [
+            ("push", "2026-05-02T00:00:00.000Z".to_string()),
+            ("sms", "2026-05-25T00:00:00.000Z".to_string()),
+            ("service_desk", "2026-05-31T00:00:00.000Z".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn complaint_sla_escalates_by_severity_unless_resolved() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "complaint_sla"
+kind = "absence"
+key = "complaint_id"
+start = "Complaint Filed"
+cancel = ["Complaint Resolved"]
+restart = false
+after = "0s"
+channel = "service_desk"
+category = "transactional"
+[[trigger.ladder]]
+at = { by = "severity", values = { "1" = "2h", "2" = "12h" }, default = "48h" }
+channel = "service_desk"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Complaint Filed",
+        "2026-11-23T10:00:00Z",
+        "a",
+        json!({"complaint_id": "k1", "severity": 1}),
+    ));
+    h.send(track(
+        "u1",
+        "Complaint Filed",
+        "2026-11-23T10:00:00Z",
+        "b",
+        json!({"complaint_id": "k2", "severity": 2}),
+    ));
+    h.send(track(
+        "u1",
+        "Complaint Resolved",
+        "2026-11-23T11:00:00Z",
+        "c",
+        json!({"complaint_id": "k2"}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 complaint_sla step1 2026-11-23T10:00:00.000Z sent",
+            "u1 complaint_sla step1 2026-11-23T10:00:00.000Z sent",
+            "u1 complaint_sla step2 2026-11-23T12:00:00.000Z sent",
+        ]
+    );
+}
+
+#[test]
+fn thresholds_near_next_tier_fire_once_per_tier() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "tier_progress"
+kind = "threshold"
+measure = { event = "Order Completed", property = "revenue", window = "365d" }
+near_next_tier = { tiers = [1000.0, 5000.0], within_percent = 10 }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    for (day, revenue, id) in [
+        (1, 850.0, "a"),
+        (2, 60.0, "b"),
+        (3, 10.0, "c"),
+        (4, 4000.0, "d"),
+    ] {
+        h.send(track(
+            "u1",
+            "Order Completed",
+            &format!("2026-11-{day:02}T10:00:00Z"),
+            id,
+            json!({"revenue": revenue}),
+        ));
+    }
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 tier_progress step1 2026-11-02T10:00:00.000Z sent",
+            "u1 tier_progress step1 2026-11-04T10:00:00.000Z sent"
+        ]
+    );
+}
+
+#[test]
+fn top_percent_recognises_the_biggest_spenders() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "vip"
+kind = "threshold"
+measure = { event = "Order Completed", property = "revenue", window = "365d" }
+top_percent = 5
+channel = "service_desk"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    // Biggest first: nobody after the first few is in the top 5 % when they
+    // arrive (ranks need 20 customers before anyone is recognised).
+    for customer in (1..=100).rev() {
+        let revenue = f64::from(customer) * 10.0;
+        h.send(track(
+            &format!("c{customer:03}"),
+            "Order Completed",
+            "2026-11-01T10:00:00Z",
+            &format!("o{customer}"),
+            json!({"revenue": revenue}),
+        ));
+    }
+    h.send(track(
+        "whale",
+        "Order Completed",
+        "2026-11-02T10:00:00Z",
+        "w",
+        json!({"revenue": 50000}),
+    ));
+    h.finish();
+    let users: Vec<&str> = h.decisions.iter().map(|d| d.user_id.as_str()).collect();
+    assert_eq!(users, ["whale"]);
+}
+
+#[test]
+fn rate_spike_alerts_ops_and_pauses_marketing() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "spike"
+kind = "rate"
+events = ["Complaint Filed"]
+window = "1h"
+baseline = "1d"
+increase_percent = 30
+min_count = 5
+pause_marketing = "2h"
+
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    // A quiet baseline: 2 complaints an hour for a day.
+    for hour in 0..26 {
+        for n in 0..2 {
+            let time = format!(
+                "2026-11-{:02}T{:02}:{:02}:00Z",
+                1 + hour / 24,
+                hour % 24,
+                n * 20
+            );
+            h.send(track(
+                "someone",
+                "Complaint Filed",
+                &time,
+                &format!("b{hour}-{n}"),
+                json!({}),
+            ));
+        }
+    }
+    // Then 10 in ten minutes.
+    for n in 0..10 {
+        h.send(track(
+            &format!("angry{n}"),
+            "Complaint Filed",
+            &format!("2026-11-02T02:{:02}:00Z", 40 + n),
+            &format!("s{n}"),
+            json!({}),
+        ));
+    }
+    h.send(track(
+        "newbie",
+        "Signed Up",
+        "2026-11-02T03:00:00Z",
+        "w1",
+        json!({}),
+    ));
+    h.finish();
+    let spike: Vec<_> = h
+        .decisions
+        .iter()
+        .filter(|d| d.trigger == "spike")
+        .collect();
+    assert_eq!(spike.len(), 1, "{:?}", h.summary());
+    assert_eq!(spike[0].channel, "ops");
+    let welcome = h
+        .decisions
+        .iter()
+        .find(|d| d.trigger == "welcome")
+        .expect("evaluated");
+    assert_eq!(welcome.suppressed, Some(Suppression::CircuitBreaker));
+}
+
+// ----- delivery policy ------------------------------------------------------
+
+const OFFERS: &str = r#"
+[[trigger]]
+id = "low"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "push"
+priority = 10
+
+[[trigger]]
+id = "high"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "push"
+priority = 90
+"#;
+
+#[test]
+fn arbitration_sends_only_the_next_best_action() {
+    let policy = "[policy]\nholdout_percent = 0\nconsent_required = []\nquiet_hours = false\ndaily_caps = { targeted = 5, content = 5 }";
+    let mut h = Harness::new(&with_policy(policy, OFFERS));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.finish();
+    let outcome: Vec<(&str, Option<Suppression>)> = h
+        .decisions
+        .iter()
+        .map(|d| (d.trigger.as_str(), d.suppressed))
+        .collect();
+    assert_eq!(
+        outcome,
+        [("high", None), ("low", Some(Suppression::Arbitration))]
+    );
+}
+
+#[test]
+fn consent_caps_and_quiet_hours() {
+    let policy = r#"
+[policy]
+holdout_percent = 0
+consent_required = ["push"]
+daily_caps = { targeted = 1, content = 1 }
+quiet_hours = { start = "22:00", end = "08:00" }
+arbitration_window = "0s"
+"#;
+    let triggers = r#"
+[[trigger]]
+id = "offer"
+kind = "count"
+event = "Coupon Applied"
+window = { sliding = "1m" }
+channel = "push"
+expires_after = "12h"
+"#;
+    let mut h = Harness::new(&with_policy(policy, triggers));
+    // No consent yet.
+    h.send(track(
+        "u1",
+        "Coupon Applied",
+        "2026-11-23T10:00:00Z",
+        "a",
+        json!({}),
+    ));
+    h.send(json!({"type":"identify","userId":"u1","timestamp":"2026-11-23T10:01:00Z","messageId":"b","traits":{"consent":{"push":true}}}));
+    h.send(track(
+        "u1",
+        "Coupon Applied",
+        "2026-11-23T10:02:00Z",
+        "c",
+        json!({}),
+    ));
+    // Second targeted push the same local day: capped.
+    h.send(track(
+        "u1",
+        "Coupon Applied",
+        "2026-11-23T11:00:00Z",
+        "d",
+        json!({}),
+    ));
+    // At 23:00 the next day: deferred to 08:00.
+    h.send(track(
+        "u1",
+        "Coupon Applied",
+        "2026-11-24T23:00:00Z",
+        "e",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 offer step1 2026-11-23T10:00:00.000Z consent",
+            "u1 offer step1 2026-11-23T10:02:00.000Z sent",
+            "u1 offer step1 2026-11-23T11:00:00.000Z frequency_cap",
+            "u1 offer step1 2026-11-24T23:00:00.000Z sent",
+        ]
+    );
+    assert_eq!(
+        h.decisions[3].decided_at.to_string(),
+        "2026-11-25T08:00:00.000Z"
+    );
+}
+
+#[test]
+fn holdout_is_deterministic_and_close_to_its_percentage() {
+    let policy = "[policy]\nholdout_percent = 5\nconsent_required = []\nquiet_hours = false";
+    let triggers = r#"
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "push"
+"#;
+    let run = || {
+        let mut h = Harness::new(&with_policy(policy, triggers));
+        for n in 0..4000 {
+            h.send(track(
+                &format!("u{n}"),
+                "Signed Up",
+                "2026-11-23T12:00:00Z",
+                &format!("m{n}"),
+                json!({}),
+            ));
+        }
+        h.finish();
+        h.decisions
+            .iter()
+            .filter(|d| d.suppressed == Some(Suppression::Holdout))
+            .map(|d| d.user_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let held = run();
+    assert_eq!(held, run());
+    assert!(
+        (150..250).contains(&held.len()),
+        "{} of 4000 held out",
+        held.len()
+    );
+}
+
+#[test]
+fn cooldown_and_conversion_cancel_ladders() {
+    let policy = format!("{OPEN_POLICY}");
+    let triggers = r#"
+[[trigger]]
+id = "cart"
+kind = "absence"
+start = "Product Added"
+cancel = ["Order Completed"]
+after = "30m"
+channel = "push"
+cooldown = "24h"
+[[trigger.ladder]]
+at = "24h"
+channel = "email"
+"#;
+    let mut h = Harness::new(&with_policy(&policy, triggers));
+    h.send(track(
+        "u1",
+        "Product Added",
+        "2026-11-23T10:00:00Z",
+        "a",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Product Added",
+        "2026-11-23T11:00:00Z",
+        "b",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-11-23T12:00:00Z",
+        "c",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 cart step1 2026-11-23T10:30:00.000Z sent",
+            "u1 cart step1 2026-11-23T11:30:00.000Z cooldown"
+        ]
+    );
+}
+
+#[test]
+fn variants_and_grey_release_are_deterministic() {
+    let triggers = r#"
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "push"
+rollout_percent = 10
+[[trigger.variants]]
+name = "a"
+weight = 1
+[[trigger.variants]]
+name = "b"
+weight = 1
+channel = "sms"
+"#;
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, triggers));
+    for n in 0..1000 {
+        h.send(track(
+            &format!("u{n}"),
+            "Signed Up",
+            "2026-11-23T12:00:00Z",
+            &format!("m{n}"),
+            json!({}),
+        ));
+    }
+    h.finish();
+    let sent = h.sent();
+    assert!(
+        (60..140).contains(&sent.len()),
+        "{} of 1000 in a 10% rollout",
+        sent.len()
+    );
+    for decision in &sent {
+        assert_eq!(
+            decision.channel,
+            if decision.variant == "b" {
+                "sms"
+            } else {
+                "push"
+            }
+        );
+    }
+    let out_of_rollout = h
+        .decisions
+        .iter()
+        .filter(|d| d.suppressed == Some(Suppression::Rollout))
+        .count();
+    assert_eq!(out_of_rollout + sent.len(), 1000);
+}
+
+#[test]
+fn send_time_optimisation_waits_for_the_customers_best_hour() {
+    let triggers = r#"
+[[trigger]]
+id = "digest"
+kind = "count"
+event = "Product Viewed"
+window = { tumbling = "1d" }
+channel = "email"
+deliver_within = "12h"
+"#;
+    let policy = "[policy]\nholdout_percent = 0\nconsent_required = []\nquiet_hours = false\nsend_time_min_feedback = 3";
+    let mut h = Harness::new(&with_policy(policy, triggers));
+    for (day, id) in [(20, "o1"), (21, "o2"), (22, "o3")] {
+        h.send(track(
+            "u1",
+            "Message Opened",
+            &format!("2026-11-{day}T19:10:00Z"),
+            id,
+            json!({}),
+        ));
+    }
+    h.send(track(
+        "u1",
+        "Product Viewed",
+        "2026-11-23T10:00:00Z",
+        "v",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.decisions[0].fired_at.to_string(),
+        "2026-11-23T10:00:00.000Z"
+    );
+    assert_eq!(
+        h.decisions[0].decided_at.to_string(),
+        "2026-11-23T19:00:00.000Z"
+    );
+}

@@ -1,0 +1,103 @@
+//! Test harness: a pipeline from TOML text, events from JSON, a fake clock
+//! that jumps wherever the test says, and the decisions collected.
+#![allow(dead_code)]
+
+use kairos_engine::{Decision, Engine};
+use kairos_model::{Event, Timestamp};
+use serde_json::{json, Value};
+
+/// Compiles pipeline TOML or fails the test with every diagnostic.
+pub fn pipeline(text: &str) -> kairos_engine::config::Pipeline {
+    match kairos_pipeline::compile("test.toml", text, &[]) {
+        Ok(pipeline) => pipeline,
+        Err(diagnostics) => panic!(
+            "pipeline does not compile:\n{}",
+            diagnostics
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// A policy section that lets everything through, so pattern tests see every
+/// match as sent.
+pub const OPEN_POLICY: &str = r#"
+[policy]
+holdout_percent = 0
+consent_required = []
+quiet_hours = false
+weekly_marketing_cap = 1000
+daily_caps = { targeted = 1000, content = 1000 }
+arbitration_window = "0s"
+"#;
+
+pub fn at(text: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// A track call.
+pub fn track(user: &str, name: &str, time: &str, message_id: &str, properties: Value) -> Value {
+    json!({"type": "track", "event": name, "userId": user, "timestamp": time, "messageId": message_id, "properties": properties})
+}
+
+pub struct Harness {
+    pub engine: Engine,
+    pub decisions: Vec<Decision>,
+}
+
+impl Harness {
+    pub fn new(toml: &str) -> Harness {
+        Harness {
+            engine: Engine::new(pipeline(toml)),
+            decisions: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, call: Value) -> &mut Self {
+        let event = Event::from_json(call.to_string().as_bytes()).expect("valid test event");
+        self.engine.handle_event(event);
+        self.collect();
+        self
+    }
+
+    pub fn advance(&mut self, time: &str) -> &mut Self {
+        self.engine.advance_to(at(time));
+        self.collect();
+        self
+    }
+
+    pub fn finish(&mut self) -> &mut Self {
+        self.engine.advance_to(Timestamp::MAX);
+        self.collect();
+        self
+    }
+
+    fn collect(&mut self) {
+        while let Some(decision) = self.engine.poll_decision() {
+            self.decisions.push(decision);
+        }
+    }
+
+    pub fn sent(&self) -> Vec<&Decision> {
+        self.decisions.iter().filter(|d| d.is_sent()).collect()
+    }
+
+    /// (trigger, step, fired_at, suppression) of every decision, compactly.
+    pub fn summary(&self) -> Vec<String> {
+        self.decisions
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} step{} {} {}",
+                    d.user_id,
+                    d.trigger,
+                    d.step,
+                    d.fired_at,
+                    d.suppressed.map(|s| s.as_str()).unwrap_or("sent")
+                )
+            })
+            .collect()
+    }
+}
