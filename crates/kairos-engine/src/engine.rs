@@ -18,6 +18,13 @@ use serde_json::{json, Value};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 
+/// Recurring schedules (birthdays, period ends) are armed at most this far
+/// beyond the newest event seen. In production events never stop, so this
+/// changes nothing; at the end of a backtest, when the clock runs to the end
+/// of time, it stops each schedule after about a year instead of looping
+/// forever.
+const RECURRENCE_HORIZON: kairos_model::Span = kairos_model::Span(400 * 86_400_000);
+
 /// The key of the pseudo-customer that global (`rate`) triggers act for.
 pub const OPS_CUSTOMER: &str = "_ops";
 
@@ -291,6 +298,7 @@ impl Engine {
             customer,
             cid: slot,
             now: self.now,
+            horizon: self.newest_event + RECURRENCE_HORIZON,
         };
         for &trigger in plan.triggers_for(&event.name) {
             patterns::on_event(&mut ctx, trigger, &event, emptied.as_deref());
@@ -350,6 +358,7 @@ impl Engine {
             customer,
             cid: ops,
             now,
+            horizon: self.newest_event + RECURRENCE_HORIZON,
         };
         let properties = vec![
             ("current".to_string(), json!(current)),
@@ -390,6 +399,7 @@ impl Engine {
             customer,
             cid: slot,
             now: self.now,
+            horizon: self.newest_event + RECURRENCE_HORIZON,
         };
         for entry in batch {
             match entry.purpose {
@@ -417,7 +427,7 @@ impl Engine {
                 }
             }
         }
-        candidates.sort_by(|a, b| b.0.decision.priority.cmp(&a.0.decision.priority));
+        candidates.sort_by_key(|(candidate, _)| Reverse(candidate.decision.priority));
         for (candidate, first_pass) in candidates {
             self.deliver(slot, candidate, first_pass);
         }

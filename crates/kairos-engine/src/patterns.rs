@@ -42,6 +42,9 @@ pub struct Ctx<'a> {
     pub cid: u32,
     /// Processing time (never goes backwards).
     pub now: Timestamp,
+    /// Recurring schedules are not re-armed beyond this (see the engine's
+    /// `RECURRENCE_HORIZON`).
+    pub horizon: Timestamp,
 }
 
 impl Ctx<'_> {
@@ -717,7 +720,7 @@ pub fn cadence_offset(
         .collect();
     gaps.sort_unstable();
     let middle = gaps.len() / 2;
-    let median = if gaps.len() % 2 == 0 {
+    let median = if gaps.len().is_multiple_of(2) {
         (gaps[middle - 1] + gaps[middle]) / 2
     } else {
         gaps[middle]
@@ -864,7 +867,8 @@ fn schedule_yearly(
     let (month, day, minute) = (*month, *day, *minute_of_day);
     let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
     let zone = zone_of(ctx.plan, ctx.customer);
-    if let Some(anchor) = next_yearly(after - first_at, month, day, minute, zone) {
+    let next = next_yearly(after - first_at, month, day, minute, zone);
+    if let Some(anchor) = next.filter(|anchor| *anchor <= ctx.horizon) {
         if let Some(old) = ctx.customer.states[index].ladder.take() {
             let token = ctx.customer.states[index].token;
             ctx.timers.remove(&TimerEntry {
@@ -950,7 +954,8 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         } => {
             let zone = zone_of(ctx.plan, ctx.customer);
             let anchor = finished.map(|l| l.anchor).unwrap_or(due);
-            if let Some((_, next_end)) = period_of(anchor, *period, zone) {
+            let next = period_of(anchor, *period, zone);
+            if let Some((_, next_end)) = next.filter(|(_, end)| *end <= ctx.horizon) {
                 let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
                 ctx.start_ladder(index, next_end, first_at, Vec::new(), Vec::new());
             }

@@ -184,7 +184,12 @@ impl Checker {
     }
 
     /// A table whose keys must all be in `keys`.
-    pub fn table_of<'n>(&mut self, node: &'n Node, field: &str, keys: &[&str]) -> Option<Fields<'n>> {
+    pub fn table_of<'n>(
+        &mut self,
+        node: &'n Node,
+        field: &str,
+        keys: &[&str],
+    ) -> Option<Fields<'n>> {
         let accepted = format!("a table with keys {}", keys.join(", "));
         let fields = self.table(node, field, &accepted)?;
         fields.check_keys(self, keys);
@@ -255,7 +260,12 @@ impl Checker {
     ) -> Option<String> {
         let text = self.string(node, field, accepted)?;
         if text.is_empty() || !text.chars().all(allowed) {
-            self.report(&node.origin, field, format!("{text:?} is not allowed"), accepted);
+            self.report(
+                &node.origin,
+                field,
+                format!("{text:?} is not allowed"),
+                accepted,
+            );
             return None;
         }
         Some(text.to_string())
@@ -292,7 +302,12 @@ impl Checker {
         match node.value {
             Value::Integer(number) if (min..=max).contains(&number) => Some(number),
             Value::Integer(number) => {
-                self.report(&node.origin, field, format!("{number} is out of range"), accepted);
+                self.report(
+                    &node.origin,
+                    field,
+                    format!("{number} is out of range"),
+                    accepted,
+                );
                 None
             }
             _ => {
@@ -328,7 +343,12 @@ impl Checker {
         if number.is_finite() && allowed(number) {
             Some(number)
         } else {
-            self.report(&node.origin, field, format!("{number} is out of range"), accepted);
+            self.report(
+                &node.origin,
+                field,
+                format!("{number} is out of range"),
+                accepted,
+            );
             None
         }
     }
@@ -347,7 +367,7 @@ impl Checker {
             Ok(span) if rule.allows(span) => Some(span),
             Ok(span) => {
                 let problem = match rule {
-                    SpanRule::Positive => format!("{span} must be more than 0s"),
+                    SpanRule::Positive => format!("must be more than 0s, not {span}"),
                     _ => format!("{span} must not be negative"),
                 };
                 self.report(&node.origin, field, problem, rule.accepted());
@@ -362,14 +382,24 @@ impl Checker {
     }
 
     /// One of a fixed set of words.
-    pub fn choice<T: Copy>(&mut self, node: &Node, field: &str, options: &[(&str, T)]) -> Option<T> {
+    pub fn choice<T: Copy>(
+        &mut self,
+        node: &Node,
+        field: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
         let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
         let accepted = names.join(", ");
         let text = self.string(node, field, &accepted)?;
         match options.iter().find(|(name, _)| *name == text) {
             Some((_, value)) => Some(*value),
             None => {
-                self.report(&node.origin, field, format!("unknown value {text:?}"), accepted);
+                self.report(
+                    &node.origin,
+                    field,
+                    format!("unknown value {text:?}"),
+                    accepted,
+                );
                 None
             }
         }
@@ -388,7 +418,8 @@ impl Checker {
             }
         };
         let parsed = text.split_once(':').and_then(|(hours, minutes)| {
-            let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+            let two_digits =
+                |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
             if !two_digits(hours) || !two_digits(minutes) {
                 return None;
             }
@@ -397,7 +428,12 @@ impl Checker {
             (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
         });
         if parsed.is_none() {
-            self.report(&node.origin, field, format!("{text:?} is not a time of day"), ACCEPTED);
+            self.report(
+                &node.origin,
+                field,
+                format!("{text:?} is not a time of day"),
+                ACCEPTED,
+            );
         }
         parsed
     }

@@ -40,8 +40,9 @@ pub(crate) fn event_match(checker: &mut Checker, node: &Node, field: &str) -> Op
                 c.text(n, f, "an event name, or \"*\" for any event")
             });
             let filters = checker.optional(&fields, "where", Vec::new(), filters);
-            let identified =
-                checker.optional(&fields, "identified", None, |c, n, f| c.boolean(n, f).map(Some));
+            let identified = checker.optional(&fields, "identified", None, |c, n, f| {
+                c.boolean(n, f).map(Some)
+            });
             Some(EventMatch {
                 name: name?,
                 filters: filters?,
@@ -56,7 +57,11 @@ pub(crate) fn event_match(checker: &mut Checker, node: &Node, field: &str) -> Op
 }
 
 /// Reads an array of event matches.
-pub(crate) fn event_matches(checker: &mut Checker, node: &Node, field: &str) -> Option<Vec<EventMatch>> {
+pub(crate) fn event_matches(
+    checker: &mut Checker,
+    node: &Node,
+    field: &str,
+) -> Option<Vec<EventMatch>> {
     checker.list(node, field, MATCH_LIST_FORMS, event_match)
 }
 
@@ -94,7 +99,12 @@ fn test(checker: &mut Checker, node: &Node, field: &str) -> Option<FilterTest> {
         } else {
             ""
         };
-        checker.wrong_type(node, field, &format!("a scalar or an operator table{hint}"), TEST_FORMS);
+        checker.wrong_type(
+            node,
+            field,
+            &format!("a scalar or an operator table{hint}"),
+            TEST_FORMS,
+        );
         return None;
     };
     let fields = checker.table_of(node, field, OPERATORS)?;
@@ -116,20 +126,36 @@ fn test(checker: &mut Checker, node: &Node, field: &str) -> Option<FilterTest> {
     let field = fields.field(&entry.key);
     let any_number: fn(f64) -> bool = |_| true;
     match entry.key.as_str() {
-        "lt" => checker.number(value, &field, "a number", any_number).map(FilterTest::LessThan),
-        "lte" => checker.number(value, &field, "a number", any_number).map(FilterTest::AtMost),
+        "lt" => checker
+            .number(value, &field, "a number", any_number)
+            .map(FilterTest::LessThan),
+        "lte" => checker
+            .number(value, &field, "a number", any_number)
+            .map(FilterTest::AtMost),
         "gt" => checker
             .number(value, &field, "a number", any_number)
             .map(FilterTest::GreaterThan),
-        "gte" => checker.number(value, &field, "a number", any_number).map(FilterTest::AtLeast),
+        "gte" => checker
+            .number(value, &field, "a number", any_number)
+            .map(FilterTest::AtLeast),
         "in" => checker
-            .list(value, &field, "an array of strings, numbers or booleans", |c, n, f| {
-                let found = scalar(n);
-                if found.is_none() {
-                    c.wrong_type(n, f, "a string, number or boolean", "a string, number or boolean");
-                }
-                found
-            })
+            .list(
+                value,
+                &field,
+                "an array of strings, numbers or booleans",
+                |c, n, f| {
+                    let found = scalar(n);
+                    if found.is_none() {
+                        c.wrong_type(
+                            n,
+                            f,
+                            "a string, number or boolean",
+                            "a string, number or boolean",
+                        );
+                    }
+                    found
+                },
+            )
             .map(FilterTest::OneOf),
         "exists" => match checker.boolean(value, &field)? {
             true => Some(FilterTest::Exists),
@@ -144,7 +170,10 @@ fn test(checker: &mut Checker, node: &Node, field: &str) -> Option<FilterTest> {
             }
         },
         _ => {
-            let km = checker.number(value, &field, "a radius in kilometres, more than 0", |km| km > 0.0)?;
+            let km =
+                checker.number(value, &field, "a radius in kilometres, more than 0", |km| {
+                    km > 0.0
+                })?;
             if checker.store_count == 0 {
                 checker.report(
                     &value.origin,
@@ -164,7 +193,9 @@ fn scalar(node: &Node) -> Option<serde_json::Value> {
     match &node.value {
         Value::String(text) => Some(serde_json::Value::String(text.clone())),
         Value::Integer(number) => Some((*number).into()),
-        Value::Float(number) => serde_json::Number::from_f64(*number).map(serde_json::Value::Number),
+        Value::Float(number) => {
+            serde_json::Number::from_f64(*number).map(serde_json::Value::Number)
+        }
         Value::Boolean(flag) => Some(serde_json::Value::Bool(*flag)),
         _ => None,
     }
@@ -211,7 +242,7 @@ fn describe_filter(filter: &PropertyFilter) -> String {
         FilterTest::AtLeast(x) => format!("{property} ≥ {}", format_number(*x)),
         FilterTest::Exists => format!("{property} is set"),
         FilterTest::NearStore { within_km } => {
-            format!("within {} km of a store", format_number(*within_km))
+            format!("near a store (within {} km)", format_number(*within_km))
         }
     }
 }

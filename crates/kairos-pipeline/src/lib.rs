@@ -61,7 +61,11 @@ const TOP_KEYS: &[&str] = &["name", "settings", "policy", "stores", "trigger"];
 /// Compiles pipeline `text` (named `file_name` in diagnostics) with
 /// `overrides` applied, or returns every mistake found, in file order
 /// (override mistakes last).
-pub fn compile(file_name: &str, text: &str, overrides: &[Override]) -> Result<Pipeline, Vec<Diagnostic>> {
+pub fn compile(
+    file_name: &str,
+    text: &str,
+    overrides: &[Override],
+) -> Result<Pipeline, Vec<Diagnostic>> {
     let mut root = match raw::parse_file(text) {
         Ok(root) => root,
         Err(errors) => {
@@ -87,7 +91,12 @@ pub fn compile(file_name: &str, text: &str, overrides: &[Override]) -> Result<Pi
     if checker.problems.is_empty() {
         Ok(pipeline)
     } else {
-        Err(diagnostic::locate(file_name, text, overrides, checker.problems))
+        Err(diagnostic::locate(
+            file_name,
+            text,
+            overrides,
+            checker.problems,
+        ))
     }
 }
 

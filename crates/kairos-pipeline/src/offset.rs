@@ -45,12 +45,20 @@ impl OffsetRules {
 }
 
 /// Reads an offset.
-pub(crate) fn offset(checker: &mut Checker, node: &Node, field: &str, rules: OffsetRules) -> Option<Offset> {
+pub(crate) fn offset(
+    checker: &mut Checker,
+    node: &Node,
+    field: &str,
+    rules: OffsetRules,
+) -> Option<Offset> {
     match &node.value {
-        Value::String(_) => checker.span(node, field, rules.span_rule()).map(Offset::Fixed),
+        Value::String(_) => checker
+            .span(node, field, rules.span_rule())
+            .map(Offset::Fixed),
         Value::Table(_) if node.get("cadence").is_some() => {
             if !rules.cadence {
-                let problem = "`cadence` offsets are only allowed for an inactivity trigger's `after`";
+                let problem =
+                    "`cadence` offsets are only allowed for an inactivity trigger's `after`";
                 checker.report(&node.origin, field, problem, rules.accepted());
                 return None;
             }
@@ -58,14 +66,24 @@ pub(crate) fn offset(checker: &mut Checker, node: &Node, field: &str, rules: Off
         }
         Value::Table(_) => by_property(checker, node, field, rules),
         _ => {
-            checker.wrong_type(node, field, "a duration string or a table", &rules.accepted());
+            checker.wrong_type(
+                node,
+                field,
+                "a duration string or a table",
+                &rules.accepted(),
+            );
             None
         }
     }
 }
 
 /// `{ by = "severity", values = { "1" = "2h" }, default = "48h" }`.
-fn by_property(checker: &mut Checker, node: &Node, field: &str, rules: OffsetRules) -> Option<Offset> {
+fn by_property(
+    checker: &mut Checker,
+    node: &Node,
+    field: &str,
+    rules: OffsetRules,
+) -> Option<Offset> {
     let fields = checker.table_of(node, field, &["by", "values", "default"])?;
     let span_rule = rules.span_rule();
     let property = checker.required(&fields, "by", "the name of an event property", |c, n, f| {

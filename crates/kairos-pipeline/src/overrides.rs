@@ -99,7 +99,11 @@ fn apply_one(root: &mut Node, index: usize, item: &Override) -> Result<(), Failu
     let mut table = match first {
         Segment::Key(name @ ("settings" | "policy")) => child_table(root_entries, name, &origin)?,
         Segment::Key(id) => trigger_table(root_entries, id)?,
-        Segment::Item(..) => return Err(bad_path("a path starts with a trigger id, settings or policy")),
+        Segment::Item(..) => {
+            return Err(bad_path(
+                "a path starts with a trigger id, settings or policy",
+            ))
+        }
     };
     for segment in middle {
         table = match segment {
@@ -155,7 +159,11 @@ fn parse_path(path: &str) -> Result<Vec<Segment<'_>>, Failure> {
 }
 
 /// The table under `key`, created if absent.
-fn child_table<'t>(entries: &'t mut Vec<Entry>, key: &str, origin: &Origin) -> Result<&'t mut Vec<Entry>, Failure> {
+fn child_table<'t>(
+    entries: &'t mut Vec<Entry>,
+    key: &str,
+    origin: &Origin,
+) -> Result<&'t mut Vec<Entry>, Failure> {
     let position = match entries.iter().position(|entry| entry.key == key) {
         Some(position) => position,
         None => {
@@ -177,7 +185,11 @@ fn child_table<'t>(entries: &'t mut Vec<Entry>, key: &str, origin: &Origin) -> R
 }
 
 /// The `position`-th item of the array under `key`.
-fn array_item<'t>(entries: &'t mut [Entry], key: &str, position: usize) -> Result<&'t mut Node, Failure> {
+fn array_item<'t>(
+    entries: &'t mut [Entry],
+    key: &str,
+    position: usize,
+) -> Result<&'t mut Node, Failure> {
     let entry = entries
         .iter_mut()
         .find(|entry| entry.key == key)
@@ -197,7 +209,11 @@ fn array_item<'t>(entries: &'t mut [Entry], key: &str, position: usize) -> Resul
 }
 
 /// The table that is the `position`-th item of the array under `key`.
-fn item_table<'t>(entries: &'t mut [Entry], key: &str, position: usize) -> Result<&'t mut Vec<Entry>, Failure> {
+fn item_table<'t>(
+    entries: &'t mut [Entry],
+    key: &str,
+    position: usize,
+) -> Result<&'t mut Vec<Entry>, Failure> {
     array_item(entries, key, position)?
         .entries_mut()
         .ok_or_else(|| bad_path(&format!("`{key}[{position}]` is not a table")))
@@ -207,10 +223,11 @@ fn item_table<'t>(entries: &'t mut [Entry], key: &str, position: usize) -> Resul
 fn trigger_table<'t>(root: &'t mut [Entry], id: &str) -> Result<&'t mut Vec<Entry>, Failure> {
     let triggers: &mut [Node] = match root.iter_mut().find(|entry| entry.key == "trigger") {
         Some(Entry {
-            value: Node {
-                value: Value::Array(items),
-                ..
-            },
+            value:
+                Node {
+                    value: Value::Array(items),
+                    ..
+                },
             ..
         }) => items,
         _ => &mut [],
@@ -220,11 +237,17 @@ fn trigger_table<'t>(root: &'t mut [Entry], id: &str) -> Result<&'t mut Vec<Entr
         _ => None,
     };
     let known: Vec<String> = triggers.iter().filter_map(id_of).collect();
-    let Some(position) = triggers.iter().position(|node| id_of(node).as_deref() == Some(id)) else {
+    let Some(position) = triggers
+        .iter()
+        .position(|node| id_of(node).as_deref() == Some(id))
+    else {
         let accepted = if known.is_empty() {
             "settings.KEY or policy.KEY (the pipeline has no triggers)".to_string()
         } else {
-            format!("a known trigger id: {}; or settings, policy", known.join(", "))
+            format!(
+                "a known trigger id: {}; or settings, policy",
+                known.join(", ")
+            )
         };
         return Err((format!("no trigger has id {id:?}"), accepted));
     };
@@ -257,7 +280,10 @@ mod tests {
             "abandoned_cart.after".parse::<Override>(),
             Err(OverrideError::MissingEquals(_))
         ));
-        assert!(matches!("=10m".parse::<Override>(), Err(OverrideError::EmptyPath(_))));
+        assert!(matches!(
+            "=10m".parse::<Override>(),
+            Err(OverrideError::EmptyPath(_))
+        ));
         let message = "nothing".parse::<Override>().err().map(|e| e.to_string());
         assert!(message.is_some_and(|m| m.contains("PATH=VALUE")));
     }

@@ -13,7 +13,8 @@ use crate::event_match::{event_match, event_matches, MATCH_FORMS, MATCH_LIST_FOR
 use crate::offset::{offset, OffsetRules};
 use crate::raw::Node;
 use kairos_engine::config::{
-    Bound, CountFire, Measure, Offset, Pattern, Period, PeriodCondition, ScheduleSource, Window,
+    Bound, CountFire, EventMatch, Measure, Offset, Pattern, Period, PeriodCondition,
+    ScheduleSource, Window,
 };
 use kairos_model::Span;
 
@@ -64,8 +65,16 @@ impl Kind {
     /// The fields only this kind takes.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Kind::Absence => &["start", "cancel", "restart", "cancel_when_cart_empty", "after"],
-            Kind::Count => &["event", "min", "window", "group_by", "unless", "fire", "delay"],
+            Kind::Absence => &[
+                "start",
+                "cancel",
+                "restart",
+                "cancel_when_cart_empty",
+                "after",
+            ],
+            Kind::Count => &[
+                "event", "min", "window", "group_by", "unless", "fire", "delay",
+            ],
             Kind::Inactivity => &["activity", "after", "repeat"],
             Kind::Sequence => &["first", "then", "within", "delay"],
             Kind::Schedule => &["source", "offset"],
@@ -133,16 +142,23 @@ const WAIT: OffsetRules = OffsetRules {
 
 /// Reads the optional `delay` (default `0s`).
 fn delay(checker: &mut Checker, fields: &Fields<'_>) -> Option<Offset> {
-    checker.optional(fields, "delay", Offset::Fixed(Span::ZERO), |c, n, f| offset(c, n, f, WAIT))
+    checker.optional(fields, "delay", Offset::Fixed(Span::ZERO), |c, n, f| {
+        offset(c, n, f, WAIT)
+    })
 }
 
 /// Reads an optional list of event matches (default: none).
-fn match_list(checker: &mut Checker, fields: &Fields<'_>, key: &str) -> Option<Vec<kairos_engine::config::EventMatch>> {
+fn match_list(checker: &mut Checker, fields: &Fields<'_>, key: &str) -> Option<Vec<EventMatch>> {
     checker.optional(fields, key, Vec::new(), event_matches)
 }
 
 /// A required duration.
-fn required_span(checker: &mut Checker, fields: &Fields<'_>, key: &str, rule: SpanRule) -> Option<Span> {
+fn required_span(
+    checker: &mut Checker,
+    fields: &Fields<'_>,
+    key: &str,
+    rule: SpanRule,
+) -> Option<Span> {
     checker.required(fields, key, &rule.accepted(), |c, n, f| c.span(n, f, rule))
 }
 
@@ -150,8 +166,11 @@ fn absence(checker: &mut Checker, fields: &Fields<'_>) -> (Option<Pattern>, Opti
     let start = checker.required(fields, "start", MATCH_FORMS, event_match);
     let cancel = match_list(checker, fields, "cancel");
     let restart = checker.optional(fields, "restart", true, Checker::boolean);
-    let cancel_when_cart_empty = checker.optional(fields, "cancel_when_cart_empty", false, Checker::boolean);
-    let after = checker.required(fields, "after", &WAIT.accepted(), |c, n, f| offset(c, n, f, WAIT));
+    let cancel_when_cart_empty =
+        checker.optional(fields, "cancel_when_cart_empty", false, Checker::boolean);
+    let after = checker.required(fields, "after", &WAIT.accepted(), |c, n, f| {
+        offset(c, n, f, WAIT)
+    });
     let pattern = (|| {
         Some(Pattern::Absence {
             start: start?,
@@ -168,11 +187,20 @@ fn count(checker: &mut Checker, fields: &Fields<'_>) -> (Option<Pattern>, Option
     let min = checker.optional(fields, "min", 1, |c, n, f| c.count(n, f, 1, u32::MAX));
     let window = checker.required(fields, "window", WINDOW_FORMS, window);
     let group_by = checker.optional(fields, "group_by", Vec::new(), |c, n, f| {
-        c.list(n, f, "an array of property names", |c, n, f| c.text(n, f, "a property name"))
+        c.list(n, f, "an array of property names", |c, n, f| {
+            c.text(n, f, "a property name")
+        })
     });
     let unless = match_list(checker, fields, "unless");
     let fire = checker.optional(fields, "fire", CountFire::OnReach, |c, n, f| {
-        c.choice(n, f, &[("on_reach", CountFire::OnReach), ("on_close", CountFire::OnClose)])
+        c.choice(
+            n,
+            f,
+            &[
+                ("on_reach", CountFire::OnReach),
+                ("on_close", CountFire::OnClose),
+            ],
+        )
     });
     let delay = delay(checker, fields);
     let pattern = (|| {
@@ -196,7 +224,12 @@ const WINDOW_FORMS: &str =
 fn window(checker: &mut Checker, node: &Node, field: &str) -> Option<Window> {
     let fields = checker.table_of(node, field, &["tumbling", "sliding", "session"])?;
     let [entry] = fields.entries else {
-        checker.report(&node.origin, field, "needs exactly one window shape", WINDOW_FORMS);
+        checker.report(
+            &node.origin,
+            field,
+            "needs exactly one window shape",
+            WINDOW_FORMS,
+        );
         return None;
     };
     let shape: fn(Span) -> Window = match entry.key.as_str() {
@@ -220,7 +253,9 @@ fn inactivity(
         negative: false,
     };
     let activity = checker.required(fields, "activity", MATCH_FORMS, event_match);
-    let after = checker.required(fields, "after", &AFTER.accepted(), |c, n, f| offset(c, n, f, AFTER));
+    let after = checker.required(fields, "after", &AFTER.accepted(), |c, n, f| {
+        offset(c, n, f, AFTER)
+    });
     if let Some(node) = fields.get("repeat") {
         let field = fields.field("repeat");
         if let Some((every, times)) = repeat(checker, node, &field) {
@@ -290,27 +325,46 @@ fn schedule_source(checker: &mut Checker, node: &Node, field: &str) -> Option<Sc
     if fields.has("trait") {
         fields.check_keys(checker, &["trait", "at"]);
         let name = checker.required(&fields, "trait", "an identify trait name", |c, n, f| {
-            c.text(n, f, "an identify trait holding YYYY-MM-DD or MM-DD, e.g. \"birthday\"")
+            c.text(
+                n,
+                f,
+                "an identify trait holding YYYY-MM-DD or MM-DD, e.g. \"birthday\"",
+            )
         });
-        let minute = checker.required(&fields, "at", "a local time \"HH:MM\"", Checker::time_of_day);
+        let minute = checker.required(
+            &fields,
+            "at",
+            "a local time \"HH:MM\"",
+            Checker::time_of_day,
+        );
         Some(ScheduleSource::YearlyTrait {
             name: name?,
             minute_of_day: minute?,
         })
     } else if fields.has("period") {
-        fields.check_keys(checker, &["period", "event", "property", "below", "periods"]);
+        fields.check_keys(
+            checker,
+            &["period", "event", "property", "below", "periods"],
+        );
         let period = checker.required(&fields, "period", "month, quarter or year", |c, n, f| {
             c.choice(
                 n,
                 f,
-                &[("month", Period::Month), ("quarter", Period::Quarter), ("year", Period::Year)],
+                &[
+                    ("month", Period::Month),
+                    ("quarter", Period::Quarter),
+                    ("year", Period::Year),
+                ],
             )
         });
         let event = checker.required(&fields, "event", MATCH_FORMS, event_match);
         let property = optional_property(checker, &fields);
-        let below = checker.required(&fields, "below", "a number: the target per period", |c, n, f| {
-            c.number(n, f, "a number: the target per period", |_| true)
-        });
+        let below = checker.required(
+            &fields,
+            "below",
+            "a number: the target per period",
+            |c, n, f| c.number(n, f, "a number: the target per period", |_| true),
+        );
         let periods = checker.optional(&fields, "periods", 1, |c, n, f| c.count(n, f, 1, 1000));
         Some(ScheduleSource::PeriodEnd {
             period: period?,
@@ -324,9 +378,12 @@ fn schedule_source(checker: &mut Checker, node: &Node, field: &str) -> Option<Sc
     } else if fields.has("event") {
         fields.check_keys(checker, &["event", "property", "default_after"]);
         let event = checker.required(&fields, "event", MATCH_FORMS, event_match);
-        let property = checker.required(&fields, "property", "an event property holding an RFC 3339 time", |c, n, f| {
-            c.text(n, f, "an event property holding an RFC 3339 time")
-        });
+        let property = checker.required(
+            &fields,
+            "property",
+            "an event property holding an RFC 3339 time",
+            |c, n, f| c.text(n, f, "an event property holding an RFC 3339 time"),
+        );
         let default_after = required_span(checker, &fields, "default_after", SpanRule::NonNegative);
         Some(ScheduleSource::EventTime {
             event: event?,
@@ -385,12 +442,22 @@ fn bound(checker: &mut Checker, fields: &Fields<'_>) -> Option<Bound> {
     let present: Vec<&str> = BOUNDS.into_iter().filter(|key| fields.has(key)).collect();
     let [key] = present[..] else {
         if present.is_empty() {
-            checker.report(&fields.node.origin, &fields.field("at_least"), "a threshold trigger needs a bound", BOUND_FORMS);
+            checker.report(
+                &fields.node.origin,
+                &fields.field("at_least"),
+                "a threshold trigger needs a bound",
+                BOUND_FORMS,
+            );
         } else {
             let problem = format!("only one bound allowed, found {}", present.join(", "));
             for key in &present[1..] {
                 if let Some(node) = fields.get(key) {
-                    checker.report(&node.origin, &fields.field(key), problem.clone(), BOUND_FORMS);
+                    checker.report(
+                        &node.origin,
+                        &fields.field(key),
+                        problem.clone(),
+                        BOUND_FORMS,
+                    );
                 }
             }
         }
@@ -403,10 +470,17 @@ fn bound(checker: &mut Checker, fields: &Fields<'_>) -> Option<Bound> {
             .number(node, &field, "a number", |_| true)
             .map(Bound::AtLeast),
         "top_percent" => checker
-            .number(node, &field, "a percentage more than 0 and less than 100", |p| p > 0.0 && p < 100.0)
+            .number(
+                node,
+                &field,
+                "a percentage more than 0 and less than 100",
+                |p| p > 0.0 && p < 100.0,
+            )
             .map(Bound::TopPercent),
         "drop_percent" => checker
-            .number(node, &field, "a percentage more than 0, at most 100", |p| p > 0.0 && p <= 100.0)
+            .number(node, &field, "a percentage more than 0, at most 100", |p| {
+                p > 0.0 && p <= 100.0
+            })
             .map(Bound::DropPercent),
         _ => near_next_tier(checker, node, &field),
     }
@@ -414,7 +488,8 @@ fn bound(checker: &mut Checker, fields: &Fields<'_>) -> Option<Bound> {
 
 /// `{ tiers = [1000, 5000], within_percent = 10 }`.
 fn near_next_tier(checker: &mut Checker, node: &Node, field: &str) -> Option<Bound> {
-    const TIERS: &str = "an array of positive numbers in strictly ascending order, e.g. [1000, 5000]";
+    const TIERS: &str =
+        "an array of positive numbers in strictly ascending order, e.g. [1000, 5000]";
     let fields = checker.table_of(node, field, &["tiers", "within_percent"])?;
     let tiers = checker.required(&fields, "tiers", TIERS, |c, n, f| {
         let tiers = c.list(n, f, TIERS, |c, n, f| c.number(n, f, TIERS, |x| x > 0.0))?;
@@ -430,7 +505,8 @@ fn near_next_tier(checker: &mut Checker, node: &Node, field: &str) -> Option<Bou
         }
         Some(tiers)
     });
-    const WITHIN: &str = "a percentage more than 0, at most 100 (10 means \"at 90 % of the next tier\")";
+    const WITHIN: &str =
+        "a percentage more than 0, at most 100 (10 means \"at 90 % of the next tier\")";
     let within_percent = checker.required(&fields, "within_percent", WITHIN, |c, n, f| {
         c.number(n, f, WITHIN, |p| p > 0.0 && p <= 100.0)
     });

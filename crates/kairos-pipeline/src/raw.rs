@@ -258,16 +258,29 @@ mod tests {
         let Ok(root) = parse_file("a = -1_000\nb = 0x10\n") else {
             panic!("should parse");
         };
-        assert!(matches!(root.get("a").map(|n| &n.value), Some(Value::Integer(-1000))));
-        assert!(matches!(root.get("b").map(|n| &n.value), Some(Value::Integer(16))));
+        assert!(matches!(
+            root.get("a").map(|n| &n.value),
+            Some(Value::Integer(-1000))
+        ));
+        assert!(matches!(
+            root.get("b").map(|n| &n.value),
+            Some(Value::Integer(16))
+        ));
     }
 
     #[test]
     fn override_values_fall_back_to_bare_strings() {
         assert!(matches!(parse_override_value("10m", 0).value, Value::String(ref s) if s == "10m"));
-        assert!(matches!(parse_override_value("22:00", 0).value, Value::String(ref s) if s == "22:00"));
-        assert!(matches!(parse_override_value("3", 0).value, Value::Integer(3)));
-        assert!(matches!(parse_override_value("\"a b\"", 0).value, Value::String(ref s) if s == "a b"));
+        assert!(
+            matches!(parse_override_value("22:00", 0).value, Value::String(ref s) if s == "22:00")
+        );
+        assert!(matches!(
+            parse_override_value("3", 0).value,
+            Value::Integer(3)
+        ));
+        assert!(
+            matches!(parse_override_value("\"a b\"", 0).value, Value::String(ref s) if s == "a b")
+        );
         let table = parse_override_value("{ tumbling = \"1d\" }", 2);
         let inner = table.get("tumbling").map(|n| n.origin.clone());
         assert_eq!(

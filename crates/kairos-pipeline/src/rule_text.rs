@@ -13,7 +13,11 @@ pub(crate) fn rule_text(pattern: &Pattern, first_at: &Offset) -> String {
     match pattern {
         Pattern::Absence { start, cancel, .. } => {
             if cancel.is_empty() {
-                format!("{}, then nothing for {}", describe(start), offset::describe(first_at))
+                format!(
+                    "{}, then nothing for {}",
+                    describe(start),
+                    offset::describe(first_at)
+                )
             } else {
                 format!(
                     "{} not followed by {} within {}",
@@ -60,7 +64,11 @@ pub(crate) fn rule_text(pattern: &Pattern, first_at: &Offset) -> String {
             first,
             then,
             within,
-        } => format!("{} then {} within {within}", describe(first), describe(then)),
+        } => format!(
+            "{} then {} within {within}",
+            describe(first),
+            describe(then)
+        ),
         Pattern::Schedule { source } => {
             let mut text = match source {
                 ScheduleSource::YearlyTrait {
@@ -210,7 +218,10 @@ mod tests {
                 minute_of_day: 540,
             },
         };
-        assert_eq!(rule_text(&birthday, &fixed("0s")), "birthday at 09:00 local");
+        assert_eq!(
+            rule_text(&birthday, &fixed("0s")),
+            "birthday at 09:00 local"
+        );
         let top = Pattern::Threshold {
             measure: Measure {
                 event: EventMatch::named("Order Completed"),
@@ -219,7 +230,10 @@ mod tests {
             },
             bound: Bound::TopPercent(5.0),
         };
-        assert_eq!(rule_text(&top, &fixed("0s")), "sum of revenue over 365d in the top 5%");
+        assert_eq!(
+            rule_text(&top, &fixed("0s")),
+            "sum of revenue over 365d in the top 5%"
+        );
         let rate = Pattern::Rate {
             events: vec![EventMatch::named("Complaint Filed")],
             window: Span::HOUR,

@@ -48,29 +48,50 @@ pub(crate) fn name(checker: &mut Checker, root: &Fields<'_>) -> String {
 /// Reads `[settings]` (absent: all defaults).
 pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
     let defaults = Settings::default();
-    let Some(fields) = node.and_then(|node| checker.table_of(node, "settings", SETTINGS_KEYS)) else {
+    let Some(fields) = node.and_then(|node| checker.table_of(node, "settings", SETTINGS_KEYS))
+    else {
         return defaults;
     };
-    let allowed_lateness = checker.optional(&fields, "allowed_lateness", defaults.allowed_lateness, |c, n, f| {
-        c.span(n, f, SpanRule::NonNegative)
-    });
+    let allowed_lateness = checker.optional(
+        &fields,
+        "allowed_lateness",
+        defaults.allowed_lateness,
+        |c, n, f| c.span(n, f, SpanRule::NonNegative),
+    );
     let late_events = checker.optional(&fields, "late_events", defaults.late_events, |c, n, f| {
-        c.choice(n, f, &[("apply", LateEvents::Apply), ("drop", LateEvents::Drop)])
+        c.choice(
+            n,
+            f,
+            &[("apply", LateEvents::Apply), ("drop", LateEvents::Drop)],
+        )
     });
-    let dedup_lookback = checker.optional(&fields, "dedup_lookback", defaults.dedup_lookback, |c, n, f| {
-        c.span(n, f, SpanRule::Positive)
-    });
-    let default_timezone = checker.optional(&fields, "default_timezone", defaults.default_timezone, time_zone);
-    let erasure_event = checker.optional(&fields, "erasure_event", defaults.erasure_event.clone(), |c, n, f| {
-        c.text(n, f, "a track event name, e.g. \"Erasure Requested\"")
-    });
+    let dedup_lookback = checker.optional(
+        &fields,
+        "dedup_lookback",
+        defaults.dedup_lookback,
+        |c, n, f| c.span(n, f, SpanRule::Positive),
+    );
+    let default_timezone = checker.optional(
+        &fields,
+        "default_timezone",
+        defaults.default_timezone,
+        time_zone,
+    );
+    let erasure_event = checker.optional(
+        &fields,
+        "erasure_event",
+        defaults.erasure_event.clone(),
+        |c, n, f| c.text(n, f, "a track event name, e.g. \"Erasure Requested\""),
+    );
     let seed = checker.optional(&fields, "seed", defaults.seed, |c, n, f| {
         c.integer(n, f, 0, i64::MAX).map(|seed| seed as u64)
     });
-    let max_keys_per_trigger =
-        checker.optional(&fields, "max_keys_per_trigger", defaults.max_keys_per_trigger, |c, n, f| {
-            c.integer(n, f, 1, 1024).map(|max| max as usize)
-        });
+    let max_keys_per_trigger = checker.optional(
+        &fields,
+        "max_keys_per_trigger",
+        defaults.max_keys_per_trigger,
+        |c, n, f| c.integer(n, f, 1, 1024).map(|max| max as usize),
+    );
     Settings {
         allowed_lateness: allowed_lateness.unwrap_or(defaults.allowed_lateness),
         late_events: late_events.unwrap_or(defaults.late_events),
@@ -84,12 +105,18 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
 
 /// An IANA time zone name.
 fn time_zone(checker: &mut Checker, node: &Node, field: &str) -> Option<Tz> {
-    const ACCEPTED: &str = "an IANA time zone name, e.g. \"UTC\", \"Asia/Shanghai\", \"Europe/Paris\"";
+    const ACCEPTED: &str =
+        "an IANA time zone name, e.g. \"UTC\", \"Asia/Shanghai\", \"Europe/Paris\"";
     let name = checker.string(node, field, ACCEPTED)?;
     match name.parse::<Tz>() {
         Ok(zone) => Some(zone),
         Err(_) => {
-            checker.report(&node.origin, field, format!("unknown time zone {name:?}"), ACCEPTED);
+            checker.report(
+                &node.origin,
+                field,
+                format!("unknown time zone {name:?}"),
+                ACCEPTED,
+            );
             None
         }
     }
@@ -101,16 +128,26 @@ pub(crate) fn policy(checker: &mut Checker, node: Option<&Node>) -> Policy {
     let Some(fields) = node.and_then(|node| checker.table_of(node, "policy", POLICY_KEYS)) else {
         return defaults;
     };
-    let holdout_percent = checker.optional(&fields, "holdout_percent", defaults.holdout_percent, Checker::percent);
-    let consent_required =
-        checker.optional(&fields, "consent_required", defaults.consent_required.clone(), |c, n, f| {
-            c.list(n, f, "an array of channel names", Checker::channel)
-        });
+    let holdout_percent = checker.optional(
+        &fields,
+        "holdout_percent",
+        defaults.holdout_percent,
+        Checker::percent,
+    );
+    let consent_required = checker.optional(
+        &fields,
+        "consent_required",
+        defaults.consent_required.clone(),
+        |c, n, f| c.list(n, f, "an array of channel names", Checker::channel),
+    );
     let daily_caps = checker.optional(&fields, "daily_caps", defaults.daily_caps, |c, n, f| {
         let caps = c.table_of(n, f, &["targeted", "content"])?;
-        let targeted = c.optional(&caps, "targeted", defaults.daily_caps.targeted, |c, n, f| {
-            c.count(n, f, 0, u32::MAX)
-        });
+        let targeted = c.optional(
+            &caps,
+            "targeted",
+            defaults.daily_caps.targeted,
+            |c, n, f| c.count(n, f, 0, u32::MAX),
+        );
         let content = c.optional(&caps, "content", defaults.daily_caps.content, |c, n, f| {
             c.count(n, f, 0, u32::MAX)
         });
@@ -119,23 +156,35 @@ pub(crate) fn policy(checker: &mut Checker, node: Option<&Node>) -> Policy {
             content: content?,
         })
     });
-    let weekly_marketing_cap =
-        checker.optional(&fields, "weekly_marketing_cap", defaults.weekly_marketing_cap, |c, n, f| {
-            c.count(n, f, 0, u32::MAX)
-        });
+    let weekly_marketing_cap = checker.optional(
+        &fields,
+        "weekly_marketing_cap",
+        defaults.weekly_marketing_cap,
+        |c, n, f| c.count(n, f, 0, u32::MAX),
+    );
     let quiet_hours = checker.optional(&fields, "quiet_hours", defaults.quiet_hours, quiet_hours);
-    let arbitration_window =
-        checker.optional(&fields, "arbitration_window", defaults.arbitration_window, |c, n, f| {
-            c.span(n, f, SpanRule::NonNegative)
-        });
-    let send_time_min_feedback =
-        checker.optional(&fields, "send_time_min_feedback", defaults.send_time_min_feedback, |c, n, f| {
-            c.count(n, f, 0, u32::MAX)
-        });
-    let feedback_events =
-        checker.optional(&fields, "feedback_events", defaults.feedback_events.clone(), |c, n, f| {
-            c.list(n, f, "an array of event names", |c, n, f| c.text(n, f, "an event name"))
-        });
+    let arbitration_window = checker.optional(
+        &fields,
+        "arbitration_window",
+        defaults.arbitration_window,
+        |c, n, f| c.span(n, f, SpanRule::NonNegative),
+    );
+    let send_time_min_feedback = checker.optional(
+        &fields,
+        "send_time_min_feedback",
+        defaults.send_time_min_feedback,
+        |c, n, f| c.count(n, f, 0, u32::MAX),
+    );
+    let feedback_events = checker.optional(
+        &fields,
+        "feedback_events",
+        defaults.feedback_events.clone(),
+        |c, n, f| {
+            c.list(n, f, "an array of event names", |c, n, f| {
+                c.text(n, f, "an event name")
+            })
+        },
+    );
     Policy {
         holdout_percent: holdout_percent.unwrap_or(defaults.holdout_percent),
         consent_required: consent_required.unwrap_or(defaults.consent_required),
@@ -165,7 +214,12 @@ fn quiet_hours(checker: &mut Checker, node: &Node, field: &str) -> Option<Option
     let end = checker.required(&fields, "end", ACCEPTED, Checker::time_of_day);
     let (start, end) = (start?, end?);
     if start == end {
-        checker.report(&node.origin, field, "start and end are the same time", ACCEPTED);
+        checker.report(
+            &node.origin,
+            field,
+            "start and end are the same time",
+            ACCEPTED,
+        );
         return None;
     }
     Some(Some(QuietHours {
@@ -186,19 +240,33 @@ pub(crate) fn stores(checker: &mut Checker, node: Option<&Node>) -> Vec<Store> {
         let Some(fields) = checker.table_of(item, &field, STORE_KEYS) else {
             continue;
         };
-        let id = checker.required(&fields, "id", "the store id events carry as store_id", |c, n, f| {
-            let id = c.text(n, f, "a store id")?;
-            if stores.iter().any(|store| store.id == id) {
-                c.report(&n.origin, f, format!("duplicate store id {id:?}"), "a store id used once");
-                return None;
-            }
-            Some(id)
-        });
+        let id = checker.required(
+            &fields,
+            "id",
+            "the store id events carry as store_id",
+            |c, n, f| {
+                let id = c.text(n, f, "a store id")?;
+                if stores.iter().any(|store| store.id == id) {
+                    c.report(
+                        &n.origin,
+                        f,
+                        format!("duplicate store id {id:?}"),
+                        "a store id used once",
+                    );
+                    return None;
+                }
+                Some(id)
+            },
+        );
         let lat = checker.required(&fields, "lat", "a latitude from -90 to 90", |c, n, f| {
-            c.number(n, f, "a latitude from -90 to 90", |x| (-90.0..=90.0).contains(&x))
+            c.number(n, f, "a latitude from -90 to 90", |x| {
+                (-90.0..=90.0).contains(&x)
+            })
         });
         let lon = checker.required(&fields, "lon", "a longitude from -180 to 180", |c, n, f| {
-            c.number(n, f, "a longitude from -180 to 180", |x| (-180.0..=180.0).contains(&x))
+            c.number(n, f, "a longitude from -180 to 180", |x| {
+                (-180.0..=180.0).contains(&x)
+            })
         });
         if let (Some(id), Some(lat), Some(lon)) = (id, lat, lon) {
             stores.push(Store { id, lat, lon });

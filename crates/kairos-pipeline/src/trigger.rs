@@ -43,8 +43,10 @@ pub(crate) const VARIANT_KEYS: &[&str] = &["name", "weight", "after", "channel",
 /// Keys of `payload`.
 pub(crate) const PAYLOAD_KEYS: &[&str] = &["cart", "properties"];
 
-const ID_FORMS: &str = "lowercase letters, digits and `_` (e.g. \"abandoned_cart\"), unique in the pipeline";
-const KEY_FORMS: &str = "\"customer\", an event property (\"cart_id\"), or list[].field (\"products[].product_id\")";
+const ID_FORMS: &str =
+    "lowercase letters, digits and `_` (e.g. \"abandoned_cart\"), unique in the pipeline";
+const KEY_FORMS: &str =
+    "\"customer\", an event property (\"cart_id\"), or list[].field (\"products[].product_id\")";
 const OFFER_FORMS: &str = "an offer code, e.g. \"CART10\"";
 
 /// Reads every `[[trigger]]`, in file order.
@@ -71,11 +73,18 @@ struct PlacedStep {
 }
 
 /// Reads one trigger. `ids` holds the ids seen so far (duplicates are errors).
-fn trigger(checker: &mut Checker, node: &Node, position: usize, ids: &mut Vec<String>) -> Option<Trigger> {
+fn trigger(
+    checker: &mut Checker,
+    node: &Node,
+    position: usize,
+    ids: &mut Vec<String>,
+) -> Option<Trigger> {
     let mut fields = checker.table(node, &format!("trigger[{position}]"), "a [[trigger]] table")?;
 
     // The id names the trigger in every later diagnostic, so read it first.
-    let id = checker.required(&fields, "id", ID_FORMS, |c, n, f| c.identifier(n, f, ID_FORMS, is_id_char));
+    let id = checker.required(&fields, "id", ID_FORMS, |c, n, f| {
+        c.identifier(n, f, ID_FORMS, is_id_char)
+    });
     if let (Some(id), Some(id_node)) = (&id, fields.get("id")) {
         fields.path = format!("trigger.{id}");
         if ids.contains(id) {
@@ -89,7 +98,9 @@ fn trigger(checker: &mut Checker, node: &Node, position: usize, ids: &mut Vec<St
         ids.push(id.clone());
     }
 
-    let kind = checker.required(&fields, "kind", &kind_names(), |c, n, f| c.choice(n, f, &Kind::choices()));
+    let kind = checker.required(&fields, "kind", &kind_names(), |c, n, f| {
+        c.choice(n, f, &Kind::choices())
+    });
     check_keys(checker, &fields, kind);
 
     let rule = checker.optional(&fields, "rule", None, |c, n, f| {
@@ -127,9 +138,16 @@ fn trigger(checker: &mut Checker, node: &Node, position: usize, ids: &mut Vec<St
     let channel = if kind == Some(Kind::Rate) {
         checker.optional(&fields, "channel", "ops".to_string(), Checker::channel)
     } else {
-        checker.required(&fields, "channel", "the channel of step 1, e.g. push, sms, email, wechat", Checker::channel)
+        checker.required(
+            &fields,
+            "channel",
+            "the channel of step 1, e.g. push, sms, email, wechat",
+            Checker::channel,
+        )
     };
-    let offer = checker.optional(&fields, "offer", None, |c, n, f| c.text(n, f, OFFER_FORMS).map(Some));
+    let offer = checker.optional(&fields, "offer", None, |c, n, f| {
+        c.text(n, f, OFFER_FORMS).map(Some)
+    });
     let cooldown = checker.optional(&fields, "cooldown", Span::ZERO, |c, n, f| {
         c.span(n, f, SpanRule::NonNegative)
     });
@@ -161,7 +179,14 @@ fn trigger(checker: &mut Checker, node: &Node, position: usize, ids: &mut Vec<St
     // The kind-specific fields, then the ladder built on step 1.
     let kind = kind?;
     let parts = kind_parts(checker, &fields, kind);
-    let steps = steps(checker, &fields, kind, parts.first_at.clone(), &parts.repeat_at, channel.clone(), offer.clone().flatten());
+    let first_step = (|| {
+        Some(Step {
+            at: parts.first_at.clone()?,
+            channel: channel.clone()?,
+            offer: offer.clone()?,
+        })
+    })();
+    let steps = steps(checker, &fields, kind, first_step, &parts.repeat_at);
     let variants = variants(checker, &fields, kind, steps.as_deref());
 
     let pattern = parts.pattern?;
@@ -232,7 +257,10 @@ fn check_keys(checker: &mut Checker, fields: &Fields<'_>, kind: Option<Kind>) {
             }
             None => (
                 format!("unknown field `{key}`"),
-                format!("{} and the fields of the trigger's kind", COMMON_KEYS.join(", ")),
+                format!(
+                    "{} and the fields of the trigger's kind",
+                    COMMON_KEYS.join(", ")
+                ),
             ),
         };
         checker.report(&entry.key_origin, &fields.field(key), problem, accepted);
@@ -256,7 +284,12 @@ fn key_spec(checker: &mut Checker, node: &Node, field: &str) -> Option<KeySpec> 
     } else if plain(&text) {
         return Some(KeySpec::Property(text));
     }
-    checker.report(&node.origin, field, format!("{text:?} is not a key"), KEY_FORMS);
+    checker.report(
+        &node.origin,
+        field,
+        format!("{text:?} is not a key"),
+        KEY_FORMS,
+    );
     None
 }
 
@@ -265,7 +298,9 @@ fn payload(checker: &mut Checker, node: &Node, field: &str) -> Option<PayloadSpe
     let fields = checker.table_of(node, field, PAYLOAD_KEYS)?;
     let cart = checker.optional(&fields, "cart", false, Checker::boolean);
     let properties = checker.optional(&fields, "properties", Vec::new(), |c, n, f| {
-        c.list(n, f, "an array of event property names", |c, n, f| c.text(n, f, "a property name"))
+        c.list(n, f, "an array of event property names", |c, n, f| {
+            c.text(n, f, "a property name")
+        })
     });
     Some(PayloadSpec {
         cart: cart?,
@@ -273,62 +308,75 @@ fn payload(checker: &mut Checker, node: &Node, field: &str) -> Option<PayloadSpe
     })
 }
 
-/// Builds the ladder: step 1 (from the kind's field), the steps `repeat`
-/// adds, then `[[trigger.ladder]]`. Fixed offsets must increase.
+/// Builds the ladder: step 1 (`None` if its fields were invalid), the steps
+/// `repeat` adds, then `[[trigger.ladder]]`. Fixed offsets must increase.
 fn steps(
     checker: &mut Checker,
     fields: &Fields<'_>,
     kind: Kind,
-    first_at: Option<Offset>,
+    first: Option<Step>,
     repeat_at: &[Span],
-    channel: Option<String>,
-    offer: Option<String>,
 ) -> Option<Vec<Step>> {
     let first_key = match kind {
         Kind::Absence | Kind::Inactivity => "after",
         Kind::Schedule => "offset",
         _ => "delay",
     };
-    let first = PlacedStep {
-        step: Step {
-            at: first_at?,
-            channel: channel?,
-            offer,
-        },
-        origin: fields.get(first_key).unwrap_or(fields.node).origin.clone(),
-        field: fields.field(first_key),
-    };
-    let mut placed = vec![];
-    for at in repeat_at {
+    let mut all_good = first.is_some();
+    let mut placed: Vec<PlacedStep> = Vec::new();
+    if let Some(first) = first {
         let repeat = fields.get("repeat").unwrap_or(fields.node);
-        placed.push(PlacedStep {
-            step: Step {
-                at: Offset::Fixed(*at),
-                ..first.step.clone()
+        for at in repeat_at {
+            placed.push(PlacedStep {
+                step: Step {
+                    at: Offset::Fixed(*at),
+                    ..first.clone()
+                },
+                origin: repeat.origin.clone(),
+                field: fields.field("repeat"),
+            });
+        }
+        placed.insert(
+            0,
+            PlacedStep {
+                step: first,
+                origin: fields.get(first_key).unwrap_or(fields.node).origin.clone(),
+                field: fields.field(first_key),
             },
-            origin: repeat.origin.clone(),
-            field: fields.field("repeat"),
-        });
+        );
     }
-    placed.insert(0, first);
+    // Ladder steps default to step 1's channel (a placeholder when step 1
+    // is invalid: the trigger fails anyway).
+    let first_channel = placed
+        .first()
+        .map(|p| p.step.channel.clone())
+        .unwrap_or_default();
 
-    let mut all_good = true;
     if let Some(node) = fields.get("ladder") {
         let rules = OffsetRules {
             cadence: false,
             negative: kind == Kind::Schedule,
         };
         let ladder_field = fields.field("ladder");
-        let items = checker.array(node, &ladder_field, "[[trigger.ladder]] tables with at, channel and offer");
+        let items = checker.array(
+            node,
+            &ladder_field,
+            "[[trigger.ladder]] tables with at, channel and offer",
+        );
         for (position, item) in items.unwrap_or_default().iter().enumerate() {
             let field = format!("{ladder_field}[{position}]");
             let Some(step) = checker.table_of(item, &field, LADDER_KEYS) else {
                 all_good = false;
                 continue;
             };
-            let at = checker.required(&step, "at", &rules.accepted(), |c, n, f| offset(c, n, f, rules));
-            let channel = checker.optional(&step, "channel", placed[0].step.channel.clone(), Checker::channel);
-            let offer = checker.optional(&step, "offer", None, |c, n, f| c.text(n, f, OFFER_FORMS).map(Some));
+            let at = checker.required(&step, "at", &rules.accepted(), |c, n, f| {
+                offset(c, n, f, rules)
+            });
+            let channel =
+                checker.optional(&step, "channel", first_channel.clone(), Checker::channel);
+            let offer = checker.optional(&step, "offer", None, |c, n, f| {
+                c.text(n, f, OFFER_FORMS).map(Some)
+            });
             match (at, channel, offer) {
                 (Some(at), Some(channel), Some(offer)) => placed.push(PlacedStep {
                     step: Step { at, channel, offer },
@@ -364,19 +412,31 @@ fn steps(
 }
 
 /// Reads `[[trigger.variants]]`; `steps` (if valid) for checking `after`.
-fn variants(checker: &mut Checker, fields: &Fields<'_>, kind: Kind, steps: Option<&[Step]>) -> Option<Vec<Variant>> {
+fn variants(
+    checker: &mut Checker,
+    fields: &Fields<'_>,
+    kind: Kind,
+    steps: Option<&[Step]>,
+) -> Option<Vec<Variant>> {
     let Some(node) = fields.get("variants") else {
         return Some(Vec::new());
     };
     let variants_field = fields.field("variants");
-    let items = checker.array(node, &variants_field, "[[trigger.variants]] tables with name and weight")?;
+    let items = checker.array(
+        node,
+        &variants_field,
+        "[[trigger.variants]] tables with name and weight",
+    )?;
     let after_rule = if kind == Kind::Schedule {
         SpanRule::Any
     } else {
         SpanRule::NonNegative
     };
-    let second_at = steps.and_then(|steps| steps.get(1)).and_then(|step| offset::fixed(&step.at));
+    let second_at = steps
+        .and_then(|steps| steps.get(1))
+        .and_then(|step| offset::fixed(&step.at));
     let mut variants: Vec<Variant> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     let mut all_good = true;
     for (position, item) in items.iter().enumerate() {
         let field = format!("{variants_field}[{position}]");
@@ -387,10 +447,16 @@ fn variants(checker: &mut Checker, fields: &Fields<'_>, kind: Kind, steps: Optio
         const NAME_FORMS: &str = "lowercase letters, digits and `_` (e.g. \"control\", \"coupon10\"), unique in the trigger";
         let name = checker.required(&variant, "name", NAME_FORMS, |c, n, f| {
             let name = c.identifier(n, f, NAME_FORMS, is_id_char)?;
-            if variants.iter().any(|v| v.name == name) {
-                c.report(&n.origin, f, format!("another variant is already named {name:?}"), NAME_FORMS);
+            if names.contains(&name) {
+                c.report(
+                    &n.origin,
+                    f,
+                    format!("another variant is already named {name:?}"),
+                    NAME_FORMS,
+                );
                 return None;
             }
+            names.push(name.clone());
             Some(name)
         });
         let weight = checker.required(&variant, "weight", "an integer of 1 or more", |c, n, f| {
@@ -409,18 +475,21 @@ fn variants(checker: &mut Checker, fields: &Fields<'_>, kind: Kind, steps: Optio
             }
             Some(Some(after))
         });
-        let channel = checker.optional(&variant, "channel", None, |c, n, f| c.channel(n, f).map(Some));
-        let offer = checker.optional(&variant, "offer", None, |c, n, f| c.text(n, f, OFFER_FORMS).map(Some));
+        let channel = checker.optional(&variant, "channel", None, |c, n, f| {
+            c.channel(n, f).map(Some)
+        });
+        let offer = checker.optional(&variant, "offer", None, |c, n, f| {
+            c.text(n, f, OFFER_FORMS).map(Some)
+        });
         match (name, weight, after, channel, offer) {
-            (Some(name), Some(weight), Some(first_step_at), Some(channel), Some(offer)) => {
-                variants.push(Variant {
+            (Some(name), Some(weight), Some(first_step_at), Some(channel), Some(offer)) => variants
+                .push(Variant {
                     name,
                     weight,
                     first_step_at,
                     channel,
                     offer,
-                })
-            }
+                }),
             _ => all_good = false,
         }
     }

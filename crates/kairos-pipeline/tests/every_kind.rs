@@ -31,7 +31,10 @@ fn settings_policy_and_stores() {
     let policy = &pipeline.policy;
     assert_eq!(policy.holdout_percent, 2.5);
     assert_eq!(policy.consent_required, ["sms", "email"]);
-    assert_eq!((policy.daily_caps.targeted, policy.daily_caps.content), (2, 0));
+    assert_eq!(
+        (policy.daily_caps.targeted, policy.daily_caps.content),
+        (2, 0)
+    );
     assert_eq!(
         policy.quiet_hours,
         Some(QuietHours {
@@ -42,7 +45,7 @@ fn settings_policy_and_stores() {
     assert_eq!(policy.arbitration_window, span("15m"));
     assert_eq!(pipeline.stores.len(), 1);
     assert_eq!(pipeline.stores[0].id, "sh-001");
-    assert_eq!(pipeline.triggers.len(), 13);
+    assert_eq!(pipeline.triggers.len(), 12);
 }
 
 #[test]
@@ -73,11 +76,17 @@ fn absence_with_ladder_variants_and_payload() {
     assert_eq!(cancel[1].identified, Some(true));
     assert!(!restart && *cancel_when_cart_empty);
     assert_eq!(cart.key, KeySpec::Property("cart_id".into()));
-    assert_eq!(cart.rule, "Product Added not followed by Order Completed or Cart Viewed (identified) within 30m");
+    assert_eq!(
+        cart.rule,
+        "Product Added not followed by Order Completed or Cart Viewed (identified) within 30m"
+    );
     assert_eq!(cart.steps.len(), 2);
     assert_eq!(cart.steps[0].at, fixed("30m"));
     assert_eq!(cart.steps[0].offer.as_deref(), Some("CART10"));
-    assert_eq!((cart.steps[1].at.clone(), cart.steps[1].channel.as_str()), (fixed("24h"), "email"));
+    assert_eq!(
+        (cart.steps[1].at.clone(), cart.steps[1].channel.as_str()),
+        (fixed("24h"), "email")
+    );
     assert_eq!(cart.steps[1].offer, None);
     assert_eq!(cart.priority, 80);
     assert_eq!(cart.category, Category::Targeted);
@@ -142,7 +151,10 @@ fn inactivity_with_cadence_and_with_repeat() {
     let dormant = trigger(&pipeline, "dormant");
     let ats: Vec<Offset> = dormant.steps.iter().map(|s| s.at.clone()).collect();
     assert_eq!(ats, [fixed("30d"), fixed("33d"), fixed("36d")]);
-    assert!(dormant.steps.iter().all(|s| s.channel == "push" && s.offer.as_deref() == Some("WAKE5")));
+    assert!(dormant
+        .steps
+        .iter()
+        .all(|s| s.channel == "push" && s.offer.as_deref() == Some("WAKE5")));
     assert_eq!(dormant.rule, "no activity for 30d");
 }
 
@@ -151,12 +163,20 @@ fn sequence_and_schedules() {
     let pipeline = compile_ok(EVERY_KIND, &[]);
     let visit = trigger(&pipeline, "cart_then_visit");
     assert!(matches!(&visit.pattern, Pattern::Sequence { within, .. } if *within == span("7d")));
-    assert_eq!(visit.rule, "Product Added then Store Visited where method = qr within 7d");
+    assert_eq!(
+        visit.rule,
+        "Product Added then Store Visited where method = qr within 7d"
+    );
 
     let birthday = trigger(&pipeline, "birthday");
     assert!(matches!(
         &birthday.pattern,
-        Pattern::Schedule { source: ScheduleSource::YearlyTrait { minute_of_day: 540, .. } }
+        Pattern::Schedule {
+            source: ScheduleSource::YearlyTrait {
+                minute_of_day: 540,
+                ..
+            }
+        }
     ));
     assert_eq!(birthday.rule, "birthday at 09:00 local");
     assert_eq!(birthday.quiet_hours, QuietHoursMode::Ignore);
@@ -164,8 +184,15 @@ fn sequence_and_schedules() {
     let expiry = trigger(&pipeline, "points_expiry");
     let ats: Vec<Offset> = expiry.steps.iter().map(|s| s.at.clone()).collect();
     assert_eq!(ats, [fixed("-30d"), fixed("-7d"), fixed("-1d")]);
-    assert_eq!(expiry.steps[1].channel, "email", "ladder channel defaults to step 1's");
-    assert_eq!(expiry.quiet_hours, QuietHoursMode::Ignore, "transactional default");
+    assert_eq!(
+        expiry.steps[1].channel, "email",
+        "ladder channel defaults to step 1's"
+    );
+    assert_eq!(
+        expiry.quiet_hours,
+        QuietHoursMode::Ignore,
+        "transactional default"
+    );
     assert!(matches!(
         &expiry.pattern,
         Pattern::Schedule { source: ScheduleSource::EventTime { default_after, .. } } if *default_after == span("3y")
@@ -187,7 +214,9 @@ fn sequence_and_schedules() {
 fn thresholds_by_property_offsets_and_rate() {
     let pipeline = compile_ok(EVERY_KIND, &[]);
     let top = trigger(&pipeline, "top_spenders");
-    assert!(matches!(&top.pattern, Pattern::Threshold { bound: Bound::TopPercent(p), .. } if *p == 5.0));
+    assert!(
+        matches!(&top.pattern, Pattern::Threshold { bound: Bound::TopPercent(p), .. } if *p == 5.0)
+    );
     assert_eq!(top.rule, "sum of revenue over 365d in the top 5%");
     let tier = trigger(&pipeline, "near_tier");
     assert!(matches!(
@@ -206,7 +235,13 @@ fn thresholds_by_property_offsets_and_rate() {
         panic!("by-property offset expected");
     };
     assert_eq!(property, "severity");
-    assert_eq!(values, &[("1".to_string(), span("2h")), ("2".to_string(), span("12h"))]);
+    assert_eq!(
+        values,
+        &[
+            ("1".to_string(), span("2h")),
+            ("2".to_string(), span("12h"))
+        ]
+    );
     assert_eq!(*default, span("48h"));
     assert_eq!(sla.steps[0].channel, "service_desk");
 
@@ -219,5 +254,8 @@ fn thresholds_by_property_offsets_and_rate() {
     assert_eq!(spike.category, Category::Ops);
     assert_eq!(spike.steps[0].channel, "ops");
     assert_eq!(spike.quiet_hours, QuietHoursMode::Ignore);
-    assert_eq!(spike.rule, "Complaint Filed in 1h ≥ +30% over the 7d baseline");
+    assert_eq!(
+        spike.rule,
+        "Complaint Filed in 1h ≥ +30% over the 7d baseline"
+    );
 }

@@ -34,12 +34,17 @@ fn base_is_valid() {
 #[test]
 fn toml_syntax_error_has_line_and_column() {
     let error = only_error("name = \"t\"\n\n[[trigger]\nid = \"x\"\n");
-    assert_eq!((error.file.as_str(), error.line), ("test.toml", 3), "{error}");
-    assert_eq!(error.column, 10, "{error}");
+    assert_eq!(
+        (error.file.as_str(), error.line),
+        ("test.toml", 3),
+        "{error}"
+    );
+    assert_eq!(error.column, 11, "{error}");
+    assert_eq!(error.problem, "unclosed array table, expected `]`");
     assert_eq!(error.field, "syntax");
     assert!(error.accepted.contains("TOML"));
     let error = only_error("name = \"t\nseed = 1\n");
-    assert_eq!((error.line, error.column), (1, 8), "{error}");
+    assert_eq!((error.line, error.column), (1, 10), "{error}");
 }
 
 #[test]
@@ -67,8 +72,16 @@ fn unknown_trigger_field_lists_the_accepted_ones() {
 fn field_of_another_kind_names_its_kinds() {
     let error = only_error(&with("window = { session = \"30m\" }\n"));
     assert_eq!(error.field, "trigger.cart.window");
-    assert_eq!(error.problem, "`window` is a field of count/rate triggers, not of absence triggers");
-    assert!(error.accepted.contains("for absence triggers: start, cancel"), "{error}");
+    assert_eq!(
+        error.problem,
+        "`window` is a field of count/rate triggers, not of absence triggers"
+    );
+    assert!(
+        error
+            .accepted
+            .contains("for absence triggers: start, cancel"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -79,7 +92,10 @@ fn wrong_type_says_what_was_found() {
     assert_eq!(error.problem, "expected an integer, found string \"high\"");
     assert_eq!(error.accepted, "an integer from 0 to 100");
     let error = only_error(&edit("start = \"Product Added\"", "start = 7"));
-    assert_eq!(error.problem, "expected an event name or a table, found integer 7");
+    assert_eq!(
+        error.problem,
+        "expected an event name or a table, found integer 7"
+    );
 }
 
 #[test]
@@ -95,7 +111,9 @@ fn bad_duration() {
 
 #[test]
 fn bad_time_zone() {
-    let error = only_error(&format!("{BASE}\n[settings]\ndefault_timezone = \"Mars/Olympus\"\n"));
+    let error = only_error(&format!(
+        "{BASE}\n[settings]\ndefault_timezone = \"Mars/Olympus\"\n"
+    ));
     assert_eq!((error.line, error.column), (11, 20));
     assert_eq!(error.field, "settings.default_timezone");
     assert_eq!(error.problem, "unknown time zone \"Mars/Olympus\"");
@@ -104,14 +122,18 @@ fn bad_time_zone() {
 
 #[test]
 fn out_of_range_numbers() {
-    let error = only_error(&format!("{BASE}\n[settings]\nmax_keys_per_trigger = 2000\n"));
+    let error = only_error(&format!(
+        "{BASE}\n[settings]\nmax_keys_per_trigger = 2000\n"
+    ));
     assert_eq!(error.field, "settings.max_keys_per_trigger");
     assert_eq!(error.problem, "2000 is out of range");
     assert_eq!(error.accepted, "an integer from 1 to 1024");
     let error = only_error(&format!("{BASE}\n[policy]\nholdout_percent = 100.5\n"));
     assert_eq!(error.field, "policy.holdout_percent");
     assert_eq!(error.accepted, "a number from 0 to 100");
-    let error = only_error(&format!("{BASE}[[stores]]\nid = \"a\"\nlat = 91\nlon = 0\n"));
+    let error = only_error(&format!(
+        "{BASE}[[stores]]\nid = \"a\"\nlat = 91\nlon = 0\n"
+    ));
     assert_eq!(error.field, "stores[0].lat");
 }
 
@@ -119,7 +141,7 @@ fn out_of_range_numbers() {
 fn duplicate_trigger_id() {
     let second = BASE.replacen("name = \"t\"\n", "", 1);
     let error = only_error(&format!("{BASE}{second}"));
-    assert_eq!((error.line, error.column), (12, 6));
+    assert_eq!((error.line, error.column), (11, 6));
     assert_eq!(error.field, "trigger.cart.id");
     assert_eq!(error.problem, "another trigger already has id \"cart\"");
 }
@@ -133,7 +155,10 @@ fn missing_required_field_points_at_the_table() {
     let error = only_error(&format!("{BASE}[[trigger]]\nkind = \"absence\"\nstart = \"A\"\nafter = \"1h\"\nchannel = \"push\"\n"));
     assert_eq!(error.field, "trigger[1].id", "{error}");
     let error = only_error("[settings]\nseed = 1\n");
-    assert_eq!((error.line, error.column, error.field.as_str()), (1, 1, "name"));
+    assert_eq!(
+        (error.line, error.column, error.field.as_str()),
+        (1, 1, "name")
+    );
 }
 
 #[test]
@@ -144,7 +169,10 @@ fn bad_where_operator() {
     ));
     assert_eq!(error.field, "trigger.cart.start.where.rating.le");
     assert_eq!(error.problem, "unknown field `le`");
-    assert_eq!(error.accepted, "lt, lte, gt, gte, in, exists, near_store_km");
+    assert_eq!(
+        error.accepted,
+        "lt, lte, gt, gte, in, exists, near_store_km"
+    );
     assert_eq!((error.line, error.column), (6, 60));
     let two = only_error(&edit(
         "start = \"Product Added\"",
@@ -160,7 +188,10 @@ fn near_store_without_stores() {
         "start = { event = \"App Opened\", where = { location = { near_store_km = 3 } } }",
     );
     let error = only_error(&text);
-    assert_eq!(error.field, "trigger.cart.start.where.location.near_store_km");
+    assert_eq!(
+        error.field,
+        "trigger.cart.start.where.location.near_store_km"
+    );
     assert!(error.problem.contains("no [[stores]]"), "{error}");
     let with_store = format!("{text}\n[[stores]]\nid = \"s1\"\nlat = 1.5\nlon = 2\n");
     crate::support::compile_ok(&with_store, &[]);
@@ -190,17 +221,30 @@ fn cadence_only_for_inactivity() {
         "after = { cadence = 2, floor = \"1d\", min_history = 3 }",
     ));
     assert_eq!(error.field, "trigger.cart.after");
-    assert!(error.problem.contains("only allowed for an inactivity"), "{error}");
+    assert!(
+        error.problem.contains("only allowed for an inactivity"),
+        "{error}"
+    );
 }
 
 #[test]
 fn ladder_must_move_forward() {
-    let error = only_error(&with("[[trigger.ladder]]\nat = \"24h\"\n[[trigger.ladder]]\nat = \"12h\"\n"));
+    let error = only_error(&with(
+        "[[trigger.ladder]]\nat = \"24h\"\n[[trigger.ladder]]\nat = \"12h\"\n",
+    ));
     assert_eq!((error.line, error.column), (12, 6));
     assert_eq!(error.field, "trigger.cart.ladder[1].at");
-    assert_eq!(error.problem, "at 12h is not later than the step before it (1d)");
-    let error = only_error(&with("[[trigger.ladder]]\nat = \"10m\"\nchannel = \"email\"\n"));
-    assert_eq!(error.problem, "at 10m is not later than the step before it (30m)");
+    assert_eq!(
+        error.problem,
+        "at 12h is not later than the step before it (1d)"
+    );
+    let error = only_error(&with(
+        "[[trigger.ladder]]\nat = \"10m\"\nchannel = \"email\"\n",
+    ));
+    assert_eq!(
+        error.problem,
+        "at 10m is not later than the step before it (30m)"
+    );
 }
 
 #[test]
@@ -210,7 +254,15 @@ fn variants_need_positive_weights_and_unique_names() {
         &[],
     );
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["trigger.cart.variants[0].weight", "trigger.cart.variants[1].name"], "{}", render(&errors));
+    assert_eq!(
+        fields,
+        [
+            "trigger.cart.variants[0].weight",
+            "trigger.cart.variants[1].name"
+        ],
+        "{}",
+        render(&errors)
+    );
 }
 
 #[test]
@@ -248,7 +300,10 @@ channel = "push"
 "#;
     let error = only_error(threshold);
     assert_eq!(error.field, "trigger.big.top_percent");
-    assert_eq!(error.problem, "only one bound allowed, found at_least, top_percent");
+    assert_eq!(
+        error.problem,
+        "only one bound allowed, found at_least, top_percent"
+    );
 }
 
 #[test]
@@ -256,7 +311,10 @@ fn unknown_kind_is_reported_once() {
     let error = only_error(&edit("kind = \"absence\"", "kind = \"absense\""));
     assert_eq!(error.field, "trigger.cart.kind");
     assert_eq!(error.problem, "unknown value \"absense\"");
-    assert_eq!(error.accepted, "absence, count, inactivity, sequence, schedule, threshold, rate");
+    assert_eq!(
+        error.accepted,
+        "absence, count, inactivity, sequence, schedule, threshold, rate"
+    );
 }
 
 #[test]

@@ -33,7 +33,10 @@ fn override_changes_the_value() {
     let pipeline = compile_ok(PIPELINE, &[set("abandoned_cart.after=10m")]);
     let cart = trigger(&pipeline, "abandoned_cart");
     assert_eq!(cart.steps[0].at, Offset::Fixed(Span::MINUTE * 10));
-    assert_eq!(cart.rule, "Product Added not followed by Order Completed within 10m");
+    assert_eq!(
+        cart.rule,
+        "Product Added not followed by Order Completed within 10m"
+    );
 }
 
 #[test]
@@ -68,14 +71,19 @@ fn invalid_override_value_is_reported_against_set() {
     let errors = compile_err(PIPELINE, &[set("abandoned_cart.after=soon")]);
     assert_eq!(errors.len(), 1, "{}", render(&errors));
     let error = &errors[0];
-    assert_eq!((error.file.as_str(), error.line, error.column), (OVERRIDE_FILE, 1, 1));
+    assert_eq!(
+        (error.file.as_str(), error.line, error.column),
+        (OVERRIDE_FILE, 1, 1)
+    );
     assert_eq!(error.field, "abandoned_cart.after");
     assert_eq!(error.problem, "\"soon\" is not a duration");
-    assert!(error.to_string().starts_with("--set:1:1: abandoned_cart.after: "));
+    assert!(error
+        .to_string()
+        .starts_with("--set:1:1: abandoned_cart.after: "));
 
     let nested = compile_err(PIPELINE, &[set("browse.window={ weekly = \"1w\" }")]);
     let fields: Vec<&str> = nested.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["browse.window.weekly", "browse.window"], "{}", render(&nested));
+    assert_eq!(fields, ["browse.window.weekly"], "{}", render(&nested));
 }
 
 #[test]
@@ -90,13 +98,24 @@ fn unknown_trigger_lists_the_known_ids() {
 
 #[test]
 fn bad_override_paths() {
-    for path in ["abandoned_cart", "abandoned_cart..after", "abandoned_cart.ladder[x].at", "abandoned_cart.after.value"] {
+    for path in [
+        "abandoned_cart",
+        "abandoned_cart..after",
+        "abandoned_cart.ladder[x].at",
+        "abandoned_cart.after.value",
+    ] {
         let errors = compile_err(PIPELINE, &[set(&format!("{path}=1"))]);
         assert_eq!(errors.len(), 1, "{path}: {}", render(&errors));
-        assert_eq!((errors[0].file.as_str(), errors[0].field.as_str()), (OVERRIDE_FILE, path));
+        assert_eq!(
+            (errors[0].file.as_str(), errors[0].field.as_str()),
+            (OVERRIDE_FILE, path)
+        );
     }
     let errors = compile_err(PIPELINE, &[set("abandoned_cart.ladder[3].at=1d")]);
-    assert_eq!(errors[0].problem, "`ladder` has 1 items, so there is no [3]");
+    assert_eq!(
+        errors[0].problem,
+        "`ladder` has 1 items, so there is no [3]"
+    );
     let errors = compile_err(PIPELINE, &[set("abandoned_cart.aftr=10m")]);
     assert_eq!(errors[0].problem, "unknown field `aftr`");
     assert_eq!(errors[0].field, "abandoned_cart.aftr");
@@ -104,6 +123,8 @@ fn bad_override_paths() {
 
 #[test]
 fn malformed_overrides_do_not_parse() {
-    assert!("abandoned_cart.after".parse::<kairos_pipeline::Override>().is_err());
+    assert!("abandoned_cart.after"
+        .parse::<kairos_pipeline::Override>()
+        .is_err());
     assert!("=10m".parse::<kairos_pipeline::Override>().is_err());
 }

@@ -22,7 +22,12 @@ pub fn compile_err(text: &str, overrides: &[Override]) -> Vec<Diagnostic> {
 /// Compiles `text`, expecting exactly one diagnostic.
 pub fn only_error(text: &str) -> Diagnostic {
     let errors = compile_err(text, &[]);
-    assert_eq!(errors.len(), 1, "expected one diagnostic, got:\n{}", render(&errors));
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one diagnostic, got:\n{}",
+        render(&errors)
+    );
     errors.into_iter().next().expect("one diagnostic")
 }
 
@@ -42,5 +47,6 @@ pub fn trigger<'p>(pipeline: &'p Pipeline, id: &str) -> &'p Trigger {
 
 /// Parses `PATH=VALUE`.
 pub fn set(text: &str) -> Override {
-    text.parse().unwrap_or_else(|e| panic!("bad override in test: {e}"))
+    text.parse()
+        .unwrap_or_else(|e| panic!("bad override in test: {e}"))
 }

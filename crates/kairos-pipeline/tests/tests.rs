@@ -5,4 +5,5 @@ mod every_kind;
 mod mistakes;
 mod overrides;
 mod repository_pipelines;
+mod robustness;
 mod support;
