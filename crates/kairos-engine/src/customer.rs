@@ -221,6 +221,9 @@ pub enum Memory {
     Measure(Box<MeasureMemory>),
     /// Per-period sums (current first).
     Periods {
+        /// Index of the period of the first event: earlier periods are
+        /// unknown, not zero (a new customer is not "below target last quarter").
+        first: i64,
         /// Index of the current period.
         period: i64,
         /// Sums, current period first.
@@ -246,6 +249,8 @@ pub struct CountMemory {
     pub unless_at: Option<Timestamp>,
     /// Message ids that contributed (bounded).
     pub events: Vec<Box<str>>,
+    /// Payload properties of the last counted event.
+    pub properties: Vec<(String, Value)>,
 }
 
 /// One group of a count pattern.

@@ -6,7 +6,7 @@
 //! ≤ that instant has been applied — the tie rule that makes an order at
 //! exactly add + 30 min cancel the reminder.
 
-use crate::config::{Bound, CountFire, Offset, Pattern, ScheduleSource, Trigger, Window};
+use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
     CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory,
 };
@@ -303,9 +303,13 @@ fn kept_properties(trigger: &Trigger, event: &Event) -> Vec<(String, Value)> {
     kept
 }
 
-fn entity_list(keys: &EventKeys) -> Vec<Option<&str>> {
+/// The states an event addresses. An event without the key property uses the
+/// `default` entity (a customer's one implicit cart), except for list keys:
+/// an order without products replenishes nothing.
+fn entity_list<'a>(spec: &KeySpec, keys: &'a EventKeys) -> Vec<Option<&'a str>> {
     match keys {
         EventKeys::Customer => vec![None],
+        EventKeys::Missing if matches!(spec, KeySpec::ListItem { .. }) => Vec::new(),
         EventKeys::Missing => vec![Some(DEFAULT_ENTITY)],
         EventKeys::Entities(list) => list.iter().map(|key| Some(key.as_str())).collect(),
     }
@@ -358,7 +362,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let Some(first_at) = fixed_first_offset(trigger, &properties) else {
                     return;
                 };
-                for entity in entity_list(&keys) {
+                for entity in entity_list(&trigger.key, &keys) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
                     if !restart && ctx.customer.states[index].ladder.is_some() {
                         continue;
@@ -378,7 +382,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 return;
             }
             let properties = kept_properties(trigger, event);
-            for entity in entity_list(&keys) {
+            for entity in entity_list(&trigger.key, &keys) {
                 let index =
                     ctx.find_or_insert(trigger_index, entity, || Memory::History(Vec::new()));
                 let history = match &mut ctx.customer.states[index].memory {
@@ -429,10 +433,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let is_counted = matches(counted, event, stores);
             let is_unless = matches_any(unless, event, stores);
             if !is_counted && !is_unless {
+                // Any event of the customer keeps an open session alive.
+                if let Window::Session(gap) = window {
+                    extend_sessions(ctx, trigger_index, event.time, *gap, *fire);
+                }
                 return;
             }
             let zone = zone_of(plan, ctx.customer);
-            for entity in entity_list(&keys) {
+            for entity in entity_list(&trigger.key, &keys) {
                 let index =
                     ctx.find_or_insert(trigger_index, entity, || Memory::Count(Box::default()));
                 let now = event.time;
@@ -471,6 +479,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 if is_counted {
                     if memory.events.len() < MAX_REASON_EVENTS {
                         memory.events.push(message.clone());
+                    }
+                    if !trigger.payload.properties.is_empty() {
+                        memory.properties = kept_properties(trigger, event);
                     }
                     for group in group_values(group_by, event) {
                         let position = match memory.groups.iter().position(|g| *g.value == *group) {
@@ -548,7 +559,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 if let Some(group) = matched_group {
                     let mut properties = kept_properties(trigger, event);
-                    properties.push(("group".to_string(), Value::String(group)));
+                    if !group.is_empty() {
+                        properties.push(("group".to_string(), Value::String(group)));
+                    }
                     if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                         ctx.start_ladder(index, now, first_at, events, properties);
                     }
@@ -560,7 +573,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             then,
             within,
         } => {
-            for entity in entity_list(&keys) {
+            for entity in entity_list(&trigger.key, &keys) {
                 if matches(then, event, stores) {
                     if let Some(index) = ctx.find(trigger_index, entity) {
                         if let Memory::Sequence {
@@ -702,6 +715,48 @@ impl MeasureMemory {
     }
 }
 
+/// Moves the close of every open session of `trigger_index` to `time + gap`.
+fn extend_sessions(
+    ctx: &mut Ctx<'_>,
+    trigger_index: u16,
+    time: Timestamp,
+    gap: Span,
+    fire: CountFire,
+) {
+    let cid = ctx.cid;
+    for state in ctx
+        .customer
+        .states
+        .iter_mut()
+        .filter(|s| s.trigger == trigger_index)
+    {
+        let Memory::Count(memory) = &mut state.memory else {
+            continue;
+        };
+        if memory.last == Timestamp::default() || time - memory.last > gap || time < memory.last {
+            continue;
+        }
+        memory.last = time;
+        if fire == CountFire::OnClose {
+            let close_at = time + gap;
+            if let Some(old) = state.window_close.replace(close_at) {
+                ctx.timers.remove(&TimerEntry {
+                    due: old,
+                    customer: cid,
+                    token: state.token,
+                    purpose: TimerPurpose::WindowClose,
+                });
+            }
+            ctx.timers.insert(TimerEntry {
+                due: close_at,
+                customer: cid,
+                token: state.token,
+                purpose: TimerPurpose::WindowClose,
+            });
+        }
+    }
+}
+
 /// k × the median gap between activities, at least `floor`; with too little
 /// history, `sparse_floor`.
 pub fn cadence_offset(
@@ -820,10 +875,11 @@ fn on_schedule_event(
             };
             let keep = condition.periods.max(1) as usize;
             let index = ctx.find_or_insert(trigger_index, None, || Memory::Periods {
+                first: period_index,
                 period: period_index,
                 sums: vec![0.0; keep],
             });
-            if let Memory::Periods { period, sums } = &mut ctx.customer.states[index].memory {
+            if let Memory::Periods { period, sums, .. } = &mut ctx.customer.states[index].memory {
                 roll_periods(period, sums, period_index, keep);
                 if period_index == *period {
                     sums[0] += amount;
@@ -912,10 +968,18 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             let zone = zone_of(ctx.plan, ctx.customer);
             let state = &mut ctx.customer.states[index];
             match (&mut state.memory, period_of(due, *period, zone)) {
-                (Memory::Periods { period, sums }, Some((current, _))) => {
+                (
+                    Memory::Periods {
+                        first,
+                        period,
+                        sums,
+                    },
+                    Some((current, _)),
+                ) => {
                     let keep = condition.periods.max(1) as usize;
                     roll_periods(period, sums, current, keep);
-                    sums.iter().all(|sum| *sum < condition.below)
+                    let observed = current - *first + 1 >= keep as i64;
+                    observed && sums.iter().all(|sum| *sum < condition.below)
                 }
                 _ => false,
             }
@@ -996,7 +1060,10 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         .map(|g| g.value.to_string());
     match group {
         Some(group) if memory.unless_at.is_none() => {
-            let properties = vec![("group".to_string(), Value::String(group))];
+            let mut properties = memory.properties;
+            if !group.is_empty() {
+                properties.push(("group".to_string(), Value::String(group)));
+            }
             match fixed_first_offset(trigger, &properties) {
                 Some(first_at) => ctx.start_ladder(index, due, first_at, memory.events, properties),
                 None => ctx.remove_state(index),
@@ -1042,8 +1109,12 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     if let Some(offer) = offer {
         payload.insert("offer".into(), Value::String(offer));
     }
-    if let (crate::config::KeySpec::Property(name), Some(entity)) = (&trigger.key, entity) {
-        payload.insert(name.clone(), Value::String(entity.to_string()));
+    match (&trigger.key, entity) {
+        (crate::config::KeySpec::Property(name), Some(entity))
+        | (crate::config::KeySpec::ListItem { field: name, .. }, Some(entity)) => {
+            payload.insert(name.clone(), Value::String(entity.to_string()));
+        }
+        _ => {}
     }
     if trigger.payload.cart {
         let carts = customer

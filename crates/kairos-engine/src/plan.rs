@@ -129,9 +129,18 @@ fn event_names(trigger: &Trigger) -> Vec<&str> {
                 return with(matches, "Product Removed");
             }
         }
-        Pattern::Count { event, unless, .. } => {
+        Pattern::Count {
+            event,
+            unless,
+            window,
+            ..
+        } => {
             matches.push(event);
             matches.extend(unless);
+            if let crate::config::Window::Session(_) = window {
+                // Every event of the customer keeps a session open.
+                return with(matches, "*");
+            }
         }
         Pattern::Inactivity { activity } => matches.push(activity),
         Pattern::Sequence { first, then, .. } => {

@@ -104,7 +104,10 @@ pub fn judge(
     if now > decision.expires_at {
         return Err(Suppression::Expired);
     }
+    // The cooldown separates journeys (a second cart's reminder), not the
+    // steps of one ladder: only a new match (step 1) is held back by it.
     if trigger.cooldown > Span::ZERO
+        && decision.step == 1
         && customer
             .sent
             .iter()

@@ -375,6 +375,20 @@ channel = "push"
         json!({"type":"identify","userId":"u1","timestamp":"2026-03-01T00:00:00Z","messageId":"m1",
         "traits":{"birthday":"1990-03-15"},"context":{"timezone":"Asia/Shanghai"}}),
     );
+    h.advance("2026-04-01T00:00:00Z");
+    assert_eq!(
+        h.engine.pending_timers(),
+        1,
+        "one timer per customer, whatever the runtime"
+    );
+    // Still in touch a year later: next year's birthday too.
+    h.send(support::track(
+        "u1",
+        "Page",
+        "2027-01-01T00:00:00Z",
+        "m2",
+        json!({}),
+    ));
     h.advance("2027-04-01T00:00:00Z");
     assert_eq!(
         h.summary(),
@@ -382,11 +396,6 @@ channel = "push"
             "u1 birthday step1 2026-03-15T01:00:00.000Z sent",
             "u1 birthday step1 2027-03-15T01:00:00.000Z sent"
         ]
-    );
-    assert_eq!(
-        h.engine.pending_timers(),
-        1,
-        "one timer per customer, whatever the runtime"
     );
 }
 
@@ -788,7 +797,7 @@ channel = "push"
 
 #[test]
 fn cooldown_and_conversion_cancel_ladders() {
-    let policy = format!("{OPEN_POLICY}");
+    let policy = OPEN_POLICY.to_string();
     let triggers = r#"
 [[trigger]]
 id = "cart"

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 fn retail() -> kairos_engine::config::Pipeline {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines/retail.toml");
-    kairos_pipeline::load(std::path::Path::new(path), &[]).unwrap_or_else(|errors| panic!("{errors:?}"))
+    kairos_pipeline::load(std::path::Path::new(path), &[])
+        .unwrap_or_else(|errors| panic!("{errors:?}"))
 }
 
 const START: i64 = 1_795_000_000_000; // 2026-11-19
@@ -27,7 +28,14 @@ struct Step {
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(
-        (0u8..6, 0u8..14, 1u32..4_000_000, 0u16..2000).prop_map(|(customer, kind, gap_ms, value)| Step { customer, kind, gap_ms, value }),
+        (0u8..6, 0u8..14, 1u32..4_000_000, 0u16..2000).prop_map(
+            |(customer, kind, gap_ms, value)| Step {
+                customer,
+                kind,
+                gap_ms,
+                value,
+            },
+        ),
         1..120,
     )
 }
@@ -80,12 +88,16 @@ fn replay(calls: &[Value]) -> String {
     let mut out = String::new();
     let mut drain = |engine: &mut Engine| {
         while let Some(decision) = engine.poll_decision() {
-            out.push_str(&serde_json::to_string(&decision.to_action("retail")).expect("serialisable"));
+            out.push_str(
+                &serde_json::to_string(&decision.to_action("retail")).expect("serialisable"),
+            );
             out.push('\n');
         }
     };
     for call in calls {
-        engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("generated calls are valid"));
+        engine.handle_event(
+            Event::from_json(call.to_string().as_bytes()).expect("generated calls are valid"),
+        );
         drain(&mut engine);
     }
     engine.advance_to(Timestamp::MAX);

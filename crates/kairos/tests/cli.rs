@@ -1,0 +1,616 @@
+//! The `kairos` command line, run as a real process: exit codes, error
+//! messages, input forms (file, stdin, gzip), overrides, `--until`, the
+//! summary JSON and the action contract of product.md.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn retail() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/retail.toml")
+}
+
+/// Runs `kairos` with `args`, feeding `stdin` (empty when `None`).
+fn kairos(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kairos starts");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(bytes) = stdin {
+        // A process that exits early (bad flags) never reads its input.
+        let _ = input.write_all(bytes);
+    }
+    drop(input);
+    child.wait_with_output().expect("kairos finishes")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The action lines on stdout, parsed.
+fn actions(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .expect("utf-8 stdout")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// (user, trigger, step, fired_at, suppressed) of each action.
+fn brief(actions: &[Value]) -> Vec<(String, String, u64, String, Option<String>)> {
+    actions
+        .iter()
+        .map(|action| {
+            let data = &action["data"];
+            (
+                data["user_id"].as_str().unwrap_or_default().to_string(),
+                data["trigger"].as_str().unwrap_or_default().to_string(),
+                data["step"].as_u64().unwrap_or_default(),
+                data["fired_at"].as_str().unwrap_or_default().to_string(),
+                data["suppressed"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// A consenting customer `u1` abandons cart c1 at 10:00; `u2`, who never
+/// consented, abandons c2 at 10:01.
+const CARTS: &str = r#"{"type":"identify","userId":"u1","messageId":"m1","timestamp":"2026-11-23T09:00:00Z","traits":{"consent":{"push":true,"email":true}}}
+{"type":"track","event":"Product Added","userId":"u1","messageId":"m2","timestamp":"2026-11-23T10:00:00Z","properties":{"cart_id":"c1","product_id":"p9","price":12.5}}
+{"type":"track","event":"Product Added","userId":"u2","messageId":"m3","timestamp":"2026-11-23T10:01:00Z","properties":{"cart_id":"c2","product_id":"p1","price":30}}
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// `kairos backtest` on the retail pipeline with `--out -` and `extra` flags.
+fn backtest(events: &str, extra: &[&str], stdin: Option<&[u8]>) -> Output {
+    let pipeline = retail();
+    let mut args = vec![
+        "backtest",
+        "--pipeline",
+        path_str(&pipeline),
+        "--events",
+        events,
+        "--out",
+        "-",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    kairos(&args, stdin)
+}
+
+fn succeeded(output: &Output) {
+    assert_eq!(code(output), 0, "stderr:\n{}", stderr(output));
+}
+
+// ----- validate ---------------------------------------------------------------
+
+#[test]
+fn validate_accepts_the_retail_pipeline() {
+    let output = kairos(&["validate", path_str(&retail())], None);
+    succeeded(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok"), "{stdout}");
+    assert!(stdout.contains("20 triggers"), "{stdout}");
+}
+
+/// `FILE:LINE:COL: field: problem; accepted: what is`, parsed.
+fn diagnostic(line: &str, file: &str) -> Option<(u32, u32, String)> {
+    let rest = line.strip_prefix(file)?.strip_prefix(':')?;
+    let (line_number, rest) = rest.split_once(':')?;
+    let (column, rest) = rest.split_once(": ")?;
+    let (field, rest) = rest.split_once(": ")?;
+    let (problem, accepted) = rest.split_once("; accepted: ")?;
+    (!field.is_empty()
+        && !field.contains(' ')
+        && !problem.trim().is_empty()
+        && !accepted.trim().is_empty())
+    .then_some(())?;
+    Some((
+        line_number.parse().ok()?,
+        column.parse().ok()?,
+        field.to_string(),
+    ))
+}
+
+#[test]
+fn validate_reports_every_mistake_with_its_place_and_what_is_accepted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = write(
+        dir.path(),
+        "broken.toml",
+        r#"name = "broken"
+
+[policy]
+holdout_percent = 150
+
+[[trigger]]
+id = "cart"
+kind = "absense"
+start = "Product Added"
+channel = "push"
+
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "soon" }
+channel = "email"
+"#,
+    );
+    let output = kairos(&["validate", path_str(&broken)], None);
+    assert_eq!(code(&output), 2, "stderr:\n{}", stderr(&output));
+    let text = stderr(&output);
+    let found: Vec<(u32, u32, String)> = text
+        .lines()
+        .filter_map(|line| diagnostic(line, path_str(&broken)))
+        .collect();
+    assert_eq!(
+        found.len(),
+        3,
+        "three FILE:LINE:COL diagnostics in:\n{text}"
+    );
+    let places: Vec<(u32, &str)> = found
+        .iter()
+        .map(|(line, _, field)| (*line, field.as_str()))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (4, "policy.holdout_percent"),
+            (8, "trigger.cart.kind"),
+            (16, "trigger.welcome.window.tumbling"),
+        ],
+        "{text}"
+    );
+    assert!(found.iter().all(|(_, column, _)| *column > 1), "{text}");
+    assert!(
+        text.contains("absence"),
+        "the accepted kinds are listed:\n{text}"
+    );
+}
+
+#[test]
+fn validate_of_a_missing_file_exits_2() {
+    let output = kairos(&["validate", "/nonexistent/kairos/pipeline.toml"], None);
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("/nonexistent/kairos/pipeline.toml:1:1:"));
+}
+
+// ----- backtest input ---------------------------------------------------------
+
+#[test]
+fn bad_lines_are_named_and_skipped_and_good_lines_still_act() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = write(
+        dir.path(),
+        "events.jsonl",
+        r#"{"type":"identify","userId":"u1","messageId":"m1","timestamp":"2026-11-23T09:00:00Z","traits":{"consent":{"push":true}}}
+this is not json
+{"type":"track","event":"Product Added","messageId":"m2","timestamp":"2026-11-23T09:30:00Z","properties":{"cart_id":"c9"}}
+{"type":"track","event":"Product Added","userId":"u1","messageId":"m3","timestamp":"2026-11-23T10:00:00Z","properties":{"cart_id":"c1","product_id":"p9","price":12.5}}
+"#,
+    );
+    let output = backtest(
+        path_str(&events),
+        &["--until", "2026-11-23T11:00:00Z"],
+        None,
+    );
+    succeeded(&output);
+    let text = stderr(&output);
+    let name = path_str(&events);
+    let line_2 = format!("{name}:2: skipped:");
+    let line_3 = format!("{name}:3: skipped:");
+    assert!(text.contains(&line_2), "line 2 named in:\n{text}");
+    assert!(text.contains(&line_3), "line 3 named in:\n{text}");
+    assert!(text.contains("userId"), "says what is missing:\n{text}");
+    assert!(!text.contains(&format!("{name}:1:")), "{text}");
+    assert!(!text.contains(&format!("{name}:4:")), "{text}");
+    assert_eq!(
+        brief(&actions(&output)),
+        [(
+            "u1".to_string(),
+            "abandoned_cart".to_string(),
+            1,
+            "2026-11-23T10:30:00.000Z".to_string(),
+            None
+        )]
+    );
+}
+
+#[test]
+fn events_can_come_from_stdin() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "events.jsonl", CARTS);
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let from_file = backtest(path_str(&file), &until, None);
+    let from_stdin = backtest("-", &until, Some(CARTS.as_bytes()));
+    succeeded(&from_file);
+    succeeded(&from_stdin);
+    assert_eq!(actions(&from_stdin).len(), 2);
+    assert_eq!(from_stdin.stdout, from_file.stdout);
+}
+
+#[test]
+fn gzip_files_are_decompressed() {
+    use flate2::{write::GzEncoder, Compression};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = write(dir.path(), "events.jsonl", CARTS);
+    let gz = dir.path().join("events.jsonl.gz");
+    let mut encoder = GzEncoder::new(
+        std::fs::File::create(&gz).expect("create .gz"),
+        Compression::default(),
+    );
+    encoder.write_all(CARTS.as_bytes()).expect("compress");
+    encoder.finish().expect("finish .gz");
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let from_gz = backtest(path_str(&gz), &until, None);
+    let from_plain = backtest(path_str(&plain), &until, None);
+    succeeded(&from_gz);
+    assert_eq!(actions(&from_gz).len(), 2);
+    assert_eq!(from_gz.stdout, from_plain.stdout);
+}
+
+#[test]
+fn a_missing_events_file_is_an_error() {
+    let output = backtest("/nonexistent/kairos/events.jsonl", &[], None);
+    assert_eq!(code(&output), 1, "a run that cannot read its input fails");
+    assert!(stderr(&output).contains("/nonexistent/kairos/events.jsonl"));
+}
+
+// ----- overrides and the clock ------------------------------------------------
+
+#[test]
+fn set_overrides_a_trigger_parameter() {
+    let until = ["--until", "2026-11-23T12:00:00Z"];
+    let default = backtest("-", &until, Some(CARTS.as_bytes()));
+    let mut with_set = until.to_vec();
+    with_set.extend(["--set", "abandoned_cart.after=10m"]);
+    let shorter = backtest("-", &with_set, Some(CARTS.as_bytes()));
+    succeeded(&default);
+    succeeded(&shorter);
+    let fired = |output: &Output| -> Vec<String> {
+        brief(&actions(output))
+            .into_iter()
+            .map(|(_, _, _, fired_at, _)| fired_at)
+            .collect()
+    };
+    assert_eq!(fired(&default), ["2026-11-23T10:30:00.000Z"]);
+    assert_eq!(fired(&shorter), ["2026-11-23T10:10:00.000Z"]);
+}
+
+#[test]
+fn an_invalid_set_value_exits_2_and_says_what_is_accepted() {
+    let output = backtest(
+        "-",
+        &["--set", "abandoned_cart.after=soon"],
+        Some(CARTS.as_bytes()),
+    );
+    assert_eq!(code(&output), 2);
+    let text = stderr(&output);
+    assert!(text.contains("abandoned_cart.after"), "{text}");
+    assert!(text.contains("soon"), "{text}");
+    assert!(text.contains("accepted:"), "{text}");
+    assert!(output.stdout.is_empty(), "no actions from an invalid run");
+}
+
+#[test]
+fn a_malformed_set_flag_exits_2() {
+    let output = backtest("-", &["--set", "no-equals-sign"], Some(CARTS.as_bytes()));
+    assert_eq!(code(&output), 2, "stderr:\n{}", stderr(&output));
+}
+
+#[test]
+fn until_stops_the_clock_before_later_deadlines() {
+    // The cart reminders are due at 10:30 and 10:31.
+    let before = backtest(
+        "-",
+        &["--until", "2026-11-23T10:20:00Z", "--all-decisions"],
+        Some(CARTS.as_bytes()),
+    );
+    succeeded(&before);
+    assert!(actions(&before).is_empty(), "nothing is due before 10:20");
+    let between = backtest(
+        "-",
+        &["--until", "2026-11-23T10:30:30Z", "--all-decisions"],
+        Some(CARTS.as_bytes()),
+    );
+    succeeded(&between);
+    assert_eq!(
+        brief(&actions(&between)),
+        [(
+            "u1".to_string(),
+            "abandoned_cart".to_string(),
+            1,
+            "2026-11-23T10:30:00.000Z".to_string(),
+            None
+        )],
+        "u2's deadline (10:31) is after --until"
+    );
+    // Events at or after --until are not replayed, and the run says so.
+    let early = backtest(
+        "-",
+        &["--until", "2026-11-23T10:00:30Z"],
+        Some(CARTS.as_bytes()),
+    );
+    succeeded(&early);
+    assert!(actions(&early).is_empty());
+    assert!(
+        stderr(&early).contains("1 events at or after --until"),
+        "{}",
+        stderr(&early)
+    );
+}
+
+#[test]
+fn an_invalid_until_exits_2() {
+    let output = backtest("-", &["--until", "tomorrow"], Some(CARTS.as_bytes()));
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
+}
+
+#[test]
+fn without_until_every_pending_timer_fires() {
+    // No order, so no schedule recurs forever: the run ends by itself, with
+    // both ladder steps of both carts and the dormancy wake-ups.
+    let output = backtest("-", &["--all-decisions"], Some(CARTS.as_bytes()));
+    succeeded(&output);
+    let all = brief(&actions(&output));
+    let steps = |trigger: &str| {
+        all.iter()
+            .filter(|(_, t, _, _, _)| t == trigger)
+            .map(|(user, _, step, _, _)| format!("{user}#{step}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps("abandoned_cart"), ["u1#1", "u2#1", "u1#2", "u2#2"]);
+    assert_eq!(
+        steps("dormant_wakeup"),
+        ["u1#1", "u2#1", "u1#2", "u2#2", "u1#3", "u2#3"]
+    );
+}
+
+// ----- output -----------------------------------------------------------------
+
+#[test]
+fn all_decisions_adds_the_suppressed_ones() {
+    let until = ["--until", "2026-11-23T12:00:00Z"];
+    let sent_only = backtest("-", &until, Some(CARTS.as_bytes()));
+    let mut all_flags = until.to_vec();
+    all_flags.push("--all-decisions");
+    let all = backtest("-", &all_flags, Some(CARTS.as_bytes()));
+    succeeded(&sent_only);
+    succeeded(&all);
+    let sent_only = actions(&sent_only);
+    let all = actions(&all);
+    assert!(sent_only.iter().all(|a| a["data"]["suppressed"].is_null()));
+    assert_eq!(sent_only.len(), 1);
+    assert_eq!(all.len(), 2);
+    let suppressed: Vec<&Value> = all
+        .iter()
+        .filter(|a| !a["data"]["suppressed"].is_null())
+        .collect();
+    assert_eq!(suppressed.len(), 1);
+    assert_eq!(suppressed[0]["data"]["user_id"], "u2");
+    assert_eq!(suppressed[0]["data"]["suppressed"], "consent");
+    let sent_in_all: Vec<&Value> = all
+        .iter()
+        .filter(|a| a["data"]["suppressed"].is_null())
+        .collect();
+    assert_eq!(sent_in_all, sent_only.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn every_action_carries_the_contract_fields() {
+    let output = backtest("-", &["--all-decisions"], Some(CARTS.as_bytes()));
+    succeeded(&output);
+    let actions = actions(&output);
+    assert!(actions.len() >= 4, "{actions:?}");
+    let time = |value: &Value, what: &str| {
+        let text = value
+            .as_str()
+            .unwrap_or_else(|| panic!("{what} is a string"));
+        kairos_model::Timestamp::parse_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{what} {text:?} is not RFC 3339: {e}"))
+    };
+    for action in &actions {
+        let data = &action["data"];
+        for field in [
+            "action_id",
+            "user_id",
+            "trigger",
+            "step",
+            "channel",
+            "priority",
+            "variant",
+            "fired_at",
+            "decided_at",
+            "expires_at",
+            "suppressed",
+            "reason",
+            "payload",
+        ] {
+            assert!(data.get(field).is_some(), "data.{field} missing: {action}");
+        }
+        assert_eq!(action["specversion"], "1.0");
+        assert_eq!(action["id"], data["action_id"]);
+        assert!(data["action_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("act_")));
+        assert_eq!(action["source"], "kairos/retail");
+        assert_eq!(
+            action["type"].as_str(),
+            Some(
+                format!(
+                    "kairos.action.{}",
+                    data["trigger"].as_str().unwrap_or_default()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(action["subject"], data["user_id"]);
+        assert_eq!(action["time"], data["decided_at"]);
+        assert_eq!(action["datacontenttype"], "application/json");
+        assert!(data["step"].as_u64().is_some_and(|s| s >= 1), "{action}");
+        assert!(data["priority"].is_u64(), "{action}");
+        assert!(data["channel"].is_string() && data["variant"].is_string());
+        let fired = time(&data["fired_at"], "fired_at");
+        let decided = time(&data["decided_at"], "decided_at");
+        let expires = time(&data["expires_at"], "expires_at");
+        time(&action["time"], "time");
+        assert!(fired <= decided && decided <= expires, "{action}");
+        assert!(data["suppressed"].is_null() || data["suppressed"].is_string());
+        assert!(data["reason"]["rule"].is_string(), "{action}");
+        assert!(
+            data["reason"]["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().all(Value::is_string)),
+            "{action}"
+        );
+        assert!(data["payload"].is_object(), "{action}");
+    }
+    let first = &actions[0]["data"];
+    assert_eq!(first["trigger"], "abandoned_cart");
+    assert_eq!(first["reason"]["events"], serde_json::json!(["m2"]));
+    assert_eq!(first["payload"]["cart_value"], 12.5);
+}
+
+#[test]
+fn the_same_input_gives_the_same_action_ids() {
+    let first = backtest("-", &["--all-decisions"], Some(CARTS.as_bytes()));
+    let second = backtest("-", &["--all-decisions"], Some(CARTS.as_bytes()));
+    succeeded(&first);
+    assert_eq!(first.stdout, second.stdout);
+}
+
+#[test]
+fn summary_json_has_the_documented_shape() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = dir.path().join("summary.json");
+    let output = backtest(
+        "-",
+        &[
+            "--until",
+            "2026-11-23T12:00:00Z",
+            "--summary-json",
+            path_str(&summary),
+        ],
+        Some(format!("{CARTS}not json\n").as_bytes()),
+    );
+    succeeded(&output);
+    let text = std::fs::read_to_string(&summary).expect("summary written");
+    let json: Value = serde_json::from_str(&text).expect("summary is JSON");
+    assert_eq!(json["events"], 3, "good events replayed: {json}");
+    assert!(json["seconds"].as_f64().is_some_and(|s| s >= 0.0), "{json}");
+    assert!(
+        json["events_per_second"].as_f64().is_some_and(|r| r >= 0.0),
+        "{json}"
+    );
+    let triggers = json["triggers"].as_object().expect("triggers object");
+    let pipeline = kairos_pipeline::load(&retail(), &[]).expect("retail compiles");
+    for trigger in &pipeline.triggers {
+        let entry = &triggers[&trigger.id];
+        assert!(entry["fired"].is_u64(), "{}: {entry}", trigger.id);
+        assert!(entry["sent"].is_u64(), "{}: {entry}", trigger.id);
+        let suppressed = entry["suppressed"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: suppressed is an object: {entry}", trigger.id));
+        assert!(suppressed.values().all(Value::is_u64), "{entry}");
+    }
+    assert_eq!(triggers.len(), pipeline.triggers.len());
+    assert_eq!(
+        triggers["abandoned_cart"],
+        serde_json::json!({"fired": 2, "sent": 1, "suppressed": {"consent": 1}})
+    );
+    assert_eq!(
+        triggers["welcome"],
+        serde_json::json!({"fired": 0, "sent": 0, "suppressed": {}})
+    );
+}
+
+#[test]
+fn the_binary_writes_exactly_the_golden_files() {
+    // crates/kairos/tests/golden.rs checks the golden files with the engine
+    // in-process; this checks that `kairos backtest` writes the same bytes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/golden");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).expect("golden directory") {
+        let dir = entry.expect("entry").path();
+        if !dir.is_dir() || dir.join("KNOWN_BUG").exists() {
+            continue;
+        }
+        let until = std::fs::read_to_string(dir.join("until")).ok();
+        let mut flags = vec!["--all-decisions"];
+        if let Some(until) = &until {
+            flags.extend(["--until", until.trim()]);
+        }
+        let output = backtest(path_str(&dir.join("events.jsonl")), &flags, None);
+        succeeded(&output);
+        let expected = std::fs::read(dir.join("expected.jsonl")).expect("expected.jsonl");
+        assert!(
+            output.stdout == expected,
+            "kairos backtest output differs from {}",
+            dir.join("expected.jsonl").display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} golden directories checked");
+}
+
+// ----- invocation mistakes ----------------------------------------------------
+
+#[test]
+fn an_unknown_flag_exits_2() {
+    let output = backtest("-", &["--bogus"], Some(CARTS.as_bytes()));
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("--bogus"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_missing_required_flag_exits_2() {
+    let output = kairos(&["backtest", "--events", "-"], Some(CARTS.as_bytes()));
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("--pipeline"),
+        "{}",
+        stderr(&output)
+    );
+    let output = kairos(
+        &["backtest", "--pipeline", path_str(&retail())],
+        Some(CARTS.as_bytes()),
+    );
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("--events"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unknown_subcommand_or_none_exits_2() {
+    assert_eq!(code(&kairos(&["frobnicate"], None)), 2);
+    assert_eq!(code(&kairos(&[], None)), 2);
+    assert_eq!(code(&kairos(&["validate"], None)), 2);
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let help = kairos(&["--help"], None);
+    assert_eq!(code(&help), 0);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("backtest"));
+    assert_eq!(code(&kairos(&["--version"], None)), 0);
+}
