@@ -131,6 +131,9 @@ impl Ctx<'_> {
             .and_then(|v| v.first_step_at)
             .unwrap_or(first_at);
         let due = (anchor + first_at).max(self.now);
+        // An abandoned cart's reason lists every add since the cart was
+        // started; other patterns name only what caused this match.
+        let accumulate = matches!(trigger.pattern, Pattern::Absence { .. });
         let token = self.customer.states[index].token;
         let state = &mut self.customer.states[index];
         match &mut state.ladder {
@@ -141,6 +144,9 @@ impl Ctx<'_> {
                 ladder.first_at = first_at;
                 ladder.due = due;
                 ladder.variant = variant;
+                if !accumulate {
+                    ladder.events.clear();
+                }
                 ladder.events.extend(events);
                 let excess = ladder.events.len().saturating_sub(MAX_REASON_EVENTS);
                 ladder.events.drain(..excess);
@@ -149,7 +155,7 @@ impl Ctx<'_> {
             existing => {
                 let mut kept_events = Vec::new();
                 if let Some(old) = existing.take() {
-                    if old.next_step == 0 {
+                    if old.next_step == 0 && accumulate {
                         kept_events = old.events;
                     }
                     self.timers.remove(&TimerEntry {
@@ -329,7 +335,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
     let trigger = plan.trigger(trigger_index);
     let stores = &plan.pipeline.stores;
     let keys = event_keys(&trigger.key, event);
-    let message: Box<str> = event.message_id.as_str().into();
+    let message = || -> Box<str> { event.message_id.as_str().into() };
     if matches_any(&trigger.cancel_on, event, stores) {
         ctx.cancel_for_keys(trigger_index, &keys);
     }
@@ -371,7 +377,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         index,
                         event.time,
                         first_at,
-                        vec![message.clone()],
+                        vec![message()],
                         properties.clone(),
                     );
                 }
@@ -382,36 +388,54 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 return;
             }
             let properties = kept_properties(trigger, event);
+            // Only a cadence needs the history; a fixed wait needs nothing
+            // beyond the ladder, which keeps idle customers small.
+            let cadence = match &trigger.steps[0].at {
+                Offset::Cadence {
+                    multiplier,
+                    floor,
+                    min_history,
+                    sparse_floor,
+                } => Some((*multiplier, *floor, *min_history, *sparse_floor)),
+                _ => None,
+            };
             for entity in entity_list(&trigger.key, &keys) {
-                let index =
-                    ctx.find_or_insert(trigger_index, entity, || Memory::History(Vec::new()));
-                let history = match &mut ctx.customer.states[index].memory {
-                    Memory::History(history) => history,
-                    _ => continue,
-                };
-                if history.last() != Some(&event.time) {
-                    let position = history.partition_point(|t| *t <= event.time);
-                    history.insert(position, event.time);
-                    if history.len() > MAX_HISTORY {
-                        history.remove(0);
+                let index = ctx.find_or_insert(trigger_index, entity, || match cadence {
+                    Some(_) => Memory::History(Vec::new()),
+                    None => Memory::None,
+                });
+                let (first_at, latest) = match (&mut ctx.customer.states[index].memory, cadence) {
+                    (
+                        Memory::History(history),
+                        Some((multiplier, floor, min_history, sparse_floor)),
+                    ) => {
+                        if history.last() != Some(&event.time) {
+                            let position = history.partition_point(|t| *t <= event.time);
+                            history.insert(position, event.time);
+                            if history.len() > MAX_HISTORY {
+                                history.remove(0);
+                            }
+                        }
+                        let latest = *history.last().unwrap_or(&event.time);
+                        (
+                            cadence_offset(history, multiplier, floor, min_history, sparse_floor),
+                            latest,
+                        )
                     }
-                }
-                let first_at = match &trigger.steps[0].at {
-                    Offset::Cadence {
-                        multiplier,
-                        floor,
-                        min_history,
-                        sparse_floor,
-                    } => cadence_offset(history, *multiplier, *floor, *min_history, *sparse_floor),
-                    other => resolve_offset(other, &properties),
+                    _ => {
+                        let latest = ctx.customer.states[index]
+                            .ladder
+                            .as_ref()
+                            .map_or(event.time, |l| l.anchor.max(event.time));
+                        (resolve_offset(&trigger.steps[0].at, &properties), latest)
+                    }
                 };
-                let latest = *history.last().unwrap_or(&event.time);
                 match first_at {
                     Some(first_at) => ctx.start_ladder(
                         index,
                         latest,
                         first_at,
-                        vec![message.clone()],
+                        vec![message()],
                         properties.clone(),
                     ),
                     None => {
@@ -478,27 +502,29 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let mut matched_group = None;
                 if is_counted {
                     if memory.events.len() < MAX_REASON_EVENTS {
-                        memory.events.push(message.clone());
+                        memory.events.push(message());
                     }
                     if !trigger.payload.properties.is_empty() {
                         memory.properties = kept_properties(trigger, event);
                     }
-                    for group in group_values(group_by, event) {
-                        let position = match memory.groups.iter().position(|g| *g.value == *group) {
-                            Some(position) => position,
-                            None => {
-                                if memory.groups.len()
-                                    >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
-                                {
-                                    continue;
+                    for (property, value) in group_values(group_by, event) {
+                        let position =
+                            match memory.groups.iter().position(|g| g.is(property, value)) {
+                                Some(position) => position,
+                                None => {
+                                    let group = group_label(property, value);
+                                    if memory.groups.len()
+                                        >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
+                                    {
+                                        continue;
+                                    }
+                                    memory.groups.push(CountGroup {
+                                        value: group.into(),
+                                        ..CountGroup::default()
+                                    });
+                                    memory.groups.len() - 1
                                 }
-                                memory.groups.push(CountGroup {
-                                    value: group.into(),
-                                    ..CountGroup::default()
-                                });
-                                memory.groups.len() - 1
-                            }
-                        };
+                            };
                         let g = &mut memory.groups[position];
                         g.count += 1;
                         let mut reached = g.count >= *min;
@@ -528,7 +554,11 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         }
                     }
                 }
-                let events = memory.events.clone();
+                let events = if matched_group.is_some() {
+                    memory.events.clone()
+                } else {
+                    Vec::new()
+                };
                 // Window-close timers: tumbling windows close at their end,
                 // sessions `gap` after the last event.
                 let close_at = match (fire, window) {
@@ -582,7 +612,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         } = &ctx.customer.states[index].memory
                         {
                             if event.time - *at <= *within && event.time >= *at {
-                                let events = vec![first_message.clone(), message.clone()];
+                                let events = vec![first_message.clone(), message()];
                                 ctx.customer.states[index].memory = Memory::None;
                                 let properties = kept_properties(trigger, event);
                                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
@@ -599,13 +629,13 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
                     ctx.customer.states[index].memory = Memory::Sequence {
                         at: event.time,
-                        message: message.clone(),
+                        message: message(),
                     };
                 }
             }
         }
         Pattern::Schedule { source } => {
-            on_schedule_event(ctx, trigger_index, source, event, message)
+            on_schedule_event(ctx, trigger_index, source, event, message())
         }
         Pattern::Threshold { measure, bound } => {
             if !matches(&measure.event, event, stores) {
@@ -676,7 +706,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let mut properties = kept_properties(trigger, event);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                    ctx.start_ladder(index, event.time, first_at, vec![message], properties);
+                    ctx.start_ladder(index, event.time, first_at, vec![message()], properties);
                 }
             }
         }
@@ -804,19 +834,45 @@ fn tumbling_end(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> Timestamp {
 
 use chrono::Offset as _;
 
-/// The group labels an event counts under (`product_id=p1`, ...).
-fn group_values(group_by: &[String], event: &Event) -> Vec<String> {
+/// The groups an event counts under: (property, value) pairs, or one
+/// unnamed group when the pattern is not grouped. Borrowed, so counting an
+/// event into an existing group allocates nothing.
+fn group_values<'a>(group_by: &'a [String], event: &'a Event) -> Vec<(&'a str, &'a Value)> {
+    static UNGROUPED: Value = Value::Null;
     if group_by.is_empty() {
-        return vec![String::new()];
+        return vec![("", &UNGROUPED)];
     }
     group_by
         .iter()
-        .filter_map(|property| {
-            event
-                .property_text(property)
-                .map(|value| format!("{property}={value}"))
-        })
+        .filter_map(|property| Some((property.as_str(), event.properties.get(property)?)))
+        .filter(|(_, value)| value.is_string() || value.is_number() || value.is_boolean())
         .collect()
+}
+
+/// `product_id=p1`; empty for the unnamed group.
+fn group_label(property: &str, value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => format!("{property}={text}"),
+        other => format!("{property}={other}"),
+    }
+}
+
+impl CountGroup {
+    /// Whether this is the group of `property` = `value`.
+    fn is(&self, property: &str, value: &Value) -> bool {
+        match value {
+            Value::Null => self.value.is_empty(),
+            Value::String(text) => {
+                let label = &*self.value;
+                label.len() == property.len() + 1 + text.len()
+                    && label.starts_with(property)
+                    && label.as_bytes()[property.len()] == b'='
+                    && label.ends_with(text.as_str())
+            }
+            other => *self.value == *group_label(property, other),
+        }
+    }
 }
 
 fn on_schedule_event(

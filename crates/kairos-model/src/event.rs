@@ -9,6 +9,7 @@ use crate::ids::hash_str;
 use crate::time::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Segment call types (`type` in the envelope).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,30 +58,43 @@ impl EventType {
 }
 
 /// The Segment envelope exactly as SDKs send it (camelCase field names).
-/// Unknown fields are ignored, as Segment does.
+/// Unknown fields are ignored, as Segment does; so are the parts of
+/// `context` kairos has no use for (library, device, ip ...), which are
+/// skipped without being built. Short-lived text is borrowed from the input.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)] // the fields are Segment's, documented by Segment
-pub struct SegmentCall {
-    #[serde(rename = "type")]
-    pub call_type: Option<String>,
+pub struct SegmentCall<'a> {
+    #[serde(rename = "type", borrow)]
+    pub call_type: Option<Cow<'a, str>>,
     pub event: Option<String>,
-    pub name: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub user_id: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub anonymous_id: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub previous_id: Option<String>,
-    pub group_id: Option<String>,
     pub message_id: Option<String>,
-    pub timestamp: Option<String>,
-    pub original_timestamp: Option<String>,
-    pub sent_at: Option<String>,
-    pub received_at: Option<String>,
+    #[serde(borrow)]
+    pub timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub original_timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub sent_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub received_at: Option<Cow<'a, str>>,
     pub properties: Option<Map<String, Value>>,
     pub traits: Option<Map<String, Value>>,
-    pub context: Option<Map<String, Value>>,
+    pub context: Option<SegmentContext>,
+}
+
+/// The parts of Segment's `context` kairos uses.
+#[derive(Debug, Default, Deserialize)]
+pub struct SegmentContext {
+    /// IANA time zone of the device.
+    pub timezone: Option<String>,
+    /// Traits sent along with non-identify calls.
+    pub traits: Option<Map<String, Value>>,
 }
 
 /// Segment lets ids be numbers; kairos keys are strings.
@@ -206,12 +220,12 @@ impl Event {
     /// Validates a decoded call. `fallback_message_id` is called only when the
     /// call has no `messageId`.
     pub fn from_segment(
-        call: SegmentCall,
+        call: SegmentCall<'_>,
         fallback_message_id: impl FnOnce() -> String,
     ) -> Result<Event, InvalidEvent> {
         let type_text = call.call_type.unwrap_or_default();
-        let event_type =
-            EventType::parse(&type_text).ok_or(InvalidEvent::UnknownType(type_text))?;
+        let event_type = EventType::parse(&type_text)
+            .ok_or_else(|| InvalidEvent::UnknownType(type_text.to_string()))?;
         let name = match event_type {
             EventType::Track => non_empty(call.event).ok_or(InvalidEvent::MissingEventName)?,
             other => other.as_str().to_string(),
@@ -232,17 +246,17 @@ impl Event {
             call.sent_at.as_deref(),
             call.received_at.as_deref(),
         )?;
-        let mut context = call.context.unwrap_or_default();
+        let context = call.context.unwrap_or_default();
         let mut traits = call.traits.unwrap_or_default();
-        if let Some(Value::Object(context_traits)) = context.remove("traits") {
-            for (key, value) in context_traits {
-                traits.entry(key).or_insert(value);
-            }
+        for (key, value) in context.traits.unwrap_or_default() {
+            traits.entry(key).or_insert(value);
         }
-        let timezone = [context.get("timezone"), traits.get("timezone")]
-            .into_iter()
-            .flatten()
-            .find_map(|value| value.as_str().map(str::to_string));
+        let timezone = context.timezone.or_else(|| {
+            traits
+                .get("timezone")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
         Ok(Event {
             event_type,
             name,
