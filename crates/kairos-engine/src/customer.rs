@@ -13,8 +13,9 @@ use serde_json::Value;
 pub struct Customer {
     /// The key actions carry: `userId` once known, else `anonymousId`.
     pub key: Box<str>,
-    /// Every id that resolves to this customer (for erasure and merging).
-    pub ids: Vec<Box<str>>,
+    /// Other ids that resolve to this customer (devices' anonymousIds, merged
+    /// ids), for erasure and merging. Usually empty.
+    pub aliases: Vec<Box<str>>,
     /// Whether a `userId` is known.
     pub identified: bool,
     /// Profile from identify traits.
@@ -38,7 +39,7 @@ impl Customer {
     pub fn new(key: &str, identified: bool) -> Customer {
         Customer {
             key: key.into(),
-            ids: vec![key.into()],
+            aliases: Vec::new(),
             identified,
             profile: Profile::default(),
             seen: SeenMessages::default(),
@@ -272,7 +273,9 @@ pub struct MeasureMemory {
     /// Index of the newest bucket.
     pub newest: i64,
     /// Bucket sums, newest first.
-    pub buckets: Vec<f64>,
+    /// (f32: a rolling sum needs ~7 significant digits, and a million
+    /// customers × 24 buckets is where the bytes go.)
+    pub buckets: Box<[f32]>,
     /// Band/tier already matched (re-armed when left).
     pub matched: Option<u16>,
     /// The value last reported to the global rank histogram.

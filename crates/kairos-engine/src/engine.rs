@@ -140,7 +140,7 @@ impl Engine {
         self.ids.contains_key(id)
             || self.customers.iter().flatten().any(|customer| {
                 &*customer.key == id
-                    || customer.ids.iter().any(|known| &**known == id)
+                    || customer.aliases.iter().any(|known| &**known == id)
                     || customer.deferred.iter().any(|d| d.decision.user_id == id)
             })
     }
@@ -205,7 +205,8 @@ impl Engine {
         for deferred in customer.deferred {
             self.timers.remove(&deferred_entry(slot, &deferred));
         }
-        for known in &customer.ids {
+        self.ids.remove(&customer.key);
+        for known in &customer.aliases {
             self.ids.remove(known);
         }
         self.free_slots.push(slot);
@@ -525,16 +526,16 @@ impl Engine {
             (Some(person), None) => {
                 self.ids.insert(other.into(), person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
-                    customer.ids.push(other.into());
+                    customer.aliases.push(other.into());
                 }
                 person
             }
             (None, Some(device)) => {
                 self.ids.insert(user.into(), device);
                 if let Some(customer) = self.customers[device as usize].as_mut() {
-                    customer.key = user.into();
+                    let device_id = std::mem::replace(&mut customer.key, user.into());
                     customer.identified = true;
-                    customer.ids.push(user.into());
+                    customer.aliases.push(device_id);
                 }
                 device
             }
@@ -542,7 +543,7 @@ impl Engine {
                 let person = self.customer_slot(user, true);
                 self.ids.insert(other.into(), person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
-                    customer.ids.push(other.into());
+                    customer.aliases.push(other.into());
                 }
                 person
             }
@@ -559,10 +560,11 @@ impl Engine {
         let Some(target) = self.customers[into as usize].as_mut() else {
             return;
         };
-        for id in &source.ids {
+        for id in source.aliases.iter().chain(std::iter::once(&source.key)) {
             self.ids.insert(id.clone(), into);
         }
-        target.ids.extend(source.ids);
+        target.aliases.extend(source.aliases);
+        target.aliases.push(source.key);
         target.seen.absorb(source.seen);
         for cart in source.carts {
             let existing = target.cart_mut(&cart.id);

@@ -654,7 +654,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let index = ctx.find_or_insert(trigger_index, None, || {
                 Memory::Measure(Box::new(MeasureMemory {
                     newest: 0,
-                    buckets: Vec::new(),
+                    buckets: Box::default(),
                     matched: None,
                     ranked_value: None,
                 }))
@@ -722,7 +722,7 @@ impl MeasureMemory {
         let index = time.0.div_euclid(width.0);
         if self.buckets.is_empty() {
             self.newest = index;
-            self.buckets = vec![0.0; keep];
+            self.buckets = vec![0.0; keep].into_boxed_slice();
         } else if index > self.newest {
             let shift = (index - self.newest) as usize;
             if shift >= keep {
@@ -736,12 +736,17 @@ impl MeasureMemory {
         // Late amounts land in their own (older) bucket when still kept.
         let age = (self.newest - index) as usize;
         if let Some(bucket) = self.buckets.get_mut(age) {
-            *bucket += amount;
+            *bucket += amount as f32;
         }
     }
 
     fn sum(&self, from: usize, count: usize) -> f64 {
-        self.buckets.iter().skip(from).take(count).sum()
+        self.buckets
+            .iter()
+            .skip(from)
+            .take(count)
+            .map(|&b| f64::from(b))
+            .sum()
     }
 }
 
