@@ -8,7 +8,7 @@ use crate::summary;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kairos_engine::Engine;
-use kairos_model::Timestamp;
+use kairos_model::{Span, Timestamp};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
@@ -75,6 +75,17 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         Ok(Ok(())) => {}
         Ok(Err(error)) => return Err(error).with_context(|| format!("cannot read {events_name}")),
         Err(_) => anyhow::bail!("the parsing thread panicked"),
+    }
+    // Run the clock deadline by deadline, writing as we go, so the decisions
+    // of the end of time never pile up in memory all at once.
+    while let Some(due) = engine.poll_timeout().filter(|due| *due < until) {
+        engine.advance_to(due + Span(1));
+        drain(
+            &mut engine,
+            &pipeline_name,
+            output.as_mut(),
+            args.all_decisions,
+        )?;
     }
     engine.advance_to(until);
     drain(
