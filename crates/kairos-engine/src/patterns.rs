@@ -459,7 +459,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             if !is_counted && !is_unless {
                 // Any event of the customer keeps an open session alive.
                 if let Window::Session(gap) = window {
-                    extend_sessions(ctx, trigger_index, event.time, *gap, *fire);
+                    extend_sessions(ctx, trigger_index, event.time, *gap);
                 }
                 return;
             }
@@ -569,7 +569,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     _ => None,
                 };
                 if let Some(close_at) = close_at {
-                    if state.window_close != Some(close_at) {
+                    // A timer already placed at or before the true close is
+                    // left alone and moved when it fires (sessions only grow).
+                    if state.window_close.is_none_or(|placed| placed > close_at) {
                         if let Some(old) = state.window_close.take() {
                             ctx.timers.remove(&TimerEntry {
                                 due: old,
@@ -751,43 +753,22 @@ impl MeasureMemory {
 }
 
 /// Moves the close of every open session of `trigger_index` to `time + gap`.
-fn extend_sessions(
-    ctx: &mut Ctx<'_>,
-    trigger_index: u16,
-    time: Timestamp,
-    gap: Span,
-    fire: CountFire,
-) {
-    let cid = ctx.cid;
+fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: Span) {
+    // Only the session's last activity moves; its close timer is checked
+    // against it when it fires (see `on_window_close`).
     for state in ctx
         .customer
         .states
         .iter_mut()
         .filter(|s| s.trigger == trigger_index)
     {
-        let Memory::Count(memory) = &mut state.memory else {
-            continue;
-        };
-        if memory.last == Timestamp::default() || time - memory.last > gap || time < memory.last {
-            continue;
-        }
-        memory.last = time;
-        if fire == CountFire::OnClose {
-            let close_at = time + gap;
-            if let Some(old) = state.window_close.replace(close_at) {
-                ctx.timers.remove(&TimerEntry {
-                    due: old,
-                    customer: cid,
-                    token: state.token,
-                    purpose: TimerPurpose::WindowClose,
-                });
+        if let Memory::Count(memory) = &mut state.memory {
+            if memory.last != Timestamp::default()
+                && time >= memory.last
+                && time - memory.last <= gap
+            {
+                memory.last = time;
             }
-            ctx.timers.insert(TimerEntry {
-                due: close_at,
-                customer: cid,
-                token: state.token,
-                purpose: TimerPurpose::WindowClose,
-            });
         }
     }
 }
@@ -1107,9 +1088,23 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     state.window_close = None;
     let trigger_index = state.trigger;
     let trigger = ctx.plan.trigger(trigger_index);
-    let Pattern::Count { min, .. } = &trigger.pattern else {
+    let Pattern::Count { min, window, .. } = &trigger.pattern else {
         return;
     };
+    if let (Window::Session(gap), Memory::Count(memory)) = (window, &state.memory) {
+        let close_at = memory.last + *gap;
+        if close_at > due {
+            // The session went on since the timer was placed.
+            state.window_close = Some(close_at);
+            ctx.timers.insert(TimerEntry {
+                due: close_at,
+                customer: ctx.cid,
+                token,
+                purpose: TimerPurpose::WindowClose,
+            });
+            return;
+        }
+    }
     let memory = std::mem::take(&mut state.memory);
     let Memory::Count(memory) = memory else {
         return;
