@@ -13,9 +13,10 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast
-    # nextest does not run doc tests.
+    # nextest does not run doc tests; run them first so nextest's summary
+    # is the closing line.
     cargo test --workspace --doc
+    cargo nextest run --workspace --no-fail-fast
 else
     cargo test --workspace --no-fail-fast
 fi
