@@ -3,17 +3,17 @@
 //! same input always gives the same output on every machine and every run.
 //! xxh3 is specified and portable, unlike `std`'s `DefaultHasher`.
 
-use xxhash_rust::xxh3::xxh3_64_with_seed;
+use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
 
-/// 64-bit stable hash of `parts`, each separated by a unit separator so that
-/// `("ab", "c")` and `("a", "bc")` differ.
+/// 64-bit stable hash of `parts`, each followed by a unit separator so that
+/// `("ab", "c")` and `("a", "bc")` differ. Streams the parts: no allocation.
 pub fn stable_hash(seed: u64, parts: &[&[u8]]) -> u64 {
-    let mut buffer = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    let mut hasher = Xxh3::with_seed(seed);
     for part in parts {
-        buffer.extend_from_slice(part);
-        buffer.push(0x1f);
+        hasher.update(part);
+        hasher.update(&[0x1f]);
     }
-    xxh3_64_with_seed(&buffer, seed)
+    hasher.digest()
 }
 
 /// Hash of a single string (message ids, customer keys).
