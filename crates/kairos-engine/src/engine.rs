@@ -278,29 +278,22 @@ impl Engine {
             return;
         }
         let slot = self.resolve_identity(&event);
-        let plan = &self.plan;
-        let settings = &plan.pipeline.settings;
-        let Some(customer) = self.customers[slot as usize].as_mut() else {
+        let settings = &self.plan.pipeline.settings;
+        let (lookback, max_carts) = (settings.dedup_lookback, settings.max_keys_per_trigger);
+        let Some(mut ctx) = self.ctx(slot) else {
             return;
         };
-        if !customer
+        if !ctx
+            .customer
             .seen
-            .first_sighting(event.message_hash(), event.time, settings.dedup_lookback)
+            .first_sighting(event.message_hash(), event.time, lookback)
         {
             self.stats.duplicates += 1;
             return;
         }
-        update_profile(plan, customer, &event);
-        let emptied = update_carts(customer, &event, settings.max_keys_per_trigger);
-        let mut ctx = Ctx {
-            plan,
-            timers: &mut self.timers,
-            globals: &mut self.globals,
-            customer,
-            cid: slot,
-            now: self.now,
-            horizon: self.newest_event + RECURRENCE_HORIZON,
-        };
+        let plan = ctx.plan;
+        update_profile(plan, ctx.customer, &event);
+        let emptied = update_carts(ctx.customer, &event, max_carts);
         for &trigger in plan.triggers_for(&event.name) {
             patterns::on_event(&mut ctx, trigger, &event, emptied.as_deref());
         }
@@ -348,18 +341,8 @@ impl Engine {
         memory.last_match = Some(now);
         self.globals.breaker_until = self.globals.breaker_until.max(now + *pause_marketing);
         let ops = self.customer_slot(OPS_CUSTOMER, true);
-        let plan = &self.plan;
-        let Some(customer) = self.customers[ops as usize].as_mut() else {
+        let Some(mut ctx) = self.ctx(ops) else {
             return;
-        };
-        let mut ctx = Ctx {
-            plan,
-            timers: &mut self.timers,
-            globals: &mut self.globals,
-            customer,
-            cid: ops,
-            now,
-            horizon: self.newest_event + RECURRENCE_HORIZON,
         };
         let properties = vec![
             ("current".to_string(), json!(current)),
@@ -388,20 +371,10 @@ impl Engine {
             batch.push(next);
         }
         let slot = first.customer;
-        let plan = &self.plan;
-        let Some(customer) = self.customers[slot as usize].as_mut() else {
+        let Some(mut ctx) = self.ctx(slot) else {
             return;
         };
         let mut candidates: Vec<(Candidate, bool)> = Vec::new();
-        let mut ctx = Ctx {
-            plan,
-            timers: &mut self.timers,
-            globals: &mut self.globals,
-            customer,
-            cid: slot,
-            now: self.now,
-            horizon: self.newest_event + RECURRENCE_HORIZON,
-        };
         for entry in batch {
             match entry.purpose {
                 TimerPurpose::Ladder => {
@@ -432,6 +405,19 @@ impl Engine {
         for (candidate, first_pass) in candidates {
             self.deliver(slot, candidate, first_pass);
         }
+    }
+
+    /// Everything a pattern may touch while acting for the customer in `slot`.
+    fn ctx(&mut self, slot: u32) -> Option<Ctx<'_>> {
+        Some(Ctx {
+            plan: &self.plan,
+            timers: &mut self.timers,
+            globals: &mut self.globals,
+            customer: self.customers.get_mut(slot as usize)?.as_mut()?,
+            cid: slot,
+            now: self.now,
+            horizon: self.newest_event + RECURRENCE_HORIZON,
+        })
     }
 
     /// Runs the policy on a candidate and outputs or defers it.

@@ -770,15 +770,7 @@ channel = "push"
 "#;
     let run = || {
         let mut h = Harness::new(&with_policy(policy, triggers));
-        for n in 0..4000 {
-            h.send(track(
-                &format!("u{n}"),
-                "Signed Up",
-                "2026-11-23T12:00:00Z",
-                &format!("m{n}"),
-                json!({}),
-            ));
-        }
+        h.sign_up_crowd(4000);
         h.finish();
         h.decisions
             .iter()
@@ -862,15 +854,7 @@ weight = 1
 channel = "sms"
 "#;
     let mut h = Harness::new(&with_policy(OPEN_POLICY, triggers));
-    for n in 0..1000 {
-        h.send(track(
-            &format!("u{n}"),
-            "Signed Up",
-            "2026-11-23T12:00:00Z",
-            &format!("m{n}"),
-            json!({}),
-        ));
-    }
+    h.sign_up_crowd(1000);
     h.finish();
     let sent = h.sent();
     assert!(

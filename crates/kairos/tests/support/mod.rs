@@ -62,6 +62,22 @@ impl Harness {
         self
     }
 
+    /// `Signed Up` at noon for customers `u0` .. `u{count-1}`: a crowd for
+    /// tests of percentages (holdout, rollout, variants).
+    pub fn sign_up_crowd(&mut self, count: usize) -> &mut Self {
+        for n in 0..count {
+            let call = track(
+                &format!("u{n}"),
+                "Signed Up",
+                "2026-11-23T12:00:00Z",
+                &format!("m{n}"),
+                json!({}),
+            );
+            self.send(call);
+        }
+        self
+    }
+
     pub fn advance(&mut self, time: &str) -> &mut Self {
         self.engine.advance_to(at(time));
         self.collect();
