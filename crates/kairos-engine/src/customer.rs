@@ -117,7 +117,14 @@ impl SeenMessages {
                     entry.1 = time;
                     return true;
                 }
-                entries.retain(|(_, seen_at)| *seen_at >= horizon);
+                // Entries arrive in (nearly) time order: when the oldest is
+                // still fresh there is nothing to forget.
+                if entries
+                    .first()
+                    .is_some_and(|(_, seen_at)| *seen_at < horizon)
+                {
+                    entries.retain(|(_, seen_at)| *seen_at >= horizon);
+                }
                 if entries.len() < Self::SMALL {
                     entries.push((hash, time));
                 } else {
@@ -257,6 +264,8 @@ pub struct CountMemory {
 /// One group of a count pattern.
 #[derive(Debug, Default)]
 pub struct CountGroup {
+    /// Hash of (property, value), compared before the label.
+    pub hash: u64,
     /// `property=value`, or empty for the single group.
     pub value: Box<str>,
     /// Count in the window.

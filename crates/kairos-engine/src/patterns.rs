@@ -504,30 +504,37 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     if memory.events.len() < MAX_REASON_EVENTS {
                         memory.events.push(message());
                     }
-                    if !trigger.payload.properties.is_empty() {
-                        memory.properties = kept_properties(trigger, event);
-                    }
                     for (property, value) in group_values(group_by, event) {
-                        let position =
-                            match memory.groups.iter().position(|g| g.is(property, value)) {
-                                Some(position) => position,
-                                None => {
-                                    let group = group_label(property, value);
-                                    if memory.groups.len()
-                                        >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
-                                    {
-                                        continue;
-                                    }
-                                    memory.groups.push(CountGroup {
-                                        value: group.into(),
-                                        ..CountGroup::default()
-                                    });
-                                    memory.groups.len() - 1
+                        let position = match memory.groups.iter().position(|g| {
+                            g.hash == group_hash(property, value) && g.is(property, value)
+                        }) {
+                            Some(position) => position,
+                            None => {
+                                let group = group_label(property, value);
+                                if memory.groups.len()
+                                    >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
+                                {
+                                    continue;
                                 }
-                            };
+                                memory.groups.push(CountGroup {
+                                    hash: group_hash(property, value),
+                                    value: group.into(),
+                                    ..CountGroup::default()
+                                });
+                                memory.groups.len() - 1
+                            }
+                        };
                         let g = &mut memory.groups[position];
                         g.count += 1;
                         let mut reached = g.count >= *min;
+                        // Payload properties come from the event that first
+                        // brings a group to `min` (copied once, not per event).
+                        if g.count == *min
+                            && memory.properties.is_empty()
+                            && !trigger.payload.properties.is_empty()
+                        {
+                            memory.properties = kept_properties(trigger, event);
+                        }
                         if let Window::Sliding(size) = window {
                             g.recent.push(now);
                             if g.recent.len() > *min as usize {
@@ -664,12 +671,17 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let Memory::Measure(memory) = &mut ctx.customer.states[index].memory else {
                 return;
             };
-            memory.add(
+            let rolled = memory.add(
                 event.time,
                 bucket_width,
                 MeasureMemory::BUCKETS_PER_WINDOW as usize * spans,
                 amount,
             );
+            // Activity only raises the current window, so a drop can only
+            // appear when old buckets roll out of it.
+            if let (Bound::DropPercent(_), false) = (bound, rolled) {
+                return;
+            }
             let current = memory.sum(0, MeasureMemory::BUCKETS_PER_WINDOW as usize);
             let band: Option<u16> = match bound {
                 Bound::AtLeast(limit) => (current >= *limit).then_some(0),
@@ -720,11 +732,14 @@ impl MeasureMemory {
     /// Buckets per window of a rolling aggregate.
     pub const BUCKETS_PER_WINDOW: i64 = 12;
 
-    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) {
+    /// Adds `amount` at `time`; returns whether older buckets rolled out.
+    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
         let index = time.0.div_euclid(width.0);
+        let mut rolled = false;
         if self.buckets.is_empty() {
             self.newest = index;
             self.buckets = vec![0.0; keep].into_boxed_slice();
+            rolled = true;
         } else if index > self.newest {
             let shift = (index - self.newest) as usize;
             if shift >= keep {
@@ -734,12 +749,14 @@ impl MeasureMemory {
                 self.buckets[..shift].iter_mut().for_each(|b| *b = 0.0);
             }
             self.newest = index;
+            rolled = true;
         }
         // Late amounts land in their own (older) bucket when still kept.
         let age = (self.newest - index) as usize;
         if let Some(bucket) = self.buckets.get_mut(age) {
             *bucket += amount as f32;
         }
+        rolled
     }
 
     fn sum(&self, from: usize, count: usize) -> f64 {
@@ -833,6 +850,15 @@ fn group_values<'a>(group_by: &'a [String], event: &'a Event) -> Vec<(&'a str, &
         .filter_map(|property| Some((property.as_str(), event.properties.get(property)?)))
         .filter(|(_, value)| value.is_string() || value.is_number() || value.is_boolean())
         .collect()
+}
+
+/// A cheap first comparison for group labels (strings hash without allocating).
+fn group_hash(property: &str, value: &Value) -> u64 {
+    match value {
+        Value::Null => 0,
+        Value::String(text) => stable_hash(0, &[property.as_bytes(), text.as_bytes()]),
+        other => stable_hash(0, &[property.as_bytes(), other.to_string().as_bytes()]),
+    }
 }
 
 /// `product_id=p1`; empty for the unnamed group.
