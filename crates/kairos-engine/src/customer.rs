@@ -307,7 +307,7 @@ pub struct Ladder {
     /// Variant index (`u8::MAX`: control without variants).
     pub variant: u8,
     /// Causing message ids (bounded).
-    pub events: Vec<Box<str>>,
+    pub events: Vec<String>,
     /// Anchor-event properties needed later (offsets, payload).
     pub properties: Vec<(String, Value)>,
 }

@@ -356,7 +356,7 @@ impl Engine {
             trigger_index,
             None,
             now,
-            vec![event.message_id.as_str().into()],
+            &[event.message_id.as_str()],
             properties,
         );
     }

@@ -119,7 +119,7 @@ impl Ctx<'_> {
         index: usize,
         anchor: Timestamp,
         first_at: Span,
-        events: Vec<Box<str>>,
+        events: &[&str],
         properties: Vec<(String, Value)>,
     ) {
         let trigger_index = self.customer.states[index].trigger;
@@ -144,12 +144,24 @@ impl Ctx<'_> {
                 ladder.first_at = first_at;
                 ladder.due = due;
                 ladder.variant = variant;
-                if !accumulate {
-                    ladder.events.clear();
+                if accumulate {
+                    ladder.events.extend(events.iter().map(|e| e.to_string()));
+                    let excess = ladder.events.len().saturating_sub(MAX_REASON_EVENTS);
+                    ladder.events.drain(..excess);
+                } else {
+                    // Reuse the strings' buffers: a busy customer restarts an
+                    // inactivity ladder on every event.
+                    ladder.events.truncate(events.len());
+                    for (position, event) in events.iter().enumerate() {
+                        match ladder.events.get_mut(position) {
+                            Some(kept) => {
+                                kept.clear();
+                                kept.push_str(event);
+                            }
+                            None => ladder.events.push(event.to_string()),
+                        }
+                    }
                 }
-                ladder.events.extend(events);
-                let excess = ladder.events.len().saturating_sub(MAX_REASON_EVENTS);
-                ladder.events.drain(..excess);
                 ladder.properties = properties;
             }
             existing => {
@@ -165,7 +177,7 @@ impl Ctx<'_> {
                         purpose: TimerPurpose::Ladder,
                     });
                 }
-                kept_events.extend(events);
+                kept_events.extend(events.iter().map(|e| e.to_string()));
                 let excess = kept_events.len().saturating_sub(MAX_REASON_EVENTS);
                 kept_events.drain(..excess);
                 *existing = Some(Box::new(Ladder {
@@ -377,7 +389,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         index,
                         event.time,
                         first_at,
-                        vec![message()],
+                        &[event.message_id.as_str()],
                         properties.clone(),
                     );
                 }
@@ -435,7 +447,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         index,
                         latest,
                         first_at,
-                        vec![message()],
+                        &[event.message_id.as_str()],
                         properties.clone(),
                     ),
                     None => {
@@ -602,7 +614,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         properties.push(("group".to_string(), Value::String(group)));
                     }
                     if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                        ctx.start_ladder(index, now, first_at, events, properties);
+                        ctx.start_ladder(index, now, first_at, &refs(&events), properties);
                     }
                 }
             }
@@ -626,7 +638,11 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                 let properties = kept_properties(trigger, event);
                                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                                     ctx.start_ladder(
-                                        index, event.time, first_at, events, properties,
+                                        index,
+                                        event.time,
+                                        first_at,
+                                        &refs(&events),
+                                        properties,
                                     );
                                 }
                                 continue;
@@ -720,7 +736,13 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let mut properties = kept_properties(trigger, event);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                    ctx.start_ladder(index, event.time, first_at, vec![message()], properties);
+                    ctx.start_ladder(
+                        index,
+                        event.time,
+                        first_at,
+                        &[event.message_id.as_str()],
+                        properties,
+                    );
                 }
             }
         }
@@ -852,6 +874,11 @@ fn group_values<'a>(group_by: &'a [String], event: &'a Event) -> Vec<(&'a str, &
         .collect()
 }
 
+/// Borrowed views of owned message ids.
+fn refs(events: &[Box<str>]) -> Vec<&str> {
+    events.iter().map(|event| &**event).collect()
+}
+
 /// A cheap first comparison for group labels (strings hash without allocating).
 fn group_hash(property: &str, value: &Value) -> u64 {
     match value {
@@ -909,7 +936,7 @@ fn on_schedule_event(
                 return;
             }
             ctx.customer.states[index].memory = Memory::Yearly { date };
-            schedule_yearly(ctx, index, trigger_index, ctx.now, vec![message]);
+            schedule_yearly(ctx, index, trigger_index, ctx.now, &[&*message]);
         }
         ScheduleSource::EventTime {
             event: wanted,
@@ -927,7 +954,7 @@ fn on_schedule_event(
                 .unwrap_or(event.time + *default_after);
             let properties = kept_properties(trigger, event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
-            ctx.start_ladder(index, anchor, first_at, vec![message], properties);
+            ctx.start_ladder(index, anchor, first_at, &[&*message], properties);
         }
         ScheduleSource::PeriodEnd { period, condition } => {
             if !matches(&condition.event, event, stores) {
@@ -954,7 +981,7 @@ fn on_schedule_event(
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
-                ctx.start_ladder(index, end, first_at, vec![message], Vec::new());
+                ctx.start_ladder(index, end, first_at, &[&*message], Vec::new());
             }
         }
     }
@@ -976,7 +1003,7 @@ fn schedule_yearly(
     index: usize,
     trigger_index: u16,
     after: Timestamp,
-    events: Vec<Box<str>>,
+    events: &[&str],
 ) {
     let trigger = ctx.plan.trigger(trigger_index);
     let (ScheduleSource::YearlyTrait { minute_of_day, .. }, Memory::Yearly { date: (month, day) }) = (
@@ -1079,7 +1106,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             source: ScheduleSource::YearlyTrait { .. },
         } => {
             let anchor = finished.map(|l| l.anchor).unwrap_or(due);
-            schedule_yearly(ctx, index, trigger_index, anchor + Span(1), Vec::new());
+            schedule_yearly(ctx, index, trigger_index, anchor + Span(1), &[]);
         }
         Pattern::Schedule {
             source: ScheduleSource::PeriodEnd { period, .. },
@@ -1089,7 +1116,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             let next = period_of(anchor, *period, zone);
             if let Some((_, next_end)) = next.filter(|(_, end)| *end <= ctx.horizon) {
                 let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
-                ctx.start_ladder(index, next_end, first_at, Vec::new(), Vec::new());
+                ctx.start_ladder(index, next_end, first_at, &[], Vec::new());
             }
         }
         _ => {
@@ -1147,7 +1174,9 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
                 properties.push(("group".to_string(), Value::String(group)));
             }
             match fixed_first_offset(trigger, &properties) {
-                Some(first_at) => ctx.start_ladder(index, due, first_at, memory.events, properties),
+                Some(first_at) => {
+                    ctx.start_ladder(index, due, first_at, &refs(&memory.events), properties)
+                }
                 None => ctx.remove_state(index),
             }
         }
@@ -1239,7 +1268,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         expires_at: due + trigger.expires_after,
         suppressed: None,
         rule: trigger.rule.clone(),
-        events: ladder.events.iter().map(|e| e.to_string()).collect(),
+        events: ladder.events.clone(),
         payload: Value::Object(payload),
     };
     Candidate {
@@ -1256,7 +1285,7 @@ pub fn start_match(
     trigger_index: u16,
     entity: Option<&str>,
     anchor: Timestamp,
-    events: Vec<Box<str>>,
+    events: &[&str],
     properties: Vec<(String, Value)>,
 ) {
     let trigger = ctx.plan.trigger(trigger_index);
