@@ -660,7 +660,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             }
         }
         Pattern::Schedule { source } => {
-            on_schedule_event(ctx, trigger_index, source, event, message())
+            on_schedule_event(ctx, trigger_index, source, event, &event.message_id)
         }
         Pattern::Threshold { measure, bound } => {
             if !matches(&measure.event, event, stores) {
@@ -919,7 +919,7 @@ fn on_schedule_event(
     trigger_index: u16,
     source: &ScheduleSource,
     event: &Event,
-    message: Box<str>,
+    message: &str,
 ) {
     let plan = ctx.plan;
     let trigger = plan.trigger(trigger_index);
@@ -936,7 +936,7 @@ fn on_schedule_event(
                 return;
             }
             ctx.customer.states[index].memory = Memory::Yearly { date };
-            schedule_yearly(ctx, index, trigger_index, ctx.now, &[&*message]);
+            schedule_yearly(ctx, index, trigger_index, ctx.now, &[message]);
         }
         ScheduleSource::EventTime {
             event: wanted,
@@ -954,7 +954,7 @@ fn on_schedule_event(
                 .unwrap_or(event.time + *default_after);
             let properties = kept_properties(trigger, event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
-            ctx.start_ladder(index, anchor, first_at, &[&*message], properties);
+            ctx.start_ladder(index, anchor, first_at, &[message], properties);
         }
         ScheduleSource::PeriodEnd { period, condition } => {
             if !matches(&condition.event, event, stores) {
@@ -981,7 +981,7 @@ fn on_schedule_event(
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
-                ctx.start_ladder(index, end, first_at, &[&*message], Vec::new());
+                ctx.start_ladder(index, end, first_at, &[message], Vec::new());
             }
         }
     }
