@@ -87,6 +87,10 @@ impl Ctx<'_> {
             }
         }
         let token = self.customer.token();
+        // Exact growth: states are created rarely and read on every event,
+        // and doubling a vector of a million customers' states costs more
+        // memory than the occasional copy costs time.
+        self.customer.states.reserve_exact(1);
         self.customer.states.push(KeyedState {
             trigger,
             token,
