@@ -32,7 +32,7 @@ pub const OPS_CUSTOMER: &str = "_ops";
 struct Buffered {
     time: Timestamp,
     arrival: u64,
-    event: Box<Event>,
+    event: Event,
 }
 
 impl PartialEq for Buffered {
@@ -173,7 +173,7 @@ impl Engine {
         self.buffer.push(Reverse(Buffered {
             time: event.time,
             arrival: self.arrivals,
-            event: Box::new(event),
+            event,
         }));
         self.pump();
     }
@@ -243,7 +243,7 @@ impl Engine {
             match (event_time, timer_due) {
                 (Some(event), timer) if timer.is_none_or(|due| event <= due) => {
                     if let Some(Reverse(buffered)) = self.buffer.pop() {
-                        self.apply(*buffered.event);
+                        self.apply(buffered.event);
                     }
                 }
                 (_, Some(_)) => {
