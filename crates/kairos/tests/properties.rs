@@ -160,3 +160,113 @@ proptest! {
         prop_assert!(later.iter().all(|d| d.user_id != user && d.user_id != device));
     }
 }
+
+/// A value of any JSON type, for properties that senders get wrong.
+fn wild_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[a-z0-9 -]{0,12}".prop_map(Value::from),
+        Just(json!([{"product_id": 1}, "x", null])),
+        Just(json!({"nested": {"deeper": [1, 2]}})),
+        Just(json!("2026-11-24T10:00:00Z")),
+        Just(json!("9999-12-31T23:59:59Z")),
+    ]
+}
+
+/// Calls with valid envelopes but arbitrary property types and extreme times.
+fn wild_calls() -> impl Strategy<Value = Vec<Value>> {
+    let names = prop::sample::select(vec![
+        "Product Added",
+        "Product Removed",
+        "Order Completed",
+        "Product Viewed",
+        "Store Visited",
+        "Location Updated",
+        "Points Earned",
+        "Complaint Filed",
+        "Complaint Resolved",
+        "Message Opened",
+        "Signed Up",
+        "Review Submitted",
+        "Referral Converted",
+        "Consent Updated",
+        "Erasure Requested",
+    ]);
+    let times = prop_oneof![
+        Just("0001-01-01T00:00:00Z".to_string()),
+        Just("9999-12-31T23:59:59.999Z".to_string()),
+        (0i64..4_000_000_000_000).prop_map(|ms| Timestamp(ms).to_rfc3339()),
+    ];
+    let keys = prop::sample::select(vec![
+        "cart_id",
+        "product_id",
+        "price",
+        "quantity",
+        "revenue",
+        "products",
+        "severity",
+        "complaint_id",
+        "points",
+        "expires_at",
+        "lat",
+        "lon",
+        "rating",
+        "order_id",
+        "referee_id",
+        "channel",
+        "granted",
+        "consent",
+    ]);
+    prop::collection::vec(
+        (names, times, 0u8..4, prop::collection::vec((keys, wild_value()), 0..6), wild_value()),
+        1..60,
+    )
+    .prop_map(|calls| {
+        calls
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, time, user, properties, trait_value))| {
+                let properties: serde_json::Map<String, Value> =
+                    properties.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                if index % 5 == 4 {
+                    json!({"type": "identify", "userId": format!("u{user}"), "anonymousId": format!("a{user}"),
+                           "messageId": format!("m{index}"), "timestamp": time,
+                           "traits": {"birthday": trait_value, "consent": trait_value, "timezone": trait_value}})
+                } else {
+                    json!({"type": "track", "event": name, "userId": format!("u{user}"), "messageId": format!("m{index}"),
+                           "timestamp": time, "properties": properties, "context": {"timezone": trait_value}})
+                }
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Whatever types senders put in properties and traits, and however far
+    /// apart the event times, the engine never panics and time runs out.
+    #[test]
+    fn odd_properties_and_extreme_times_never_panic(calls in wild_calls()) {
+        let mut engine = Engine::new(retail());
+        for call in &calls {
+            if let Ok(event) = Event::from_json(call.to_string().as_bytes()) {
+                engine.handle_event(event);
+            }
+            while engine.poll_decision().is_some() {}
+        }
+        // Step through the remaining deadlines like the backtest does.
+        let mut steps = 0;
+        while let Some(due) = engine.poll_timeout() {
+            engine.advance_to(due + kairos_model::Span(1));
+            while engine.poll_decision().is_some() {}
+            steps += 1;
+            prop_assert!(steps < 100_000, "the clock never ran out of deadlines");
+        }
+    }
+}
