@@ -281,10 +281,12 @@ pub struct CountGroup {
 pub struct MeasureMemory {
     /// Index of the newest bucket.
     pub newest: i64,
-    /// Bucket sums, newest first.
-    /// (f32: a rolling sum needs ~7 significant digits, and a million
-    /// customers × 24 buckets is where the bytes go.)
-    pub buckets: Box<[f32]>,
+    /// Bucket sums, newest first; the first `kept` are in use (one window,
+    /// or two for drop comparisons). Inline, so updating an aggregate touches
+    /// one allocation. (f32: a rolling sum needs ~7 significant digits.)
+    pub buckets: [f32; 24],
+    /// Buckets in use; 0 until the first amount.
+    pub kept: u8,
     /// Band/tier already matched (re-armed when left).
     pub matched: Option<u16>,
     /// The value last reported to the global rank histogram.

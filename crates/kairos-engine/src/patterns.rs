@@ -683,7 +683,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let index = ctx.find_or_insert(trigger_index, None, || {
                 Memory::Measure(Box::new(MeasureMemory {
                     newest: 0,
-                    buckets: Box::default(),
+                    buckets: [0.0; 24],
+                    kept: 0,
                     matched: None,
                     ranked_value: None,
                 }))
@@ -761,32 +762,34 @@ impl MeasureMemory {
     /// Adds `amount` at `time`; returns whether older buckets rolled out.
     fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
         let index = time.0.div_euclid(width.0);
+        let keep = keep.min(self.buckets.len());
         let mut rolled = false;
-        if self.buckets.is_empty() {
+        if self.kept == 0 {
             self.newest = index;
-            self.buckets = vec![0.0; keep].into_boxed_slice();
+            self.kept = keep as u8;
             rolled = true;
         } else if index > self.newest {
+            let buckets = &mut self.buckets[..keep];
             let shift = (index - self.newest) as usize;
             if shift >= keep {
-                self.buckets.iter_mut().for_each(|b| *b = 0.0);
+                buckets.iter_mut().for_each(|b| *b = 0.0);
             } else {
-                self.buckets.rotate_right(shift);
-                self.buckets[..shift].iter_mut().for_each(|b| *b = 0.0);
+                buckets.rotate_right(shift);
+                buckets[..shift].iter_mut().for_each(|b| *b = 0.0);
             }
             self.newest = index;
             rolled = true;
         }
         // Late amounts land in their own (older) bucket when still kept.
         let age = (self.newest - index) as usize;
-        if let Some(bucket) = self.buckets.get_mut(age) {
+        if let Some(bucket) = self.buckets[..keep].get_mut(age) {
             *bucket += amount as f32;
         }
         rolled
     }
 
     fn sum(&self, from: usize, count: usize) -> f64 {
-        self.buckets
+        self.buckets[..usize::from(self.kept)]
             .iter()
             .skip(from)
             .take(count)
