@@ -521,9 +521,12 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         memory.events.push(message());
                     }
                     for (property, value) in group_values(group_by, event) {
-                        let position = match memory.groups.iter().position(|g| {
-                            g.hash == group_hash(property, value) && g.is(property, value)
-                        }) {
+                        let hash = group_hash(property, value);
+                        let position = match memory
+                            .groups
+                            .iter()
+                            .position(|g| g.hash == hash && g.is(property, value))
+                        {
                             Some(position) => position,
                             None => {
                                 let group = group_label(property, value);
