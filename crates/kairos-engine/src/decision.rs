@@ -94,25 +94,31 @@ impl Decision {
 
     /// Renders the CloudEvents action (`source = kairos/<pipeline>`).
     pub fn to_action(&self, pipeline: &str) -> Action {
+        self.clone().into_action(pipeline)
+    }
+
+    /// Like [`Decision::to_action`], moving the fields instead of copying
+    /// them (the payload can be a whole cart).
+    pub fn into_action(self, pipeline: &str) -> Action {
         Action::new(
             pipeline,
             ActionData {
-                action_id: self.action_id.clone(),
-                user_id: self.user_id.clone(),
-                trigger: self.trigger.clone(),
+                action_id: self.action_id,
+                user_id: self.user_id,
+                trigger: self.trigger,
                 step: self.step,
-                channel: self.channel.clone(),
+                channel: self.channel,
                 priority: self.priority,
-                variant: self.variant.clone(),
+                variant: self.variant,
                 fired_at: self.fired_at,
                 decided_at: self.decided_at,
                 expires_at: self.expires_at,
                 suppressed: self.suppressed.map(|reason| reason.as_str().to_string()),
                 reason: ActionReason {
-                    rule: self.rule.clone(),
-                    events: self.events.clone(),
+                    rule: self.rule,
+                    events: self.events,
                 },
-                payload: self.payload.clone(),
+                payload: self.payload,
             },
         )
     }

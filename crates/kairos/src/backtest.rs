@@ -133,7 +133,7 @@ fn drain(
     };
     while let Some(decision) = engine.poll_decision() {
         if decision.is_sent() || all {
-            serde_json::to_writer(&mut *output, &decision.to_action(pipeline))
+            serde_json::to_writer(&mut *output, &decision.into_action(pipeline))
                 .context("cannot write actions")?;
             output.write_all(b"\n").context("cannot write actions")?;
         }
