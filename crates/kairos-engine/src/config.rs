@@ -240,7 +240,8 @@ pub enum KeySpec {
     /// Events without the property use the key `default`, except cancel
     /// events, which then apply to every key of the customer.
     Property(String),
-    /// One key per item of a list property (`products[].product_id`).
+    /// One key per item of a list property (`products[].product_id`); an
+    /// event without items addresses no key.
     ListItem {
         /// The list property (`products`).
         list: String,
