@@ -68,6 +68,36 @@ pub struct ActionReason {
     pub events: Vec<String>,
 }
 
+/// The envelope fields consumers may rely on (product.md): more may be added,
+/// none of these renamed.
+pub const ENVELOPE_FIELDS: [&str; 8] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "data",
+];
+
+/// The `data` fields consumers may rely on (product.md).
+pub const DATA_FIELDS: [&str; 13] = [
+    "action_id",
+    "user_id",
+    "trigger",
+    "step",
+    "channel",
+    "priority",
+    "variant",
+    "fired_at",
+    "decided_at",
+    "expires_at",
+    "suppressed",
+    "reason",
+    "payload",
+];
+
 impl Action {
     /// Wraps decision data in the envelope.
     pub fn new(pipeline: &str, data: ActionData) -> Action {
@@ -114,33 +144,10 @@ mod tests {
             },
         );
         let value = serde_json::to_value(&action).unwrap();
-        for field in [
-            "specversion",
-            "id",
-            "source",
-            "type",
-            "subject",
-            "time",
-            "datacontenttype",
-            "data",
-        ] {
+        for field in ENVELOPE_FIELDS {
             assert!(value.get(field).is_some(), "{field}");
         }
-        for field in [
-            "action_id",
-            "user_id",
-            "trigger",
-            "step",
-            "channel",
-            "priority",
-            "variant",
-            "fired_at",
-            "decided_at",
-            "expires_at",
-            "suppressed",
-            "reason",
-            "payload",
-        ] {
+        for field in DATA_FIELDS {
             assert!(value["data"].get(field).is_some(), "data.{field}");
         }
         assert_eq!(value["type"], "kairos.action.abandoned_cart");

@@ -25,19 +25,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let pipeline_name = pipeline.name.clone();
-    let mut output: Option<Box<dyn Write>> = match &args.out {
-        None => None,
-        Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::with_capacity(
-            1 << 20,
-            io::stdout().lock(),
-        ))),
-        Some(path) => {
-            let file =
-                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            Some(Box::new(BufWriter::with_capacity(1 << 20, file)))
-        }
-    };
+    let mut sink = ActionSink::open(args, &pipeline.name)?;
     let reader = events_file::open(&args.events)?;
     let progress = progress_bar(args, reader.total_bytes);
     let events_name = args.events.display().to_string();
@@ -52,12 +40,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
                 Ok(event) => {
                     events += 1;
                     engine.handle_event(event);
-                    drain(
-                        &mut engine,
-                        &pipeline_name,
-                        output.as_mut(),
-                        args.all_decisions,
-                    )?;
+                    sink.drain(&mut engine)?;
                 }
                 Err(reason) => {
                     rejected += 1;
@@ -80,23 +63,11 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     // of the end of time never pile up in memory all at once.
     while let Some(due) = engine.poll_timeout().filter(|due| *due < until) {
         engine.advance_to(due + Span(1));
-        drain(
-            &mut engine,
-            &pipeline_name,
-            output.as_mut(),
-            args.all_decisions,
-        )?;
+        sink.drain(&mut engine)?;
     }
     engine.advance_to(until);
-    drain(
-        &mut engine,
-        &pipeline_name,
-        output.as_mut(),
-        args.all_decisions,
-    )?;
-    if let Some(output) = output.as_mut() {
-        output.flush().context("cannot write actions")?;
-    }
+    sink.drain(&mut engine)?;
+    sink.flush()?;
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
     if rejected > REPORTED_BAD_LINES {
@@ -120,25 +91,56 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes every decision the engine has ready.
-fn drain(
-    engine: &mut Engine,
-    pipeline: &str,
-    output: Option<&mut Box<dyn Write>>,
-    all: bool,
-) -> anyhow::Result<()> {
-    let Some(output) = output else {
-        while engine.poll_decision().is_some() {}
-        return Ok(());
-    };
-    while let Some(decision) = engine.poll_decision() {
-        if decision.is_sent() || all {
-            serde_json::to_writer(&mut *output, &decision.into_action(pipeline))
-                .context("cannot write actions")?;
-            output.write_all(b"\n").context("cannot write actions")?;
+/// Where decisions go: the `--out` file (sent actions, or every decision
+/// with `--all-decisions`), or nowhere.
+struct ActionSink {
+    output: Option<Box<dyn Write>>,
+    pipeline: String,
+    all_decisions: bool,
+}
+
+impl ActionSink {
+    fn open(args: &BacktestArgs, pipeline: &str) -> anyhow::Result<ActionSink> {
+        let output: Option<Box<dyn Write>> = match &args.out {
+            None => None,
+            Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::with_capacity(
+                1 << 20,
+                io::stdout().lock(),
+            ))),
+            Some(path) => {
+                let file = File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                Some(Box::new(BufWriter::with_capacity(1 << 20, file)))
+            }
+        };
+        Ok(ActionSink {
+            output,
+            pipeline: pipeline.to_string(),
+            all_decisions: args.all_decisions,
+        })
+    }
+
+    /// Writes every decision the engine has ready.
+    fn drain(&mut self, engine: &mut Engine) -> anyhow::Result<()> {
+        while let Some(decision) = engine.poll_decision() {
+            let Some(output) = self.output.as_mut() else {
+                continue;
+            };
+            if decision.is_sent() || self.all_decisions {
+                serde_json::to_writer(&mut *output, &decision.into_action(&self.pipeline))
+                    .context("cannot write actions")?;
+                output.write_all(b"\n").context("cannot write actions")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match self.output.as_mut() {
+            Some(output) => output.flush().context("cannot write actions"),
+            None => Ok(()),
         }
     }
-    Ok(())
 }
 
 fn progress_bar(args: &BacktestArgs, total_bytes: Option<u64>) -> ProgressBar {

@@ -432,21 +432,10 @@ fn every_action_carries_the_contract_fields() {
     };
     for action in &actions {
         let data = &action["data"];
-        for field in [
-            "action_id",
-            "user_id",
-            "trigger",
-            "step",
-            "channel",
-            "priority",
-            "variant",
-            "fired_at",
-            "decided_at",
-            "expires_at",
-            "suppressed",
-            "reason",
-            "payload",
-        ] {
+        for field in kairos_model::action::ENVELOPE_FIELDS {
+            assert!(action.get(field).is_some(), "{field} missing: {action}");
+        }
+        for field in kairos_model::action::DATA_FIELDS {
             assert!(data.get(field).is_some(), "data.{field} missing: {action}");
         }
         assert_eq!(action["specversion"], "1.0");

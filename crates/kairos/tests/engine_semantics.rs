@@ -20,6 +20,16 @@ after = "1h"
 channel = "push"
 "#;
 
+/// An immediate push on every sign-up: the simplest trigger that sends.
+const WELCOME: &str = r#"
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "push"
+"#;
+
 // ----- time -----------------------------------------------------------------
 
 #[test]
@@ -575,7 +585,7 @@ channel = "service_desk"
 fn rate_spike_alerts_ops_and_pauses_marketing() {
     let toml = with_policy(
         OPEN_POLICY,
-        r#"
+        &(r#"
 [[trigger]]
 id = "spike"
 kind = "rate"
@@ -585,14 +595,9 @@ baseline = "1d"
 increase_percent = 30
 min_count = 5
 pause_marketing = "2h"
-
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "push"
-"#,
+"#
+        .to_string()
+            + WELCOME),
     );
     let mut h = Harness::new(&toml);
     // A quiet baseline: 2 complaints an hour for a day.
@@ -760,14 +765,7 @@ expires_after = "12h"
 #[test]
 fn holdout_is_deterministic_and_close_to_its_percentage() {
     let policy = "[policy]\nholdout_percent = 5\nconsent_required = []\nquiet_hours = false";
-    let triggers = r#"
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "push"
-"#;
+    let triggers = WELCOME;
     let run = || {
         let mut h = Harness::new(&with_policy(policy, triggers));
         h.sign_up_crowd(4000);
@@ -837,14 +835,8 @@ channel = "email"
 
 #[test]
 fn variants_and_grey_release_are_deterministic() {
-    let triggers = r#"
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "push"
-rollout_percent = 10
+    let triggers = &(WELCOME.to_string()
+        + r#"rollout_percent = 10
 [[trigger.variants]]
 name = "a"
 weight = 1
@@ -852,7 +844,7 @@ weight = 1
 name = "b"
 weight = 1
 channel = "sms"
-"#;
+"#);
     let mut h = Harness::new(&with_policy(OPEN_POLICY, triggers));
     h.sign_up_crowd(1000);
     h.finish();
