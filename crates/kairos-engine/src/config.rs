@@ -21,6 +21,7 @@
 use chrono_tz::Tz;
 use kairos_model::Span;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A whole pipeline: settings, delivery policy and triggers.
 #[derive(Clone, Debug)]
@@ -197,9 +198,9 @@ pub enum QuietHoursMode {
 #[derive(Clone, Debug)]
 pub struct Trigger {
     /// Unique id; actions carry it as `trigger` and in `type`.
-    pub id: String,
+    pub id: Arc<str>,
     /// The rule in words, used as `reason.rule`.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// Whose state it keys on.
     pub key: KeySpec,
     /// The behaviour to detect.
@@ -526,24 +527,24 @@ pub struct Step {
     /// Due at anchor + this.
     pub at: Offset,
     /// Channel the action goes to.
-    pub channel: String,
+    pub channel: Arc<str>,
     /// Offer code put into the payload, if any.
-    pub offer: Option<String>,
+    pub offer: Option<Arc<str>>,
 }
 
 /// A/B variant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Variant {
     /// Name (`control`, `coupon10`).
-    pub name: String,
+    pub name: Arc<str>,
     /// Relative weight.
     pub weight: u32,
     /// Overrides step 1's wait (e.g. 30 m versus 60 m).
     pub first_step_at: Option<Span>,
     /// Overrides every step's channel.
-    pub channel: Option<String>,
+    pub channel: Option<Arc<str>>,
     /// Overrides every step's offer.
-    pub offer: Option<String>,
+    pub offer: Option<Arc<str>>,
 }
 
 /// What goes into `data.payload`.

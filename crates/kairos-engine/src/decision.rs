@@ -6,6 +6,7 @@
 use kairos_model::{Action, ActionData, ActionReason, Timestamp};
 use serde_json::Value;
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a decision was not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,15 +62,15 @@ pub struct Decision {
     /// The customer key (`userId`, else `anonymousId`).
     pub user_id: String,
     /// Trigger id.
-    pub trigger: String,
+    pub trigger: Arc<str>,
     /// 1-based ladder step.
     pub step: u32,
     /// Channel.
-    pub channel: String,
+    pub channel: Arc<str>,
     /// Priority.
     pub priority: u32,
     /// A/B variant (`control` without variants).
-    pub variant: String,
+    pub variant: Arc<str>,
     /// When the step was due (event time).
     pub fired_at: Timestamp,
     /// When the engine decided (later than `fired_at` when deferred).
@@ -79,7 +80,7 @@ pub struct Decision {
     /// `None`: sent.
     pub suppressed: Option<Suppression>,
     /// The rule in words.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// `messageId`s of the causing events.
     pub events: Vec<String>,
     /// Payload (cart, offer, copied properties ...).

@@ -84,7 +84,7 @@ impl Engine {
                 .triggers
                 .iter()
                 .map(|trigger| TriggerStats {
-                    id: trigger.id.clone(),
+                    id: trigger.id.to_string(),
                     ..TriggerStats::default()
                 })
                 .collect(),

@@ -1201,10 +1201,19 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
 /// Builds the decision for `step` of the ladder of state `index`.
 fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp) -> Candidate {
     let plan = ctx.plan;
-    let customer = &*ctx.customer;
+    let customer = &mut *ctx.customer;
+    let state = &mut customer.states[index];
+    let ladder = state.ladder.as_mut().expect("called with a ladder");
+    let trigger = plan.trigger(state.trigger);
+    // The last step's decision takes the causing events: the ladder ends.
+    let events = if step + 1 >= trigger.steps.len() {
+        std::mem::take(&mut ladder.events)
+    } else {
+        ladder.events.clone()
+    };
+    let customer = &*customer;
     let state = &customer.states[index];
     let ladder = state.ladder.as_ref().expect("called with a ladder");
-    let trigger = plan.trigger(state.trigger);
     let variant = trigger.variants.get(usize::from(ladder.variant));
     let step_config = &trigger.steps[step];
     let channel = variant
@@ -1228,7 +1237,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     );
     let mut payload = Map::new();
     if let Some(offer) = offer {
-        payload.insert("offer".into(), Value::String(offer));
+        payload.insert("offer".into(), Value::String(offer.to_string()));
     }
     match (&trigger.key, entity) {
         (crate::config::KeySpec::Property(name), Some(entity))
@@ -1272,13 +1281,13 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         priority: trigger.priority,
         variant: variant
             .map(|v| v.name.clone())
-            .unwrap_or_else(|| "control".to_string()),
+            .unwrap_or_else(|| plan.control_variant.clone()),
         fired_at: due,
         decided_at: due,
         expires_at: due + trigger.expires_after,
         suppressed: None,
         rule: trigger.rule.clone(),
-        events: ladder.events.clone(),
+        events,
         payload: Value::Object(payload),
     };
     Candidate {

@@ -3,6 +3,7 @@
 
 use crate::config::{EventMatch, Pattern, Pipeline, ScheduleSource, Trigger};
 use hashbrown::HashMap;
+use std::sync::Arc;
 
 /// A compiled pipeline.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub struct Plan {
     pub channels: Vec<String>,
     /// Bit per channel index: channels that need the customer's consent.
     pub consent_channels: u32,
+    /// The variant name of decisions from triggers without variants, shared
+    /// by all of them.
+    pub control_variant: Arc<str>,
 }
 
 impl Plan {
@@ -46,8 +50,8 @@ impl Plan {
             let step_channels = trigger.steps.iter().map(|step| &step.channel);
             let variant_channels = trigger.variants.iter().filter_map(|v| v.channel.as_ref());
             for channel in step_channels.chain(variant_channels) {
-                if !channels.contains(channel) {
-                    channels.push(channel.clone());
+                if !channels.iter().any(|known| **known == **channel) {
+                    channels.push(channel.to_string());
                 }
             }
         }
@@ -73,6 +77,7 @@ impl Plan {
             rates_by_event,
             channels,
             consent_channels,
+            control_variant: Arc::from("control"),
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The CloudEvents envelope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,15 +37,15 @@ pub struct ActionData {
     /// The customer: `userId`, or `anonymousId` before login.
     pub user_id: String,
     /// The trigger id from the pipeline.
-    pub trigger: String,
+    pub trigger: Arc<str>,
     /// Ladder step, 1-based.
     pub step: u32,
     /// `push`, `sms`, `email`, `wechat`, `pos`, `service_desk`, `ops` ...
-    pub channel: String,
+    pub channel: Arc<str>,
     /// Higher wins arbitration.
     pub priority: u32,
     /// A/B variant name (`control` when the trigger has none).
-    pub variant: String,
+    pub variant: Arc<str>,
     /// Event time at which the trigger fired (a timer's deadline).
     pub fired_at: Timestamp,
     /// When the decision was made.
@@ -63,7 +64,7 @@ pub struct ActionData {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActionReason {
     /// The rule in words, e.g. "Product Added not followed by Order Completed within 30m".
-    pub rule: String,
+    pub rule: Arc<str>,
     /// `messageId`s of the events that caused it.
     pub events: Vec<String>,
 }

@@ -182,8 +182,8 @@ fn trigger(
     let first_step = (|| {
         Some(Step {
             at: parts.first_at.clone()?,
-            channel: channel.clone()?,
-            offer: offer.clone()?,
+            channel: channel.clone()?.into(),
+            offer: offer.clone()?.map(Into::into),
         })
     })();
     let steps = steps(checker, &fields, kind, first_step, &parts.repeat_at);
@@ -196,8 +196,8 @@ fn trigger(
         None => rule_text(&pattern, &first_at),
     };
     Some(Trigger {
-        id: id?,
-        rule,
+        id: id?.into(),
+        rule: rule.into(),
         key: key?,
         pattern,
         steps: steps?,
@@ -349,7 +349,7 @@ fn steps(
     // is invalid: the trigger fails anyway).
     let first_channel = placed
         .first()
-        .map(|p| p.step.channel.clone())
+        .map(|p| p.step.channel.to_string())
         .unwrap_or_default();
 
     if let Some(node) = fields.get("ladder") {
@@ -372,14 +372,19 @@ fn steps(
             let at = checker.required(&step, "at", &rules.accepted(), |c, n, f| {
                 offset(c, n, f, rules)
             });
-            let channel =
-                checker.optional(&step, "channel", first_channel.clone(), Checker::channel);
+            let channel = checker
+                .optional(&step, "channel", first_channel.clone(), Checker::channel)
+                .map(Into::into);
             let offer = checker.optional(&step, "offer", None, |c, n, f| {
                 c.text(n, f, OFFER_FORMS).map(Some)
             });
             match (at, channel, offer) {
                 (Some(at), Some(channel), Some(offer)) => placed.push(PlacedStep {
-                    step: Step { at, channel, offer },
+                    step: Step {
+                        at,
+                        channel,
+                        offer: offer.map(Into::into),
+                    },
                     origin: step.get("at").unwrap_or(item).origin.clone(),
                     field: step.field("at"),
                 }),
@@ -484,11 +489,11 @@ fn variants(
         match (name, weight, after, channel, offer) {
             (Some(name), Some(weight), Some(first_step_at), Some(channel), Some(offer)) => variants
                 .push(Variant {
-                    name,
+                    name: name.into(),
                     weight,
                     first_step_at,
-                    channel,
-                    offer,
+                    channel: channel.map(Into::into),
+                    offer: offer.map(Into::into),
                 }),
             _ => all_good = false,
         }

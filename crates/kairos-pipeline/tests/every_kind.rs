@@ -77,14 +77,14 @@ fn absence_with_ladder_variants_and_payload() {
     assert!(!restart && *cancel_when_cart_empty);
     assert_eq!(cart.key, KeySpec::Property("cart_id".into()));
     assert_eq!(
-        cart.rule,
+        &*cart.rule,
         "Product Added not followed by Order Completed or Cart Viewed (identified) within 30m"
     );
     assert_eq!(cart.steps.len(), 2);
     assert_eq!(cart.steps[0].at, fixed("30m"));
     assert_eq!(cart.steps[0].offer.as_deref(), Some("CART10"));
     assert_eq!(
-        (cart.steps[1].at.clone(), cart.steps[1].channel.as_str()),
+        (cart.steps[1].at.clone(), &*cart.steps[1].channel),
         (fixed("24h"), "email")
     );
     assert_eq!(cart.steps[1].offer, None);
@@ -145,7 +145,7 @@ fn inactivity_with_cadence_and_with_repeat() {
         Offset::Cadence { multiplier, min_history: 3, sparse_floor: Some(_), .. } if multiplier == 2.0
     ));
     assert_eq!(
-        win_back.rule,
+        &*win_back.rule,
         "no Order Completed for 2 × the customer's median gap (at least 14d)"
     );
     let dormant = trigger(&pipeline, "dormant");
@@ -154,8 +154,8 @@ fn inactivity_with_cadence_and_with_repeat() {
     assert!(dormant
         .steps
         .iter()
-        .all(|s| s.channel == "push" && s.offer.as_deref() == Some("WAKE5")));
-    assert_eq!(dormant.rule, "no activity for 30d");
+        .all(|s| &*s.channel == "push" && s.offer.as_deref() == Some("WAKE5")));
+    assert_eq!(&*dormant.rule, "no activity for 30d");
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn sequence_and_schedules() {
     let visit = trigger(&pipeline, "cart_then_visit");
     assert!(matches!(&visit.pattern, Pattern::Sequence { within, .. } if *within == span("7d")));
     assert_eq!(
-        visit.rule,
+        &*visit.rule,
         "Product Added then Store Visited where method = qr within 7d"
     );
 
@@ -178,14 +178,14 @@ fn sequence_and_schedules() {
             }
         }
     ));
-    assert_eq!(birthday.rule, "birthday at 09:00 local");
+    assert_eq!(&*birthday.rule, "birthday at 09:00 local");
     assert_eq!(birthday.quiet_hours, QuietHoursMode::Ignore);
 
     let expiry = trigger(&pipeline, "points_expiry");
     let ats: Vec<Offset> = expiry.steps.iter().map(|s| s.at.clone()).collect();
     assert_eq!(ats, [fixed("-30d"), fixed("-7d"), fixed("-1d")]);
     assert_eq!(
-        expiry.steps[1].channel, "email",
+        &*expiry.steps[1].channel, "email",
         "ladder channel defaults to step 1's"
     );
     assert_eq!(
@@ -217,7 +217,7 @@ fn thresholds_by_property_offsets_and_rate() {
     assert!(
         matches!(&top.pattern, Pattern::Threshold { bound: Bound::TopPercent(p), .. } if *p == 5.0)
     );
-    assert_eq!(top.rule, "sum of revenue over 365d in the top 5%");
+    assert_eq!(&*top.rule, "sum of revenue over 365d in the top 5%");
     let tier = trigger(&pipeline, "near_tier");
     assert!(matches!(
         &tier.pattern,
@@ -243,7 +243,7 @@ fn thresholds_by_property_offsets_and_rate() {
         ]
     );
     assert_eq!(*default, span("48h"));
-    assert_eq!(sla.steps[0].channel, "service_desk");
+    assert_eq!(&*sla.steps[0].channel, "service_desk");
 
     let spike = trigger(&pipeline, "complaint_spike");
     assert!(matches!(
@@ -252,10 +252,10 @@ fn thresholds_by_property_offsets_and_rate() {
             if *increase_percent == 30.0 && *pause_marketing == span("2h")
     ));
     assert_eq!(spike.category, Category::Ops);
-    assert_eq!(spike.steps[0].channel, "ops");
+    assert_eq!(&*spike.steps[0].channel, "ops");
     assert_eq!(spike.quiet_hours, QuietHoursMode::Ignore);
     assert_eq!(
-        spike.rule,
+        &*spike.rule,
         "Complaint Filed in 1h ≥ +30% over the 7d baseline"
     );
 }

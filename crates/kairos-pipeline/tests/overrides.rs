@@ -34,7 +34,7 @@ fn override_changes_the_value() {
     let cart = trigger(&pipeline, "abandoned_cart");
     assert_eq!(cart.steps[0].at, Offset::Fixed(Span::MINUTE * 10));
     assert_eq!(
-        cart.rule,
+        &*cart.rule,
         "Product Added not followed by Order Completed within 10m"
     );
 }
@@ -58,7 +58,7 @@ fn overrides_take_toml_values_nested_paths_and_settings() {
         kairos_engine::config::Pattern::Count { min: 5, window: Window::Tumbling(span), .. } if span == Span::DAY
     ));
     let cart = trigger(&pipeline, "abandoned_cart");
-    assert_eq!(cart.steps[1].channel, "sms");
+    assert_eq!(&*cart.steps[1].channel, "sms");
     assert!(cart.payload.cart);
     assert_eq!(cart.steps[0].offer.as_deref(), Some("SAVE 10"));
     assert_eq!(pipeline.settings.seed, 7);

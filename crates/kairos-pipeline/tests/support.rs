@@ -41,7 +41,7 @@ pub fn trigger<'p>(pipeline: &'p Pipeline, id: &str) -> &'p Trigger {
     pipeline
         .triggers
         .iter()
-        .find(|t| t.id == id)
+        .find(|t| &*t.id == id)
         .unwrap_or_else(|| panic!("no trigger {id}"))
 }
 

@@ -59,7 +59,7 @@ fn fires_at_last_add_plus_t_with_a_ladder() {
     assert_eq!(first.events, ["m1", "m2"]);
     assert_eq!(first.payload["cart_value"], json!(25.0));
     assert_eq!(first.payload["cart"][0]["quantity"], json!(2));
-    assert_eq!(h.decisions[1].channel, "email");
+    assert_eq!(&*h.decisions[1].channel, "email");
     assert_eq!(h.decisions[1].payload["offer"], "CART10");
     assert_ne!(first.action_id, h.decisions[1].action_id);
 }

@@ -515,7 +515,7 @@ fn summary_json_has_the_documented_shape() {
     let triggers = json["triggers"].as_object().expect("triggers object");
     let pipeline = kairos_pipeline::load(&retail(), &[]).expect("retail compiles");
     for trigger in &pipeline.triggers {
-        let entry = &triggers[&trigger.id];
+        let entry = &triggers[&*trigger.id];
         assert!(entry["fired"].is_u64(), "{}: {entry}", trigger.id);
         assert!(entry["sent"].is_u64(), "{}: {entry}", trigger.id);
         let suppressed = entry["suppressed"]

@@ -440,7 +440,7 @@ channel = "service_desk"
     let channels: Vec<(&str, String)> = h
         .decisions
         .iter()
-        .map(|d| (d.channel.as_str(), d.fired_at.to_string()))
+        .map(|d| (&*d.channel, d.fired_at.to_string()))
         .collect();
     assert_eq!(
         channels,
@@ -639,14 +639,14 @@ pause_marketing = "2h"
     let spike: Vec<_> = h
         .decisions
         .iter()
-        .filter(|d| d.trigger == "spike")
+        .filter(|d| &*d.trigger == "spike")
         .collect();
     assert_eq!(spike.len(), 1, "{:?}", h.summary());
-    assert_eq!(spike[0].channel, "ops");
+    assert_eq!(&*spike[0].channel, "ops");
     let welcome = h
         .decisions
         .iter()
-        .find(|d| d.trigger == "welcome")
+        .find(|d| &*d.trigger == "welcome")
         .expect("evaluated");
     assert_eq!(welcome.suppressed, Some(Suppression::CircuitBreaker));
 }
@@ -686,7 +686,7 @@ fn arbitration_sends_only_the_next_best_action() {
     let outcome: Vec<(&str, Option<Suppression>)> = h
         .decisions
         .iter()
-        .map(|d| (d.trigger.as_str(), d.suppressed))
+        .map(|d| (&*d.trigger, d.suppressed))
         .collect();
     assert_eq!(
         outcome,
@@ -856,8 +856,8 @@ channel = "sms"
     );
     for decision in &sent {
         assert_eq!(
-            decision.channel,
-            if decision.variant == "b" {
+            &*decision.channel,
+            if &*decision.variant == "b" {
                 "sms"
             } else {
                 "push"

@@ -277,9 +277,9 @@ fn every_trigger_in_the_retail_pipeline_has_a_golden_scenario() {
     let missing: Vec<String> = retail()
         .triggers
         .iter()
-        .map(|trigger| trigger.id.clone())
+        .map(|trigger| trigger.id.to_string())
         .filter(|id| {
-            let dir = root.join(id);
+            let dir = root.join(&**id);
             !(dir.join("events.jsonl").is_file() && dir.join("expected.jsonl").is_file())
         })
         .collect();
