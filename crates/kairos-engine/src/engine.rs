@@ -5,6 +5,7 @@ use crate::config::{LateEvents, Pattern, Pipeline};
 use crate::customer::{Customer, DeferredDecision};
 use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
+use crate::id_index::IdIndex;
 use crate::local_time::{local_hour, parse_month_day};
 use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
@@ -12,9 +13,9 @@ use crate::plan::Plan;
 use crate::policy::{self, Candidate, Verdict};
 use crate::stats::{Stats, TriggerStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
-use hashbrown::HashMap;
 use kairos_model::{Event, EventType, Timestamp};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -68,7 +69,7 @@ pub struct Engine {
     customers: Vec<Option<Customer>>,
     free_slots: Vec<u32>,
     /// Every known id (userId or anonymousId) → customer slot.
-    ids: HashMap<Box<str>, u32>,
+    ids: IdIndex,
     timers: TimerTable,
     globals: Globals,
     output: VecDeque<Decision>,
@@ -99,7 +100,7 @@ impl Engine {
             now: Timestamp::MIN,
             customers: Vec::new(),
             free_slots: Vec::new(),
-            ids: HashMap::new(),
+            ids: IdIndex::default(),
             timers: TimerTable::default(),
             globals: Globals::default(),
             output: VecDeque::new(),
@@ -137,7 +138,7 @@ impl Engine {
     /// Whether any state mentions `id` (a userId or anonymousId): used to
     /// prove erasure.
     pub fn holds_anything_about(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
+        self.ids.contains(id)
             || self.customers.iter().flatten().any(|customer| {
                 &*customer.key == id
                     || customer.aliases.iter().any(|known| &**known == id)
@@ -193,7 +194,7 @@ impl Engine {
     /// decisions, identity links, rank contributions. Returns whether anything
     /// was held.
     pub fn erase(&mut self, id: &str) -> bool {
-        let Some(&slot) = self.ids.get(id) else {
+        let Some(slot) = self.ids.get(id) else {
             return false;
         };
         let Some(customer) = self.customers[slot as usize].take() else {
@@ -471,7 +472,7 @@ impl Engine {
 
     /// The slot for `id`, created when `create` and unknown.
     fn customer_slot(&mut self, id: &str, identified: bool) -> u32 {
-        if let Some(&slot) = self.ids.get(id) {
+        if let Some(slot) = self.ids.get(id) {
             return slot;
         }
         let customer = Customer::new(id, identified);
@@ -485,7 +486,7 @@ impl Engine {
                 (self.customers.len() - 1) as u32
             }
         };
-        self.ids.insert(id.into(), slot);
+        self.ids.insert(id, slot);
         slot
     }
 
@@ -503,21 +504,21 @@ impl Engine {
         let Some(other) = other.filter(|other| *other != user) else {
             return self.customer_slot(user, true);
         };
-        match (self.ids.get(user).copied(), self.ids.get(other).copied()) {
+        match (self.ids.get(user), self.ids.get(other)) {
             (Some(person), Some(device)) if person != device => {
                 self.merge(device, person);
                 person
             }
             (Some(person), Some(_)) => person,
             (Some(person), None) => {
-                self.ids.insert(other.into(), person);
+                self.ids.insert(other, person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
                     customer.aliases.push(other.into());
                 }
                 person
             }
             (None, Some(device)) => {
-                self.ids.insert(user.into(), device);
+                self.ids.insert(user, device);
                 if let Some(customer) = self.customers[device as usize].as_mut() {
                     let device_id = std::mem::replace(&mut customer.key, user.into());
                     customer.identified = true;
@@ -527,7 +528,7 @@ impl Engine {
             }
             (None, None) => {
                 let person = self.customer_slot(user, true);
-                self.ids.insert(other.into(), person);
+                self.ids.insert(other, person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
                     customer.aliases.push(other.into());
                 }
@@ -547,7 +548,7 @@ impl Engine {
             return;
         };
         for id in source.aliases.iter().chain(std::iter::once(&source.key)) {
-            self.ids.insert(id.clone(), into);
+            self.ids.insert(id, into);
         }
         target.aliases.extend(source.aliases);
         target.aliases.push(source.key);
@@ -700,12 +701,12 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
     let cart_id = || {
         event
             .property_text("cart_id")
-            .unwrap_or_else(|| DEFAULT_ENTITY.to_string())
+            .unwrap_or(Cow::Borrowed(DEFAULT_ENTITY))
     };
     let product = || {
         event
             .property_text("product_id")
-            .unwrap_or_else(|| "unknown".to_string())
+            .unwrap_or(Cow::Borrowed("unknown"))
     };
     let quantity = event
         .property_number("quantity")
@@ -756,7 +757,7 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             cart.lines.retain(|line| line.quantity > 0);
             if cart.lines.is_empty() {
                 customer.carts.swap_remove(position);
-                return Some(id);
+                return Some(id.into_owned());
             }
             None
         }

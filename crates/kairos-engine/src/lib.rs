@@ -74,6 +74,7 @@ mod customer;
 pub mod decision;
 mod engine;
 mod globals;
+mod id_index;
 pub mod local_time;
 pub mod matching;
 mod patterns;

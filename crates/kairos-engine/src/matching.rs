@@ -5,6 +5,7 @@ use crate::config::{EventMatch, FilterTest, KeySpec, Offset, Store};
 use kairos_model::event::value_number;
 use kairos_model::{Event, Span};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Whether `event` satisfies `pattern`.
 pub fn matches(pattern: &EventMatch, event: &Event, stores: &[Store]) -> bool {
@@ -84,11 +85,11 @@ fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 
 /// The entity keys an event addresses under a trigger's [`KeySpec`].
 #[derive(Debug, PartialEq, Eq)]
-pub enum EventKeys {
+pub enum EventKeys<'e> {
     /// Keyed by customer: the one customer-level state.
     Customer,
-    /// These entity keys.
-    Entities(Vec<String>),
+    /// These entity keys (borrowed from the event where they are text).
+    Entities(Vec<Cow<'e, str>>),
     /// The event does not carry the key property.
     Missing,
 }
@@ -97,7 +98,7 @@ pub enum EventKeys {
 pub const DEFAULT_ENTITY: &str = "default";
 
 /// Extracts keys.
-pub fn event_keys(spec: &KeySpec, event: &Event) -> EventKeys {
+pub fn event_keys<'e>(spec: &KeySpec, event: &'e Event) -> EventKeys<'e> {
     match spec {
         KeySpec::Customer => EventKeys::Customer,
         KeySpec::Property(name) => match event.property_text(name) {
@@ -105,12 +106,12 @@ pub fn event_keys(spec: &KeySpec, event: &Event) -> EventKeys {
             None => EventKeys::Missing,
         },
         KeySpec::ListItem { list, field } => {
-            let keys: Vec<String> = match event.properties.get(list) {
+            let keys: Vec<Cow<'e, str>> = match event.properties.get(list) {
                 Some(Value::Array(items)) => items
                     .iter()
                     .filter_map(|item| match item.get(field)? {
-                        Value::String(text) => Some(text.clone()),
-                        Value::Number(number) => Some(number.to_string()),
+                        Value::String(text) => Some(Cow::Borrowed(text.as_str())),
+                        Value::Number(number) => Some(Cow::Owned(number.to_string())),
                         _ => None,
                     })
                     .collect(),

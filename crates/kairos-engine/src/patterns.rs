@@ -333,7 +333,7 @@ fn entity_list<'a>(spec: &KeySpec, keys: &'a EventKeys) -> Vec<Option<&'a str>> 
         EventKeys::Customer => vec![None],
         EventKeys::Missing if matches!(spec, KeySpec::ListItem { .. }) => Vec::new(),
         EventKeys::Missing => vec![Some(DEFAULT_ENTITY)],
-        EventKeys::Entities(list) => list.iter().map(|key| Some(key.as_str())).collect(),
+        EventKeys::Entities(list) => list.iter().map(|key| Some(key.as_ref())).collect(),
     }
 }
 
@@ -373,7 +373,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         Some(EventKeys::Customer)
                     }
                     crate::config::KeySpec::Customer => None,
-                    _ => Some(EventKeys::Entities(vec![cart.to_string()])),
+                    _ => Some(EventKeys::Entities(vec![cart.into()])),
                 };
                 if let Some(cart_keys) = cart_keys {
                     ctx.cancel_for_keys(trigger_index, &cart_keys);

@@ -312,11 +312,12 @@ impl Event {
     }
 
     /// A property as a string (numbers are rendered), for keys and grouping.
-    pub fn property_text(&self, name: &str) -> Option<String> {
+    /// Borrowed unless it has to be rendered.
+    pub fn property_text(&self, name: &str) -> Option<Cow<'_, str>> {
         match self.properties.get(name)? {
-            Value::String(text) => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
-            Value::Bool(flag) => Some(flag.to_string()),
+            Value::String(text) => Some(Cow::Borrowed(text)),
+            Value::Number(number) => Some(Cow::Owned(number.to_string())),
+            Value::Bool(flag) => Some(Cow::Borrowed(if *flag { "true" } else { "false" })),
             _ => None,
         }
     }
