@@ -24,7 +24,7 @@ pub struct Customer {
     pub seen: SeenMessages,
     /// Open carts.
     pub carts: Vec<Cart>,
-    /// Per trigger (and entity) memory.
+    /// Per trigger (and entity) memory, sorted by trigger.
     pub states: Vec<KeyedState>,
     /// Recently sent actions, for caps, cooldowns and arbitration.
     pub sent: Vec<SentRecord>,

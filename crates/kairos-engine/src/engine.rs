@@ -621,6 +621,8 @@ impl Engine {
             state.token = token;
             target.states.push(state);
         }
+        // Patterns find a trigger's states by binary search.
+        target.states.sort_by_key(|state| state.trigger);
         for mut deferred in source.deferred {
             self.timers.remove(&deferred_entry(from, &deferred));
             deferred.token = target.token();

@@ -22,6 +22,7 @@ use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::ids::{basis_points, stable_hash};
 use kairos_model::{Event, Span, Timestamp};
 use serde_json::{json, Map, Value};
+use std::ops::Range;
 
 /// How many causing message ids a ladder or window remembers.
 const MAX_REASON_EVENTS: usize = 8;
@@ -48,11 +49,20 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Where `trigger`'s states are: states are kept sorted by trigger, so a
+    /// heavy customer's hundreds of keyed states (orders, products, carts)
+    /// are not all scanned for every trigger an event reaches.
+    fn trigger_range(&self, trigger: u16) -> Range<usize> {
+        let states = &self.customer.states;
+        let start = states.partition_point(|state| state.trigger < trigger);
+        let length = states[start..].partition_point(|state| state.trigger == trigger);
+        start..start + length
+    }
+
     fn find(&self, trigger: u16, entity: Option<&str>) -> Option<usize> {
-        self.customer
-            .states
-            .iter()
-            .position(|state| state.trigger == trigger && state.entity.as_deref() == entity)
+        let states = &self.customer.states;
+        self.trigger_range(trigger)
+            .find(|&index| states[index].entity.as_deref() == entity)
     }
 
     fn find_token(&self, token: u32) -> Option<usize> {
@@ -71,19 +81,18 @@ impl Ctx<'_> {
         if let Some(index) = self.find(trigger, entity) {
             return index;
         }
+        let mut range = self.trigger_range(trigger);
         if entity.is_some() {
             let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);
-            let mut same: Vec<(u32, usize)> = self
-                .customer
-                .states
-                .iter()
-                .enumerate()
-                .filter(|(_, state)| state.trigger == trigger)
-                .map(|(index, state)| (state.token, index))
-                .collect();
-            if same.len() >= limit {
-                same.sort_unstable();
-                self.remove_state(same[0].1);
+            if range.len() >= limit {
+                // The oldest key (smallest token) makes room.
+                let states = &self.customer.states;
+                let oldest = range
+                    .clone()
+                    .min_by_key(|&index| states[index].token)
+                    .expect("limit is at least 1");
+                self.remove_state(oldest);
+                range.end -= 1;
             }
         }
         let token = self.customer.token();
@@ -91,20 +100,23 @@ impl Ctx<'_> {
         // and doubling a vector of a million customers' states costs more
         // memory than the occasional copy costs time.
         self.customer.states.reserve_exact(1);
-        self.customer.states.push(KeyedState {
-            trigger,
-            token,
-            entity: entity.map(Into::into),
-            memory: memory(),
-            ladder: None,
-            window_close: None,
-        });
-        self.customer.states.len() - 1
+        self.customer.states.insert(
+            range.end,
+            KeyedState {
+                trigger,
+                token,
+                entity: entity.map(Into::into),
+                memory: memory(),
+                ladder: None,
+                window_close: None,
+            },
+        );
+        range.end
     }
 
     /// Drops a keyed state and everything hanging off it.
     pub fn remove_state(&mut self, index: usize) {
-        let state = self.customer.states.swap_remove(index);
+        let state = self.customer.states.remove(index);
         discard_state(self.timers, self.globals, self.cid, state);
     }
 
@@ -236,11 +248,10 @@ impl Ctx<'_> {
     /// Cancels ladders of `trigger` for the keys an event addresses (all of
     /// the customer's keys when the event lacks the key property).
     fn cancel_for_keys(&mut self, trigger: u16, keys: &EventKeys) {
-        let mut index = self.customer.states.len();
-        while index > 0 {
-            index -= 1;
+        // Backwards: cancelling may remove the state at `index`.
+        for index in self.trigger_range(trigger).rev() {
             let state = &self.customer.states[index];
-            if state.trigger != trigger || state.ladder.is_none() {
+            if state.ladder.is_none() {
                 continue;
             }
             let addressed = match keys {
@@ -805,12 +816,8 @@ impl MeasureMemory {
 fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: Span) {
     // Only the session's last activity moves; its close timer is checked
     // against it when it fires (see `on_window_close`).
-    for state in ctx
-        .customer
-        .states
-        .iter_mut()
-        .filter(|s| s.trigger == trigger_index)
-    {
+    let range = ctx.trigger_range(trigger_index);
+    for state in &mut ctx.customer.states[range] {
         if let Memory::Count(memory) = &mut state.memory {
             if memory.last != Timestamp::default()
                 && time >= memory.last
