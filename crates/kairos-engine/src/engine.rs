@@ -11,13 +11,14 @@ use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
 use crate::plan::Plan;
 use crate::policy::{self, Candidate, Verdict};
+use crate::reorder::ReorderBuffer;
 use crate::stats::{Stats, TriggerStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::{Event, EventType, Timestamp};
 use serde_json::{json, Value};
 use std::borrow::Cow;
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::VecDeque;
 
 /// Recurring schedules (birthdays, period ends) are armed at most this far
 /// beyond the newest event seen. In production events never stop, so this
@@ -29,31 +30,6 @@ const RECURRENCE_HORIZON: kairos_model::Span = kairos_model::Span(400 * 86_400_0
 /// The key of the pseudo-customer that global (`rate`) triggers act for.
 pub const OPS_CUSTOMER: &str = "_ops";
 
-/// An event waiting in the reorder buffer for the watermark to pass it.
-struct Buffered {
-    time: Timestamp,
-    arrival: u64,
-    event: Event,
-}
-
-impl PartialEq for Buffered {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.arrival) == (other.time, other.arrival)
-    }
-}
-impl Eq for Buffered {}
-impl PartialOrd for Buffered {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Buffered {
-    /// Event time, then arrival order: equal times keep their arrival order.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.time, self.arrival).cmp(&(other.time, other.arrival))
-    }
-}
-
 /// The deterministic trigger engine. See the crate docs for the contract.
 pub struct Engine {
     plan: Plan,
@@ -61,9 +37,8 @@ pub struct Engine {
     watermark: Timestamp,
     /// Newest event time seen.
     newest_event: Timestamp,
-    /// Events not yet behind the watermark, by (time, arrival).
-    buffer: BinaryHeap<Reverse<Buffered>>,
-    arrivals: u64,
+    /// Events not yet behind the watermark.
+    buffer: ReorderBuffer,
     /// Time of the last applied event or fired timer; never goes backwards.
     now: Timestamp,
     customers: Vec<Option<Customer>>,
@@ -95,8 +70,7 @@ impl Engine {
             plan: Plan::new(pipeline),
             watermark: Timestamp::MIN,
             newest_event: Timestamp::MIN,
-            buffer: BinaryHeap::new(),
-            arrivals: 0,
+            buffer: ReorderBuffer::default(),
             now: Timestamp::MIN,
             customers: Vec::new(),
             free_slots: Vec::new(),
@@ -170,12 +144,7 @@ impl Engine {
             let lateness = self.plan.pipeline.settings.allowed_lateness;
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
-        self.arrivals += 1;
-        self.buffer.push(Reverse(Buffered {
-            time: event.time,
-            arrival: self.arrivals,
-            event,
-        }));
+        self.buffer.push(event);
         self.pump();
     }
 
@@ -235,16 +204,12 @@ impl Engine {
     /// at t.
     fn pump(&mut self) {
         loop {
-            let event_time = self
-                .buffer
-                .peek()
-                .map(|b| b.0.time)
-                .filter(|t| *t < self.watermark);
+            let event_time = self.buffer.earliest().filter(|t| *t < self.watermark);
             let timer_due = self.timers.next_due().filter(|t| *t < self.watermark);
             match (event_time, timer_due) {
                 (Some(event), timer) if timer.is_none_or(|due| event <= due) => {
-                    if let Some(Reverse(buffered)) = self.buffer.pop() {
-                        self.apply(buffered.event);
+                    if let Some(event) = self.buffer.pop() {
+                        self.apply(event);
                     }
                 }
                 (_, Some(_)) => {

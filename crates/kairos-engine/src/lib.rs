@@ -80,6 +80,7 @@ pub mod matching;
 mod patterns;
 mod plan;
 mod policy;
+mod reorder;
 pub mod stats;
 mod timers;
 
