@@ -5,6 +5,7 @@ use crate::config::{EventMatch, FilterTest, KeySpec, Offset, Store};
 use kairos_model::event::value_number;
 use kairos_model::{Event, Span};
 use serde_json::Value;
+use smallvec::{smallvec, SmallVec};
 use std::borrow::Cow;
 
 /// Whether `event` satisfies `pattern`.
@@ -89,7 +90,7 @@ pub enum EventKeys<'e> {
     /// Keyed by customer: the one customer-level state.
     Customer,
     /// These entity keys (borrowed from the event where they are text).
-    Entities(Vec<Cow<'e, str>>),
+    Entities(SmallVec<[Cow<'e, str>; 1]>),
     /// The event does not carry the key property.
     Missing,
 }
@@ -102,11 +103,11 @@ pub fn event_keys<'e>(spec: &KeySpec, event: &'e Event) -> EventKeys<'e> {
     match spec {
         KeySpec::Customer => EventKeys::Customer,
         KeySpec::Property(name) => match event.property_text(name) {
-            Some(key) => EventKeys::Entities(vec![key]),
+            Some(key) => EventKeys::Entities(smallvec![key]),
             None => EventKeys::Missing,
         },
         KeySpec::ListItem { list, field } => {
-            let keys: Vec<Cow<'e, str>> = match event.properties.get(list) {
+            let keys: SmallVec<[Cow<'e, str>; 1]> = match event.properties.get(list) {
                 Some(Value::Array(items)) => items
                     .iter()
                     .filter_map(|item| match item.get(field)? {
@@ -115,7 +116,7 @@ pub fn event_keys<'e>(spec: &KeySpec, event: &'e Event) -> EventKeys<'e> {
                         _ => None,
                     })
                     .collect(),
-                _ => Vec::new(),
+                _ => SmallVec::new(),
             };
             if keys.is_empty() {
                 EventKeys::Missing
@@ -210,7 +211,7 @@ mod tests {
         };
         assert_eq!(
             event_keys(&spec, &order),
-            EventKeys::Entities(vec!["p1".into(), "7".into()])
+            EventKeys::Entities(smallvec!["p1".into(), "7".into()])
         );
         assert_eq!(
             event_keys(&KeySpec::Property("cart_id".into()), &order),

@@ -22,6 +22,7 @@ use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::ids::{basis_points, stable_hash};
 use kairos_model::{Event, Span, Timestamp};
 use serde_json::{json, Map, Value};
+use smallvec::{smallvec, SmallVec};
 use std::ops::Range;
 
 /// How many causing message ids a ladder or window remembers.
@@ -339,11 +340,11 @@ fn kept_properties(trigger: &Trigger, event: &Event) -> Vec<(String, Value)> {
 /// The states an event addresses. An event without the key property uses the
 /// `default` entity (a customer's one implicit cart), except for list keys:
 /// an order without products replenishes nothing.
-fn entity_list<'a>(spec: &KeySpec, keys: &'a EventKeys) -> Vec<Option<&'a str>> {
+fn entity_list<'a>(spec: &KeySpec, keys: &'a EventKeys) -> SmallVec<[Option<&'a str>; 2]> {
     match keys {
-        EventKeys::Customer => vec![None],
-        EventKeys::Missing if matches!(spec, KeySpec::ListItem { .. }) => Vec::new(),
-        EventKeys::Missing => vec![Some(DEFAULT_ENTITY)],
+        EventKeys::Customer => smallvec![None],
+        EventKeys::Missing if matches!(spec, KeySpec::ListItem { .. }) => SmallVec::new(),
+        EventKeys::Missing => smallvec![Some(DEFAULT_ENTITY)],
         EventKeys::Entities(list) => list.iter().map(|key| Some(key.as_ref())).collect(),
     }
 }
@@ -384,7 +385,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         Some(EventKeys::Customer)
                     }
                     crate::config::KeySpec::Customer => None,
-                    _ => Some(EventKeys::Entities(vec![cart.into()])),
+                    _ => Some(EventKeys::Entities(smallvec![cart.into()])),
                 };
                 if let Some(cart_keys) = cart_keys {
                     ctx.cancel_for_keys(trigger_index, &cart_keys);
@@ -540,15 +541,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         {
                             Some(position) => position,
                             None => {
-                                let group = group_label(property, value);
                                 if memory.groups.len()
                                     >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
                                 {
                                     continue;
                                 }
                                 memory.groups.push(CountGroup {
-                                    hash: group_hash(property, value),
-                                    value: group.into(),
+                                    hash,
+                                    value: group_label(property, value).into(),
                                     ..CountGroup::default()
                                 });
                                 memory.groups.len() - 1
@@ -879,10 +879,13 @@ use chrono::Offset as _;
 /// The groups an event counts under: (property, value) pairs, or one
 /// unnamed group when the pattern is not grouped. Borrowed, so counting an
 /// event into an existing group allocates nothing.
-fn group_values<'a>(group_by: &'a [String], event: &'a Event) -> Vec<(&'a str, &'a Value)> {
+fn group_values<'a>(
+    group_by: &'a [String],
+    event: &'a Event,
+) -> SmallVec<[(&'a str, &'a Value); 2]> {
     static UNGROUPED: Value = Value::Null;
     if group_by.is_empty() {
-        return vec![("", &UNGROUPED)];
+        return smallvec![("", &UNGROUPED)];
     }
     group_by
         .iter()
