@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use hashbrown::HashMap;
 use kairos_model::{Span, Timestamp};
 use serde_json::Value;
+use thin_vec::ThinVec;
 
 /// Everything held about one person.
 #[derive(Debug)]
@@ -15,7 +16,7 @@ pub struct Customer {
     pub key: Box<str>,
     /// Other ids that resolve to this customer (devices' anonymousIds, merged
     /// ids), for erasure and merging. Usually empty.
-    pub aliases: Vec<Box<str>>,
+    pub aliases: ThinVec<Box<str>>,
     /// Whether a `userId` is known.
     pub identified: bool,
     /// Profile from identify traits.
@@ -23,13 +24,13 @@ pub struct Customer {
     /// Recently seen message ids, for de-duplication.
     pub seen: SeenMessages,
     /// Open carts.
-    pub carts: Vec<Cart>,
+    pub carts: ThinVec<Cart>,
     /// Per trigger (and entity) memory, sorted by trigger.
-    pub states: Vec<KeyedState>,
+    pub states: ThinVec<KeyedState>,
     /// Recently sent actions, for caps, cooldowns and arbitration.
-    pub sent: Vec<SentRecord>,
+    pub sent: ThinVec<SentRecord>,
     /// Decisions waiting for quiet hours to end or the best send time.
-    pub deferred: Vec<DeferredDecision>,
+    pub deferred: ThinVec<DeferredDecision>,
     /// Next token for a keyed state or deferred decision.
     pub next_token: u32,
 }
@@ -39,14 +40,14 @@ impl Customer {
     pub fn new(key: &str, identified: bool) -> Customer {
         Customer {
             key: key.into(),
-            aliases: Vec::new(),
+            aliases: ThinVec::new(),
             identified,
             profile: Profile::default(),
             seen: SeenMessages::default(),
-            carts: Vec::new(),
-            states: Vec::new(),
-            sent: Vec::new(),
-            deferred: Vec::new(),
+            carts: ThinVec::new(),
+            states: ThinVec::new(),
+            sent: ThinVec::new(),
+            deferred: ThinVec::new(),
             next_token: 0,
         }
     }
@@ -90,14 +91,14 @@ pub struct Profile {
 #[derive(Debug)]
 pub enum SeenMessages {
     /// Up to [`SeenMessages::SMALL`] entries.
-    Few(Vec<(u64, Timestamp)>),
+    Few(ThinVec<(u64, Timestamp)>),
     /// More.
     Many(Box<HashMap<u64, Timestamp>>),
 }
 
 impl Default for SeenMessages {
     fn default() -> Self {
-        SeenMessages::Few(Vec::new())
+        SeenMessages::Few(ThinVec::new())
     }
 }
 
@@ -152,7 +153,7 @@ impl SeenMessages {
     /// Adds everything from `other` (identity merge).
     pub fn absorb(&mut self, other: SeenMessages) {
         let entries: Vec<(u64, Timestamp)> = match other {
-            SeenMessages::Few(entries) => entries,
+            SeenMessages::Few(entries) => entries.into_iter().collect(),
             SeenMessages::Many(map) => map.into_iter().collect(),
         };
         for (hash, time) in entries {
@@ -215,33 +216,32 @@ pub enum Memory {
     #[default]
     None,
     /// Activity times (newest last, bounded) for cadence offsets.
-    History(Vec<Timestamp>),
+    History(ThinVec<Timestamp>),
     /// Count window.
     Count(Box<CountMemory>),
-    /// The last `first` of a sequence.
-    Sequence {
-        /// Its time.
-        at: Timestamp,
-        /// Its message id.
-        message: Box<str>,
-    },
+    /// The last `first` of a sequence: its time and message id.
+    Sequence(Box<(Timestamp, Box<str>)>),
     /// Rolling aggregate buckets.
     Measure(Box<MeasureMemory>),
-    /// Per-period sums (current first).
-    Periods {
-        /// Index of the period of the first event: earlier periods are
-        /// unknown, not zero (a new customer is not "below target last quarter").
-        first: i64,
-        /// Index of the current period.
-        period: i64,
-        /// Sums, current period first.
-        sums: Vec<f64>,
-    },
+    /// Per-period sums.
+    Periods(Box<PeriodMemory>),
     /// A yearly date (birthday) already scheduled for this year.
     Yearly {
         /// (month, day) the ladder was computed for.
         date: (u8, u8),
     },
+}
+
+/// Per-period sums for period-end schedules.
+#[derive(Debug)]
+pub struct PeriodMemory {
+    /// Index of the period of the first event: earlier periods are unknown,
+    /// not zero (a new customer is not "below target last quarter").
+    pub first: i64,
+    /// Index of the current period.
+    pub period: i64,
+    /// Sums, current period first.
+    pub sums: Vec<f64>,
 }
 
 /// Count-window memory.
@@ -309,9 +309,9 @@ pub struct Ladder {
     /// Variant index (`u8::MAX`: control without variants).
     pub variant: u8,
     /// Causing message ids (bounded).
-    pub events: Vec<String>,
+    pub events: ThinVec<String>,
     /// Anchor-event properties needed later (offsets, payload).
-    pub properties: Vec<(String, Value)>,
+    pub properties: ThinVec<(String, Value)>,
 }
 
 /// A sent action, remembered for caps, cooldowns and arbitration.

@@ -8,7 +8,7 @@
 
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
-    CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory,
+    CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory, PeriodMemory,
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
@@ -24,6 +24,7 @@ use kairos_model::{Event, Span, Timestamp};
 use serde_json::{json, Map, Value};
 use smallvec::{smallvec, SmallVec};
 use std::ops::Range;
+use thin_vec::ThinVec;
 
 /// How many causing message ids a ladder or window remembers.
 const MAX_REASON_EVENTS: usize = 8;
@@ -179,10 +180,10 @@ impl Ctx<'_> {
                         }
                     }
                 }
-                ladder.properties = properties;
+                ladder.properties = properties.into();
             }
             existing => {
-                let mut kept_events = Vec::new();
+                let mut kept_events = ThinVec::new();
                 if let Some(old) = existing.take() {
                     if old.next_step == 0 && accumulate {
                         kept_events = old.events;
@@ -205,7 +206,7 @@ impl Ctx<'_> {
                     timer_at: due,
                     variant,
                     events: kept_events,
-                    properties,
+                    properties: properties.into(),
                 }));
                 self.timers.insert(TimerEntry {
                     due,
@@ -429,7 +430,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             };
             for entity in entity_list(&trigger.key, &keys) {
                 let index = ctx.find_or_insert(trigger_index, entity, || match cadence {
-                    Some(_) => Memory::History(Vec::new()),
+                    Some(_) => Memory::History(ThinVec::new()),
                     None => Memory::None,
                 });
                 let (first_at, latest) = match (&mut ctx.customer.states[index].memory, cadence) {
@@ -645,11 +646,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             for entity in entity_list(&trigger.key, &keys) {
                 if matches(then, event, stores) {
                     if let Some(index) = ctx.find(trigger_index, entity) {
-                        if let Memory::Sequence {
-                            at,
-                            message: first_message,
-                        } = &ctx.customer.states[index].memory
-                        {
+                        if let Memory::Sequence(start) = &ctx.customer.states[index].memory {
+                            let (at, first_message) = &**start;
                             if event.time - *at <= *within && event.time >= *at {
                                 let events = vec![first_message.clone(), message()];
                                 ctx.customer.states[index].memory = Memory::None;
@@ -670,10 +668,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 if matches(first, event, stores) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
-                    ctx.customer.states[index].memory = Memory::Sequence {
-                        at: event.time,
-                        message: message(),
-                    };
+                    ctx.customer.states[index].memory =
+                        Memory::Sequence(Box::new((event.time, message())));
                 }
             }
         }
@@ -989,15 +985,17 @@ fn on_schedule_event(
                 None => 1.0,
             };
             let keep = condition.periods.max(1) as usize;
-            let index = ctx.find_or_insert(trigger_index, None, || Memory::Periods {
-                first: period_index,
-                period: period_index,
-                sums: vec![0.0; keep],
+            let index = ctx.find_or_insert(trigger_index, None, || {
+                Memory::Periods(Box::new(PeriodMemory {
+                    first: period_index,
+                    period: period_index,
+                    sums: vec![0.0; keep],
+                }))
             });
-            if let Memory::Periods { period, sums, .. } = &mut ctx.customer.states[index].memory {
-                roll_periods(period, sums, period_index, keep);
-                if period_index == *period {
-                    sums[0] += amount;
+            if let Memory::Periods(periods) = &mut ctx.customer.states[index].memory {
+                roll_periods(&mut periods.period, &mut periods.sums, period_index, keep);
+                if period_index == periods.period {
+                    periods.sums[0] += amount;
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
@@ -1083,18 +1081,11 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             let zone = zone_of(ctx.plan, ctx.customer);
             let state = &mut ctx.customer.states[index];
             match (&mut state.memory, period_of(due, *period, zone)) {
-                (
-                    Memory::Periods {
-                        first,
-                        period,
-                        sums,
-                    },
-                    Some((current, _)),
-                ) => {
+                (Memory::Periods(periods), Some((current, _))) => {
                     let keep = condition.periods.max(1) as usize;
-                    roll_periods(period, sums, current, keep);
-                    let observed = current - *first + 1 >= keep as i64;
-                    observed && sums.iter().all(|sum| *sum < condition.below)
+                    roll_periods(&mut periods.period, &mut periods.sums, current, keep);
+                    let observed = current - periods.first + 1 >= keep as i64;
+                    observed && periods.sums.iter().all(|sum| *sum < condition.below)
                 }
                 _ => false,
             }
@@ -1217,9 +1208,9 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     let trigger = plan.trigger(state.trigger);
     // The last step's decision takes the causing events: the ladder ends.
     let events = if step + 1 >= trigger.steps.len() {
-        std::mem::take(&mut ladder.events)
+        std::mem::take(&mut ladder.events).into_iter().collect()
     } else {
-        ladder.events.clone()
+        ladder.events.to_vec()
     };
     let customer = &*customer;
     let state = &customer.states[index];
