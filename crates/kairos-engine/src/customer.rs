@@ -54,7 +54,8 @@ impl Customer {
 
     /// A fresh token.
     pub fn token(&mut self) -> u32 {
-        self.next_token = self.next_token.wrapping_add(1);
+        // Tokens share 32 bits with a timer's purpose (see `timers`).
+        self.next_token = (self.next_token + 1) % crate::timers::TOKEN_LIMIT;
         self.next_token
     }
 

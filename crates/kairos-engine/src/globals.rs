@@ -105,7 +105,8 @@ impl RankHistogram {
             return 0;
         }
         let index = (value / Self::SMALLEST).ln() / Self::GROWTH.ln();
-        (index as usize + 1).min(Self::BUCKETS - 1)
+        // `as` saturates: an infinite aggregate lands in the top bucket.
+        (index as usize).saturating_add(1).min(Self::BUCKETS - 1)
     }
 
     /// Adds a customer's value.
@@ -155,6 +156,16 @@ mod tests {
         assert!(!ranks.in_top(900.0, 5.0));
         ranks.remove(1000.0);
         assert_eq!(ranks.len(), 99);
+    }
+
+    #[test]
+    fn infinite_and_nan_aggregates_are_ranked_without_overflow() {
+        let mut ranks = RankHistogram::default();
+        for value in [f64::INFINITY, f64::NAN, f64::MAX, -1.0] {
+            ranks.insert(value);
+        }
+        assert_eq!(ranks.len(), 4);
+        assert!(ranks.in_top(f64::INFINITY, 50.0));
     }
 
     #[test]
