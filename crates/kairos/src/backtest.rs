@@ -7,11 +7,14 @@ use crate::events_file;
 use crate::summary;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kairos_engine::decision::Decision;
 use kairos_engine::Engine;
 use kairos_model::{Span, Timestamp};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 /// Bad lines printed individually before only counting them.
@@ -67,7 +70,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     }
     engine.advance_to(until);
     sink.drain(&mut engine)?;
-    sink.flush()?;
+    sink.finish()?;
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
     if rejected > REPORTED_BAD_LINES {
@@ -92,54 +95,110 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Where decisions go: the `--out` file (sent actions, or every decision
-/// with `--all-decisions`), or nowhere.
+/// with `--all-decisions`), or nowhere. Rendering and writing happen on a
+/// thread of their own, in batches, so the engine thread only hands
+/// decisions over; the bounded queue makes a slow disk slow the replay down
+/// instead of filling memory.
 struct ActionSink {
-    output: Option<Box<dyn Write>>,
-    pipeline: String,
-    all_decisions: bool,
+    batch: Vec<Decision>,
+    queue: Option<SyncSender<Vec<Decision>>>,
+    writer: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl ActionSink {
+    const BATCH: usize = 1024;
+    const QUEUED_BATCHES: usize = 16;
+
     fn open(args: &BacktestArgs, pipeline: &str) -> anyhow::Result<ActionSink> {
-        let output: Option<Box<dyn Write>> = match &args.out {
+        let output: Option<Box<dyn Write + Send>> = match &args.out {
             None => None,
-            Some(path) if path.as_os_str() == "-" => Some(Box::new(BufWriter::with_capacity(
-                1 << 20,
-                io::stdout().lock(),
-            ))),
+            Some(path) if path.as_os_str() == "-" => {
+                Some(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())))
+            }
             Some(path) => {
                 let file = File::create(path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
                 Some(Box::new(BufWriter::with_capacity(1 << 20, file)))
             }
         };
+        let (queue, batches) = mpsc::sync_channel::<Vec<Decision>>(Self::QUEUED_BATCHES);
+        let pipeline = pipeline.to_string();
+        let all_decisions = args.all_decisions;
+        let writer = thread::Builder::new()
+            .name("kairos-write".into())
+            .spawn(move || write_actions(batches, output, &pipeline, all_decisions))
+            .context("cannot start the writing thread")?;
         Ok(ActionSink {
-            output,
-            pipeline: pipeline.to_string(),
-            all_decisions: args.all_decisions,
+            batch: Vec::with_capacity(Self::BATCH),
+            queue: Some(queue),
+            writer: Some(writer),
         })
     }
 
-    /// Writes every decision the engine has ready.
+    /// Takes every decision the engine has ready.
     fn drain(&mut self, engine: &mut Engine) -> anyhow::Result<()> {
         while let Some(decision) = engine.poll_decision() {
-            let Some(output) = self.output.as_mut() else {
-                continue;
-            };
-            if decision.is_sent() || self.all_decisions {
-                serde_json::to_writer(&mut *output, &decision.into_action(&self.pipeline))
-                    .context("cannot write actions")?;
-                output.write_all(b"\n").context("cannot write actions")?;
+            self.batch.push(decision);
+            if self.batch.len() == Self::BATCH {
+                self.send()?;
             }
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> anyhow::Result<()> {
-        match self.output.as_mut() {
-            Some(output) => output.flush().context("cannot write actions"),
-            None => Ok(()),
+    fn send(&mut self) -> anyhow::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
+        let delivered = self
+            .queue
+            .as_ref()
+            .is_some_and(|queue| queue.send(batch).is_ok());
+        if delivered {
+            Ok(())
+        } else {
+            // The writer stopped early: its error says why.
+            self.finish()
         }
+    }
+
+    /// Writes what is left and waits for the writer.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if !self.batch.is_empty() {
+            if let Some(queue) = &self.queue {
+                // A closed queue means the writer failed; join reports it.
+                let _ = queue.send(std::mem::take(&mut self.batch));
+            }
+        }
+        self.queue = None;
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => anyhow::bail!("the writing thread panicked"),
+            None => anyhow::bail!("cannot write actions"),
+        }
+    }
+}
+
+/// The writing thread: renders and writes each batch, in order.
+fn write_actions(
+    batches: Receiver<Vec<Decision>>,
+    mut output: Option<Box<dyn Write + Send>>,
+    pipeline: &str,
+    all_decisions: bool,
+) -> anyhow::Result<()> {
+    for batch in batches {
+        let Some(output) = output.as_mut() else {
+            continue;
+        };
+        for decision in batch {
+            if decision.is_sent() || all_decisions {
+                serde_json::to_writer(&mut *output, &decision.into_action(pipeline))
+                    .context("cannot write actions")?;
+                output.write_all(b"\n").context("cannot write actions")?;
+            }
+        }
+    }
+    match output.as_mut() {
+        Some(output) => output.flush().context("cannot write actions"),
+        None => Ok(()),
     }
 }
 
