@@ -3,8 +3,7 @@
 //! can see what would have happened. [`Decision::to_action`] renders the
 //! CloudEvents envelope consumers receive.
 
-use kairos_model::{Action, ActionData, ActionReason, Timestamp};
-use serde_json::Value;
+use kairos_model::{Action, ActionData, ActionReason, Payload, Timestamp};
 use std::fmt;
 use std::sync::Arc;
 
@@ -84,7 +83,7 @@ pub struct Decision {
     /// `messageId`s of the causing events.
     pub events: Vec<String>,
     /// Payload (cart, offer, copied properties ...).
-    pub payload: Value,
+    pub payload: Payload,
 }
 
 impl Decision {

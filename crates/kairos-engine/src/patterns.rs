@@ -20,8 +20,8 @@ use crate::plan::Plan;
 use crate::policy::{zone_of, Candidate};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::ids::{basis_points, stable_hash};
-use kairos_model::{Event, Span, Timestamp};
-use serde_json::{json, Map, Value};
+use kairos_model::{CartItem, Event, Payload, PayloadValue, Span, Timestamp};
+use serde_json::{json, Value};
 use smallvec::{smallvec, SmallVec};
 use std::ops::Range;
 use thin_vec::ThinVec;
@@ -1236,14 +1236,14 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
             &step_number.to_le_bytes(),
         ],
     );
-    let mut payload = Map::new();
+    let mut payload = Payload::new();
     if let Some(offer) = offer {
-        payload.insert("offer".into(), Value::String(offer.to_string()));
+        payload.set("offer", PayloadValue::Shared(offer));
     }
     match (&trigger.key, entity) {
         (crate::config::KeySpec::Property(name), Some(entity))
         | (crate::config::KeySpec::ListItem { field: name, .. }, Some(entity)) => {
-            payload.insert(name.clone(), Value::String(entity.to_string()));
+            payload.set(name.clone(), PayloadValue::Text(entity.into()));
         }
         _ => {}
     }
@@ -1259,18 +1259,25 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         let mut value = 0.0;
         for cart in carts {
             value += cart.value();
-            items.extend(cart.lines.iter().map(|line| json!({"product_id": &*line.product_id, "quantity": line.quantity, "price": line.price})));
+            items.extend(cart.lines.iter().map(|line| CartItem {
+                price: line.price,
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+            }));
         }
-        payload.insert("cart".into(), Value::Array(items));
-        payload.insert("cart_value".into(), json!((value * 100.0).round() / 100.0));
+        payload.set("cart", PayloadValue::Cart(items));
+        payload.set(
+            "cart_value",
+            PayloadValue::Number((value * 100.0).round() / 100.0),
+        );
     }
     for (name, value) in &ladder.properties {
-        payload.insert(name.clone(), value.clone());
+        payload.set(name.clone(), PayloadValue::Json(value.clone()));
     }
     if let Pattern::Schedule { .. } = trigger.pattern {
-        payload.insert(
-            "scheduled_for".into(),
-            Value::String(ladder.anchor.to_rfc3339()),
+        payload.set(
+            "scheduled_for",
+            PayloadValue::Text(ladder.anchor.to_rfc3339().into()),
         );
     }
     let decision = Decision {
@@ -1289,7 +1296,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         suppressed: None,
         rule: trigger.rule.clone(),
         events,
-        payload: Value::Object(payload),
+        payload,
     };
     Candidate {
         trigger: state.trigger,

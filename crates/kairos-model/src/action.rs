@@ -2,9 +2,9 @@
 //! are a contract (product.md): tools outside the repository read them. Fields
 //! may be added; none may be renamed.
 
+use crate::payload::Payload;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// The CloudEvents envelope.
@@ -57,7 +57,7 @@ pub struct ActionData {
     /// Which rule and which events caused it.
     pub reason: ActionReason,
     /// Cart items and value, offer, recommendations, ...
-    pub payload: Value,
+    pub payload: Payload,
 }
 
 /// Why an action fired.
@@ -118,7 +118,7 @@ impl Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::Value;
 
     #[test]
     fn serialises_with_the_contract_field_names() {
@@ -141,7 +141,7 @@ mod tests {
                     rule: "r".into(),
                     events: vec!["msg-71".into()],
                 },
-                payload: json!({}),
+                payload: Payload::new(),
             },
         );
         let value = serde_json::to_value(&action).unwrap();

@@ -13,8 +13,10 @@
 pub mod action;
 pub mod event;
 pub mod ids;
+pub mod payload;
 pub mod time;
 
 pub use action::{Action, ActionData, ActionReason};
 pub use event::{Event, EventType, InvalidEvent, SegmentCall};
+pub use payload::{CartItem, Payload, PayloadValue};
 pub use time::{Span, SpanParseError, Timestamp};

@@ -57,10 +57,10 @@ fn fires_at_last_add_plus_t_with_a_ladder() {
     );
     let first = &h.decisions[0];
     assert_eq!(first.events, ["m1", "m2"]);
-    assert_eq!(first.payload["cart_value"], json!(25.0));
-    assert_eq!(first.payload["cart"][0]["quantity"], json!(2));
+    assert_eq!(first.payload.to_value()["cart_value"], json!(25.0));
+    assert_eq!(first.payload.to_value()["cart"][0]["quantity"], json!(2));
     assert_eq!(&*h.decisions[1].channel, "email");
-    assert_eq!(h.decisions[1].payload["offer"], "CART10");
+    assert_eq!(h.decisions[1].payload.to_value()["offer"], "CART10");
     assert_ne!(first.action_id, h.decisions[1].action_id);
 }
 
@@ -112,7 +112,7 @@ fn checking_out_cart_b_does_not_silence_cart_a() {
         h.summary(),
         ["u1 abandoned_cart step1 2026-11-23T12:30:00.000Z sent"]
     );
-    assert_eq!(h.decisions[0].payload["cart_id"], "cartA");
+    assert_eq!(h.decisions[0].payload.to_value()["cart_id"], "cartA");
 }
 
 #[test]

@@ -204,7 +204,7 @@ channel = "email"
         h.summary(),
         ["u1 browse step1 2026-11-23T12:40:00.000Z sent"]
     );
-    assert_eq!(h.decisions[0].payload["group"], "product_id=p1");
+    assert_eq!(h.decisions[0].payload.to_value()["group"], "product_id=p1");
 }
 
 #[test]

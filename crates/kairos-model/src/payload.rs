@@ -1,0 +1,148 @@
+//! An action's payload: the offer, the cart, the entity key, properties
+//! copied from the causing event, recommendations ...
+//!
+//! Typed rather than a `serde_json::Value` because the engine builds one per
+//! decision: a cart as a JSON value is a map per line with a key string per
+//! field, while here it is one vector. It serialises exactly as the
+//! equivalent JSON object would — keys in sorted order, as serde_json's own
+//! maps do — so the bytes consumers (and golden files) see do not depend on
+//! how it was built.
+
+use serde::de::{Deserialize, Deserializer};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Named values; setting a name again replaces its value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Payload {
+    fields: Vec<(Cow<'static, str>, PayloadValue)>,
+}
+
+/// One payload value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PayloadValue {
+    /// Text owned by this payload.
+    Text(Box<str>),
+    /// Text shared with the pipeline (offers).
+    Shared(Arc<str>),
+    /// A number.
+    Number(f64),
+    /// Cart lines.
+    Cart(Vec<CartItem>),
+    /// Anything else, as JSON.
+    Json(Value),
+}
+
+/// One cart line in a payload.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CartItem {
+    // Declared in sorted order, the order a JSON map would give them.
+    /// Unit price.
+    pub price: f64,
+    /// `product_id`.
+    pub product_id: Box<str>,
+    /// Quantity.
+    pub quantity: u32,
+}
+
+impl Payload {
+    /// An empty payload.
+    pub fn new() -> Payload {
+        Payload::default()
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value.
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: PayloadValue) {
+        let name = name.into();
+        match self.fields.iter_mut().find(|(known, _)| *known == name) {
+            Some(field) => field.1 = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The payload as a JSON value (for tests and tools; the hot path
+    /// serialises it directly).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for PayloadValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PayloadValue::Text(text) => serializer.serialize_str(text),
+            PayloadValue::Shared(text) => serializer.serialize_str(text),
+            // As `serde_json::Value` does: non-finite numbers become null.
+            PayloadValue::Number(number) if number.is_finite() => serializer.serialize_f64(*number),
+            PayloadValue::Number(_) => serializer.serialize_unit(),
+            PayloadValue::Cart(items) => items.serialize(serializer),
+            PayloadValue::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sorted: Vec<&(Cow<'static, str>, PayloadValue)> = self.fields.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut map = serializer.serialize_map(Some(sorted.len()))?;
+        for (name, value) in sorted {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Payload, D::Error> {
+        let map = Map::<String, Value>::deserialize(deserializer)?;
+        Ok(Payload {
+            fields: map
+                .into_iter()
+                .map(|(name, value)| (Cow::Owned(name), PayloadValue::Json(value)))
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn serialises_like_the_equivalent_json_object() {
+        let mut payload = Payload::new();
+        payload.set("offer", PayloadValue::Shared(Arc::from("CART10")));
+        payload.set("cart_id", PayloadValue::Text("c1".into()));
+        payload.set(
+            "cart",
+            PayloadValue::Cart(vec![CartItem {
+                price: 12.5,
+                product_id: "p1".into(),
+                quantity: 2,
+            }]),
+        );
+        payload.set("cart_value", PayloadValue::Number(25.0));
+        payload.set("offer", PayloadValue::Json(json!({"code": "X"})));
+        let expected = json!({
+            "offer": {"code": "X"},
+            "cart_id": "c1",
+            "cart": [{"product_id": "p1", "quantity": 2, "price": 12.5}],
+            "cart_value": 25.0,
+        });
+        assert_eq!(
+            serde_json::to_string(&payload).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+        let back: Payload = serde_json::from_value(expected.clone()).unwrap();
+        assert_eq!(back.to_value(), expected);
+    }
+}
