@@ -18,14 +18,22 @@ import json
 import sys
 
 
+def fail(message):
+    print(f"compare.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def read_lines(path):
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as error:
-                    sys.exit(f"{path}:{number}: not JSON: {error}")
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    try:
+                        yield number, json.loads(line)
+                    except json.JSONDecodeError as error:
+                        fail(f"{path}:{number}: not JSON: {error}")
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror}")
 
 
 def kairos_decisions(path):
@@ -41,7 +49,7 @@ def kairos_decisions(path):
         try:
             decisions.append((data["user_id"], data["payload"]["cart_id"], data["fired_at"]))
         except (KeyError, TypeError):
-            sys.exit(f"{path}:{number}: no data.user_id / data.payload.cart_id / data.fired_at")
+            fail(f"{path}:{number}: no data.user_id / data.payload.cart_id / data.fired_at")
     return decisions, skipped
 
 
@@ -51,7 +59,7 @@ def flink_decisions(path):
         try:
             decisions.append((decision["user_id"], decision["cart_id"], decision["fired_at"]))
         except (KeyError, TypeError):
-            sys.exit(f"{path}:{number}: no user_id / cart_id / fired_at")
+            fail(f"{path}:{number}: no user_id / cart_id / fired_at")
     return decisions
 
 
