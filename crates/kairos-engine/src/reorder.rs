@@ -7,6 +7,7 @@
 //! every sift.
 
 use kairos_model::{Event, Timestamp};
+use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -14,9 +15,8 @@ use std::collections::BinaryHeap;
 #[derive(Debug, Default)]
 pub struct ReorderBuffer {
     /// (event time, arrival number, slab index), earliest first.
-    order: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
-    slab: Vec<Option<Event>>,
-    free: Vec<u32>,
+    order: BinaryHeap<Reverse<(Timestamp, u64, usize)>>,
+    events: Slab<Event>,
     arrivals: u64,
 }
 
@@ -24,16 +24,7 @@ impl ReorderBuffer {
     /// Holds `event` until it is taken.
     pub fn push(&mut self, event: Event) {
         let time = event.time;
-        let index = match self.free.pop() {
-            Some(index) => {
-                self.slab[index as usize] = Some(event);
-                index
-            }
-            None => {
-                self.slab.push(Some(event));
-                (self.slab.len() - 1) as u32
-            }
-        };
+        let index = self.events.insert(event);
         self.arrivals += 1;
         self.order.push(Reverse((time, self.arrivals, index)));
     }
@@ -46,8 +37,7 @@ impl ReorderBuffer {
     /// Takes the earliest event (the first to arrive among equal times).
     pub fn pop(&mut self) -> Option<Event> {
         let Reverse((_, _, index)) = self.order.pop()?;
-        self.free.push(index);
-        self.slab[index as usize].take()
+        self.events.try_remove(index)
     }
 }
 
