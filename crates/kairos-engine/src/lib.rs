@@ -54,7 +54,7 @@
 //! engine.advance_to(Timestamp::parse_rfc3339("2026-11-23T12:30:00.001Z").unwrap());
 //! let decision = engine.poll_decision().unwrap();
 //! assert_eq!(decision.fired_at.to_rfc3339(), "2026-11-23T12:30:00.000Z");
-//! assert_eq!(decision.payload["cart_value"], 12.5);
+//! assert_eq!(decision.payload.to_value()["cart_value"], 12.5);
 //! ```
 //!
 //! # Time

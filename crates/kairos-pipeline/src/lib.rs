@@ -25,7 +25,7 @@
 //! "#;
 //! let overrides = ["abandoned_cart.after=10m".parse().expect("well-formed")];
 //! let pipeline = kairos_pipeline::compile("demo.toml", text, &overrides).expect("valid");
-//! assert_eq!(pipeline.triggers[0].rule, "Product Added not followed by Order Completed within 10m");
+//! assert_eq!(&*pipeline.triggers[0].rule, "Product Added not followed by Order Completed within 10m");
 //!
 //! let errors = kairos_pipeline::compile("demo.toml", "name = 1\nnmae = \"x\"\n", &[]).unwrap_err();
 //! assert_eq!(errors.len(), 2);
