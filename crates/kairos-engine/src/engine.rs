@@ -16,6 +16,7 @@ use crate::stats::{Stats, TriggerStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::{Event, EventType, Timestamp};
 use serde_json::{json, Value};
+use smallvec::{smallvec, SmallVec};
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::VecDeque;
@@ -332,7 +333,7 @@ impl Engine {
     /// (arbitration between triggers firing at the same instant).
     fn fire(&mut self, first: TimerEntry) {
         self.advance_now(first.due);
-        let mut batch = vec![first];
+        let mut batch: SmallVec<[TimerEntry; 4]> = smallvec![first];
         while let Some(next) = self.timers.pop_if_same(first.due, first.customer) {
             batch.push(next);
         }

@@ -37,7 +37,7 @@ impl ReorderBuffer {
     /// Takes the earliest event (the first to arrive among equal times).
     pub fn pop(&mut self) -> Option<Event> {
         let Reverse((_, _, index)) = self.order.pop()?;
-        self.events.try_remove(index)
+        Some(self.events.remove(index))
     }
 }
 

@@ -26,8 +26,9 @@ pub enum TimerPurpose {
 }
 
 /// One pending deadline. Ordering is the firing order: by deadline, then by
-/// customer and token — both assigned in application order, so the order is
-/// reproducible for the same input.
+/// customer and token — both assigned in application order (a customer's
+/// tokens wrap after 2³⁰ states), so the order is reproducible for the same
+/// input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerEntry {
     /// When it is due.
@@ -142,7 +143,7 @@ mod tests {
 
     fn entry() -> impl Strategy<Value = TimerEntry> {
         (
-            // Deadlines clustered (many per bucket) and spread (many buckets).
+            // Deadlines clustered (many equal times) and spread far apart.
             prop_oneof![0i64..5_000_000, -3_000_000_000i64..3_000_000_000],
             0u32..6,
             0u32..50,

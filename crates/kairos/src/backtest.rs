@@ -177,6 +177,16 @@ impl ActionSink {
     }
 }
 
+impl Drop for ActionSink {
+    /// A run that stops early (a read error after the last good line) still
+    /// writes every decision made before it.
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.finish();
+        }
+    }
+}
+
 /// The writing thread: renders and writes each batch, in order.
 fn write_actions(
     batches: Receiver<Vec<Decision>>,
