@@ -128,6 +128,11 @@ impl SeenMessages {
                     entries.retain(|(_, seen_at)| *seen_at >= horizon);
                 }
                 if entries.len() < Self::SMALL {
+                    // The first few grow exactly: most customers are seen a
+                    // handful of times a day.
+                    if entries.len() < 4 {
+                        entries.reserve_exact(1);
+                    }
                     entries.push((hash, time));
                 } else {
                     let mut map: HashMap<u64, Timestamp> = entries.drain(..).collect();

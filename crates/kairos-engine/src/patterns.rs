@@ -195,6 +195,9 @@ impl Ctx<'_> {
                         purpose: TimerPurpose::Ladder,
                     });
                 }
+                // Exact size: most ladders keep one reason for their whole
+                // life (a thin vector would otherwise round up to four).
+                kept_events.reserve_exact(events.len());
                 kept_events.extend(events.iter().map(|e| e.to_string()));
                 let excess = kept_events.len().saturating_sub(MAX_REASON_EVENTS);
                 kept_events.drain(..excess);
