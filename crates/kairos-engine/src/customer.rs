@@ -158,12 +158,18 @@ impl SeenMessages {
 
     /// Adds everything from `other` (identity merge).
     pub fn absorb(&mut self, other: SeenMessages) {
-        let entries: Vec<(u64, Timestamp)> = match other {
-            SeenMessages::Few(entries) => entries.into_iter().collect(),
-            SeenMessages::Many(map) => map.into_iter().collect(),
-        };
-        for (hash, time) in entries {
-            self.first_sighting(hash, time, Span(i64::MAX / 8));
+        let forever = Span(i64::MAX / 8);
+        match other {
+            SeenMessages::Few(entries) => {
+                for (hash, time) in entries {
+                    self.first_sighting(hash, time, forever);
+                }
+            }
+            SeenMessages::Many(map) => {
+                for (hash, time) in *map {
+                    self.first_sighting(hash, time, forever);
+                }
+            }
         }
     }
 }

@@ -62,9 +62,13 @@ impl Ctx<'_> {
     }
 
     fn find(&self, trigger: u16, entity: Option<&str>) -> Option<usize> {
+        self.find_in(self.trigger_range(trigger), entity)
+    }
+
+    /// The state for `entity` among `range` (one trigger's states).
+    fn find_in(&self, mut range: Range<usize>, entity: Option<&str>) -> Option<usize> {
         let states = &self.customer.states;
-        self.trigger_range(trigger)
-            .find(|&index| states[index].entity.as_deref() == entity)
+        range.find(|&index| states[index].entity.as_deref() == entity)
     }
 
     fn find_token(&self, token: u32) -> Option<usize> {
@@ -80,10 +84,10 @@ impl Ctx<'_> {
         entity: Option<&str>,
         memory: impl FnOnce() -> Memory,
     ) -> usize {
-        if let Some(index) = self.find(trigger, entity) {
+        let mut range = self.trigger_range(trigger);
+        if let Some(index) = self.find_in(range.clone(), entity) {
             return index;
         }
-        let mut range = self.trigger_range(trigger);
         if entity.is_some() {
             let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);
             if range.len() >= limit {
@@ -1206,17 +1210,17 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
 fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp) -> Candidate {
     let plan = ctx.plan;
     let customer = &mut *ctx.customer;
+    let (key, carts) = (&customer.key, &customer.carts);
     let state = &mut customer.states[index];
-    let ladder = state.ladder.as_mut().expect("called with a ladder");
     let trigger = plan.trigger(state.trigger);
+    let ladder = state.ladder.as_mut().expect("called with a ladder");
     // The last step's decision takes the causing events: the ladder ends.
     let events = if step + 1 >= trigger.steps.len() {
         std::mem::take(&mut ladder.events).into_iter().collect()
     } else {
         ladder.events.to_vec()
     };
-    let customer = &*customer;
-    let state = &customer.states[index];
+    let state = &*state;
     let ladder = state.ladder.as_ref().expect("called with a ladder");
     let variant = trigger.variants.get(usize::from(ladder.variant));
     let step_config = &trigger.steps[step];
@@ -1233,7 +1237,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         &[
             plan.pipeline.name.as_bytes(),
             trigger.id.as_bytes(),
-            customer.key.as_bytes(),
+            key.as_bytes(),
             entity.unwrap_or("").as_bytes(),
             &ladder.anchor.0.to_le_bytes(),
             &step_number.to_le_bytes(),
@@ -1251,13 +1255,10 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         _ => {}
     }
     if trigger.payload.cart {
-        let carts = customer
-            .carts
-            .iter()
-            .filter(|cart| match (&trigger.key, entity) {
-                (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
-                _ => true,
-            });
+        let carts = carts.iter().filter(|cart| match (&trigger.key, entity) {
+            (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
+            _ => true,
+        });
         let mut items = Vec::new();
         let mut value = 0.0;
         for cart in carts {
@@ -1285,7 +1286,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     }
     let decision = Decision {
         action_id: format!("act_{hash:016x}"),
-        user_id: customer.key.to_string(),
+        user_id: key.to_string(),
         trigger: trigger.id.clone(),
         step: step_number,
         channel,

@@ -62,11 +62,6 @@ impl Payload {
         }
     }
 
-    /// Whether nothing is set.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
     /// The payload as a JSON value (for tests and tools; the hot path
     /// serialises it directly).
     pub fn to_value(&self) -> Value {
