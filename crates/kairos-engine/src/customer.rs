@@ -1,9 +1,14 @@
 //! Per-customer state. Kept small on purpose (a million customers must fit in
 //! a few hundred MB): optional parts are boxed or empty vectors, trigger state
-//! exists only for triggers that have something to remember.
+//! exists only for triggers that have something to remember. Ids (keys, cart
+//! and product ids, entities) are `CompactString`s: up to 24 bytes live
+//! inline, so the usual short id costs no allocation and no extra cache miss
+//! when compared.
 
 use crate::decision::Decision;
+use crate::lookahead::{prefetch, prefetch_lines, Walk};
 use chrono_tz::Tz;
+use compact_str::CompactString;
 use hashbrown::HashMap;
 use kairos_model::{Span, Timestamp};
 use serde_json::Value;
@@ -13,10 +18,10 @@ use thin_vec::ThinVec;
 #[derive(Debug)]
 pub struct Customer {
     /// The key actions carry: `userId` once known, else `anonymousId`.
-    pub key: Box<str>,
+    pub key: CompactString,
     /// Other ids that resolve to this customer (devices' anonymousIds, merged
     /// ids), for erasure and merging. Usually empty.
-    pub aliases: ThinVec<Box<str>>,
+    pub aliases: ThinVec<CompactString>,
     /// Whether a `userId` is known.
     pub identified: bool,
     /// Profile from identify traits.
@@ -72,6 +77,58 @@ impl Customer {
             }
         }
     }
+}
+
+/// The blocks of a customer, walked ahead of its events (see `lookahead`).
+impl Walk for [Option<Customer>] {
+    fn prefetch_record(&self, slot: u32) {
+        if let Some(record) = self.get(slot as usize) {
+            prefetch_lines(record);
+        }
+    }
+
+    fn prefetch_parts(&self, slot: u32) {
+        let Some(Some(customer)) = self.get(slot as usize) else {
+            return;
+        };
+        prefetch_thin_vec(&customer.states);
+        prefetch(customer.states.as_ptr().wrapping_add(1));
+        prefetch_thin_vec(&customer.carts);
+        match &customer.seen {
+            SeenMessages::Few(entries) => prefetch_thin_vec(entries),
+            SeenMessages::Many(map) => prefetch(&**map),
+        }
+    }
+
+    fn prefetch_details(&self, slot: u32) {
+        let Some(Some(customer)) = self.get(slot as usize) else {
+            return;
+        };
+        for state in customer.states.iter().take(8) {
+            if let Some(ladder) = &state.ladder {
+                prefetch_lines(&**ladder);
+            }
+            if let Some(entity) = &state.entity {
+                prefetch(entity.as_ptr());
+            }
+            match &state.memory {
+                Memory::Count(memory) => prefetch(&**memory),
+                Memory::Measure(memory) => prefetch(&**memory),
+                _ => {}
+            }
+        }
+        for cart in customer.carts.iter().take(4) {
+            prefetch(cart.id.as_ptr());
+            prefetch(cart.lines.as_ptr());
+        }
+    }
+}
+
+/// A thin vector's header and first elements.
+fn prefetch_thin_vec<T>(list: &ThinVec<T>) {
+    // The header (length, capacity) sits just before the elements.
+    prefetch(list.as_ptr().cast::<u8>().wrapping_sub(16));
+    prefetch(list.as_ptr());
 }
 
 /// What identify traits told us.
@@ -178,7 +235,7 @@ impl SeenMessages {
 #[derive(Debug, Clone)]
 pub struct Cart {
     /// `cart_id`, or `default`.
-    pub id: Box<str>,
+    pub id: CompactString,
     /// Lines.
     pub lines: Vec<CartLine>,
 }
@@ -187,7 +244,7 @@ pub struct Cart {
 #[derive(Debug, Clone)]
 pub struct CartLine {
     /// `product_id`.
-    pub product_id: Box<str>,
+    pub product_id: CompactString,
     /// Quantity.
     pub quantity: u32,
     /// Unit price.
@@ -212,7 +269,7 @@ pub struct KeyedState {
     /// Identifies this state's timers.
     pub token: u32,
     /// Entity key (`cart_id` value), `None` for customer-keyed triggers.
-    pub entity: Option<Box<str>>,
+    pub entity: Option<CompactString>,
     /// Pattern memory.
     pub memory: Memory,
     /// Pending ladder, if a match is in progress.
@@ -232,7 +289,7 @@ pub enum Memory {
     /// Count window.
     Count(Box<CountMemory>),
     /// The last `first` of a sequence: its time and message id.
-    Sequence(Box<(Timestamp, Box<str>)>),
+    Sequence(Box<(Timestamp, CompactString)>),
     /// Rolling aggregate buckets.
     Measure(Box<MeasureMemory>),
     /// Per-period sums.
@@ -268,7 +325,7 @@ pub struct CountMemory {
     /// An `unless` event happened in the window (its time).
     pub unless_at: Option<Timestamp>,
     /// Message ids that contributed (bounded).
-    pub events: Vec<Box<str>>,
+    pub events: Vec<CompactString>,
     /// Payload properties of the last counted event.
     pub properties: Vec<(String, Value)>,
 }
@@ -279,7 +336,7 @@ pub struct CountGroup {
     /// Hash of (property, value), compared before the label.
     pub hash: u64,
     /// `property=value`, or empty for the single group.
-    pub value: Box<str>,
+    pub value: CompactString,
     /// Count in the window.
     pub count: u32,
     /// For sliding windows: the most recent `min` times.
@@ -360,9 +417,28 @@ pub struct DeferredDecision {
     /// Trigger index.
     pub trigger: u16,
     /// Entity key of the state it came from.
-    pub entity: Option<Box<str>>,
+    pub entity: Option<CompactString>,
     /// When it is to be delivered.
     pub due: Timestamp,
     /// The decision (not yet final).
     pub decision: Box<Decision>,
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use std::mem::size_of;
+
+    /// A million customers multiply every byte here: growing one of these
+    /// records should be a decision, not an accident.
+    #[test]
+    fn records_stay_small() {
+        assert_eq!(size_of::<Customer>(), 112);
+        assert_eq!(size_of::<KeyedState>(), 72);
+        assert_eq!(size_of::<Ladder>(), 56);
+        assert_eq!(size_of::<Memory>(), 16);
+        assert_eq!(size_of::<SeenMessages>(), 16);
+        assert_eq!(size_of::<Cart>(), 48);
+        assert_eq!(size_of::<CartLine>(), 40);
+    }
 }

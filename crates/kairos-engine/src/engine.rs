@@ -7,6 +7,7 @@ use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
 use crate::id_index::IdIndex;
 use crate::local_time::{local_hour, parse_month_day};
+use crate::lookahead::Lookahead;
 use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
 use crate::plan::Plan;
@@ -40,6 +41,8 @@ pub struct Engine {
     newest_event: Timestamp,
     /// Events not yet behind the watermark.
     buffer: ReorderBuffer,
+    /// Brings buffered events' customers into cache before they are needed.
+    lookahead: Lookahead,
     /// Time of the last applied event or fired timer; never goes backwards.
     now: Timestamp,
     customers: Vec<Option<Customer>>,
@@ -72,6 +75,7 @@ impl Engine {
             watermark: Timestamp::MIN,
             newest_event: Timestamp::MIN,
             buffer: ReorderBuffer::default(),
+            lookahead: Lookahead::default(),
             now: Timestamp::MIN,
             customers: Vec::new(),
             free_slots: Vec::new(),
@@ -145,6 +149,8 @@ impl Engine {
             let lateness = self.plan.pipeline.settings.allowed_lateness;
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
+        let slot = self.ids.get(event.customer_key());
+        self.lookahead.push(slot, self.customers.as_slice());
         self.buffer.push(event);
         self.pump();
     }

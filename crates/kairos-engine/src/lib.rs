@@ -76,6 +76,7 @@ mod engine;
 mod globals;
 mod id_index;
 pub mod local_time;
+mod lookahead;
 pub mod matching;
 mod patterns;
 mod plan;

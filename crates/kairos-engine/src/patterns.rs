@@ -19,6 +19,7 @@ use crate::matching::{
 use crate::plan::Plan;
 use crate::policy::{zone_of, Candidate};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
+use compact_str::CompactString;
 use kairos_model::ids::{basis_points, stable_hash};
 use kairos_model::{CartItem, Event, Payload, PayloadValue, Span, Timestamp};
 use serde_json::{json, Value};
@@ -371,7 +372,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
     let trigger = plan.trigger(trigger_index);
     let stores = &plan.pipeline.stores;
     let keys = event_keys(&trigger.key, event);
-    let message = || -> Box<str> { event.message_id.as_str().into() };
+    let message = || -> CompactString { event.message_id.as_str().into() };
     if matches_any(&trigger.cancel_on, event, stores) {
         ctx.cancel_for_keys(trigger_index, &keys);
     }
@@ -898,7 +899,7 @@ fn group_values<'a>(
 }
 
 /// Borrowed views of owned message ids.
-fn refs(events: &[Box<str>]) -> Vec<&str> {
+fn refs(events: &[CompactString]) -> Vec<&str> {
     events.iter().map(|event| &**event).collect()
 }
 

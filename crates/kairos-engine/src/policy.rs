@@ -12,6 +12,7 @@ use crate::decision::{Decision, Suppression};
 use crate::local_time::{local_day, local_hour, local_minute_of_day, next_local_minute};
 use crate::plan::Plan;
 use chrono_tz::Tz;
+use compact_str::CompactString;
 use kairos_model::ids::basis_points;
 use kairos_model::{Span, Timestamp};
 
@@ -21,7 +22,7 @@ pub struct Candidate {
     /// Trigger index.
     pub trigger: u16,
     /// Entity key of the state it came from.
-    pub entity: Option<Box<str>>,
+    pub entity: Option<CompactString>,
     /// The decision so far (`suppressed` is `None`).
     pub decision: Decision,
 }

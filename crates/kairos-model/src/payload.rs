@@ -8,6 +8,7 @@
 //! maps do — so the bytes consumers (and golden files) see do not depend on
 //! how it was built.
 
+use compact_str::CompactString;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -24,7 +25,7 @@ pub struct Payload {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PayloadValue {
     /// Text owned by this payload.
-    Text(Box<str>),
+    Text(CompactString),
     /// Text shared with the pipeline (offers).
     Shared(Arc<str>),
     /// A number.
@@ -42,7 +43,7 @@ pub struct CartItem {
     /// Unit price.
     pub price: f64,
     /// `product_id`.
-    pub product_id: Box<str>,
+    pub product_id: CompactString,
     /// Quantity.
     pub quantity: u32,
 }
