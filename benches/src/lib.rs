@@ -797,7 +797,7 @@ mod tests {
             assert!(ids.insert(event.message_id.clone()));
             assert!(event.time.0 > newest - 2_000, "{line}");
             newest = newest.max(event.time.0);
-            *names.entry(event.name.clone()).or_default() += 1;
+            *names.entry(event.name.to_string()).or_default() += 1;
         }
         let share = |name: &str| names.get(name).copied().unwrap_or(0) as f64 / 50_000.0;
         assert!((share("Product Viewed") - 0.45).abs() < 0.02);

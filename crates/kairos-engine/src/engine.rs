@@ -645,7 +645,13 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
             set_consent(plan, customer, &channel, granted);
         }
     }
-    if plan.pipeline.policy.feedback_events.contains(&event.name) {
+    if plan
+        .pipeline
+        .policy
+        .feedback_events
+        .iter()
+        .any(|name| *name == event.name)
+    {
         let zone = policy::zone_of(plan, customer);
         let hour = local_hour(event.time, zone);
         let hours = customer

@@ -60,7 +60,7 @@ mod tests {
             buffer.push(event(time, id));
         }
         assert_eq!(buffer.earliest(), Some(Timestamp(1_000)));
-        let order: Vec<String> = std::iter::from_fn(|| buffer.pop())
+        let order: Vec<kairos_model::CompactString> = std::iter::from_fn(|| buffer.pop())
             .map(|event| event.message_id)
             .collect();
         assert_eq!(order, ["a", "b", "c", "d"]);

@@ -6,9 +6,11 @@
 //! accepted (the runtime sends it to the DLQ, backtest reports its line).
 
 use crate::ids::hash_str;
+use crate::properties::Properties;
 use crate::time::Timestamp;
+use compact_str::CompactString;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::borrow::Cow;
 
 /// Segment call types (`type` in the envelope).
@@ -67,14 +69,14 @@ impl EventType {
 pub struct SegmentCall<'a> {
     #[serde(rename = "type", borrow)]
     pub call_type: Option<Cow<'a, str>>,
-    pub event: Option<String>,
+    pub event: Option<CompactString>,
     #[serde(default, deserialize_with = "string_or_number")]
-    pub user_id: Option<String>,
+    pub user_id: Option<CompactString>,
     #[serde(default, deserialize_with = "string_or_number")]
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<CompactString>,
     #[serde(default, deserialize_with = "string_or_number")]
-    pub previous_id: Option<String>,
-    pub message_id: Option<String>,
+    pub previous_id: Option<CompactString>,
+    pub message_id: Option<CompactString>,
     #[serde(borrow)]
     pub timestamp: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -83,8 +85,8 @@ pub struct SegmentCall<'a> {
     pub sent_at: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub received_at: Option<Cow<'a, str>>,
-    pub properties: Option<Map<String, Value>>,
-    pub traits: Option<Map<String, Value>>,
+    pub properties: Option<Properties>,
+    pub traits: Option<Properties>,
     pub context: Option<SegmentContext>,
 }
 
@@ -92,25 +94,58 @@ pub struct SegmentCall<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub struct SegmentContext {
     /// IANA time zone of the device.
-    pub timezone: Option<String>,
+    pub timezone: Option<CompactString>,
     /// Traits sent along with non-identify calls.
-    pub traits: Option<Map<String, Value>>,
+    pub traits: Option<Properties>,
 }
 
 /// Segment lets ids be numbers; kairos keys are strings.
 fn string_or_number<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(deserializer)? {
-        Some(Value::String(text)) => Some(text),
-        Some(Value::Number(number)) => Some(number.to_string()),
-        Some(Value::Null) | None => None,
-        Some(_) => {
-            return Err(serde::de::Error::custom(
-                "an id must be a string or a number",
-            ))
+) -> Result<Option<CompactString>, D::Error> {
+    struct Id;
+
+    impl<'de> serde::de::Visitor<'de> for Id {
+        type Value = Option<CompactString>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an id as a string or a number")
         }
-    })
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(text.into()))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
+            Ok(Some(compact_str::format_compact!("{number}")))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
+            Ok(Some(compact_str::format_compact!("{number}")))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Self::Value, E> {
+            // As JSON writes it (serde_json's rendering of the number).
+            Ok(Some(Value::from(number).to_string().into()))
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(Id)
+        }
+    }
+
+    deserializer.deserialize_option(Id)
 }
 
 /// The canonical event: validated, with one event time and one identity.
@@ -120,23 +155,23 @@ pub struct Event {
     pub event_type: EventType,
     /// For `track`, the event name (`Product Added`); otherwise the type name
     /// (`page`, `identify` ...), so patterns can match every call by name.
-    pub name: String,
+    pub name: CompactString,
     /// The known user, if any.
-    pub user_id: Option<String>,
+    pub user_id: Option<CompactString>,
     /// The device/browser id before login.
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<CompactString>,
     /// `alias` calls: the id being merged into `user_id`.
-    pub previous_id: Option<String>,
+    pub previous_id: Option<CompactString>,
     /// Idempotency key; generated from the payload when the sender left it out.
-    pub message_id: String,
+    pub message_id: CompactString,
     /// Event time, corrected for client clock skew.
     pub time: Timestamp,
     /// IANA time zone from `context.timezone` or `traits.timezone`, if given.
-    pub timezone: Option<String>,
+    pub timezone: Option<CompactString>,
     /// `track`/`page`/`screen` properties.
-    pub properties: Map<String, Value>,
+    pub properties: Properties,
     /// `identify`/`group` traits (and `context.traits`).
-    pub traits: Map<String, Value>,
+    pub traits: Properties,
 }
 
 /// Why an input was rejected. `reason()` is a stable machine-readable code (used
@@ -195,7 +230,7 @@ impl InvalidEvent {
     }
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
+fn non_empty(value: Option<CompactString>) -> Option<CompactString> {
     value.filter(|text| !text.trim().is_empty())
 }
 
@@ -213,7 +248,8 @@ impl Event {
     pub fn from_json(bytes: &[u8]) -> Result<Event, InvalidEvent> {
         let call: SegmentCall = serde_json::from_slice(bytes)
             .map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
-        let fallback_id = || format!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
+        let fallback_id =
+            || compact_str::format_compact!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
         Event::from_segment(call, fallback_id)
     }
 
@@ -221,14 +257,14 @@ impl Event {
     /// call has no `messageId`.
     pub fn from_segment(
         call: SegmentCall<'_>,
-        fallback_message_id: impl FnOnce() -> String,
+        fallback_message_id: impl FnOnce() -> CompactString,
     ) -> Result<Event, InvalidEvent> {
         let type_text = call.call_type.unwrap_or_default();
         let event_type = EventType::parse(&type_text)
             .ok_or_else(|| InvalidEvent::UnknownType(type_text.to_string()))?;
         let name = match event_type {
             EventType::Track => non_empty(call.event).ok_or(InvalidEvent::MissingEventName)?,
-            other => other.as_str().to_string(),
+            other => other.as_str().into(),
         };
         let user_id = non_empty(call.user_id);
         let anonymous_id = non_empty(call.anonymous_id);
@@ -249,13 +285,13 @@ impl Event {
         let context = call.context.unwrap_or_default();
         let mut traits = call.traits.unwrap_or_default();
         for (key, value) in context.traits.unwrap_or_default() {
-            traits.entry(key).or_insert(value);
+            traits.insert_if_absent(&key, value);
         }
         let timezone = context.timezone.or_else(|| {
             traits
                 .get("timezone")
                 .and_then(Value::as_str)
-                .map(str::to_string)
+                .map(Into::into)
         });
         Ok(Event {
             event_type,

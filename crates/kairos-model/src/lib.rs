@@ -14,9 +14,12 @@ pub mod action;
 pub mod event;
 pub mod ids;
 pub mod payload;
+pub mod properties;
 pub mod time;
 
 pub use action::{Action, ActionData, ActionReason};
+pub use compact_str::CompactString;
 pub use event::{Event, EventType, InvalidEvent, SegmentCall};
 pub use payload::{CartItem, Payload, PayloadValue};
+pub use properties::Properties;
 pub use time::{Span, SpanParseError, Timestamp};

@@ -194,17 +194,25 @@ fn write_actions(
     pipeline: &str,
     all_decisions: bool,
 ) -> anyhow::Result<()> {
+    // A batch is rendered into one buffer and written with one call: the
+    // serialiser's many small writes then go to a `Vec`, not through the
+    // boxed writer one by one.
+    let mut rendered = Vec::with_capacity(1 << 20);
     for batch in batches {
         let Some(output) = output.as_mut() else {
             continue;
         };
+        rendered.clear();
         for decision in batch {
             if decision.is_sent() || all_decisions {
-                serde_json::to_writer(&mut *output, &decision.into_action(pipeline))
-                    .context("cannot write actions")?;
-                output.write_all(b"\n").context("cannot write actions")?;
+                serde_json::to_writer(&mut rendered, &decision.into_action(pipeline))
+                    .context("cannot render an action")?;
+                rendered.push(b'\n');
             }
         }
+        output
+            .write_all(&rendered)
+            .context("cannot write actions")?;
     }
     match output.as_mut() {
         Some(output) => output.flush().context("cannot write actions"),
