@@ -378,7 +378,7 @@ pub struct Ladder {
     /// Variant index (`u8::MAX`: control without variants).
     pub variant: u8,
     /// Causing message ids (bounded).
-    pub events: ThinVec<String>,
+    pub events: ThinVec<CompactString>,
     /// Anchor-event properties needed later (offsets, payload).
     pub properties: ThinVec<(String, Value)>,
 }

@@ -3,7 +3,7 @@
 //! can see what would have happened. [`Decision::to_action`] renders the
 //! CloudEvents envelope consumers receive.
 
-use kairos_model::{Action, ActionData, ActionReason, Payload, Timestamp};
+use kairos_model::{Action, ActionData, ActionReason, CompactString, Payload, Timestamp};
 use std::fmt;
 use std::sync::Arc;
 
@@ -57,9 +57,9 @@ impl fmt::Display for Suppression {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     /// Deterministic id (`act_` + 16 hex digits).
-    pub action_id: String,
+    pub action_id: CompactString,
     /// The customer key (`userId`, else `anonymousId`).
-    pub user_id: String,
+    pub user_id: CompactString,
     /// Trigger id.
     pub trigger: Arc<str>,
     /// 1-based ladder step.
@@ -81,7 +81,7 @@ pub struct Decision {
     /// The rule in words.
     pub rule: Arc<str>,
     /// `messageId`s of the causing events.
-    pub events: Vec<String>,
+    pub events: Vec<CompactString>,
     /// Payload (cart, offer, copied properties ...).
     pub payload: Payload,
 }

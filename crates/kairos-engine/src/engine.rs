@@ -7,7 +7,7 @@ use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
 use crate::id_index::IdIndex;
 use crate::local_time::{local_hour, parse_month_day};
-use crate::lookahead::Lookahead;
+use crate::lookahead::{Lookahead, TIMERS_AHEAD};
 use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
 use crate::plan::Plan;
@@ -221,6 +221,8 @@ impl Engine {
                 }
                 (_, Some(_)) => {
                     if let Some(first) = self.timers.pop_before(self.watermark) {
+                        let ahead = self.timers.customer_ahead(TIMERS_AHEAD);
+                        self.lookahead.push(ahead, self.customers.as_slice());
                         self.fire(first);
                     }
                 }
@@ -598,7 +600,7 @@ impl Engine {
         for mut deferred in source.deferred {
             self.timers.remove(&deferred_entry(from, &deferred));
             deferred.token = target.token();
-            deferred.decision.user_id = target.key.to_string();
+            deferred.decision.user_id = target.key.clone();
             self.timers.insert(deferred_entry(into, &deferred));
             target.deferred.push(deferred);
         }

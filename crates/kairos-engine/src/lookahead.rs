@@ -10,12 +10,17 @@
 //! [`Lookahead`] walks each pushed customer's blocks one level per stage,
 //! a few pushes apart, issuing prefetches that do not wait for memory: by
 //! the time a stage reads a block, the previous stage's prefetch has brought
-//! it in. When the event is finally applied, its blocks are in cache. This is
+//! it in. When the event is finally applied, its blocks are in cache. Timers
+//! are walked the same way, a few places ahead in the deadline queue. This is
 //! only a hint: nothing is written, and a wrong guess (a customer erased or
 //! merged in the meantime) costs a wasted prefetch, never a wrong answer.
 
 /// Pushes between one stage and the next: enough for a prefetch to land.
 const STAGE_DISTANCE: usize = 8;
+
+/// How far ahead in the timer queue to start walking a customer: past the
+/// last stage, so the walk is done by the time the timer fires.
+pub const TIMERS_AHEAD: usize = 3 * STAGE_DISTANCE;
 
 /// Customers whose blocks are being walked, by push number.
 #[derive(Debug)]

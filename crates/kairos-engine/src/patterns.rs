@@ -168,7 +168,9 @@ impl Ctx<'_> {
                 ladder.due = due;
                 ladder.variant = variant;
                 if accumulate {
-                    ladder.events.extend(events.iter().map(|e| e.to_string()));
+                    ladder
+                        .events
+                        .extend(events.iter().map(|e| CompactString::from(*e)));
                     let excess = ladder.events.len().saturating_sub(MAX_REASON_EVENTS);
                     ladder.events.drain(..excess);
                 } else {
@@ -181,7 +183,7 @@ impl Ctx<'_> {
                                 kept.clear();
                                 kept.push_str(event);
                             }
-                            None => ladder.events.push(event.to_string()),
+                            None => ladder.events.push((*event).into()),
                         }
                     }
                 }
@@ -203,7 +205,7 @@ impl Ctx<'_> {
                 // Exact size: most ladders keep one reason for their whole
                 // life (a thin vector would otherwise round up to four).
                 kept_events.reserve_exact(events.len());
-                kept_events.extend(events.iter().map(|e| e.to_string()));
+                kept_events.extend(events.iter().map(|e| CompactString::from(*e)));
                 let excess = kept_events.len().saturating_sub(MAX_REASON_EVENTS);
                 kept_events.drain(..excess);
                 *existing = Some(Box::new(Ladder {
@@ -1286,8 +1288,8 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         );
     }
     let decision = Decision {
-        action_id: format!("act_{hash:016x}"),
-        user_id: key.to_string(),
+        action_id: compact_str::format_compact!("act_{hash:016x}"),
+        user_id: key.clone(),
         trigger: trigger.id.clone(),
         step: step_number,
         channel,

@@ -121,6 +121,12 @@ impl TimerTable {
         }
     }
 
+    /// The customer of the timer that fires `n` timers from now (the next
+    /// is 0), as far as it is known now.
+    pub fn customer_ahead(&self, n: usize) -> Option<u32> {
+        self.entries.iter().nth(n).map(|entry| entry.customer)
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -4,6 +4,7 @@
 
 use crate::payload::Payload;
 use crate::time::Timestamp;
+use compact_str::{format_compact, CompactString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -11,20 +12,20 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// Always `"1.0"`.
-    pub specversion: String,
+    pub specversion: CompactString,
     /// Equal to `data.action_id`.
-    pub id: String,
+    pub id: CompactString,
     /// `kairos/<pipeline name>`.
-    pub source: String,
+    pub source: CompactString,
     /// `kairos.action.<trigger>`.
     #[serde(rename = "type")]
-    pub action_type: String,
+    pub action_type: CompactString,
     /// The customer (`data.user_id`).
-    pub subject: String,
+    pub subject: CompactString,
     /// When the decision was made (`data.decided_at`).
     pub time: Timestamp,
     /// Always `"application/json"`.
-    pub datacontenttype: String,
+    pub datacontenttype: CompactString,
     /// The decision itself.
     pub data: ActionData,
 }
@@ -33,9 +34,9 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActionData {
     /// Deterministic: the same decision always gets the same id.
-    pub action_id: String,
+    pub action_id: CompactString,
     /// The customer: `userId`, or `anonymousId` before login.
-    pub user_id: String,
+    pub user_id: CompactString,
     /// The trigger id from the pipeline.
     pub trigger: Arc<str>,
     /// Ladder step, 1-based.
@@ -66,7 +67,7 @@ pub struct ActionReason {
     /// The rule in words, e.g. "Product Added not followed by Order Completed within 30m".
     pub rule: Arc<str>,
     /// `messageId`s of the events that caused it.
-    pub events: Vec<String>,
+    pub events: Vec<CompactString>,
 }
 
 /// The envelope fields consumers may rely on (product.md): more may be added,
@@ -103,13 +104,13 @@ impl Action {
     /// Wraps decision data in the envelope.
     pub fn new(pipeline: &str, data: ActionData) -> Action {
         Action {
-            specversion: "1.0".to_string(),
+            specversion: CompactString::const_new("1.0"),
             id: data.action_id.clone(),
-            source: format!("kairos/{pipeline}"),
-            action_type: format!("kairos.action.{}", data.trigger),
+            source: format_compact!("kairos/{pipeline}"),
+            action_type: format_compact!("kairos.action.{}", data.trigger),
             subject: data.user_id.clone(),
             time: data.decided_at,
-            datacontenttype: "application/json".to_string(),
+            datacontenttype: CompactString::const_new("application/json"),
             data,
         }
     }
