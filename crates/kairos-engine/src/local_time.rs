@@ -2,7 +2,7 @@
 //! caps, quiet hours, birthdays at 09:00 local, period ends. All of it is pure
 //! (time zone rules are data compiled into chrono-tz).
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 use kairos_model::Timestamp;
 
@@ -11,26 +11,87 @@ pub fn local(time: Timestamp, zone: Tz) -> Option<DateTime<Tz>> {
     zone.timestamp_millis_opt(time.0).single()
 }
 
-/// Local calendar day number (days since 1970-01-01 local).
+/// Local calendar day number (days since 0001-01-01 local, as chrono's
+/// `num_days_from_ce`).
 pub fn local_day(time: Timestamp, zone: Tz) -> i64 {
-    match local(time, zone) {
-        Some(local) => i64::from(local.date_naive().num_days_from_ce()),
-        None => time.0.div_euclid(86_400_000),
+    /// `num_days_from_ce` of 1970-01-01.
+    const EPOCH_DAY: i64 = 719_163;
+    match utc_offset(time, zone) {
+        Some(offset) => (time.0 + offset).div_euclid(DAY) + EPOCH_DAY,
+        None => time.0.div_euclid(DAY),
     }
 }
 
 /// Minutes after local midnight.
 pub fn local_minute_of_day(time: Timestamp, zone: Tz) -> u16 {
-    local(time, zone)
-        .map(|local| (local.hour() * 60 + local.minute()) as u16)
+    utc_offset(time, zone)
+        .map(|offset| ((time.0 + offset).rem_euclid(DAY) / 60_000) as u16)
         .unwrap_or(0)
 }
 
 /// Local hour of day.
 pub fn local_hour(time: Timestamp, zone: Tz) -> usize {
-    local(time, zone)
-        .map(|local| local.hour() as usize)
-        .unwrap_or(0)
+    usize::from(local_minute_of_day(time, zone) / 60)
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Offsets are looked up per hour of UTC time.
+const HOUR: i64 = 3_600_000;
+
+/// Recently used (zone, hour) → UTC offset, direct-mapped.
+const CACHED_HOURS: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct CachedOffset {
+    zone: Tz,
+    hour: i64,
+    offset: i64,
+}
+
+thread_local! {
+    static OFFSETS: [std::cell::Cell<Option<CachedOffset>>; CACHED_HOURS] =
+        const { [const { std::cell::Cell::new(None) }; CACHED_HOURS] };
+}
+
+/// The zone's offset from UTC at `time`, in milliseconds (`None` out of
+/// chrono's range).
+///
+/// Caps, quiet hours and send-time choices ask for local days and hours
+/// several times per decision, and chrono-tz answers each by a binary
+/// search of the zone's transitions. An offset is constant between
+/// transitions, which come at most twice a year: so it is computed once per
+/// zone and UTC hour, and that hour is cached when the offset is the same at
+/// both of its ends (no zone changes its offset twice within an hour; the
+/// hour of a transition is simply not cached). A test compares the result
+/// with chrono's for every zone.
+fn utc_offset(time: Timestamp, zone: Tz) -> Option<i64> {
+    let hour = time.0.div_euclid(HOUR);
+    let slot = (hour as usize).wrapping_mul(31).wrapping_add(zone as usize) % CACHED_HOURS;
+    OFFSETS.with(|cache| {
+        if let Some(cached) = cache[slot].get() {
+            if cached.hour == hour && cached.zone == zone {
+                return Some(cached.offset);
+            }
+        }
+        let start = chrono_offset(Timestamp(hour * HOUR), zone)?;
+        let end = chrono_offset(Timestamp(hour * HOUR + HOUR - 1), zone)?;
+        if start != end {
+            return chrono_offset(time, zone);
+        }
+        cache[slot].set(Some(CachedOffset {
+            zone,
+            hour,
+            offset: start,
+        }));
+        Some(start)
+    })
+}
+
+fn chrono_offset(time: Timestamp, zone: Tz) -> Option<i64> {
+    use chrono::Offset;
+    let local = local(time, zone)?;
+    Some(i64::from(local.offset().fix().local_minus_utc()) * 1000)
 }
 
 /// The instant of `date` at `minute_of_day` local time. In a DST gap the
@@ -124,6 +185,7 @@ pub fn period_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Timelike;
 
     fn at(text: &str) -> Timestamp {
         Timestamp::parse_rfc3339(text).unwrap()
@@ -148,6 +210,63 @@ mod tests {
         )
         .unwrap();
         assert_eq!(end, at("2027-01-01T05:00:00Z"));
+    }
+
+    #[test]
+    fn cached_offsets_agree_with_chrono_in_every_zone() {
+        // Hours around this decade's transitions, and arbitrary instants.
+        let mut instants: Vec<i64> = Vec::new();
+        let mut state: u64 = 42;
+        for _ in 0..300 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // 2000-01-01 .. 2040-01-01, to the millisecond.
+            instants.push(946_684_800_000 + (state >> 24) as i64 % 1_262_304_000_000);
+        }
+        for zone in chrono_tz::TZ_VARIANTS {
+            for &ms in &instants {
+                for probe in [ms, ms - ms.rem_euclid(HOUR), ms - ms.rem_euclid(HOUR) - 1] {
+                    let time = Timestamp(probe);
+                    let Some(chrono_local) = local(time, zone) else {
+                        continue;
+                    };
+                    let day = i64::from(chrono_local.date_naive().num_days_from_ce());
+                    let minute = (chrono_local.hour() * 60 + chrono_local.minute()) as u16;
+                    // Twice: computed, then from the cache.
+                    for _ in 0..2 {
+                        assert_eq!(local_day(time, zone), day, "{zone} {probe}");
+                        assert_eq!(local_minute_of_day(time, zone), minute, "{zone} {probe}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_change_at_the_transition_not_the_hour() {
+        // Europe/Berlin left summer time at 2026-10-25T01:00:00Z.
+        let zone: Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(
+            local_minute_of_day(at("2026-10-25T00:59:59Z"), zone),
+            2 * 60 + 59
+        );
+        assert_eq!(
+            local_minute_of_day(at("2026-10-25T01:00:00Z"), zone),
+            2 * 60
+        );
+        // Lord Howe moves by half an hour.
+        let zone: Tz = "Australia/Lord_Howe".parse().unwrap();
+        let before = local_minute_of_day(at("2026-04-04T14:59:00Z"), zone);
+        let after = local_minute_of_day(at("2026-04-04T15:00:00Z"), zone);
+        assert_eq!((before, after), (119, 90));
+        // St John's changes at 05:30 UTC, in the middle of a UTC hour.
+        let zone: Tz = "America/St_Johns".parse().unwrap();
+        for _ in 0..2 {
+            let before = local_minute_of_day(at("2026-03-08T05:29:00Z"), zone);
+            let after = local_minute_of_day(at("2026-03-08T05:30:00Z"), zone);
+            assert_eq!((before, after), (60 + 59, 3 * 60));
+        }
     }
 
     #[test]

@@ -1288,7 +1288,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         );
     }
     let decision = Decision {
-        action_id: compact_str::format_compact!("act_{hash:016x}"),
+        action_id: kairos_model::ids::action_id(hash),
         user_id: key.clone(),
         trigger: trigger.id.clone(),
         step: step_number,

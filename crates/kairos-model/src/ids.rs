@@ -3,6 +3,7 @@
 //! same input always gives the same output on every machine and every run.
 //! xxh3 is specified and portable, unlike `std`'s `DefaultHasher`.
 
+use compact_str::CompactString;
 use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
 
 /// 64-bit stable hash of `parts`, each followed by a unit separator so that
@@ -42,6 +43,18 @@ pub fn basis_points(seed: u64, parts: &[&[u8]]) -> u32 {
     (stable_hash(seed, parts) % 10_000) as u32
 }
 
+/// An action id: `act_` and `hash` as 16 lower-case hex digits, the same
+/// text as `format!("act_{hash:016x}")` without the formatting machinery
+/// (one id per decision, and a backtest makes millions), stored inline.
+pub fn action_id(hash: u64) -> CompactString {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = *b"act_0000000000000000";
+    for (index, digit) in text[4..].iter_mut().enumerate() {
+        *digit = DIGITS[(hash >> (60 - 4 * index)) as usize & 15];
+    }
+    CompactString::from_utf8(text).expect("ASCII digits")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +88,13 @@ mod tests {
                 stream.update(&[0x1f]);
             }
             assert_eq!(stable_hash(9, parts), stream.digest());
+        }
+    }
+
+    #[test]
+    fn action_ids_read_like_formatted_hex() {
+        for hash in [0, 1, 0xabc, 0x9f2c_41d0_7be3_a5e1, u64::MAX] {
+            assert_eq!(action_id(hash), format!("act_{hash:016x}"));
         }
     }
 }

@@ -1,9 +1,12 @@
 //! [`Properties`]: an event's properties or traits.
 //!
 //! An event carries a handful of properties and the engine looks up a few of
-//! them by name. A JSON map (a B-tree) spends several allocations per event
-//! on that and scatters the entries over as many cache lines; here they are
-//! one sorted vector with names stored inline, found by binary search.
+//! them by name, several times per event. A JSON map (a B-tree) spends
+//! several allocations per event on that, scatters the entries over as many
+//! cache lines and compares names byte by byte at every step; here they are
+//! one sorted vector with names stored inline, each with a 32-bit
+//! fingerprint (length and first bytes) so that a lookup compares integers
+//! and reads a name only when it is almost certainly the one sought.
 
 use compact_str::CompactString;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -13,21 +16,48 @@ use std::fmt;
 /// Name → JSON value, sorted by name, each name once (the last one sent
 /// wins, as with a JSON map).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Properties(Vec<(CompactString, Value)>);
+pub struct Properties(Vec<Entry>);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    fingerprint: u32,
+    name: CompactString,
+    value: Value,
+}
+
+/// Up to this many entries a lookup scans fingerprints; beyond, it
+/// binary-searches names.
+const SCANNED: usize = 32;
+
+/// A name's length and first three bytes: different fingerprints mean
+/// different names.
+fn fingerprint(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let byte = |i: usize| u32::from(bytes.get(i).copied().unwrap_or(0));
+    (name.len().min(255) as u32) << 24 | byte(0) << 16 | byte(1) << 8 | byte(2)
+}
 
 impl Properties {
     /// The value named `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        let index = self
-            .0
-            .binary_search_by(|(key, _)| key.as_str().cmp(name))
-            .ok()?;
-        Some(&self.0[index].1)
+        let index = if self.0.len() <= SCANNED {
+            let wanted = fingerprint(name);
+            self.0
+                .iter()
+                .position(|entry| entry.fingerprint == wanted && entry.name == name)?
+        } else {
+            self.0
+                .binary_search_by(|entry| entry.name.as_str().cmp(name))
+                .ok()?
+        };
+        Some(&self.0[index].value)
     }
 
     /// Name and value, in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(key, value)| (key.as_str(), value))
+        self.0
+            .iter()
+            .map(|entry| (entry.name.as_str(), &entry.value))
     }
 
     /// How many there are.
@@ -42,19 +72,33 @@ impl Properties {
 
     /// Adds `value` under `name` unless the name is taken.
     pub fn insert_if_absent(&mut self, name: &str, value: Value) {
-        if let Err(index) = self.0.binary_search_by(|(key, _)| key.as_str().cmp(name)) {
-            self.0.insert(index, (name.into(), value));
+        if let Err(index) = self
+            .0
+            .binary_search_by(|entry| entry.name.as_str().cmp(name))
+        {
+            self.0.insert(
+                index,
+                Entry {
+                    fingerprint: fingerprint(name),
+                    name: name.into(),
+                    value,
+                },
+            );
         }
     }
 
     fn from_entries(mut entries: Vec<(CompactString, Value)>) -> Properties {
         // Stable: among equal names the last sent stays last, and is kept.
         entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let mut kept: Vec<(CompactString, Value)> = Vec::with_capacity(entries.len());
-        for entry in entries {
+        let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
+        for (name, value) in entries {
             match kept.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => kept.push(entry),
+                Some(last) if last.name == name => last.value = value,
+                _ => kept.push(Entry {
+                    fingerprint: fingerprint(&name),
+                    name,
+                    value,
+                }),
             }
         }
         Properties(kept)
@@ -66,7 +110,13 @@ impl IntoIterator for Properties {
     type IntoIter = std::vec::IntoIter<(CompactString, Value)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        // Rare (merging context traits): a second vector is fine here.
+        let pairs: Vec<_> = self
+            .0
+            .into_iter()
+            .map(|entry| (entry.name, entry.value))
+            .collect();
+        pairs.into_iter()
     }
 }
 
@@ -140,6 +190,21 @@ mod tests {
         assert_eq!(traits.get("timezone"), Some(&Value::from("UTC")));
         assert_eq!(traits.get("birthday"), Some(&Value::from("03-14")));
         assert_eq!(traits.len(), 2);
+    }
+
+    #[test]
+    fn long_lists_are_searched_too() {
+        let many: Properties = (0..100)
+            .map(|i| (format!("p{i:03}"), Value::from(i)))
+            .collect();
+        assert_eq!(many.get("p042"), Some(&Value::from(42)));
+        assert_eq!(many.get("p100"), None);
+        let few: Properties = [("abcd", Value::from(1)), ("abce", Value::from(2))]
+            .into_iter()
+            .collect();
+        // Same fingerprint (length and first three bytes), different names.
+        assert_eq!(few.get("abce"), Some(&Value::from(2)));
+        assert_eq!(few.get("abcf"), None);
     }
 
     #[test]
