@@ -4,17 +4,19 @@
 //! them by name, several times per event. A JSON map (a B-tree) spends
 //! several allocations per event on that, scatters the entries over as many
 //! cache lines and compares names byte by byte at every step; here they are
-//! one sorted vector with names stored inline, each with a 32-bit
-//! fingerprint (length and first bytes) so that a lookup compares integers
-//! and reads a name only when it is almost certainly the one sought.
+//! one vector with names stored inline, each with a 32-bit fingerprint
+//! (length and first bytes) so that a lookup compares integers and reads a
+//! name only when it is almost certainly the one sought. Nothing is sorted
+//! unless the list is long.
 
 use compact_str::CompactString;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 
-/// Name → JSON value, sorted by name, each name once (the last one sent
-/// wins, as with a JSON map).
+/// Name → JSON value, each name once (the last one sent wins, as with a
+/// JSON map). Up to 32 entries in the order sent, more sorted by
+/// name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Properties(Vec<Entry>);
 
@@ -53,7 +55,8 @@ impl Properties {
         Some(&self.0[index].value)
     }
 
-    /// Name and value, in name order.
+    /// Name and value: in the order sent for a short list, in name order
+    /// for a long one.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0
             .iter()
@@ -72,36 +75,70 @@ impl Properties {
 
     /// Adds `value` under `name` unless the name is taken.
     pub fn insert_if_absent(&mut self, name: &str, value: Value) {
-        if let Err(index) = self
-            .0
-            .binary_search_by(|entry| entry.name.as_str().cmp(name))
-        {
-            self.0.insert(
-                index,
-                Entry {
-                    fingerprint: fingerprint(name),
-                    name: name.into(),
-                    value,
-                },
-            );
+        if self.get(name).is_some() {
+            return;
+        }
+        self.0.push(Entry {
+            fingerprint: fingerprint(name),
+            name: name.into(),
+            value,
+        });
+        if self.0.len() == SCANNED + 1 {
+            // From here on lookups bisect: sort once.
+            self.0.sort_by(|a, b| a.name.cmp(&b.name));
+        } else if self.0.len() > SCANNED + 1 {
+            let mut index = self.0.len() - 1;
+            while index > 0 && self.0[index - 1].name > self.0[index].name {
+                self.0.swap(index - 1, index);
+                index -= 1;
+            }
         }
     }
 
-    fn from_entries(mut entries: Vec<(CompactString, Value)>) -> Properties {
-        // Stable: among equal names the last sent stays last, and is kept.
-        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            match kept.last_mut() {
-                Some(last) if last.name == name => last.value = value,
-                _ => kept.push(Entry {
+    fn from_entries(entries: Vec<(CompactString, Value)>) -> Properties {
+        Properties::from_unsorted(
+            entries
+                .into_iter()
+                .map(|(name, value)| Entry {
                     fingerprint: fingerprint(&name),
                     name,
                     value,
-                }),
+                })
+                .collect(),
+        )
+    }
+
+    /// Keeps the last of each name. A short list stays in the order sent
+    /// (lookups scan it); a long one is sorted by name (lookups bisect it).
+    fn from_unsorted(mut entries: Vec<Entry>) -> Properties {
+        if entries.len() <= SCANNED {
+            let mut index = 0;
+            while index < entries.len() {
+                let entry = &entries[index];
+                let repeated = entries[index + 1..].iter().any(|later| {
+                    later.fingerprint == entry.fingerprint && later.name == entry.name
+                });
+                if repeated {
+                    entries.remove(index);
+                } else {
+                    index += 1;
+                }
             }
+        } else {
+            // Stable: among equal names the last sent stays last.
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut kept = 0;
+            for read in 0..entries.len() {
+                if kept > 0 && entries[kept - 1].name == entries[read].name {
+                    entries.swap(kept - 1, read);
+                } else {
+                    entries.swap(kept, read);
+                    kept += 1;
+                }
+            }
+            entries.truncate(kept);
         }
-        Properties(kept)
+        Properties(entries)
     }
 }
 
@@ -143,10 +180,14 @@ impl<'de> Deserialize<'de> for Properties {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
-                while let Some(entry) = map.next_entry::<CompactString, Value>()? {
-                    entries.push(entry);
+                while let Some((name, value)) = map.next_entry::<CompactString, Value>()? {
+                    entries.push(Entry {
+                        fingerprint: fingerprint(&name),
+                        name,
+                        value,
+                    });
                 }
-                Ok(Properties::from_entries(entries))
+                Ok(Properties::from_unsorted(entries))
             }
         }
 
@@ -163,13 +204,14 @@ mod tests {
     }
 
     #[test]
-    fn finds_by_name_and_iterates_in_name_order() {
+    fn finds_by_name() {
         let properties = parse(r#"{"price": 12.5, "cart_id": "c1", "b": null}"#);
         assert_eq!(properties.get("cart_id"), Some(&Value::from("c1")));
         assert_eq!(properties.get("price"), Some(&Value::from(12.5)));
+        assert_eq!(properties.get("b"), Some(&Value::Null));
         assert_eq!(properties.get("missing"), None);
         let names: Vec<&str> = properties.iter().map(|(name, _)| name).collect();
-        assert_eq!(names, ["b", "cart_id", "price"]);
+        assert_eq!(names, ["price", "cart_id", "b"]);
     }
 
     #[test]
@@ -205,6 +247,32 @@ mod tests {
         // Same fingerprint (length and first three bytes), different names.
         assert_eq!(few.get("abce"), Some(&Value::from(2)));
         assert_eq!(few.get("abcf"), None);
+    }
+
+    #[test]
+    fn long_lists_repeat_no_name_and_stay_searchable_as_they_grow() {
+        let mut json = String::from("{");
+        for i in 0..40 {
+            json.push_str(&format!("\"k{:02}\": {i}, ", 39 - i));
+        }
+        json.push_str("\"k05\": \"last\"}");
+        let mut long = parse(&json);
+        assert_eq!(long.len(), 40);
+        assert_eq!(long.get("k05"), Some(&Value::from("last")));
+        assert_eq!(long.get("k39"), Some(&Value::from(0)));
+        let mut short = parse(r#"{"a": 1}"#);
+        for i in 0..40 {
+            let name = format!("n{i:02}");
+            short.insert_if_absent(&name, Value::from(i));
+            long.insert_if_absent(&name, Value::from(i));
+            for properties in [&short, &long] {
+                for j in 0..=i {
+                    assert_eq!(properties.get(&format!("n{j:02}")), Some(&Value::from(j)));
+                }
+            }
+        }
+        assert_eq!(short.get("a"), Some(&Value::from(1)));
+        assert_eq!(long.get("k05"), Some(&Value::from("last")));
     }
 
     #[test]

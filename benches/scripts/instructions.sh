@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Instructions the engine executes for a workload, counted by valgrind's
+# callgrind inside Engine::handle_event only (event generation, parsing and
+# the final drain are not counted). Unlike wall-clock time on a shared VM,
+# the count is the same from run to run, so two builds can be compared with
+# one run each.
+#
+# usage: benches/scripts/instructions.sh ENGINE_LOOP_BINARY [engine-loop args...]
+#   e.g. benches/scripts/instructions.sh target/release/engine-loop \
+#          --workload cart --customers 20000 --events 200000 --pipeline benches/cart-only.toml
+# Set KEEP=FILE to keep the callgrind profile (callgrind_annotate FILE).
+set -euo pipefail
+binary=$1
+shift
+profile=$(mktemp)
+trap 'rm -f "$profile"' EXIT
+valgrind --tool=callgrind \
+  --toggle-collect='kairos_engine::engine::Engine::handle_event*' \
+  --callgrind-out-file="$profile" "$binary" "$@" 2>&1 | grep -E '^engine:' || true
+callgrind_annotate "$profile" | grep -m1 'PROGRAM TOTALS'
+if [[ -n "${KEEP:-}" ]]; then cp "$profile" "$KEEP"; fi
