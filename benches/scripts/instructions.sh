@@ -17,5 +17,5 @@ trap 'rm -f "$profile"' EXIT
 valgrind --tool=callgrind \
   --toggle-collect='kairos_engine::engine::Engine::handle_event*' \
   --callgrind-out-file="$profile" "$binary" "$@" 2>&1 | grep -E '^engine:' || true
-callgrind_annotate "$profile" | grep -m1 'PROGRAM TOTALS'
 if [[ -n "${KEEP:-}" ]]; then cp "$profile" "$KEEP"; fi
+callgrind_annotate "$profile" | grep 'PROGRAM TOTALS' | head -1
