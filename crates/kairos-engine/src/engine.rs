@@ -690,10 +690,13 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             .property_text("product_id")
             .unwrap_or(Cow::Borrowed("unknown"))
     };
-    let quantity = event
-        .property_number("quantity")
-        .map(|q| q.max(0.0) as u32)
-        .unwrap_or(1);
+    // Read only by the cart events, which are a small share of the traffic.
+    let quantity = || {
+        event
+            .property_number("quantity")
+            .map(|q| q.max(0.0) as u32)
+            .unwrap_or(1)
+    };
     match event.name.as_str() {
         "Product Added" => {
             let id = cart_id();
@@ -701,7 +704,7 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
                 customer.carts.remove(0);
             }
             let price = event.property_number("price").unwrap_or(0.0);
-            let product = product();
+            let (product, quantity) = (product(), quantity());
             let cart = customer.cart_mut(&id);
             match cart
                 .lines
@@ -726,7 +729,7 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
         }
         "Product Removed" => {
             let id = cart_id();
-            let product = product();
+            let (product, quantity) = (product(), quantity());
             let position = customer.carts.iter().position(|c| *c.id == *id)?;
             let cart = &mut customer.carts[position];
             if let Some(line) = cart
