@@ -8,14 +8,17 @@
 # usage: benches/scripts/instructions.sh ENGINE_LOOP_BINARY [engine-loop args...]
 #   e.g. benches/scripts/instructions.sh target/release/engine-loop \
 #          --workload cart --customers 20000 --events 200000 --pipeline benches/cart-only.toml
-# Set KEEP=FILE to keep the callgrind profile (callgrind_annotate FILE).
+# Set KEEP=FILE to keep the callgrind profile (callgrind_annotate FILE), and
+# COUNT_IN=FUNCTION to count inside another function, e.g.
+# COUNT_IN='kairos_model::event::Event::from_json' for parsing. Hash maps
+# are seeded per process, so counts differ by a few hundredths of a percent.
 set -euo pipefail
 binary=$1
 shift
 profile=$(mktemp)
 trap 'rm -f "$profile"' EXIT
 valgrind --tool=callgrind \
-  --toggle-collect='kairos_engine::engine::Engine::handle_event*' \
-  --callgrind-out-file="$profile" "$binary" "$@" 2>&1 | grep -E '^engine:' || true
+  --toggle-collect="${COUNT_IN:-kairos_engine::engine::Engine::handle_event}*" \
+  --callgrind-out-file="$profile" "$binary" "$@" >/dev/null
 if [[ -n "${KEEP:-}" ]]; then cp "$profile" "$KEEP"; fi
 callgrind_annotate "$profile" | grep 'PROGRAM TOTALS' | head -1

@@ -18,7 +18,7 @@ pub fn local_day(time: Timestamp, zone: Tz) -> i64 {
     const EPOCH_DAY: i64 = 719_163;
     match utc_offset(time, zone) {
         Some(offset) => (time.0 + offset).div_euclid(DAY) + EPOCH_DAY,
-        None => time.0.div_euclid(DAY),
+        None => time.0.div_euclid(DAY) + EPOCH_DAY,
     }
 }
 
@@ -74,8 +74,9 @@ fn utc_offset(time: Timestamp, zone: Tz) -> Option<i64> {
                 return Some(cached.offset);
             }
         }
-        let start = chrono_offset(Timestamp(hour * HOUR), zone)?;
-        let end = chrono_offset(Timestamp(hour * HOUR + HOUR - 1), zone)?;
+        let start_ms = hour.checked_mul(HOUR)?;
+        let start = chrono_offset(Timestamp(start_ms), zone)?;
+        let end = chrono_offset(Timestamp(start_ms.checked_add(HOUR - 1)?), zone)?;
         if start != end {
             return chrono_offset(time, zone);
         }
@@ -214,15 +215,17 @@ mod tests {
 
     #[test]
     fn cached_offsets_agree_with_chrono_in_every_zone() {
-        // Hours around this decade's transitions, and arbitrary instants.
+        // Arbitrary instants from 1900 to 2040 (before 1970 too, where
+        // times are negative and old offsets have odd minutes), each also
+        // at the edges of its UTC hour.
         let mut instants: Vec<i64> = Vec::new();
         let mut state: u64 = 42;
         for _ in 0..300 {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            // 2000-01-01 .. 2040-01-01, to the millisecond.
-            instants.push(946_684_800_000 + (state >> 24) as i64 % 1_262_304_000_000);
+            // 1900-01-01 .. 2040-01-01, to the millisecond.
+            instants.push(-2_208_988_800_000 + (state >> 20) as i64 % 4_417_977_600_000);
         }
         for zone in chrono_tz::TZ_VARIANTS {
             for &ms in &instants {
@@ -240,6 +243,19 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn instants_beyond_the_calendar_do_not_panic() {
+        for time in [
+            Timestamp(i64::MIN),
+            Timestamp(i64::MAX),
+            Timestamp::MIN,
+            Timestamp::MAX,
+        ] {
+            let _ = local_day(time, Tz::UTC);
+            let _ = local_minute_of_day(time, Tz::Asia__Tokyo);
         }
     }
 

@@ -3,17 +3,23 @@
 //! With a million customers the engine is bound by memory latency: applying
 //! an event chases pointers through a dozen separately allocated blocks of
 //! one customer (record, states, ladders, carts, de-dup entries), and each is
-//! a cache miss. But every on-time event waits in the reorder buffer for
-//! several hundred others (the allowed lateness) before it is applied, so
-//! the engine knows which customers it will need long before it needs them.
+//! a cache miss. But an on-time event waits in the reorder buffer until the
+//! watermark passes it — behind allowed lateness × event rate others, a few
+//! hundred in the benchmarks — so the engine knows which customers it will
+//! need before it needs them.
 //!
 //! [`Lookahead`] walks each pushed customer's blocks one level per stage,
 //! a few pushes apart, issuing prefetches that do not wait for memory: by
 //! the time a stage reads a block, the previous stage's prefetch has brought
-//! it in. When the event is finally applied, its blocks are in cache. Timers
-//! are walked the same way, a few places ahead in the deadline queue. This is
-//! only a hint: nothing is written, and a wrong guess (a customer erased or
-//! merged in the meantime) costs a wasted prefetch, never a wrong answer.
+//! it in. Timers are walked the same way, a few places ahead in the deadline
+//! queue. How much this buys depends on the buffer's depth: with hundreds of
+//! events the blocks are in cache when the event is applied; with almost no
+//! lateness the walk has not finished, and with a buffer of millions the
+//! lines are evicted again, and then it is wasted work (an id lookup and a
+//! few loads per event). It is only a hint: nothing is written, and a wrong
+//! guess (a customer erased or merged in the meantime) costs a wasted
+//! prefetch, never a wrong answer. Without prefetch instructions (not
+//! x86-64) it does nothing.
 
 /// Pushes between one stage and the next: enough for a prefetch to land.
 const STAGE_DISTANCE: usize = 8;
@@ -52,6 +58,9 @@ impl Lookahead {
     /// Starts walking `slot` (the customer of the event just pushed, if
     /// known) and advances the walks started earlier.
     pub fn push<W: Walk + ?Sized>(&mut self, slot: Option<u32>, walk: &W) {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
         let len = self.ring.len();
         let here = self.pushed % len;
         if let Some(slot) = self.ring[(here + len - STAGE_DISTANCE) % len] {

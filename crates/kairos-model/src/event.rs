@@ -125,8 +125,9 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(
         }
 
         fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Self::Value, E> {
-            // As JSON writes it (serde_json's rendering of the number).
-            Ok(Some(Value::from(number).to_string().into()))
+            // As JSON writes it (serde_json's rendering of the number); JSON
+            // has no infinities or NaN, so neither is an id.
+            Ok(serde_json::Number::from_f64(number).map(|number| number.to_string().into()))
         }
 
         fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
@@ -429,6 +430,29 @@ mod tests {
             assert_eq!(error.reason(), reason, "{json}");
             assert!(error.to_string().contains("accepted"), "{error}");
         }
+    }
+
+    #[test]
+    fn numeric_ids_read_as_json_writes_them() {
+        let user = |id: &str| {
+            let json = format!(
+                r#"{{"type":"track","event":"X","userId":{id},"anonymousId":"a","timestamp":"2026-11-23T10:00:00Z"}}"#
+            );
+            parse(&json).unwrap().user_id.map(|id| id.to_string())
+        };
+        assert_eq!(user("12").as_deref(), Some("12"));
+        assert_eq!(user("-7").as_deref(), Some("-7"));
+        assert_eq!(user("12.0").as_deref(), Some("12.0"));
+        assert_eq!(user("1e3").as_deref(), Some("1000.0"));
+        assert_eq!(
+            user("18446744073709551615").as_deref(),
+            Some("18446744073709551615")
+        );
+        assert_eq!(user("\"u1\"").as_deref(), Some("u1"));
+        assert_eq!(user("null"), None);
+        let json =
+            r#"{"type":"track","event":"X","userId":true,"timestamp":"2026-11-23T10:00:00Z"}"#;
+        assert_eq!(parse(json).unwrap_err().reason(), "not_json");
     }
 
     #[test]

@@ -15,10 +15,22 @@ use serde_json::Value;
 use std::fmt;
 
 /// Name → JSON value, each name once (the last one sent wins, as with a
-/// JSON map). Up to 32 entries in the order sent, more sorted by
-/// name.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// JSON map). Up to 32 entries are kept in the order sent; a longer list
+/// (as sent, before repeated names are dropped) is sorted by name.
+#[derive(Clone, Debug, Default)]
 pub struct Properties(Vec<Entry>);
+
+/// Equal when they hold the same names with equal values, in any order (as
+/// JSON maps compare).
+impl PartialEq for Properties {
+    fn eq(&self, other: &Properties) -> bool {
+        self.len() == other.len()
+            && self
+                .0
+                .iter()
+                .all(|entry| other.get(&entry.name) == Some(&entry.value))
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 struct Entry {
@@ -30,6 +42,16 @@ struct Entry {
 /// Up to this many entries a lookup scans fingerprints; beyond, it
 /// binary-searches names.
 const SCANNED: usize = 32;
+
+impl Entry {
+    fn new(name: CompactString, value: Value) -> Entry {
+        Entry {
+            fingerprint: fingerprint(&name),
+            name,
+            value,
+        }
+    }
+}
 
 /// A name's length and first three bytes: different fingerprints mean
 /// different names.
@@ -78,11 +100,7 @@ impl Properties {
         if self.get(name).is_some() {
             return;
         }
-        self.0.push(Entry {
-            fingerprint: fingerprint(name),
-            name: name.into(),
-            value,
-        });
+        self.0.push(Entry::new(name.into(), value));
         if self.0.len() == SCANNED + 1 {
             // From here on lookups bisect: sort once.
             self.0.sort_by(|a, b| a.name.cmp(&b.name));
@@ -99,11 +117,7 @@ impl Properties {
         Properties::from_unsorted(
             entries
                 .into_iter()
-                .map(|(name, value)| Entry {
-                    fingerprint: fingerprint(&name),
-                    name,
-                    value,
-                })
+                .map(|(name, value)| Entry::new(name, value))
                 .collect(),
         )
     }
@@ -181,11 +195,7 @@ impl<'de> Deserialize<'de> for Properties {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
                 while let Some((name, value)) = map.next_entry::<CompactString, Value>()? {
-                    entries.push(Entry {
-                        fingerprint: fingerprint(&name),
-                        name,
-                        value,
-                    });
+                    entries.push(Entry::new(name, value));
                 }
                 Ok(Properties::from_unsorted(entries))
             }
@@ -222,6 +232,13 @@ mod tests {
         assert_eq!(properties.get("a"), Some(&Value::from(3)));
         let map: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
         assert_eq!(properties.get("a"), map.get("a"));
+    }
+
+    #[test]
+    fn equal_like_json_maps_whatever_the_order() {
+        assert_eq!(parse(r#"{"a": 1, "b": 2}"#), parse(r#"{"b": 2, "a": 1}"#));
+        assert_ne!(parse(r#"{"a": 1, "b": 2}"#), parse(r#"{"a": 1, "b": 3}"#));
+        assert_ne!(parse(r#"{"a": 1}"#), parse(r#"{"a": 1, "b": 2}"#));
     }
 
     #[test]
