@@ -7,7 +7,12 @@
 //!   ([`SegmentCall`]) and the canonical [`Event`] the engine consumes.
 //! - [`action`]: the CloudEvents 1.0 envelope kairos emits for each decision
 //!   ([`Action`]), with the field names product.md fixes as a contract.
+//! - [`properties`]: an event's properties and traits ([`Properties`]), a
+//!   small map built for a few lookups per event.
+//! - [`payload`]: an action's typed payload ([`Payload`]).
 //! - [`ids`]: stable hashing for deterministic ids and assignments.
+//!
+//! Ids are [`CompactString`]s: up to 24 bytes are stored inline.
 #![deny(missing_docs)]
 
 pub mod action;
