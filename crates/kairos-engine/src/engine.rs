@@ -149,8 +149,10 @@ impl Engine {
             let lateness = self.plan.pipeline.settings.allowed_lateness;
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
-        let slot = self.ids.get(event.customer_key());
-        self.lookahead.push(slot, self.customers.as_slice());
+        if Lookahead::ACTIVE {
+            let slot = self.ids.get(event.customer_key());
+            self.lookahead.push(slot, self.customers.as_slice());
+        }
         self.buffer.push(event);
         self.pump();
     }
@@ -221,8 +223,10 @@ impl Engine {
                 }
                 (_, Some(_)) => {
                     if let Some(first) = self.timers.pop_before(self.watermark) {
-                        let ahead = self.timers.customer_ahead(TIMERS_AHEAD);
-                        self.lookahead.push(ahead, self.customers.as_slice());
+                        if Lookahead::ACTIVE {
+                            let ahead = self.timers.customer_ahead(TIMERS_AHEAD);
+                            self.lookahead.push(ahead, self.customers.as_slice());
+                        }
                         self.fire(first);
                     }
                 }

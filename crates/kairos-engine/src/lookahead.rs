@@ -55,12 +55,13 @@ pub trait Walk {
 }
 
 impl Lookahead {
+    /// Whether this target has prefetch instructions; without them the
+    /// callers skip the walk (and the lookups that feed it).
+    pub const ACTIVE: bool = cfg!(target_arch = "x86_64");
+
     /// Starts walking `slot` (the customer of the event just pushed, if
     /// known) and advances the walks started earlier.
     pub fn push<W: Walk + ?Sized>(&mut self, slot: Option<u32>, walk: &W) {
-        if !cfg!(target_arch = "x86_64") {
-            return;
-        }
         let len = self.ring.len();
         let here = self.pushed % len;
         if let Some(slot) = self.ring[(here + len - STAGE_DISTANCE) % len] {
