@@ -168,11 +168,7 @@ impl Ctx<'_> {
                 ladder.due = due;
                 ladder.variant = variant;
                 if accumulate {
-                    ladder
-                        .events
-                        .extend(events.iter().map(|e| CompactString::from(*e)));
-                    let excess = ladder.events.len().saturating_sub(MAX_REASON_EVENTS);
-                    ladder.events.drain(..excess);
+                    append_reasons(&mut ladder.events, events);
                 } else {
                     // Reuse the strings' buffers: a busy customer restarts an
                     // inactivity ladder on every event.
@@ -205,9 +201,7 @@ impl Ctx<'_> {
                 // Exact size: most ladders keep one reason for their whole
                 // life (a thin vector would otherwise round up to four).
                 kept_events.reserve_exact(events.len());
-                kept_events.extend(events.iter().map(|e| CompactString::from(*e)));
-                let excess = kept_events.len().saturating_sub(MAX_REASON_EVENTS);
-                kept_events.drain(..excess);
+                append_reasons(&mut kept_events, events);
                 *existing = Some(Box::new(Ladder {
                     anchor,
                     first_at,
@@ -326,6 +320,14 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
         }
     }
     u8::MAX
+}
+
+/// Adds causing message ids to a ladder's reasons, keeping the newest
+/// [`MAX_REASON_EVENTS`].
+fn append_reasons(reasons: &mut ThinVec<CompactString>, events: &[&str]) {
+    reasons.extend(events.iter().map(|e| CompactString::from(*e)));
+    let excess = reasons.len().saturating_sub(MAX_REASON_EVENTS);
+    reasons.drain(..excess);
 }
 
 /// Properties of the anchor event a ladder needs later (offsets and payload).

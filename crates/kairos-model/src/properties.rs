@@ -158,16 +158,21 @@ impl Properties {
 
 impl IntoIterator for Properties {
     type Item = (CompactString, Value);
-    type IntoIter = std::vec::IntoIter<(CompactString, Value)>;
+    type IntoIter = IntoIter;
 
-    fn into_iter(self) -> Self::IntoIter {
-        // Rare (merging context traits): a second vector is fine here.
-        let pairs: Vec<_> = self
-            .0
-            .into_iter()
-            .map(|entry| (entry.name, entry.value))
-            .collect();
-        pairs.into_iter()
+    fn into_iter(self) -> IntoIter {
+        IntoIter(self.0.into_iter())
+    }
+}
+
+/// Name and value pairs, taken out of [`Properties`].
+pub struct IntoIter(std::vec::IntoIter<Entry>);
+
+impl Iterator for IntoIter {
+    type Item = (CompactString, Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|entry| (entry.name, entry.value))
     }
 }
 

@@ -197,7 +197,7 @@ fn write_actions(
     // A batch is rendered into one buffer and written with one call: the
     // serialiser's many small writes then go to a `Vec`, not through the
     // boxed writer one by one.
-    let mut rendered = Vec::with_capacity(1 << 20);
+    let mut rendered = Vec::new();
     for batch in batches {
         let Some(output) = output.as_mut() else {
             continue;
