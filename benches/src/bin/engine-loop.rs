@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run -p kairos-benches --release --bin engine-loop -- \
-//!     --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S]
+//!     --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--no-drain]
 //! perf record -g target/release/engine-loop --workload cart --customers 200000 --events 2000000 \
 //!     --pipeline benches/cart-only.toml
 //! ```
@@ -59,6 +59,7 @@ fn main() {
     let (mut customers, mut events, mut seed) = (1_000_000u64, 2_000_000u64, None);
     let mut pipeline_path = None;
     let mut populate = false;
+    let mut drain = true;
     let mut args = std::env::args().skip(1);
     let number = |text: Option<String>| -> u64 {
         text.unwrap_or_default()
@@ -80,6 +81,7 @@ fn main() {
             "--seed" => seed = Some(number(args.next())),
             "--pipeline" => pipeline_path = args.next().map(PathBuf::from),
             "--populate" => populate = true,
+            "--no-drain" => drain = false,
             _ => usage(),
         }
     }
@@ -145,6 +147,10 @@ fn main() {
         engine.pending_timers(),
         decisions
     );
+    if !drain {
+        // Skips the drain and the drop: quicker A/B runs of the timed part.
+        std::process::exit(0);
+    }
     let started = Instant::now();
     engine.advance_to(Timestamp::MAX);
     while let Some(decision) = engine.poll_decision() {
@@ -163,7 +169,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: engine-loop --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S]"
+        "usage: engine-loop --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--no-drain]"
     );
     std::process::exit(2)
 }

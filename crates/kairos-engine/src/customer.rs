@@ -6,6 +6,7 @@
 //! compared (a 36-byte UUID still takes an allocation).
 
 use crate::decision::Decision;
+use crate::id_index::{IdIndex, IdKey};
 use crate::lookahead::{prefetch, prefetch_lines, Walk};
 use chrono_tz::Tz;
 use compact_str::CompactString;
@@ -79,16 +80,38 @@ impl Customer {
     }
 }
 
+/// Every customer, and the index that finds them by id.
+pub struct Population<'a> {
+    /// Id → slot.
+    pub ids: &'a IdIndex,
+    /// Customers by slot.
+    pub customers: &'a [Option<Customer>],
+}
+
+impl Population<'_> {
+    fn get(&self, slot: u32) -> Option<&Customer> {
+        self.customers.get(slot as usize)?.as_ref()
+    }
+}
+
 /// The blocks of a customer, walked ahead of its events (see `lookahead`).
-impl Walk for [Option<Customer>] {
+impl Walk for Population<'_> {
+    fn prefetch_index(&self, key: IdKey) {
+        self.ids.prefetch(key);
+    }
+
+    fn resolve(&self, key: IdKey) -> Option<u32> {
+        self.ids.get_key(key)
+    }
+
     fn prefetch_record(&self, slot: u32) {
-        if let Some(record) = self.get(slot as usize) {
+        if let Some(record) = self.customers.get(slot as usize) {
             prefetch_lines(record);
         }
     }
 
     fn prefetch_parts(&self, slot: u32) {
-        let Some(Some(customer)) = self.get(slot as usize) else {
+        let Some(customer) = self.get(slot) else {
             return;
         };
         prefetch_thin_vec(&customer.states);
@@ -101,7 +124,7 @@ impl Walk for [Option<Customer>] {
     }
 
     fn prefetch_details(&self, slot: u32) {
-        let Some(Some(customer)) = self.get(slot as usize) else {
+        let Some(customer) = self.get(slot) else {
             return;
         };
         for state in customer.states.iter().take(8) {

@@ -2,12 +2,12 @@
 //! fires timers in event-time order.
 
 use crate::config::{LateEvents, Pattern, Pipeline};
-use crate::customer::{Customer, DeferredDecision};
+use crate::customer::{Customer, DeferredDecision, Population};
 use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
-use crate::id_index::IdIndex;
+use crate::id_index::{IdIndex, IdKey};
 use crate::local_time::{local_hour, parse_month_day};
-use crate::lookahead::{Lookahead, TIMERS_AHEAD};
+use crate::lookahead::{Lookahead, Start, TIMERS_AHEAD};
 use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
 use crate::plan::Plan;
@@ -150,8 +150,8 @@ impl Engine {
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
         if Lookahead::ACTIVE {
-            let slot = self.ids.get(event.customer_key());
-            self.lookahead.push(slot, self.customers.as_slice());
+            let start = Start::Id(IdKey::of(event.customer_key()));
+            self.look_ahead(Some(start));
         }
         self.buffer.push(event);
         self.pump();
@@ -225,7 +225,7 @@ impl Engine {
                     if let Some(first) = self.timers.pop_before(self.watermark) {
                         if Lookahead::ACTIVE {
                             let ahead = self.timers.customer_ahead(TIMERS_AHEAD);
-                            self.lookahead.push(ahead, self.customers.as_slice());
+                            self.look_ahead(ahead.map(Start::Slot));
                         }
                         self.fire(first);
                     }
@@ -233,6 +233,15 @@ impl Engine {
                 _ => break,
             }
         }
+    }
+
+    /// Hands the lookahead the customer of an event or a timer coming up.
+    fn look_ahead(&mut self, start: Option<Start>) {
+        let population = Population {
+            ids: &self.ids,
+            customers: &self.customers,
+        };
+        self.lookahead.push(start, &population);
     }
 
     fn advance_now(&mut self, time: Timestamp) {

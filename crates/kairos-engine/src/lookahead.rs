@@ -11,7 +11,9 @@
 //! [`Lookahead`] walks each pushed customer's blocks one level per stage,
 //! a few pushes apart, issuing prefetches that do not wait for memory: by
 //! the time a stage reads a block, the previous stage's prefetch has brought
-//! it in. Timers are walked the same way, a few places ahead in the deadline
+//! it in. The walk starts one level higher, at the id index: an event's id is
+//! hashed and its index entry prefetched, and only the next stage looks it
+//! up. Timers are walked the same way, a few places ahead in the deadline
 //! queue. How much this buys depends on the buffer's depth: with hundreds of
 //! events the blocks are in cache when the event is applied; with almost no
 //! lateness the walk has not finished, and with a buffer of millions the
@@ -21,31 +23,49 @@
 //! prefetch, never a wrong answer. Without prefetch instructions (not
 //! x86-64) it does nothing.
 
+use crate::id_index::IdKey;
+
 /// Pushes between one stage and the next: enough for a prefetch to land.
 const STAGE_DISTANCE: usize = 8;
 
+/// Stages after the first.
+const LATER_STAGES: usize = 3;
+
 /// How far ahead in the timer queue to start walking a customer: past the
 /// last stage, so the walk is done by the time the timer fires.
-pub const TIMERS_AHEAD: usize = 3 * STAGE_DISTANCE;
+pub const TIMERS_AHEAD: usize = (LATER_STAGES + 1) * STAGE_DISTANCE;
+
+/// What a walk starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// An event's customer id, not looked up yet.
+    Id(IdKey),
+    /// A known customer slot (a timer's owner).
+    Slot(u32),
+}
 
 /// Customers whose blocks are being walked, by push number.
 #[derive(Debug)]
 pub struct Lookahead {
-    ring: [Option<u32>; 2 * STAGE_DISTANCE],
+    ring: [Option<Start>; LATER_STAGES * STAGE_DISTANCE],
     pushed: usize,
 }
 
 impl Default for Lookahead {
     fn default() -> Self {
         Lookahead {
-            ring: [None; 2 * STAGE_DISTANCE],
+            ring: [None; LATER_STAGES * STAGE_DISTANCE],
             pushed: 0,
         }
     }
 }
 
-/// What a stage can do with a customer slot.
+/// What a stage can do.
 pub trait Walk {
+    /// Stage 0: prefetch the id index entry of an id.
+    fn prefetch_index(&self, key: IdKey);
+    /// Stage 1, first half: look the id up (its entry is in cache by now).
+    fn resolve(&self, key: IdKey) -> Option<u32>;
     /// Stage 1: prefetch the customer's record.
     fn prefetch_record(&self, slot: u32);
     /// Stage 2: read the record, prefetch the blocks it points to.
@@ -56,25 +76,37 @@ pub trait Walk {
 
 impl Lookahead {
     /// Whether this target has prefetch instructions; without them the
-    /// callers skip the walk (and the lookups that feed it).
+    /// callers skip the walk (and the hashing that feeds it).
     pub const ACTIVE: bool = cfg!(target_arch = "x86_64");
 
-    /// Starts walking `slot` (the customer of the event just pushed, if
-    /// known) and advances the walks started earlier.
-    pub fn push<W: Walk + ?Sized>(&mut self, slot: Option<u32>, walk: &W) {
+    /// Starts walking from `start` (the customer of the event just pushed,
+    /// or of a timer coming up) and advances the walks started earlier.
+    pub fn push<W: Walk + ?Sized>(&mut self, start: Option<Start>, walk: &W) {
         let len = self.ring.len();
         let here = self.pushed % len;
-        if let Some(slot) = self.ring[(here + len - STAGE_DISTANCE) % len] {
+        let stage = |n: usize| (here + len - n * STAGE_DISTANCE) % len;
+        let first = stage(1);
+        if let Some(started) = self.ring[first] {
+            let slot = match started {
+                Start::Id(key) => walk.resolve(key),
+                Start::Slot(slot) => Some(slot),
+            };
+            if let Some(slot) = slot {
+                walk.prefetch_record(slot);
+            }
+            self.ring[first] = slot.map(Start::Slot);
+        }
+        if let Some(Start::Slot(slot)) = self.ring[stage(2)] {
             walk.prefetch_parts(slot);
         }
         // The oldest entry leaves the ring here, one stage later still.
-        if let Some(slot) = self.ring[here] {
+        if let Some(Start::Slot(slot)) = self.ring[here] {
             walk.prefetch_details(slot);
         }
-        if let Some(slot) = slot {
-            walk.prefetch_record(slot);
+        if let Some(Start::Id(key)) = start {
+            walk.prefetch_index(key);
         }
-        self.ring[here] = slot;
+        self.ring[here] = start;
         self.pushed = self.pushed.wrapping_add(1);
     }
 }
@@ -115,6 +147,13 @@ mod tests {
     struct Log(RefCell<Vec<(char, u32)>>);
 
     impl Walk for Log {
+        fn prefetch_index(&self, key: IdKey) {
+            assert_eq!(key, IdKey::of("c7"));
+            self.0.borrow_mut().push(('i', 0));
+        }
+        fn resolve(&self, key: IdKey) -> Option<u32> {
+            (key == IdKey::of("c7")).then_some(7)
+        }
         fn prefetch_record(&self, slot: u32) {
             self.0.borrow_mut().push(('r', slot));
         }
@@ -130,10 +169,23 @@ mod tests {
     fn each_customer_is_walked_one_stage_per_distance() {
         let log = Log::default();
         let mut lookahead = Lookahead::default();
-        lookahead.push(Some(7), &log);
-        for _ in 0..(2 * STAGE_DISTANCE) {
+        lookahead.push(Some(Start::Id(IdKey::of("c7"))), &log);
+        for _ in 0..(LATER_STAGES * STAGE_DISTANCE) {
             lookahead.push(None, &log);
         }
-        assert_eq!(*log.0.borrow(), [('r', 7), ('p', 7), ('d', 7)]);
+        lookahead.push(Some(Start::Slot(9)), &log);
+        for _ in 0..(LATER_STAGES * STAGE_DISTANCE) {
+            lookahead.push(None, &log);
+        }
+        let expected = [
+            ('i', 0),
+            ('r', 7),
+            ('p', 7),
+            ('d', 7),
+            ('r', 9),
+            ('p', 9),
+            ('d', 9),
+        ];
+        assert_eq!(*log.0.borrow(), expected);
     }
 }
