@@ -12,12 +12,15 @@
 # COUNT_IN=FUNCTION to count inside another function, e.g.
 # COUNT_IN='kairos_model::event::Event::from_json' for parsing. Hash maps
 # are seeded per process, so counts differ by a few hundredths of a percent.
+# Set CACHE_SIM=1 to also simulate the caches (callgrind's model of this
+# machine's L1 and last level, prefetch instructions ignored): the columns
+# are then Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
 set -euo pipefail
 binary=$1
 shift
 profile=$(mktemp)
 trap 'rm -f "$profile"' EXIT
-valgrind --tool=callgrind \
+valgrind --tool=callgrind --cache-sim="$([[ -n ${CACHE_SIM:-} ]] && echo yes || echo no)" \
   --toggle-collect="${COUNT_IN:-kairos_engine::engine::Engine::handle_event}*" \
   --callgrind-out-file="$profile" "$binary" "$@" >/dev/null
 if [[ -n "${KEEP:-}" ]]; then cp "$profile" "$KEEP"; fi
