@@ -20,7 +20,7 @@ binary=$1
 shift
 profile=$(mktemp)
 trap 'rm -f "$profile"' EXIT
-valgrind --tool=callgrind --cache-sim="$([[ -n ${CACHE_SIM:-} ]] && echo yes || echo no)" \
+valgrind --tool=callgrind --cache-sim="$([[ ${CACHE_SIM:-0} == 1 ]] && echo yes || echo no)" \
   --toggle-collect="${COUNT_IN:-kairos_engine::engine::Engine::handle_event}*" \
   --callgrind-out-file="$profile" "$binary" "$@" >/dev/null
 if [[ -n "${KEEP:-}" ]]; then cp "$profile" "$KEEP"; fi

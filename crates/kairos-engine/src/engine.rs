@@ -5,7 +5,7 @@ use crate::config::{LateEvents, Pattern, Pipeline};
 use crate::customer::{Customer, DeferredDecision, Population};
 use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
-use crate::id_index::{IdIndex, IdKey};
+use crate::id_index::IdIndex;
 use crate::local_time::{local_hour, parse_month_day};
 use crate::lookahead::{Lookahead, Start, TIMERS_AHEAD};
 use crate::matching::{matches_any, DEFAULT_ENTITY};
@@ -150,7 +150,7 @@ impl Engine {
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
         if Lookahead::ACTIVE {
-            let start = Start::Id(IdKey::of(event.customer_key()));
+            let start = Start::Id(self.ids.key(event.customer_key()));
             self.look_ahead(Some(start));
         }
         self.buffer.push(event);

@@ -141,51 +141,79 @@ pub fn prefetch_lines<T>(value: *const T) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use crate::id_index::IdIndex;
+    use std::cell::{Cell, RefCell};
 
-    #[derive(Default)]
-    struct Log(RefCell<Vec<(char, u32)>>);
+    /// Records (push number, stage, slot) for every call.
+    struct Log {
+        ids: IdIndex,
+        push: Cell<usize>,
+        calls: RefCell<Vec<(usize, char, u32)>>,
+    }
+
+    impl Log {
+        fn record(&self, stage: char, slot: u32) {
+            self.calls.borrow_mut().push((self.push.get(), stage, slot));
+        }
+    }
 
     impl Walk for Log {
         fn prefetch_index(&self, key: IdKey) {
-            assert_eq!(key, IdKey::of("c7"));
-            self.0.borrow_mut().push(('i', 0));
+            self.record('i', self.ids.get_key(key).unwrap_or(u32::MAX));
         }
         fn resolve(&self, key: IdKey) -> Option<u32> {
-            (key == IdKey::of("c7")).then_some(7)
+            self.ids.get_key(key)
         }
         fn prefetch_record(&self, slot: u32) {
-            self.0.borrow_mut().push(('r', slot));
+            self.record('r', slot);
         }
         fn prefetch_parts(&self, slot: u32) {
-            self.0.borrow_mut().push(('p', slot));
+            self.record('p', slot);
         }
         fn prefetch_details(&self, slot: u32) {
-            self.0.borrow_mut().push(('d', slot));
+            self.record('d', slot);
         }
     }
 
     #[test]
     fn each_customer_is_walked_one_stage_per_distance() {
-        let log = Log::default();
-        let mut lookahead = Lookahead::default();
-        lookahead.push(Some(Start::Id(IdKey::of("c7"))), &log);
-        for _ in 0..(LATER_STAGES * STAGE_DISTANCE) {
-            lookahead.push(None, &log);
-        }
-        lookahead.push(Some(Start::Slot(9)), &log);
-        for _ in 0..(LATER_STAGES * STAGE_DISTANCE) {
-            lookahead.push(None, &log);
-        }
-        let expected = [
-            ('i', 0),
-            ('r', 7),
-            ('p', 7),
-            ('d', 7),
-            ('r', 9),
-            ('p', 9),
-            ('d', 9),
+        let mut ids = IdIndex::default();
+        ids.insert("c7", 7);
+        let log = Log {
+            push: Cell::new(0),
+            calls: RefCell::default(),
+            ids,
+        };
+        // Pushes 0, 3 and 5 overlap; "nobody" is not in the index, so its
+        // walk ends after the lookup.
+        let starts = [
+            (0, Start::Id(log.ids.key("c7"))),
+            (3, Start::Slot(9)),
+            (5, Start::Id(log.ids.key("nobody"))),
         ];
-        assert_eq!(*log.0.borrow(), expected);
+        let mut lookahead = Lookahead::default();
+        for push in 0..40 {
+            log.push.set(push);
+            let start = starts
+                .iter()
+                .find(|(at, _)| *at == push)
+                .map(|(_, start)| *start);
+            lookahead.push(start, &log);
+        }
+        let d = STAGE_DISTANCE;
+        let mut expected = vec![
+            (0, 'i', 7),
+            (5, 'i', u32::MAX),
+            (d, 'r', 7),
+            (3 + d, 'r', 9),
+            (2 * d, 'p', 7),
+            (3 + 2 * d, 'p', 9),
+            (3 * d, 'd', 7),
+            (3 + 3 * d, 'd', 9),
+        ];
+        expected.sort();
+        let mut calls = log.calls.borrow().clone();
+        calls.sort();
+        assert_eq!(calls, expected);
     }
 }
