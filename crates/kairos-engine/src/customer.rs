@@ -297,8 +297,16 @@ pub struct KeyedState {
     pub memory: Memory,
     /// Pending ladder, if a match is in progress.
     pub ladder: Option<Box<Ladder>>,
-    /// Pending window-close timer.
-    pub window_close: Option<Timestamp>,
+}
+
+impl KeyedState {
+    /// The deadline of the pending window-close timer (count patterns).
+    pub fn window_close(&self) -> Option<Timestamp> {
+        match &self.memory {
+            Memory::Count(memory) => memory.window_close,
+            _ => None,
+        }
+    }
 }
 
 /// Pattern-specific memory.
@@ -351,6 +359,9 @@ pub struct CountMemory {
     pub events: Vec<CompactString>,
     /// Payload properties of the last counted event.
     pub properties: Vec<(String, Value)>,
+    /// Where the window-close timer sits, if one is pending. Kept here, not
+    /// in every keyed state: only count patterns have one.
+    pub window_close: Option<Timestamp>,
 }
 
 /// One group of a count pattern.
@@ -458,7 +469,7 @@ mod layout {
     #[cfg(target_pointer_width = "64")]
     fn records_stay_small() {
         assert_eq!(size_of::<Customer>(), 112);
-        assert_eq!(size_of::<KeyedState>(), 72);
+        assert_eq!(size_of::<KeyedState>(), 56);
         assert_eq!(size_of::<Ladder>(), 56);
         assert_eq!(size_of::<Memory>(), 16);
         assert_eq!(size_of::<SeenMessages>(), 16);

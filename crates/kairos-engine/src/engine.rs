@@ -591,7 +591,7 @@ impl Engine {
                     purpose: TimerPurpose::Ladder,
                 });
             }
-            if let Some(due) = state.window_close {
+            if let Some(due) = state.window_close() {
                 self.timers.remove(&TimerEntry {
                     due,
                     customer: from,

@@ -115,7 +115,6 @@ impl Ctx<'_> {
                 entity: entity.map(Into::into),
                 memory: memory(),
                 ladder: None,
-                window_close: None,
             },
         );
         range.end
@@ -246,7 +245,7 @@ impl Ctx<'_> {
             !cancel
         });
         let state = &self.customer.states[index];
-        if matches!(state.memory, Memory::None) && state.window_close.is_none() {
+        if matches!(state.memory, Memory::None) {
             self.remove_state(index);
         }
     }
@@ -284,7 +283,7 @@ pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, s
             purpose: TimerPurpose::Ladder,
         });
     }
-    if let Some(due) = state.window_close {
+    if let Some(due) = state.window_close() {
         timers.remove(&TimerEntry {
             due,
             customer: cid,
@@ -533,6 +532,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         } else {
                             window_id
                         },
+                        // The old window's close timer stays where it is.
+                        window_close: memory.window_close,
                         ..CountMemory::default()
                     };
                 }
@@ -621,8 +622,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 if let Some(close_at) = close_at {
                     // A timer already placed at or before the true close is
                     // left alone and moved when it fires (sessions only grow).
-                    if state.window_close.is_none_or(|placed| placed > close_at) {
-                        if let Some(old) = state.window_close.take() {
+                    if memory.window_close.is_none_or(|placed| placed > close_at) {
+                        if let Some(old) = memory.window_close.take() {
                             ctx.timers.remove(&TimerEntry {
                                 due: old,
                                 customer: ctx.cid,
@@ -630,7 +631,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                 purpose: TimerPurpose::WindowClose,
                             });
                         }
-                        state.window_close = Some(close_at);
+                        memory.window_close = Some(close_at);
                         ctx.timers.insert(TimerEntry {
                             due: close_at,
                             customer: ctx.cid,
@@ -1143,8 +1144,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             }
         }
         _ => {
-            let state = &ctx.customer.states[index];
-            if matches!(state.memory, Memory::None) && state.window_close.is_none() {
+            if matches!(ctx.customer.states[index].memory, Memory::None) {
                 ctx.remove_state(index);
             }
         }
@@ -1158,20 +1158,23 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     };
     let state = &mut ctx.customer.states[index];
-    if state.window_close != Some(due) {
+    let Memory::Count(count) = &mut state.memory else {
+        return;
+    };
+    if count.window_close != Some(due) {
         return;
     }
-    state.window_close = None;
+    count.window_close = None;
     let trigger_index = state.trigger;
     let trigger = ctx.plan.trigger(trigger_index);
     let Pattern::Count { min, window, .. } = &trigger.pattern else {
         return;
     };
-    if let (Window::Session(gap), Memory::Count(memory)) = (window, &state.memory) {
+    if let (Window::Session(gap), Memory::Count(memory)) = (window, &mut state.memory) {
         let close_at = memory.last + *gap;
         if close_at > due {
             // The session went on since the timer was placed.
-            state.window_close = Some(close_at);
+            memory.window_close = Some(close_at);
             ctx.timers.insert(TimerEntry {
                 due: close_at,
                 customer: ctx.cid,
