@@ -412,9 +412,78 @@ pub struct Ladder {
     /// Variant index (`u8::MAX`: control without variants).
     pub variant: u8,
     /// Causing message ids (bounded).
-    pub events: ThinVec<CompactString>,
+    pub events: Reasons,
     /// Anchor-event properties needed later (offsets, payload).
     pub properties: ThinVec<(String, Value)>,
+}
+
+/// The message ids that caused a ladder, oldest first. Most ladders keep
+/// exactly one for their whole life (the event that started them), so one
+/// id lives inline in the ladder; only more than one takes a list.
+#[derive(Debug, Default)]
+pub enum Reasons {
+    /// None (schedules that no event started).
+    #[default]
+    None,
+    /// One.
+    One(CompactString),
+    /// Two or more.
+    Many(ThinVec<CompactString>),
+}
+
+impl Reasons {
+    /// Appends `events`, keeping the newest `limit` (at least one).
+    pub fn append(&mut self, events: &[&str], limit: usize) {
+        for event in events {
+            match self {
+                Reasons::None => *self = Reasons::One((*event).into()),
+                Reasons::One(first) => {
+                    let mut list = ThinVec::with_capacity(2);
+                    list.push(std::mem::take(first));
+                    list.push((*event).into());
+                    *self = Reasons::Many(list);
+                }
+                Reasons::Many(list) => list.push((*event).into()),
+            }
+        }
+        if let Reasons::Many(list) = self {
+            let excess = list.len().saturating_sub(limit.max(1));
+            list.drain(..excess);
+        }
+    }
+
+    /// Replaces the ids with `events`, reusing a single id's buffer (a
+    /// busy customer restarts an inactivity ladder on every event).
+    pub fn replace(&mut self, events: &[&str]) {
+        match (&mut *self, events) {
+            (Reasons::One(kept), [event]) => {
+                kept.clear();
+                kept.push_str(event);
+            }
+            _ => {
+                *self = Reasons::None;
+                self.append(events, usize::MAX);
+            }
+        }
+    }
+
+    /// The ids, oldest first.
+    pub fn as_slice(&self) -> &[CompactString] {
+        match self {
+            Reasons::None => &[],
+            Reasons::One(one) => std::slice::from_ref(one),
+            Reasons::Many(list) => list,
+        }
+    }
+
+    /// Takes the ids out, leaving none.
+    pub fn take(&mut self) -> Vec<CompactString> {
+        match std::mem::take(self) {
+            Reasons::None => Vec::new(),
+            Reasons::One(one) => vec![one],
+            Reasons::Many(list) => list.into_iter().collect(),
+        }
+    }
 }
 
 /// A sent action, remembered for caps, cooldowns and arbitration.
@@ -470,10 +539,56 @@ mod layout {
     fn records_stay_small() {
         assert_eq!(size_of::<Customer>(), 112);
         assert_eq!(size_of::<KeyedState>(), 56);
-        assert_eq!(size_of::<Ladder>(), 56);
+        assert_eq!(size_of::<Ladder>(), 72);
+        assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);
         assert_eq!(size_of::<SeenMessages>(), 16);
         assert_eq!(size_of::<Cart>(), 48);
         assert_eq!(size_of::<CartLine>(), 40);
+    }
+}
+
+#[cfg(test)]
+mod reasons {
+    use super::*;
+
+    fn ids(reasons: &Reasons) -> Vec<&str> {
+        reasons.as_slice().iter().map(|id| id.as_str()).collect()
+    }
+
+    #[test]
+    fn one_id_stays_inline_and_more_keep_the_newest() {
+        let mut reasons = Reasons::default();
+        reasons.append(&["m1"], 3);
+        assert!(matches!(reasons, Reasons::One(_)));
+        reasons.append(&["m2", "m3", "m4"], 3);
+        assert_eq!(ids(&reasons), ["m2", "m3", "m4"]);
+        reasons.append(&["m5"], 3);
+        assert_eq!(ids(&reasons), ["m3", "m4", "m5"]);
+        assert_eq!(reasons.take(), ["m3", "m4", "m5"]);
+        assert!(matches!(reasons, Reasons::None));
+        assert!(reasons.take().is_empty());
+    }
+
+    #[test]
+    fn replacing_reuses_a_single_ids_buffer() {
+        let long = "9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64";
+        let mut reasons = Reasons::default();
+        reasons.append(&[long], 8);
+        let Reasons::One(kept) = &reasons else {
+            panic!("one id is held inline");
+        };
+        let buffer = kept.as_ptr();
+        let newer = "0a1b2c3d-5b8e-4c1e-9d35-0b7c2f3e1a64";
+        reasons.replace(&[newer]);
+        assert_eq!(ids(&reasons), [newer]);
+        let Reasons::One(kept) = &reasons else {
+            panic!("still one id");
+        };
+        assert_eq!(kept.as_ptr(), buffer, "same heap buffer");
+        reasons.replace(&["a", "b"]);
+        assert_eq!(ids(&reasons), ["a", "b"]);
+        reasons.replace(&[]);
+        assert!(ids(&reasons).is_empty());
     }
 }

@@ -9,6 +9,7 @@
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
     CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory, PeriodMemory,
+    Reasons,
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
@@ -167,25 +168,14 @@ impl Ctx<'_> {
                 ladder.due = due;
                 ladder.variant = variant;
                 if accumulate {
-                    append_reasons(&mut ladder.events, events);
+                    ladder.events.append(events, MAX_REASON_EVENTS);
                 } else {
-                    // Reuse the strings' buffers: a busy customer restarts an
-                    // inactivity ladder on every event.
-                    ladder.events.truncate(events.len());
-                    for (position, event) in events.iter().enumerate() {
-                        match ladder.events.get_mut(position) {
-                            Some(kept) => {
-                                kept.clear();
-                                kept.push_str(event);
-                            }
-                            None => ladder.events.push((*event).into()),
-                        }
-                    }
+                    ladder.events.replace(events);
                 }
                 ladder.properties = properties.into();
             }
             existing => {
-                let mut kept_events = ThinVec::new();
+                let mut kept_events = Reasons::None;
                 if let Some(old) = existing.take() {
                     if old.next_step == 0 && accumulate {
                         kept_events = old.events;
@@ -197,10 +187,7 @@ impl Ctx<'_> {
                         purpose: TimerPurpose::Ladder,
                     });
                 }
-                // Exact size: most ladders keep one reason for their whole
-                // life (a thin vector would otherwise round up to four).
-                kept_events.reserve_exact(events.len());
-                append_reasons(&mut kept_events, events);
+                kept_events.append(events, MAX_REASON_EVENTS);
                 *existing = Some(Box::new(Ladder {
                     anchor,
                     first_at,
@@ -319,14 +306,6 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
         }
     }
     u8::MAX
-}
-
-/// Adds causing message ids to a ladder's reasons, keeping the newest
-/// [`MAX_REASON_EVENTS`].
-fn append_reasons(reasons: &mut ThinVec<CompactString>, events: &[&str]) {
-    reasons.extend(events.iter().map(|e| CompactString::from(*e)));
-    let excess = reasons.len().saturating_sub(MAX_REASON_EVENTS);
-    reasons.drain(..excess);
 }
 
 /// Properties of the anchor event a ladder needs later (offsets and payload).
@@ -1224,9 +1203,9 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     let ladder = state.ladder.as_mut().expect("called with a ladder");
     // The last step's decision takes the causing events: the ladder ends.
     let events = if step + 1 >= trigger.steps.len() {
-        std::mem::take(&mut ladder.events).into_iter().collect()
+        ladder.events.take()
     } else {
-        ladder.events.to_vec()
+        ladder.events.as_slice().to_vec()
     };
     let state = &*state;
     let ladder = state.ladder.as_ref().expect("called with a ladder");
