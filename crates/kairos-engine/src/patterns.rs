@@ -484,11 +484,30 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             }
             let zone = zone_of(plan, ctx.customer);
             for entity in entity_list(&trigger.key, &keys) {
-                let index =
-                    ctx.find_or_insert(trigger_index, entity, || Memory::Count(Box::default()));
                 let now = event.time;
+                let fresh = || Memory::Count(Box::default());
+                let mut index = ctx.find_or_insert(trigger_index, entity, fresh);
+                // A tumbling window's close timer is due at the instant the
+                // next window opens, and events at an instant go before
+                // timers: close the old window first, as its timer would
+                // have, so that this event counts in the new one.
+                if let Window::Tumbling(_) = window {
+                    let state = &ctx.customer.states[index];
+                    if let Some(close) = state.window_close().filter(|close| *close <= now) {
+                        let token = state.token;
+                        let entry = ctx.timer(close, token, TimerPurpose::WindowClose);
+                        ctx.timers.remove(&entry);
+                        on_window_close(ctx, token, close);
+                        index = ctx.find_or_insert(trigger_index, entity, fresh);
+                    }
+                }
                 let token = ctx.customer.states[index].token;
                 let state = &mut ctx.customer.states[index];
+                if matches!(state.memory, Memory::None) {
+                    // The last window matched on close and its ladder is
+                    // still pending: the next window counts all the same.
+                    state.memory = fresh();
+                }
                 let Memory::Count(memory) = &mut state.memory else {
                     continue;
                 };
