@@ -132,7 +132,7 @@ impl Walk for Population<'_> {
                 prefetch_lines(&**ladder);
             }
             if let Some(entity) = &state.entity {
-                prefetch(entity.as_ptr());
+                prefetch(&**entity);
             }
             match &state.memory {
                 Memory::Count(memory) => prefetch(&**memory),
@@ -291,8 +291,9 @@ pub struct KeyedState {
     pub trigger: u16,
     /// Identifies this state's timers.
     pub token: u32,
-    /// Entity key (`cart_id` value), `None` for customer-keyed triggers.
-    pub entity: Option<CompactString>,
+    /// Entity key (`cart_id` value), `None` for customer-keyed triggers
+    /// (most states: boxed, so that those pay 8 bytes for it, not 24).
+    pub entity: Option<Box<CompactString>>,
     /// Pattern memory.
     pub memory: Memory,
     /// Pending ladder, if a match is in progress.
@@ -300,6 +301,11 @@ pub struct KeyedState {
 }
 
 impl KeyedState {
+    /// The entity key, if the trigger is keyed by one.
+    pub fn entity_key(&self) -> Option<&str> {
+        self.entity.as_deref().map(CompactString::as_str)
+    }
+
     /// The deadline of the pending window-close timer (count patterns).
     pub fn window_close(&self) -> Option<Timestamp> {
         match &self.memory {
@@ -538,7 +544,7 @@ mod layout {
     #[cfg(target_pointer_width = "64")]
     fn records_stay_small() {
         assert_eq!(size_of::<Customer>(), 112);
-        assert_eq!(size_of::<KeyedState>(), 56);
+        assert_eq!(size_of::<KeyedState>(), 40);
         assert_eq!(size_of::<Ladder>(), 72);
         assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);

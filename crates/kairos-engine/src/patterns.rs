@@ -70,7 +70,7 @@ impl Ctx<'_> {
     /// The state for `entity` among `range` (one trigger's states).
     fn find_in(&self, mut range: Range<usize>, entity: Option<&str>) -> Option<usize> {
         let states = &self.customer.states;
-        range.find(|&index| states[index].entity.as_deref() == entity)
+        range.find(|&index| states[index].entity_key() == entity)
     }
 
     fn find_token(&self, token: u32) -> Option<usize> {
@@ -113,7 +113,7 @@ impl Ctx<'_> {
             KeyedState {
                 trigger,
                 token,
-                entity: entity.map(Into::into),
+                entity: entity.map(|entity| Box::new(entity.into())),
                 memory: memory(),
                 ladder: None,
             },
@@ -216,7 +216,8 @@ impl Ctx<'_> {
             self.timers
                 .remove(&self.timer(ladder.timer_at, token, TimerPurpose::Ladder));
         }
-        let entity = self.customer.states[index].entity.clone();
+        let entity: Option<CompactString> =
+            self.customer.states[index].entity_key().map(Into::into);
         let timers = &mut *self.timers;
         let cid = self.cid;
         self.customer.deferred.retain(|deferred| {
@@ -249,8 +250,7 @@ impl Ctx<'_> {
             let addressed = match keys {
                 EventKeys::Customer | EventKeys::Missing => true,
                 EventKeys::Entities(list) => state
-                    .entity
-                    .as_deref()
+                    .entity_key()
                     .is_some_and(|entity| list.iter().any(|k| k == entity)),
             };
             if addressed {
@@ -1236,7 +1236,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     let offer = variant
         .and_then(|v| v.offer.clone())
         .or_else(|| step_config.offer.clone());
-    let entity = state.entity.as_deref();
+    let entity = state.entity_key();
     let step_number = step as u32 + 1;
     let hash = stable_hash(
         plan.pipeline.settings.seed,
@@ -1310,7 +1310,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     };
     Candidate {
         trigger: state.trigger,
-        entity: state.entity.clone(),
+        entity: state.entity_key().map(Into::into),
         decision,
     }
 }
