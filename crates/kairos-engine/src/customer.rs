@@ -1,9 +1,11 @@
 //! Per-customer state. Kept small on purpose (a million customers must fit in
 //! a few hundred MB): optional parts are boxed or empty vectors, trigger state
-//! exists only for triggers that have something to remember. Ids (keys, cart
-//! and product ids, entities) are `CompactString`s: up to 24 bytes live
-//! inline, so a short id costs no allocation and no extra cache miss when
-//! compared (a 36-byte UUID still takes an allocation).
+//! exists only for triggers that have something to remember. Ids (keys,
+//! aliases, cart and product ids, reasons) are `CompactString`s: up to 24
+//! bytes live inline, so a short id costs no allocation and no extra cache
+//! miss when compared (a 36-byte UUID still takes an allocation). A keyed
+//! state's entity key is the exception: it is boxed, because most states
+//! have none and would otherwise carry 24 empty bytes.
 
 use crate::decision::Decision;
 use crate::id_index::{IdIndex, IdKey};

@@ -1163,16 +1163,15 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     }
     count.window_close = None;
-    let trigger_index = state.trigger;
-    let trigger = ctx.plan.trigger(trigger_index);
+    let trigger = ctx.plan.trigger(state.trigger);
     let Pattern::Count { min, window, .. } = &trigger.pattern else {
         return;
     };
-    if let (Window::Session(gap), Memory::Count(memory)) = (window, &mut state.memory) {
-        let close_at = memory.last + *gap;
+    if let Window::Session(gap) = window {
+        let close_at = count.last + *gap;
         if close_at > due {
             // The session went on since the timer was placed.
-            memory.window_close = Some(close_at);
+            count.window_close = Some(close_at);
             ctx.timers.insert(TimerEntry {
                 due: close_at,
                 customer: ctx.cid,
@@ -1182,8 +1181,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
             return;
         }
     }
-    let memory = std::mem::take(&mut state.memory);
-    let Memory::Count(memory) = memory else {
+    let Memory::Count(memory) = std::mem::take(&mut state.memory) else {
         return;
     };
     let group = memory
