@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions the engine executes for a workload, counted by valgrind's
-# callgrind inside Engine::handle_event only (event generation, parsing and
-# the final drain are not counted). Unlike wall-clock time on a shared VM,
+# callgrind inside engine-loop's timed feed only (populating, event
+# generation, parsing and the final drain are not counted; before
+# 2026-11-26's second session it counted every Engine::handle_event call,
+# which included `--populate`'s identify and page calls). Unlike wall-clock time on a shared VM,
 # the count is the same from run to run, so two builds can be compared with
 # one run each.
 #
@@ -21,7 +23,7 @@ shift
 profile=$(mktemp)
 trap 'rm -f "$profile"' EXIT
 valgrind --tool=callgrind --cache-sim="$([[ ${CACHE_SIM:-0} == 1 ]] && echo yes || echo no)" \
-  --toggle-collect="${COUNT_IN:-kairos_engine::engine::Engine::handle_event}*" \
+  --toggle-collect="${COUNT_IN:-engine_loop::feed}*" \
   --callgrind-out-file="$profile" "$binary" "$@" >/dev/null
 if [[ -n "${KEEP:-}" ]]; then cp "$profile" "$KEEP"; fi
 callgrind_annotate "$profile" | grep 'PROGRAM TOTALS' | head -1

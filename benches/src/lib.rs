@@ -149,7 +149,6 @@ pub fn population(
         let mut identify = String::with_capacity(320);
         write_identify(
             &mut identify,
-            &mut rng,
             customer,
             &format!("pop-{seed}-{customer}-i"),
             time,
@@ -288,7 +287,7 @@ impl Generator {
         let rng = &mut self.rng;
         match kind {
             Kind::Page => write_page(out, rng, customer, message_id, time),
-            Kind::Identify => write_identify(out, rng, customer, message_id, time),
+            Kind::Identify => write_identify(out, customer, message_id, time),
             Kind::ProductViewed => {
                 let product = self.products.sample(rng) as u32;
                 track_head(out, "Product Viewed", customer, message_id, time);
@@ -578,13 +577,11 @@ fn write_page(out: &mut String, rng: &mut SplitMix64, customer: u64, message_id:
     context_tail(out);
 }
 
-fn write_identify(
-    out: &mut String,
-    rng: &mut SplitMix64,
-    customer: u64,
-    message_id: &str,
-    time: i64,
-) {
+/// An identify call. A person's traits are the same every time they are
+/// sent (apps identify at every launch), so they are drawn from the customer
+/// number, not from the event stream.
+fn write_identify(out: &mut String, customer: u64, message_id: &str, time: i64) {
+    let rng = &mut SplitMix64::new(customer ^ 0x1d3e_7f00_2b5c_4a91);
     let timezone = TIMEZONES[rng.below(TIMEZONES.len() as u64) as usize];
     let year = 1960 + rng.below(46);
     let month = 1 + rng.below(12);

@@ -129,13 +129,7 @@ fn main() {
     let count = parsed.len();
     let allocations = ALLOCATIONS.load(Relaxed);
     let started = Instant::now();
-    for event in parsed {
-        engine.handle_event(event);
-        while let Some(decision) = engine.poll_decision() {
-            black_box(&decision);
-            decisions += 1;
-        }
-    }
+    decisions += feed(&mut engine, parsed);
     let feed = started.elapsed().as_secs_f64();
     let allocations = ALLOCATIONS.load(Relaxed) - allocations;
     println!(
@@ -165,6 +159,22 @@ fn main() {
     let started = Instant::now();
     drop(engine);
     println!("drop: {:.3} s", started.elapsed().as_secs_f64());
+}
+
+/// The timed part: every event in, every decision out. Not inlined, so that
+/// `benches/scripts/instructions.sh` can count inside it alone (the
+/// untimed `--populate` phase also calls `Engine::handle_event`).
+#[inline(never)]
+fn feed(engine: &mut Engine, events: Vec<Event>) -> u64 {
+    let mut decisions = 0;
+    for event in events {
+        engine.handle_event(event);
+        while let Some(decision) = engine.poll_decision() {
+            black_box(&decision);
+            decisions += 1;
+        }
+    }
+    decisions
 }
 
 fn usage() -> ! {
