@@ -137,8 +137,8 @@ impl Walk for Population<'_> {
                 prefetch(&**entity);
             }
             match &state.memory {
-                Memory::Count(memory) => prefetch(&**memory),
-                Memory::Measure(memory) => prefetch(&**memory),
+                Memory::Count(memory) => prefetch_lines(&**memory),
+                Memory::Measure(memory) => prefetch_lines(&**memory),
                 _ => {}
             }
         }

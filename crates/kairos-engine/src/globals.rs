@@ -77,11 +77,16 @@ impl RateMemory {
 }
 
 /// A log-bucketed histogram of positive values, one entry per customer: the
-/// "top p %" cut-off is read from it in `O(buckets)` without sorting customers.
-/// Deterministic, and a customer's entry moves when their aggregate changes.
+/// "top p %" cut-off is read from it without sorting customers. Deterministic,
+/// and a customer's entry moves when their aggregate changes. Bucket counts
+/// are kept in a Fenwick tree as well, so that the count above a bucket is
+/// `O(log buckets)`: it is asked on every aggregate update of a rank trigger.
 #[derive(Debug)]
 pub struct RankHistogram {
     counts: Vec<u32>,
+    /// Fenwick tree over `counts` (1-based: `tree[i]` sums the
+    /// `i & i.wrapping_neg()` buckets ending at bucket `i - 1`).
+    tree: Vec<u32>,
     total: u64,
 }
 
@@ -89,6 +94,7 @@ impl Default for RankHistogram {
     fn default() -> Self {
         RankHistogram {
             counts: vec![0; Self::BUCKETS],
+            tree: vec![0; Self::BUCKETS + 1],
             total: 0,
         }
     }
@@ -111,15 +117,18 @@ impl RankHistogram {
 
     /// Adds a customer's value.
     pub fn insert(&mut self, value: f64) {
-        self.counts[Self::bucket(value)] += 1;
+        let bucket = Self::bucket(value);
+        self.counts[bucket] += 1;
+        self.add_to_tree(bucket, 1);
         self.total += 1;
     }
 
     /// Removes a value previously inserted.
     pub fn remove(&mut self, value: f64) {
-        let bucket = &mut self.counts[Self::bucket(value)];
-        if *bucket > 0 {
-            *bucket -= 1;
+        let bucket = Self::bucket(value);
+        if self.counts[bucket] > 0 {
+            self.counts[bucket] -= 1;
+            self.add_to_tree(bucket, u32::MAX);
             self.total -= 1;
         }
     }
@@ -132,12 +141,28 @@ impl RankHistogram {
     /// Whether `value` is within the top `percent` of the ranked values: the
     /// number of values in strictly higher buckets is below `percent` of all.
     pub fn in_top(&self, value: f64, percent: f64) -> bool {
-        let bucket = Self::bucket(value);
-        let above: u64 = self.counts[bucket + 1..]
-            .iter()
-            .map(|&c| u64::from(c))
-            .sum();
+        let above = self.total - self.count_up_to(Self::bucket(value));
         (above as f64) < self.total as f64 * percent / 100.0
+    }
+
+    /// Adds `delta` (wrapping: `u32::MAX` subtracts one) to a bucket's sums.
+    fn add_to_tree(&mut self, bucket: usize, delta: u32) {
+        let mut i = bucket + 1;
+        while i < self.tree.len() {
+            self.tree[i] = self.tree[i].wrapping_add(delta);
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Values in buckets `0..=bucket`.
+    fn count_up_to(&self, bucket: usize) -> u64 {
+        let mut i = bucket + 1;
+        let mut sum = 0;
+        while i > 0 {
+            sum += u64::from(self.tree[i]);
+            i -= i & i.wrapping_neg();
+        }
+        sum
     }
 }
 
@@ -156,6 +181,36 @@ mod tests {
         assert!(!ranks.in_top(900.0, 5.0));
         ranks.remove(1000.0);
         assert_eq!(ranks.len(), 99);
+    }
+
+    proptest::proptest! {
+        /// The tree answers as a scan of the buckets above would.
+        #[test]
+        fn counts_above_a_value_match_a_scan(
+            operations in proptest::collection::vec((proptest::bool::weighted(0.7), 0.0..1e7f64), 1..300),
+            probe in 0.0..1e7f64,
+            percent in 0.0..100.0f64,
+        ) {
+            let mut ranks = RankHistogram::default();
+            let mut held: Vec<f64> = Vec::new();
+            for (insert, value) in operations {
+                if insert || held.is_empty() {
+                    ranks.insert(value);
+                    held.push(value);
+                } else {
+                    let value = held.swap_remove(held.len() / 2);
+                    ranks.remove(value);
+                }
+            }
+            let bucket = RankHistogram::bucket(probe);
+            let above = ranks.counts[bucket + 1..].iter().map(|&c| u64::from(c)).sum::<u64>();
+            proptest::prop_assert_eq!(ranks.total - ranks.count_up_to(bucket), above);
+            proptest::prop_assert_eq!(ranks.len(), held.len() as u64);
+            proptest::prop_assert_eq!(
+                ranks.in_top(probe, percent),
+                (above as f64) < ranks.len() as f64 * percent / 100.0
+            );
+        }
     }
 
     #[test]

@@ -560,7 +560,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                 }
                                 memory.groups.push(CountGroup {
                                     hash,
-                                    value: group_label(property, value).into(),
+                                    value: group_label(property, value),
                                     ..CountGroup::default()
                                 });
                                 memory.groups.len() - 1
@@ -915,12 +915,20 @@ fn group_hash(property: &str, value: &Value) -> u64 {
     }
 }
 
-/// `product_id=p1`; empty for the unnamed group.
-fn group_label(property: &str, value: &Value) -> String {
+/// `product_id=p1`; empty for the unnamed group. Built in place: a label of
+/// up to 24 bytes is stored inline, and a new group is made on most product
+/// views.
+fn group_label(property: &str, value: &Value) -> CompactString {
     match value {
-        Value::Null => String::new(),
-        Value::String(text) => format!("{property}={text}"),
-        other => format!("{property}={other}"),
+        Value::Null => CompactString::default(),
+        Value::String(text) => {
+            let mut label = CompactString::with_capacity(property.len() + 1 + text.len());
+            label.push_str(property);
+            label.push('=');
+            label.push_str(text);
+            label
+        }
+        other => compact_str::format_compact!("{property}={other}"),
     }
 }
 
