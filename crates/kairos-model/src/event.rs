@@ -242,13 +242,31 @@ fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, InvalidEven
     })
 }
 
+/// At most this many `{` and `[` in a payload (inside strings or not) take
+/// the fast decoder. Nesting is never deeper than the count, and a bounded
+/// depth is what keeps that decoder's recursion off the end of the stack.
+const FAST_DECODE_MAX_OPENINGS: usize = 64;
+
+/// Decodes a Segment call. Ordinary calls (a few nested objects) go through
+/// sonic-rs, which reads them ~1.5x as fast as serde_json (BENCHMARKS.md,
+/// 2026-11-26). Payloads with many brackets go through serde_json, whose
+/// recursion limit turns hostile nesting into an error: sonic-rs's own guard
+/// does not cover every path (cloudwego/sonic-rs#239).
+fn decode(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
+    let openings = memchr::memchr2_iter(b'{', b'[', bytes).take(FAST_DECODE_MAX_OPENINGS + 1);
+    if openings.count() <= FAST_DECODE_MAX_OPENINGS {
+        sonic_rs::from_slice(bytes).map_err(|error| error.to_string())
+    } else {
+        serde_json::from_slice(bytes).map_err(|error| error.to_string())
+    }
+}
+
 impl Event {
     /// Parses and validates one JSON-encoded Segment call. A missing
     /// `messageId` is replaced by a hash of the bytes, so a retried identical
     /// payload still de-duplicates.
     pub fn from_json(bytes: &[u8]) -> Result<Event, InvalidEvent> {
-        let call: SegmentCall = serde_json::from_slice(bytes)
-            .map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
+        let call = decode(bytes).map_err(InvalidEvent::NotJson)?;
         let fallback_id =
             || compact_str::format_compact!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
         Event::from_segment(call, fallback_id)
@@ -453,6 +471,169 @@ mod tests {
         let json =
             r#"{"type":"track","event":"X","userId":true,"timestamp":"2026-11-23T10:00:00Z"}"#;
         assert_eq!(parse(json).unwrap_err().reason(), "not_json");
+    }
+
+    /// Input from outside is hostile at times: nothing here may crash the
+    /// parser or be read differently from what JSON says.
+    #[test]
+    fn malformed_json_is_rejected_and_escapes_are_read() {
+        let head = r#"{"type":"track","event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z""#;
+        let deep = format!(
+            r#"{head},"properties":{{"a":{}1{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let cases: [&[u8]; 7] = [
+            deep.as_bytes(),
+            b"{\"type\":\"track\",\"event\":\"X\xff\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"}",
+            b"{\"type\":\"track\",\"event\":\"X\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"} trailing",
+            b"{\"type\":\"track\",\"event\":\"X\ny\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"}",
+            b"{\"type\":\"track\",\"event\":\"X\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"",
+            b"{\"type\":\"track\",\"event\":\"\\ud800\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"}",
+            b"",
+        ];
+        for (index, bytes) in cases.iter().enumerate() {
+            let error = Event::from_json(bytes).unwrap_err();
+            assert_eq!(error.reason(), "not_json", "case {index}: {error}");
+        }
+        // Just under the fast decoder's limit: read, and the stack holds.
+        let nested = format!(
+            r#"{head},"properties":{{"a":{}1{}}}}}"#,
+            "[".repeat(FAST_DECODE_MAX_OPENINGS - 2),
+            "]".repeat(FAST_DECODE_MAX_OPENINGS - 2)
+        );
+        assert!(parse(&nested).is_ok());
+        let event = parse(&format!(
+            r#"{head},"properties":{{"name":"caf\u00e9 \"\ud83d\ude00\"\t","n":1,"n":2}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            event.property_text("name").as_deref(),
+            Some("caf\u{e9} \"\u{1f600}\"\t")
+        );
+        assert_eq!(
+            event.property_number("n"),
+            Some(2.0),
+            "the last of a repeated name wins"
+        );
+    }
+
+    /// Both decoders read a call the same way. (Numbers are compared
+    /// separately: serde_json without `float_roundtrip` may be one unit in
+    /// the last place off, where sonic-rs is exact.)
+    fn decoders_agree(json: &str) {
+        let fast = sonic_rs::from_slice::<SegmentCall>(json.as_bytes());
+        let careful = serde_json::from_slice::<SegmentCall>(json.as_bytes());
+        match (fast, careful) {
+            (Ok(fast), Ok(careful)) => {
+                let id = || CompactString::from("id");
+                assert_eq!(
+                    Event::from_segment(fast, id),
+                    Event::from_segment(careful, id),
+                    "{json}"
+                );
+            }
+            (Err(_), Err(_)) => {}
+            (fast, careful) => panic!("{json}: sonic-rs {fast:?}, serde_json {careful:?}"),
+        }
+    }
+
+    fn with_property(value: &str) -> String {
+        format!(
+            r#"{{"type":"track","event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z","properties":{{"v":{value},"w":[{value}]}}}}"#
+        )
+    }
+
+    #[test]
+    fn decoders_agree_on_awkward_values() {
+        let values = [
+            "0",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "1e400",
+            "\"\\u00e9\\u0000\"",
+            "\"\\/\"",
+            "\"\\uDFFF\"",
+            "\"\\ud83d\\ude00\"",
+            "true",
+            "null",
+            "[]",
+            "{}",
+            "[1,[2,[3]]]",
+            "{\"a\":{\"b\":null}}",
+            "nul",
+            "\"\t\"",
+        ];
+        for value in values {
+            decoders_agree(&with_property(value));
+            decoders_agree(&format!(
+                r#"{{"type":"identify","userId":{value},"timestamp":"2026-11-23T10:00:00Z","traits":{{"v":{value}}}}}"#
+            ));
+        }
+    }
+
+    /// A number is read as the nearest double, like Rust's own parser.
+    fn reads_exactly(text: &str) {
+        let event = Event::from_json(with_property(text).as_bytes()).unwrap();
+        let expected: f64 = text.parse().unwrap();
+        assert_eq!(
+            event.property_number("v").map(f64::to_bits),
+            Some(expected.to_bits()),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn numbers_are_read_exactly() {
+        for text in [
+            "1.0000000000000002",
+            "2.2250738585072011e-308",
+            "4.9e-324",
+            "1.7976931348623157e308",
+            "0.1e1",
+            "1E+2",
+            "12.99",
+            "-1.496568185821556e-165",
+            "18446744073709551616",
+        ] {
+            reads_exactly(text);
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn doubles_are_read_back_exactly(value in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+            reads_exactly(&serde_json::json!(value).to_string());
+        }
+
+        #[test]
+        fn decoders_agree_on_generated_calls(
+            name in "\\PC{0,12}",
+            user in proptest::option::of("[a-z0-9-]{0,40}"),
+            properties in proptest::collection::vec(
+                ("[a-z_]{1,8}", proptest::prop_oneof![
+                    proptest::num::i64::ANY.prop_map(|n| serde_json::json!(n)),
+                    proptest::num::u64::ANY.prop_map(|n| serde_json::json!(n)),
+                    "\\PC{0,20}".prop_map(|text| serde_json::json!(text)),
+                    proptest::bool::ANY.prop_map(|flag| serde_json::json!([flag, {"x": null}])),
+                ]),
+                0..6,
+            ),
+        ) {
+            let properties: serde_json::Map<String, serde_json::Value> =
+                properties.into_iter().collect();
+            let call = serde_json::json!({
+                "type": "track", "event": name, "userId": user, "anonymousId": "a",
+                "timestamp": "2026-11-23T10:00:00.123+08:00", "properties": properties,
+            });
+            decoders_agree(&call.to_string());
+        }
     }
 
     #[test]
