@@ -9,10 +9,10 @@
 
 use crate::decision::Decision;
 use crate::id_index::{IdIndex, IdKey};
-use crate::lookahead::{prefetch, prefetch_lines, Walk};
+use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
+pub use crate::seen::SeenMessages;
 use chrono_tz::Tz;
 use compact_str::CompactString;
-use hashbrown::HashMap;
 use kairos_model::{Span, Timestamp};
 use serde_json::Value;
 use thin_vec::ThinVec;
@@ -119,16 +119,16 @@ impl Walk for Population<'_> {
         prefetch_thin_vec(&customer.states);
         prefetch(customer.states.as_ptr().wrapping_add(1));
         prefetch_thin_vec(&customer.carts);
-        match &customer.seen {
-            SeenMessages::Few(entries) => prefetch_thin_vec(entries),
-            SeenMessages::Many(map) => prefetch(&**map),
-        }
+        customer.seen.prefetch_start();
     }
 
-    fn prefetch_details(&self, slot: u32) {
+    fn prefetch_details(&self, slot: u32, message: Option<u64>) {
         let Some(customer) = self.get(slot) else {
             return;
         };
+        if let Some(message) = message {
+            customer.seen.prefetch_slot(message);
+        }
         for state in customer.states.iter().take(8) {
             if let Some(ladder) = &state.ladder {
                 prefetch_lines(&**ladder);
@@ -149,13 +149,6 @@ impl Walk for Population<'_> {
     }
 }
 
-/// A thin vector's header and first elements.
-fn prefetch_thin_vec<T>(list: &ThinVec<T>) {
-    // The header (length, capacity) sits just before the elements.
-    prefetch(list.as_ptr().cast::<u8>().wrapping_sub(16));
-    prefetch(list.as_ptr());
-}
-
 /// What identify traits told us.
 #[derive(Debug, Default)]
 pub struct Profile {
@@ -167,93 +160,6 @@ pub struct Profile {
     pub consent: u32,
     /// Hour-of-day histogram of opens/clicks (local time), once there is any.
     pub engagement_hours: Option<Box<[u16; 24]>>,
-}
-
-/// Message ids seen within the look-back, by hash. Small vectors are scanned;
-/// very active customers switch to a hash map.
-#[derive(Debug)]
-pub enum SeenMessages {
-    /// Up to [`SeenMessages::SMALL`] entries.
-    Few(ThinVec<(u64, Timestamp)>),
-    /// More.
-    Many(Box<HashMap<u64, Timestamp>>),
-}
-
-impl Default for SeenMessages {
-    fn default() -> Self {
-        SeenMessages::Few(ThinVec::new())
-    }
-}
-
-impl SeenMessages {
-    const SMALL: usize = 32;
-
-    /// Records `hash` at `time`; returns false when it was already seen within
-    /// `lookback` of `time`. Entries older than the look-back are forgotten.
-    pub fn first_sighting(&mut self, hash: u64, time: Timestamp, lookback: Span) -> bool {
-        let horizon = time - lookback;
-        match self {
-            SeenMessages::Few(entries) => {
-                if let Some(entry) = entries.iter_mut().find(|(seen, _)| *seen == hash) {
-                    if entry.1 >= horizon && entry.1 <= time + lookback {
-                        return false;
-                    }
-                    entry.1 = time;
-                    return true;
-                }
-                // Entries arrive in (nearly) time order: when the oldest is
-                // still fresh there is nothing to forget.
-                if entries
-                    .first()
-                    .is_some_and(|(_, seen_at)| *seen_at < horizon)
-                {
-                    entries.retain(|(_, seen_at)| *seen_at >= horizon);
-                }
-                if entries.len() < Self::SMALL {
-                    // The first few grow exactly: most customers are seen a
-                    // handful of times a day.
-                    if entries.len() < 4 {
-                        entries.reserve_exact(1);
-                    }
-                    entries.push((hash, time));
-                } else {
-                    let mut map: HashMap<u64, Timestamp> = entries.drain(..).collect();
-                    map.insert(hash, time);
-                    *self = SeenMessages::Many(Box::new(map));
-                }
-                true
-            }
-            SeenMessages::Many(map) => {
-                if let Some(seen_at) = map.get(&hash) {
-                    if *seen_at >= horizon && *seen_at <= time + lookback {
-                        return false;
-                    }
-                }
-                map.insert(hash, time);
-                if map.len() > Self::SMALL * 4 && map.len().is_power_of_two() {
-                    map.retain(|_, seen_at| *seen_at >= horizon);
-                }
-                true
-            }
-        }
-    }
-
-    /// Adds everything from `other` (identity merge).
-    pub fn absorb(&mut self, other: SeenMessages) {
-        let forever = Span(i64::MAX / 8);
-        match other {
-            SeenMessages::Few(entries) => {
-                for (hash, time) in entries {
-                    self.first_sighting(hash, time, forever);
-                }
-            }
-            SeenMessages::Many(map) => {
-                for (hash, time) in *map {
-                    self.first_sighting(hash, time, forever);
-                }
-            }
-        }
-    }
 }
 
 /// A cart's contents.

@@ -140,7 +140,8 @@ impl Engine {
                 self.stats.late_dropped += 1;
                 return;
             }
-            self.apply(event);
+            let message_hash = event.message_hash();
+            self.apply(event, message_hash);
             self.pump();
             return;
         }
@@ -149,11 +150,12 @@ impl Engine {
             let lateness = self.plan.pipeline.settings.allowed_lateness;
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
+        let message_hash = event.message_hash();
         if Lookahead::ACTIVE {
-            let start = Start::Id(self.ids.key(event.customer_key()));
+            let start = Start::Event(self.ids.key(event.customer_key()), message_hash);
             self.look_ahead(Some(start));
         }
-        self.buffer.push(event);
+        self.buffer.push(event, message_hash);
         self.pump();
     }
 
@@ -217,15 +219,15 @@ impl Engine {
             let timer_due = self.timers.next_due().filter(|t| *t < self.watermark);
             match (event_time, timer_due) {
                 (Some(event), timer) if timer.is_none_or(|due| event <= due) => {
-                    if let Some(event) = self.buffer.pop() {
-                        self.apply(event);
+                    if let Some((event, message_hash)) = self.buffer.pop() {
+                        self.apply(event, message_hash);
                     }
                 }
                 (_, Some(_)) => {
                     if let Some(first) = self.timers.pop_before(self.watermark) {
                         if Lookahead::ACTIVE {
                             let ahead = self.timers.customer_ahead(TIMERS_AHEAD);
-                            self.look_ahead(ahead.map(Start::Slot));
+                            self.look_ahead(ahead.map(|slot| Start::Slot(slot, None)));
                         }
                         self.fire(first);
                     }
@@ -252,7 +254,8 @@ impl Engine {
         self.now = self.now.max(time);
     }
 
-    fn apply(&mut self, event: Event) {
+    /// Applies one event; `message_hash` is its [`Event::message_hash`].
+    fn apply(&mut self, event: Event, message_hash: u64) {
         self.advance_now(event.time);
         if event.event_type == EventType::Track
             && event.name == self.plan.pipeline.settings.erasure_event
@@ -274,7 +277,7 @@ impl Engine {
         if !ctx
             .customer
             .seen
-            .first_sighting(event.message_hash(), event.time, lookback)
+            .first_sighting(message_hash, event.time, lookback)
         {
             self.stats.duplicates += 1;
             return;

@@ -82,6 +82,7 @@ mod patterns;
 mod plan;
 mod policy;
 mod reorder;
+mod seen;
 pub mod stats;
 mod timers;
 

@@ -38,10 +38,11 @@ pub const TIMERS_AHEAD: usize = (LATER_STAGES + 1) * STAGE_DISTANCE;
 /// What a walk starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
-    /// An event's customer id, not looked up yet.
-    Id(IdKey),
-    /// A known customer slot (a timer's owner).
-    Slot(u32),
+    /// An event: its customer id, not looked up yet, and its message hash.
+    Event(IdKey, u64),
+    /// A known customer slot (a timer's owner, or an event's customer once
+    /// looked up, with the event's message hash).
+    Slot(u32, Option<u64>),
 }
 
 /// Customers whose blocks are being walked, by push number.
@@ -70,8 +71,9 @@ pub trait Walk {
     fn prefetch_record(&self, slot: u32);
     /// Stage 2: read the record, prefetch the blocks it points to.
     fn prefetch_parts(&self, slot: u32);
-    /// Stage 3: read those blocks, prefetch what they point to.
-    fn prefetch_details(&self, slot: u32);
+    /// Stage 3: read those blocks, prefetch what they point to (and, for an
+    /// event, where its message hash lives in the customer's de-dup table).
+    fn prefetch_details(&self, slot: u32, message: Option<u64>);
 }
 
 impl Lookahead {
@@ -87,23 +89,23 @@ impl Lookahead {
         let stage = |n: usize| (here + len - n * STAGE_DISTANCE) % len;
         let first = stage(1);
         if let Some(started) = self.ring[first] {
-            let slot = match started {
-                Start::Id(key) => walk.resolve(key),
-                Start::Slot(slot) => Some(slot),
+            let walked = match started {
+                Start::Event(key, message) => walk.resolve(key).map(|slot| (slot, Some(message))),
+                Start::Slot(slot, message) => Some((slot, message)),
             };
-            if let Some(slot) = slot {
+            if let Some((slot, _)) = walked {
                 walk.prefetch_record(slot);
             }
-            self.ring[first] = slot.map(Start::Slot);
+            self.ring[first] = walked.map(|(slot, message)| Start::Slot(slot, message));
         }
-        if let Some(Start::Slot(slot)) = self.ring[stage(2)] {
+        if let Some(Start::Slot(slot, _)) = self.ring[stage(2)] {
             walk.prefetch_parts(slot);
         }
         // The oldest entry leaves the ring here, one stage later still.
-        if let Some(Start::Slot(slot)) = self.ring[here] {
-            walk.prefetch_details(slot);
+        if let Some(Start::Slot(slot, message)) = self.ring[here] {
+            walk.prefetch_details(slot, message);
         }
-        if let Some(Start::Id(key)) = start {
+        if let Some(Start::Event(key, _)) = start {
             walk.prefetch_index(key);
         }
         self.ring[here] = start;
@@ -124,6 +126,14 @@ pub fn prefetch<T: ?Sized>(address: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = address;
+}
+
+/// A thin vector's header (length, capacity) and first elements.
+#[inline(always)]
+pub fn prefetch_thin_vec<T>(list: &thin_vec::ThinVec<T>) {
+    // The header sits just before the elements.
+    prefetch(list.as_ptr().cast::<u8>().wrapping_sub(16));
+    prefetch(list.as_ptr());
 }
 
 /// Prefetches every cache line of `value`.
@@ -170,8 +180,13 @@ mod tests {
         fn prefetch_parts(&self, slot: u32) {
             self.record('p', slot);
         }
-        fn prefetch_details(&self, slot: u32) {
+        fn prefetch_details(&self, slot: u32, message: Option<u64>) {
             self.record('d', slot);
+            assert_eq!(
+                message,
+                (slot == 7).then_some(70),
+                "an event's hash travels along"
+            );
         }
     }
 
@@ -187,9 +202,9 @@ mod tests {
         // Pushes 0, 3 and 5 overlap; "nobody" is not in the index, so its
         // walk ends after the lookup.
         let starts = [
-            (0, Start::Id(log.ids.key("c7"))),
-            (3, Start::Slot(9)),
-            (5, Start::Id(log.ids.key("nobody"))),
+            (0, Start::Event(log.ids.key("c7"), 70)),
+            (3, Start::Slot(9, None)),
+            (5, Start::Event(log.ids.key("nobody"), 50)),
         ];
         let mut lookahead = Lookahead::default();
         for push in 0..40 {

@@ -11,20 +11,21 @@ use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Events not yet behind the watermark.
+/// Events not yet behind the watermark, each with its message hash (taken
+/// when it arrived, for the lookahead, and kept so it is not taken twice).
 #[derive(Debug, Default)]
 pub struct ReorderBuffer {
     /// (event time, arrival number, slab index), earliest first.
     order: BinaryHeap<Reverse<(Timestamp, u64, usize)>>,
-    events: Slab<Event>,
+    events: Slab<(Event, u64)>,
     arrivals: u64,
 }
 
 impl ReorderBuffer {
     /// Holds `event` until it is taken.
-    pub fn push(&mut self, event: Event) {
+    pub fn push(&mut self, event: Event, message_hash: u64) {
         let time = event.time;
-        let index = self.events.insert(event);
+        let index = self.events.insert((event, message_hash));
         self.arrivals += 1;
         self.order.push(Reverse((time, self.arrivals, index)));
     }
@@ -35,7 +36,7 @@ impl ReorderBuffer {
     }
 
     /// Takes the earliest event (the first to arrive among equal times).
-    pub fn pop(&mut self) -> Option<Event> {
+    pub fn pop(&mut self) -> Option<(Event, u64)> {
         let Reverse((_, _, index)) = self.order.pop()?;
         Some(self.events.remove(index))
     }
@@ -57,11 +58,11 @@ mod tests {
     fn events_leave_by_time_then_arrival() {
         let mut buffer = ReorderBuffer::default();
         for (time, id) in [(3_000, "c"), (1_000, "a"), (3_000, "d"), (2_000, "b")] {
-            buffer.push(event(time, id));
+            buffer.push(event(time, id), 0);
         }
         assert_eq!(buffer.earliest(), Some(Timestamp(1_000)));
         let order: Vec<kairos_model::CompactString> = std::iter::from_fn(|| buffer.pop())
-            .map(|event| event.message_id)
+            .map(|(event, _)| event.message_id)
             .collect();
         assert_eq!(order, ["a", "b", "c", "d"]);
         assert_eq!(buffer.earliest(), None);

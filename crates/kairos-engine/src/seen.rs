@@ -1,0 +1,293 @@
+//! De-duplication by `messageId`: the message hashes a customer sent within
+//! the look-back.
+//!
+//! Most customers send a few events a day: their hashes sit in a short
+//! vector that is scanned. A very active customer (a busy kiosk, a bot, the
+//! head of a Zipf distribution) can send hundreds of thousands a day; their
+//! hashes go into an open-addressing table instead. A probe into a table of
+//! megabytes misses the cache, so the table can say where a hash would live
+//! ([`SeenMessages::prefetch`]): the lookahead knows an event's message hash
+//! long before the event is applied, and fetches that line early. A map
+//! library cannot offer that, because none exposes where an entry lives.
+
+use crate::lookahead::{prefetch, prefetch_thin_vec};
+use kairos_model::{Span, Timestamp};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
+use thin_vec::ThinVec;
+
+/// Message hashes seen within the look-back, with when they were seen.
+#[derive(Debug)]
+pub enum SeenMessages {
+    /// Up to [`SeenMessages::SMALL`] entries, scanned.
+    Few(ThinVec<(u64, Timestamp)>),
+    /// More, in a table.
+    Many(Box<SeenTable>),
+}
+
+impl Default for SeenMessages {
+    fn default() -> Self {
+        SeenMessages::Few(ThinVec::new())
+    }
+}
+
+impl SeenMessages {
+    const SMALL: usize = 32;
+
+    /// Records `hash` at `time`; returns false when it was already seen within
+    /// `lookback` of `time`. Entries older than the look-back are forgotten.
+    pub fn first_sighting(&mut self, hash: u64, time: Timestamp, lookback: Span) -> bool {
+        // 0 marks an empty table slot; the list stores what the table would.
+        let hash = SeenTable::key(hash);
+        let horizon = time - lookback;
+        let fresh = |seen_at: Timestamp| seen_at >= horizon && seen_at <= time + lookback;
+        match self {
+            SeenMessages::Few(entries) => {
+                if let Some(entry) = entries.iter_mut().find(|(seen, _)| *seen == hash) {
+                    if fresh(entry.1) {
+                        return false;
+                    }
+                    entry.1 = time;
+                    return true;
+                }
+                // Entries arrive in (nearly) time order: when the oldest is
+                // still fresh there is nothing to forget.
+                if entries
+                    .first()
+                    .is_some_and(|(_, seen_at)| *seen_at < horizon)
+                {
+                    entries.retain(|(_, seen_at)| *seen_at >= horizon);
+                }
+                if entries.len() < Self::SMALL {
+                    // The first few grow exactly: most customers are seen a
+                    // handful of times a day.
+                    if entries.len() < 4 {
+                        entries.reserve_exact(1);
+                    }
+                    entries.push((hash, time));
+                } else {
+                    let mut table = SeenTable::with_room_for(Self::SMALL * 2);
+                    for (seen, seen_at) in entries.drain(..) {
+                        table.set(seen, seen_at);
+                    }
+                    table.set(hash, time);
+                    *self = SeenMessages::Many(Box::new(table));
+                }
+                true
+            }
+            SeenMessages::Many(table) => {
+                if table.get(hash).is_some_and(fresh) {
+                    return false;
+                }
+                table.set(hash, time);
+                table.forget_before(horizon);
+                true
+            }
+        }
+    }
+
+    /// Adds everything from `other` (identity merge).
+    pub fn absorb(&mut self, other: SeenMessages) {
+        let forever = Span(i64::MAX / 8);
+        match other {
+            SeenMessages::Few(entries) => {
+                for (hash, time) in entries {
+                    self.first_sighting(hash, time, forever);
+                }
+            }
+            SeenMessages::Many(table) => {
+                for (hash, time) in table.iter() {
+                    self.first_sighting(hash, time, forever);
+                }
+            }
+        }
+    }
+
+    /// How many hashes are held (expired ones included until forgotten).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            SeenMessages::Few(entries) => entries.len(),
+            SeenMessages::Many(table) => table.len,
+        }
+    }
+
+    /// Lookahead, first step: the list, or the table's header.
+    pub fn prefetch_start(&self) {
+        match self {
+            SeenMessages::Few(entries) => prefetch_thin_vec(entries),
+            SeenMessages::Many(table) => prefetch(&**table),
+        }
+    }
+
+    /// Lookahead, second step (the header is in cache): where `hash` lives.
+    pub fn prefetch_slot(&self, hash: u64) {
+        if let SeenMessages::Many(table) = self {
+            let slots = &table.slots;
+            prefetch(slots.as_ptr().wrapping_add(table.home(hash)));
+        }
+    }
+}
+
+/// An open-addressing table of (hash, time) with linear probing, kept at
+/// most 3/4 full. Hash 0 marks an empty slot (a message hash of 0 is stored
+/// as 1: two ids in 2⁶⁴ become one). Expired entries are dropped in bulk,
+/// by rebuilding, when the table fills up.
+#[derive(Debug)]
+pub struct SeenTable {
+    slots: Box<[(u64, Timestamp)]>,
+    /// Entries held.
+    len: usize,
+    /// `64 - log2(slots.len())`: a home slot is the top bits of the mixed hash.
+    shift: u32,
+}
+
+/// Per-process seed, so that nobody can choose message ids that pile up in
+/// one place of a table. It changes where entries live, never the answers.
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| RandomState::new().hash_one(0x7365_656e_u64) | 1)
+}
+
+impl SeenTable {
+    /// An empty table with room for `entries` before it grows.
+    fn with_room_for(entries: usize) -> SeenTable {
+        let capacity = (entries * 4 / 3 + 1).next_power_of_two().max(16);
+        SeenTable {
+            slots: vec![(0, Timestamp(0)); capacity].into_boxed_slice(),
+            len: 0,
+            shift: 64 - capacity.trailing_zeros(),
+        }
+    }
+
+    fn key(hash: u64) -> u64 {
+        hash.max(1)
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        let mixed = (Self::key(hash) ^ seed()).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> self.shift) as usize
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// When `hash` was seen, if it is held.
+    fn get(&self, hash: u64) -> Option<Timestamp> {
+        let key = Self::key(hash);
+        let mut index = self.home(hash);
+        loop {
+            match self.slots[index] {
+                (0, _) => return None,
+                (held, seen_at) if held == key => return Some(seen_at),
+                _ => index = (index + 1) & self.mask(),
+            }
+        }
+    }
+
+    /// Records `hash` as seen at `time` (replacing an earlier time).
+    fn set(&mut self, hash: u64, time: Timestamp) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild(None, self.len + 1);
+        }
+        let key = Self::key(hash);
+        let mut index = self.home(hash);
+        loop {
+            match &mut self.slots[index] {
+                (0, _) => {
+                    self.slots[index] = (key, time);
+                    self.len += 1;
+                    return;
+                }
+                (held, seen_at) if *held == key => {
+                    *seen_at = time;
+                    return;
+                }
+                _ => index = (index + 1) & self.mask(),
+            }
+        }
+    }
+
+    /// Drops entries seen before `horizon` once the table is 3/4 full,
+    /// then sizes it for what is left (at most half full afterwards).
+    fn forget_before(&mut self, horizon: Timestamp) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild(Some(horizon), 0);
+        }
+    }
+
+    /// Re-inserts the entries (those seen at or after `horizon`, if given)
+    /// into a table with room for twice as many, and at least `at_least`.
+    fn rebuild(&mut self, horizon: Option<Timestamp>, at_least: usize) {
+        let kept: Vec<(u64, Timestamp)> = self
+            .iter()
+            .filter(|(_, seen_at)| horizon.is_none_or(|horizon| *seen_at >= horizon))
+            .collect();
+        *self = SeenTable::with_room_for((kept.len() * 2).max(at_least));
+        for (hash, time) in kept {
+            self.set(hash, time);
+        }
+    }
+
+    /// Every entry, in slot order.
+    fn iter(&self) -> impl Iterator<Item = (u64, Timestamp)> + '_ {
+        self.slots.iter().copied().filter(|(hash, _)| *hash != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    const DAY: Span = Span(86_400_000);
+
+    proptest! {
+        /// Both forms answer as a map of hash → last time seen would, with
+        /// the look-back applied, whatever the hashes (0 and colliding homes
+        /// included) and however many a customer sends.
+        #[test]
+        fn answers_like_a_map_with_a_look_back(
+            events in proptest::collection::vec(
+                (prop_oneof![0u64..40, any::<u64>()], 0i64..3 * 86_400_000),
+                1..600,
+            )
+        ) {
+            let mut seen = SeenMessages::default();
+            let mut model: HashMap<u64, Timestamp> = HashMap::new();
+            let mut events = events;
+            events.sort_by_key(|(_, time)| *time);
+            for (hash, time) in events {
+                let time = Timestamp(time);
+                let duplicate = model
+                    .get(&hash.max(1))
+                    .is_some_and(|at| *at >= time - DAY && *at <= time + DAY);
+                if !duplicate {
+                    model.insert(hash.max(1), time);
+                }
+                prop_assert_eq!(seen.first_sighting(hash, time, DAY), !duplicate);
+            }
+        }
+    }
+
+    #[test]
+    fn a_busy_customer_moves_to_a_table_that_forgets_old_entries() {
+        let mut seen = SeenMessages::default();
+        let minute = 60_000;
+        for i in 0..10_000u64 {
+            let time = Timestamp(i as i64 * minute);
+            assert!(seen.first_sighting(i.wrapping_mul(0x9e37_79b9), time, DAY));
+        }
+        assert!(matches!(seen, SeenMessages::Many(_)));
+        // A day is 1,440 minutes: far fewer than 10,000 entries are held.
+        assert!(seen.len() < 4 * 1_440, "{} held", seen.len());
+        let now = Timestamp(10_000 * minute);
+        assert!(!seen.first_sighting(9_999u64.wrapping_mul(0x9e37_79b9), now, DAY));
+        assert!(seen.first_sighting(0u64.wrapping_mul(0x9e37_79b9), now, DAY));
+        let mut merged = SeenMessages::default();
+        merged.absorb(seen);
+        assert!(!merged.first_sighting(9_999u64.wrapping_mul(0x9e37_79b9), now, DAY));
+    }
+}
