@@ -6,7 +6,7 @@
 //! head of a Zipf distribution) can send hundreds of thousands a day; their
 //! hashes go into an open-addressing table instead. A probe into a table of
 //! megabytes misses the cache, so the table can say where a hash would live
-//! ([`SeenMessages::prefetch`]): the lookahead knows an event's message hash
+//! ([`SeenMessages::prefetch_slot`]): the lookahead knows an event's message hash
 //! long before the event is applied, and fetches that line early. A map
 //! library cannot offer that, because none exposes where an entry lives.
 
@@ -96,6 +96,10 @@ impl SeenMessages {
                 }
             }
             SeenMessages::Many(table) => {
+                // Room for both first: a table hands its entries over in
+                // slot order, which is hash order, and inserted in that order
+                // into a table still growing they would pile up in one run.
+                self.make_room(self.len() + table.len);
                 for (hash, time) in table.iter() {
                     self.first_sighting(hash, time, forever);
                 }
@@ -103,8 +107,20 @@ impl SeenMessages {
         }
     }
 
+    /// Makes this a table with room for `entries` without growing.
+    fn make_room(&mut self, entries: usize) {
+        let mut table = SeenTable::with_room_for(entries);
+        let held: Vec<(u64, Timestamp)> = match self {
+            SeenMessages::Few(list) => list.iter().copied().collect(),
+            SeenMessages::Many(old) => old.iter().collect(),
+        };
+        for (hash, time) in held {
+            table.set(hash, time);
+        }
+        *self = SeenMessages::Many(Box::new(table));
+    }
+
     /// How many hashes are held (expired ones included until forgotten).
-    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
             SeenMessages::Few(entries) => entries.len(),
@@ -149,6 +165,18 @@ fn seed() -> u64 {
     *SEED.get_or_init(|| RandomState::new().hash_one(0x7365_656e_u64) | 1)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Slots stepped over past a home slot, for tests of clustering.
+    static PROBE_STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[inline(always)]
+fn count_probe_step() {
+    #[cfg(test)]
+    PROBE_STEPS.with(|steps| steps.set(steps.get() + 1));
+}
+
 impl SeenTable {
     /// An empty table with room for `entries` before it grows.
     fn with_room_for(entries: usize) -> SeenTable {
@@ -181,7 +209,10 @@ impl SeenTable {
             match self.slots[index] {
                 (0, _) => return None,
                 (held, seen_at) if held == key => return Some(seen_at),
-                _ => index = (index + 1) & self.mask(),
+                _ => {
+                    count_probe_step();
+                    index = (index + 1) & self.mask();
+                }
             }
         }
     }
@@ -204,7 +235,10 @@ impl SeenTable {
                     *seen_at = time;
                     return;
                 }
-                _ => index = (index + 1) & self.mask(),
+                _ => {
+                    count_probe_step();
+                    index = (index + 1) & self.mask();
+                }
             }
         }
     }
@@ -270,6 +304,33 @@ mod tests {
                 prop_assert_eq!(seen.first_sighting(hash, time, DAY), !duplicate);
             }
         }
+    }
+
+    #[test]
+    fn merging_a_big_table_into_a_small_one_does_not_pile_up() {
+        let mut busy = SeenMessages::default();
+        for i in 0..50_000u64 {
+            busy.first_sighting(
+                i.wrapping_mul(0x2545_f491_4f6c_dd1d),
+                Timestamp(i as i64),
+                DAY,
+            );
+        }
+        let mut person = SeenMessages::default();
+        person.first_sighting(7, Timestamp(0), DAY);
+        PROBE_STEPS.with(|steps| steps.set(0));
+        person.absorb(busy);
+        assert_eq!(person.len(), 50_001);
+        // A few steps per entry at load <= 3/4. Inserted in hash order into
+        // a table still growing, the entries piled up in one run and the
+        // merge stepped over slots quadratically often.
+        let steps = PROBE_STEPS.with(|steps| steps.get());
+        assert!(steps < 10 * 50_001, "{steps} probe steps");
+        assert!(!person.first_sighting(
+            49_999u64.wrapping_mul(0x2545_f491_4f6c_dd1d),
+            Timestamp(50_000),
+            DAY
+        ));
     }
 
     #[test]
