@@ -244,7 +244,8 @@ impl SeenTable {
     }
 
     /// Drops entries seen before `horizon` once the table is 3/4 full,
-    /// then sizes it for what is left (at most half full afterwards).
+    /// then sizes it for what is left (at most half full afterwards, so
+    /// rebuilds cost O(1) per insert).
     fn forget_before(&mut self, horizon: Timestamp) {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.rebuild(Some(horizon), 0);
@@ -252,13 +253,14 @@ impl SeenTable {
     }
 
     /// Re-inserts the entries (those seen at or after `horizon`, if given)
-    /// into a table with room for twice as many, and at least `at_least`.
+    /// into a table with room for half as many again, and at least
+    /// `at_least`: a full table that keeps everything doubles.
     fn rebuild(&mut self, horizon: Option<Timestamp>, at_least: usize) {
         let kept: Vec<(u64, Timestamp)> = self
             .iter()
             .filter(|(_, seen_at)| horizon.is_none_or(|horizon| *seen_at >= horizon))
             .collect();
-        *self = SeenTable::with_room_for((kept.len() * 2).max(at_least));
+        *self = SeenTable::with_room_for((kept.len() + kept.len() / 2).max(at_least));
         for (hash, time) in kept {
             self.set(hash, time);
         }
