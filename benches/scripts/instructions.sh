@@ -3,8 +3,8 @@
 # callgrind inside engine-loop's timed feed only (populating, event
 # generation, parsing and the final drain are not counted; before
 # 2026-11-26's second session it counted every Engine::handle_event call,
-# which included `--populate`'s identify and page calls). Unlike wall-clock time on a shared VM,
-# the count is the same from run to run, so two builds can be compared with
+# which included `--populate`'s identify and page calls). Unlike wall-clock
+# time on a shared VM, the count is the same from run to run, so two builds can be compared with
 # one run each.
 #
 # usage: benches/scripts/instructions.sh ENGINE_LOOP_BINARY [engine-loop args...]
@@ -12,7 +12,8 @@
 #          --workload cart --customers 20000 --events 200000 --pipeline benches/cart-only.toml
 # Set KEEP=FILE to keep the callgrind profile (callgrind_annotate FILE), and
 # COUNT_IN=FUNCTION to count inside another function, e.g.
-# COUNT_IN='kairos_model::event::Event::from_json' for parsing. Hash maps
+# COUNT_IN='kairos_benches::parse' for parsing (it wraps Event::from_json,
+# which fat LTO inlines, so that name no longer matches a symbol). Hash maps
 # are seeded per process, so counts differ by a few hundredths of a percent.
 # Set CACHE_SIM=1 to also simulate the caches (callgrind's model of this
 # machine's L1 and last level, prefetch instructions ignored): the columns

@@ -78,13 +78,12 @@ impl RateMemory {
 
 /// A log-bucketed histogram of positive values, one entry per customer: the
 /// "top p %" cut-off is read from it without sorting customers. Deterministic,
-/// and a customer's entry moves when their aggregate changes. Bucket counts
-/// are kept in a Fenwick tree as well, so that the count above a bucket is
+/// and a customer's entry moves when their aggregate changes. The bucket
+/// counts are held as a Fenwick tree, so that the count above a bucket is
 /// `O(log buckets)`: it is asked on every aggregate update of a rank trigger.
 #[derive(Debug)]
 pub struct RankHistogram {
-    counts: Vec<u32>,
-    /// Fenwick tree over `counts` (1-based: `tree[i]` sums the
+    /// Fenwick tree over the bucket counts (1-based: `tree[i]` sums the
     /// `i & i.wrapping_neg()` buckets ending at bucket `i - 1`).
     tree: Vec<u32>,
     total: u64,
@@ -93,7 +92,6 @@ pub struct RankHistogram {
 impl Default for RankHistogram {
     fn default() -> Self {
         RankHistogram {
-            counts: vec![0; Self::BUCKETS],
             tree: vec![0; Self::BUCKETS + 1],
             total: 0,
         }
@@ -117,17 +115,18 @@ impl RankHistogram {
 
     /// Adds a customer's value.
     pub fn insert(&mut self, value: f64) {
-        let bucket = Self::bucket(value);
-        self.counts[bucket] += 1;
-        self.add_to_tree(bucket, 1);
+        self.add_to_tree(Self::bucket(value), 1);
         self.total += 1;
     }
 
     /// Removes a value previously inserted.
     pub fn remove(&mut self, value: f64) {
         let bucket = Self::bucket(value);
-        if self.counts[bucket] > 0 {
-            self.counts[bucket] -= 1;
+        let in_bucket = self.count_up_to(bucket)
+            - bucket
+                .checked_sub(1)
+                .map_or(0, |below| self.count_up_to(below));
+        if in_bucket > 0 {
             self.add_to_tree(bucket, u32::MAX);
             self.total -= 1;
         }
@@ -184,26 +183,40 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The tree answers as a scan of the buckets above would.
+        /// The tree answers as counting the values held would, through
+        /// inserts and removals (of values held, and of values never held).
         #[test]
-        fn counts_above_a_value_match_a_scan(
-            operations in proptest::collection::vec((proptest::bool::weighted(0.7), 0.0..1e7f64), 1..300),
+        fn counts_above_a_value_match_the_values_held(
+            operations in proptest::collection::vec((0u8..3, 0.0..1e7f64), 1..300),
             probe in 0.0..1e7f64,
             percent in 0.0..100.0f64,
         ) {
             let mut ranks = RankHistogram::default();
             let mut held: Vec<f64> = Vec::new();
-            for (insert, value) in operations {
-                if insert || held.is_empty() {
-                    ranks.insert(value);
-                    held.push(value);
-                } else {
-                    let value = held.swap_remove(held.len() / 2);
-                    ranks.remove(value);
+            for (operation, value) in operations {
+                match operation {
+                    0 if !held.is_empty() => {
+                        let value = held.swap_remove(held.len() / 2);
+                        ranks.remove(value);
+                    }
+                    1 => {
+                        // Perhaps never held: only a value in its bucket goes.
+                        let bucket = RankHistogram::bucket(value);
+                        if let Some(position) =
+                            held.iter().position(|held| RankHistogram::bucket(*held) == bucket)
+                        {
+                            held.swap_remove(position);
+                        }
+                        ranks.remove(value);
+                    }
+                    _ => {
+                        ranks.insert(value);
+                        held.push(value);
+                    }
                 }
             }
             let bucket = RankHistogram::bucket(probe);
-            let above = ranks.counts[bucket + 1..].iter().map(|&c| u64::from(c)).sum::<u64>();
+            let above = held.iter().filter(|value| RankHistogram::bucket(**value) > bucket).count() as u64;
             proptest::prop_assert_eq!(ranks.total - ranks.count_up_to(bucket), above);
             proptest::prop_assert_eq!(ranks.len(), held.len() as u64);
             proptest::prop_assert_eq!(
