@@ -72,9 +72,13 @@ impl Customer {
         match self.carts.iter().position(|cart| &*cart.id == id) {
             Some(index) => &mut self.carts[index],
             None => {
+                // Exact growth, as for keyed states: most customers hold one
+                // cart of a few lines, and doubling would allocate room for
+                // four carts (and four lines) that never come.
+                self.carts.reserve_exact(1);
                 self.carts.push(Cart {
                     id: id.into(),
-                    lines: Vec::new(),
+                    lines: ThinVec::new(),
                 });
                 self.carts.last_mut().expect("just pushed")
             }
@@ -167,8 +171,8 @@ pub struct Profile {
 pub struct Cart {
     /// `cart_id`, or `default`.
     pub id: CompactString,
-    /// Lines.
-    pub lines: Vec<CartLine>,
+    /// Lines, grown exactly (see [`Customer::cart_mut`]).
+    pub lines: ThinVec<CartLine>,
 }
 
 /// One product in a cart.
@@ -457,7 +461,7 @@ mod layout {
         assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);
         assert_eq!(size_of::<SeenMessages>(), 16);
-        assert_eq!(size_of::<Cart>(), 48);
+        assert_eq!(size_of::<Cart>(), 32);
         assert_eq!(size_of::<CartLine>(), 40);
     }
 }

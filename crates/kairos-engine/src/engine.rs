@@ -733,6 +733,7 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
                     line.price = price;
                 }
                 None if cart.lines.len() < MAX_LINES => {
+                    cart.lines.reserve_exact(1);
                     cart.lines.push(crate::customer::CartLine {
                         product_id: product.into(),
                         quantity,
