@@ -17,16 +17,14 @@ use kairos_model::{Span, Timestamp};
 use serde_json::Value;
 use thin_vec::ThinVec;
 
-/// Everything held about one person.
+/// Everything held about one person. The record itself holds what nearly
+/// every event reads (key, profile, de-dup, states, carts) in 80 bytes; the
+/// parts most customers never have (other ids, messages sent, deferred
+/// decisions, engagement hours) hang off one optional box.
 #[derive(Debug)]
 pub struct Customer {
     /// The key actions carry: `userId` once known, else `anonymousId`.
     pub key: CompactString,
-    /// Other ids that resolve to this customer (devices' anonymousIds, merged
-    /// ids), for erasure and merging. Usually empty.
-    pub aliases: ThinVec<CompactString>,
-    /// Whether a `userId` is known.
-    pub identified: bool,
     /// Profile from identify traits.
     pub profile: Profile,
     /// Recently seen message ids, for de-duplication.
@@ -35,12 +33,24 @@ pub struct Customer {
     pub carts: ThinVec<Cart>,
     /// Per trigger (and entity) memory, sorted by trigger.
     pub states: ThinVec<KeyedState>,
+    /// Next token for a keyed state or deferred decision.
+    pub next_token: u32,
+    /// See [`Occasional`]; `None` while all of it is empty.
+    occasional: Option<Box<Occasional>>,
+}
+
+/// The parts of a customer that most never have.
+#[derive(Debug, Default)]
+pub struct Occasional {
+    /// Other ids that resolve to this customer (devices' anonymousIds, merged
+    /// ids), for erasure and merging.
+    pub aliases: ThinVec<CompactString>,
     /// Recently sent actions, for caps, cooldowns and arbitration.
     pub sent: ThinVec<SentRecord>,
     /// Decisions waiting for quiet hours to end or the best send time.
     pub deferred: ThinVec<DeferredDecision>,
-    /// Next token for a keyed state or deferred decision.
-    pub next_token: u32,
+    /// Hour-of-day histogram of opens/clicks (local time), once there is any.
+    pub engagement_hours: Option<[u16; 24]>,
 }
 
 impl Customer {
@@ -48,15 +58,15 @@ impl Customer {
     pub fn new(key: &str, identified: bool) -> Customer {
         Customer {
             key: key.into(),
-            aliases: ThinVec::new(),
-            identified,
-            profile: Profile::default(),
+            profile: Profile {
+                identified,
+                ..Profile::default()
+            },
             seen: SeenMessages::default(),
             carts: ThinVec::new(),
             states: ThinVec::new(),
-            sent: ThinVec::new(),
-            deferred: ThinVec::new(),
             next_token: 0,
+            occasional: None,
         }
     }
 
@@ -65,6 +75,41 @@ impl Customer {
         // Tokens share 32 bits with a timer's purpose (see `timers`).
         self.next_token = (self.next_token + 1) % crate::timers::TOKEN_LIMIT;
         self.next_token
+    }
+
+    /// Other ids of this customer.
+    pub fn aliases(&self) -> &[CompactString] {
+        self.occasional.as_ref().map_or(&[], |o| &o.aliases)
+    }
+
+    /// Recently sent actions, oldest first.
+    pub fn sent(&self) -> &[SentRecord] {
+        self.occasional.as_ref().map_or(&[], |o| &o.sent)
+    }
+
+    /// Decisions waiting to be delivered.
+    pub fn deferred(&self) -> &[DeferredDecision] {
+        self.occasional.as_ref().map_or(&[], |o| &o.deferred)
+    }
+
+    /// Opens and clicks by local hour, if any were seen.
+    pub fn engagement_hours(&self) -> Option<&[u16; 24]> {
+        self.occasional.as_ref()?.engagement_hours.as_ref()
+    }
+
+    /// The occasional parts, for changing them (created on demand).
+    pub fn occasional_mut(&mut self) -> &mut Occasional {
+        self.occasional.get_or_insert_with(Box::default)
+    }
+
+    /// The occasional parts if there are any, for removing from them.
+    pub fn occasional_if_any(&mut self) -> Option<&mut Occasional> {
+        self.occasional.as_deref_mut()
+    }
+
+    /// Takes the occasional parts out (merging, erasure).
+    pub fn take_occasional(&mut self) -> Occasional {
+        self.occasional.take().map(|o| *o).unwrap_or_default()
     }
 
     /// The cart with this id, created on demand.
@@ -153,7 +198,7 @@ impl Walk for Population<'_> {
     }
 }
 
-/// What identify traits told us.
+/// What identify calls told us.
 #[derive(Debug, Default)]
 pub struct Profile {
     /// IANA time zone, if known.
@@ -162,8 +207,8 @@ pub struct Profile {
     pub birthday: Option<(u8, u8)>,
     /// Consent granted, bit per channel index.
     pub consent: u32,
-    /// Hour-of-day histogram of opens/clicks (local time), once there is any.
-    pub engagement_hours: Option<Box<[u16; 24]>>,
+    /// Whether a `userId` is known.
+    pub identified: bool,
 }
 
 /// A cart's contents.
@@ -227,6 +272,10 @@ impl KeyedState {
     }
 }
 
+/// Event properties a pattern keeps for later (offsets, payload): usually
+/// none, so a thin vector (8 bytes, no allocation while empty).
+pub type Properties = ThinVec<(String, Value)>;
+
 /// Pattern-specific memory.
 #[derive(Debug, Default)]
 pub enum Memory {
@@ -270,13 +319,13 @@ pub struct CountMemory {
     /// Last event in the session.
     pub last: Timestamp,
     /// Per group: value, count, recent times (sliding), fired in this window.
-    pub groups: Vec<CountGroup>,
+    pub groups: ThinVec<CountGroup>,
     /// An `unless` event happened in the window (its time).
     pub unless_at: Option<Timestamp>,
     /// Message ids that contributed (bounded).
-    pub events: Vec<CompactString>,
+    pub events: ThinVec<CompactString>,
     /// Payload properties of the last counted event.
-    pub properties: Vec<(String, Value)>,
+    pub properties: Properties,
     /// Where the window-close timer sits, if one is pending. Kept here, not
     /// in every keyed state: only count patterns have one.
     pub window_close: Option<Timestamp>,
@@ -292,7 +341,7 @@ pub struct CountGroup {
     /// Count in the window.
     pub count: u32,
     /// For sliding windows: the most recent `min` times.
-    pub recent: Vec<Timestamp>,
+    pub recent: ThinVec<Timestamp>,
     /// Already matched in this window.
     pub fired: bool,
 }
@@ -332,7 +381,7 @@ pub struct Ladder {
     /// Causing message ids (bounded).
     pub events: Reasons,
     /// Anchor-event properties needed later (offsets, payload).
-    pub properties: ThinVec<(String, Value)>,
+    pub properties: Properties,
 }
 
 /// The message ids that caused a ladder, oldest first. Most ladders keep
@@ -455,7 +504,7 @@ mod layout {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn records_stay_small() {
-        assert_eq!(size_of::<Customer>(), 112);
+        assert_eq!(size_of::<Customer>(), 80);
         assert_eq!(size_of::<KeyedState>(), 40);
         assert_eq!(size_of::<Ladder>(), 72);
         assert_eq!(size_of::<Reasons>(), 24);

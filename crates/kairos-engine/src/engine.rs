@@ -120,8 +120,8 @@ impl Engine {
         self.ids.contains(id)
             || self.customers.iter().flatten().any(|customer| {
                 &*customer.key == id
-                    || customer.aliases.iter().any(|known| &**known == id)
-                    || customer.deferred.iter().any(|d| d.decision.user_id == id)
+                    || customer.aliases().iter().any(|known| &**known == id)
+                    || customer.deferred().iter().any(|d| d.decision.user_id == id)
             })
     }
 
@@ -177,17 +177,18 @@ impl Engine {
         let Some(slot) = self.ids.get(id) else {
             return false;
         };
-        let Some(customer) = self.customers[slot as usize].take() else {
+        let Some(mut customer) = self.customers[slot as usize].take() else {
             return false;
         };
+        let occasional = customer.take_occasional();
         for state in customer.states {
             discard_state(&mut self.timers, &mut self.globals, slot, state);
         }
-        for deferred in customer.deferred {
+        for deferred in occasional.deferred {
             self.timers.remove(&deferred_entry(slot, &deferred));
         }
         self.ids.remove(&customer.key);
-        for known in &customer.aliases {
+        for known in &occasional.aliases {
             self.ids.remove(known);
         }
         self.free_slots.push(slot);
@@ -335,7 +336,7 @@ impl Engine {
         let Some(mut ctx) = self.ctx(ops) else {
             return;
         };
-        let properties = vec![
+        let properties = thin_vec::thin_vec![
             ("current".to_string(), json!(current)),
             (
                 "baseline_average".to_string(),
@@ -379,7 +380,10 @@ impl Engine {
                     patterns::on_window_close(&mut ctx, entry.token, entry.due)
                 }
                 TimerPurpose::Deferred => {
-                    let deferred = &mut ctx.customer.deferred;
+                    let Some(occasional) = ctx.customer.occasional_if_any() else {
+                        continue;
+                    };
+                    let deferred = &mut occasional.deferred;
                     if let Some(position) = deferred.iter().position(|d| d.token == entry.token) {
                         let deferred = deferred.swap_remove(position);
                         let candidate = Candidate {
@@ -453,7 +457,7 @@ impl Engine {
                     decision: Box::new(candidate.decision),
                 };
                 self.timers.insert(deferred_entry(slot, &deferred));
-                customer.deferred.push(deferred);
+                customer.occasional_mut().deferred.push(deferred);
             }
         }
     }
@@ -503,7 +507,7 @@ impl Engine {
             (Some(person), None) => {
                 self.ids.insert(other, person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
-                    customer.aliases.push(other.into());
+                    customer.occasional_mut().aliases.push(other.into());
                 }
                 person
             }
@@ -511,8 +515,8 @@ impl Engine {
                 self.ids.insert(user, device);
                 if let Some(customer) = self.customers[device as usize].as_mut() {
                     let device_id = std::mem::replace(&mut customer.key, user.into());
-                    customer.identified = true;
-                    customer.aliases.push(device_id);
+                    customer.profile.identified = true;
+                    customer.occasional_mut().aliases.push(device_id);
                 }
                 device
             }
@@ -520,7 +524,7 @@ impl Engine {
                 let person = self.customer_slot(user, true);
                 self.ids.insert(other, person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
-                    customer.aliases.push(other.into());
+                    customer.occasional_mut().aliases.push(other.into());
                 }
                 person
             }
@@ -530,18 +534,32 @@ impl Engine {
     /// Moves everything of customer `from` into `into`. Where both have state
     /// for the same trigger and key, the identified person's wins.
     fn merge(&mut self, from: u32, into: u32) {
-        let Some(source) = self.customers[from as usize].take() else {
+        let Some(mut source) = self.customers[from as usize].take() else {
             return;
         };
+        let occasional = source.take_occasional();
         self.free_slots.push(from);
         let Some(target) = self.customers[into as usize].as_mut() else {
             return;
         };
-        for id in source.aliases.iter().chain(std::iter::once(&source.key)) {
+        for id in occasional
+            .aliases
+            .iter()
+            .chain(std::iter::once(&source.key))
+        {
             self.ids.insert(id, into);
         }
-        target.aliases.extend(source.aliases);
-        target.aliases.push(source.key);
+        let mine = target.occasional_mut();
+        mine.aliases.extend(occasional.aliases);
+        mine.aliases.push(source.key);
+        mine.sent.extend(occasional.sent);
+        mine.sent.sort_by_key(|sent| sent.at);
+        if let Some(hours) = occasional.engagement_hours {
+            let mine = mine.engagement_hours.get_or_insert([0; 24]);
+            for (mine, theirs) in mine.iter_mut().zip(hours.iter()) {
+                *mine = mine.saturating_add(*theirs);
+            }
+        }
         target.seen.absorb(source.seen);
         for cart in source.carts {
             let existing = target.cart_mut(&cart.id);
@@ -556,20 +574,10 @@ impl Engine {
                 }
             }
         }
-        target.sent.extend(source.sent);
-        target.sent.sort_by_key(|sent| sent.at);
         let profile = &mut target.profile;
         profile.timezone = profile.timezone.or(source.profile.timezone);
         profile.birthday = profile.birthday.or(source.profile.birthday);
         profile.consent |= source.profile.consent;
-        if let Some(hours) = source.profile.engagement_hours {
-            let mine = profile
-                .engagement_hours
-                .get_or_insert_with(|| Box::new([0; 24]));
-            for (mine, theirs) in mine.iter_mut().zip(hours.iter()) {
-                *mine = mine.saturating_add(*theirs);
-            }
-        }
         for mut state in source.states {
             let taken = target
                 .states
@@ -613,12 +621,12 @@ impl Engine {
         }
         // Patterns find a trigger's states by binary search.
         target.states.sort_by_key(|state| state.trigger);
-        for mut deferred in source.deferred {
+        for mut deferred in occasional.deferred {
             self.timers.remove(&deferred_entry(from, &deferred));
             deferred.token = target.token();
             deferred.decision.user_id = target.key.clone();
             self.timers.insert(deferred_entry(into, &deferred));
-            target.deferred.push(deferred);
+            target.occasional_mut().deferred.push(deferred);
         }
     }
 }
@@ -673,9 +681,9 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
         let zone = policy::zone_of(plan, customer);
         let hour = local_hour(event.time, zone);
         let hours = customer
-            .profile
+            .occasional_mut()
             .engagement_hours
-            .get_or_insert_with(|| Box::new([0; 24]));
+            .get_or_insert([0; 24]);
         hours[hour] = hours[hour].saturating_add(1);
     }
 }

@@ -9,7 +9,7 @@
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
     CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory, PeriodMemory,
-    Reasons,
+    Properties, Reasons,
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
@@ -143,7 +143,7 @@ impl Ctx<'_> {
         anchor: Timestamp,
         first_at: Span,
         events: &[&str],
-        properties: Vec<(String, Value)>,
+        properties: Properties,
     ) {
         let trigger_index = self.customer.states[index].trigger;
         let trigger = self.plan.trigger(trigger_index);
@@ -172,7 +172,7 @@ impl Ctx<'_> {
                 } else {
                     ladder.events.replace(events);
                 }
-                ladder.properties = properties.into();
+                ladder.properties = properties;
             }
             existing => {
                 let mut kept_events = Reasons::None;
@@ -196,7 +196,7 @@ impl Ctx<'_> {
                     timer_at: due,
                     variant,
                     events: kept_events,
-                    properties: properties.into(),
+                    properties,
                 }));
                 self.timers.insert(TimerEntry {
                     due,
@@ -220,18 +220,20 @@ impl Ctx<'_> {
             self.customer.states[index].entity_key().map(Into::into);
         let timers = &mut *self.timers;
         let cid = self.cid;
-        self.customer.deferred.retain(|deferred| {
-            let cancel = deferred.trigger == trigger && deferred.entity == entity;
-            if cancel {
-                timers.remove(&TimerEntry {
-                    due: deferred.due,
-                    customer: cid,
-                    token: deferred.token,
-                    purpose: TimerPurpose::Deferred,
-                });
-            }
-            !cancel
-        });
+        if let Some(occasional) = self.customer.occasional_if_any() {
+            occasional.deferred.retain(|deferred| {
+                let cancel = deferred.trigger == trigger && deferred.entity == entity;
+                if cancel {
+                    timers.remove(&TimerEntry {
+                        due: deferred.due,
+                        customer: cid,
+                        token: deferred.token,
+                        purpose: TimerPurpose::Deferred,
+                    });
+                }
+                !cancel
+            });
+        }
         let state = &self.customer.states[index];
         if matches!(state.memory, Memory::None) {
             self.remove_state(index);
@@ -309,18 +311,20 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
 }
 
 /// Properties of the anchor event a ladder needs later (offsets and payload).
-fn kept_properties(trigger: &Trigger, event: &Event) -> Vec<(String, Value)> {
+fn kept_properties(trigger: &Trigger, event: &Event) -> Properties {
     let offset_properties = trigger.steps.iter().filter_map(|step| match &step.at {
         Offset::ByProperty { property, .. } => Some(property),
         _ => None,
     });
-    let mut kept = Vec::new();
+    let mut kept = Properties::new();
     for name in trigger.payload.properties.iter().chain(offset_properties) {
         if let Some(value) = event.properties.get(name) {
             if !kept
                 .iter()
                 .any(|(known, _): &(String, Value)| known == name)
             {
+                // Exact: kept for the ladder's whole life, usually one or two.
+                kept.reserve_exact(1);
                 kept.push((name.clone(), value.clone()));
             }
         }
@@ -606,7 +610,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let events = if matched_group.is_some() {
                     memory.events.clone()
                 } else {
-                    Vec::new()
+                    ThinVec::new()
                 };
                 // Window-close timers: tumbling windows close at their end,
                 // sessions `gap` after the last event.
@@ -641,6 +645,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 if let Some(group) = matched_group {
                     let mut properties = kept_properties(trigger, event);
                     if !group.is_empty() {
+                        properties.reserve_exact(1);
                         properties.push(("group".to_string(), Value::String(group)));
                     }
                     if let Some(first_at) = fixed_first_offset(trigger, &properties) {
@@ -760,6 +765,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             memory.matched = band;
             if newly {
                 let mut properties = kept_properties(trigger, event);
+                properties.reserve_exact(1);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                     ctx.start_ladder(
@@ -1018,7 +1024,7 @@ fn on_schedule_event(
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
-                ctx.start_ladder(index, end, first_at, &[message], Vec::new());
+                ctx.start_ladder(index, end, first_at, &[message], Properties::new());
             }
         }
     }
@@ -1066,7 +1072,7 @@ fn schedule_yearly(
                 purpose: TimerPurpose::Ladder,
             });
         }
-        ctx.start_ladder(index, anchor, first_at, events, Vec::new());
+        ctx.start_ladder(index, anchor, first_at, events, Properties::new());
     }
 }
 
@@ -1146,7 +1152,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             let next = period_of(anchor, *period, zone);
             if let Some((_, next_end)) = next.filter(|(_, end)| *end <= ctx.horizon) {
                 let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
-                ctx.start_ladder(index, next_end, first_at, &[], Vec::new());
+                ctx.start_ladder(index, next_end, first_at, &[], Properties::new());
             }
         }
         _ => {
@@ -1201,6 +1207,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         Some(group) if memory.unless_at.is_none() => {
             let mut properties = memory.properties;
             if !group.is_empty() {
+                properties.reserve_exact(1);
                 properties.push(("group".to_string(), Value::String(group)));
             }
             match fixed_first_offset(trigger, &properties) {
@@ -1329,7 +1336,7 @@ pub fn start_match(
     entity: Option<&str>,
     anchor: Timestamp,
     events: &[&str],
-    properties: Vec<(String, Value)>,
+    properties: Properties,
 ) {
     let trigger = ctx.plan.trigger(trigger_index);
     let Some(first_at) = fixed_first_offset(trigger, &properties) else {

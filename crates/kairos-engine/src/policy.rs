@@ -110,14 +110,14 @@ pub fn judge(
     if trigger.cooldown > Span::ZERO
         && decision.step == 1
         && customer
-            .sent
+            .sent()
             .iter()
             .any(|sent| sent.trigger == candidate.trigger && now - sent.at < trigger.cooldown)
     {
         return Err(Suppression::Cooldown);
     }
     if marketing
-        && customer.sent.iter().any(|sent| {
+        && customer.sent().iter().any(|sent| {
             sent.cap != CapClass::Uncapped
                 && u32::from(sent.priority) >= decision.priority
                 && sent.trigger != candidate.trigger
@@ -131,7 +131,7 @@ pub fn judge(
     if class != CapClass::Uncapped {
         let today = local_day(now, zone);
         let same_day = customer
-            .sent
+            .sent()
             .iter()
             .filter(|sent| {
                 sent.cap == class && sent.channel == channel && local_day(sent.at, zone) == today
@@ -142,7 +142,7 @@ pub fn judge(
             _ => policy.daily_caps.content,
         };
         let this_week = customer
-            .sent
+            .sent()
             .iter()
             .filter(|sent| sent.cap != CapClass::Uncapped && now - sent.at < Span::DAY * 7)
             .count() as u32;
@@ -194,7 +194,7 @@ pub fn judge(
 
 /// The local hour with most opens/clicks, once there are enough of them.
 pub fn best_hour(customer: &Customer, min_feedback: u32) -> Option<usize> {
-    let hours = customer.profile.engagement_hours.as_ref()?;
+    let hours = customer.engagement_hours()?;
     let total: u32 = hours.iter().map(|&count| u32::from(count)).sum();
     if total < min_feedback.max(1) {
         return None;
@@ -220,8 +220,9 @@ pub fn record_sent(plan: &Plan, customer: &mut Customer, candidate: &Candidate, 
         .unwrap_or(Span::ZERO)
         .max(Span::DAY * 8)
         .max(plan.pipeline.policy.arbitration_window);
-    customer.sent.retain(|sent| now - sent.at < keep);
-    customer.sent.push(SentRecord {
+    let sent = &mut customer.occasional_mut().sent;
+    sent.retain(|sent| now - sent.at < keep);
+    sent.push(SentRecord {
         at: now,
         trigger: candidate.trigger,
         channel: plan.channel_index(&candidate.decision.channel),
