@@ -13,7 +13,7 @@ use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
 pub use crate::seen::SeenMessages;
 use chrono_tz::Tz;
 use compact_str::CompactString;
-use kairos_model::{Span, Timestamp};
+use kairos_model::Timestamp;
 use serde_json::Value;
 use thin_vec::ThinVec;
 
@@ -266,7 +266,7 @@ impl KeyedState {
     /// The deadline of the pending window-close timer (count patterns).
     pub fn window_close(&self) -> Option<Timestamp> {
         match &self.memory {
-            Memory::Count(memory) => memory.window_close,
+            Memory::Count(memory) => memory.window_close.get(),
             _ => None,
         }
     }
@@ -299,6 +299,38 @@ pub enum Memory {
     },
 }
 
+/// An optional instant in 8 bytes, where `Option<Timestamp>` takes 16: no
+/// instant is below [`Timestamp::MIN`], so one below it means none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaybeTime(i64);
+
+impl MaybeTime {
+    /// No instant.
+    pub const NONE: MaybeTime = MaybeTime(i64::MIN);
+
+    /// The instant, if any.
+    pub fn get(self) -> Option<Timestamp> {
+        (self != Self::NONE).then_some(Timestamp(self.0))
+    }
+
+    /// Takes the instant out, leaving none.
+    pub fn take(&mut self) -> Option<Timestamp> {
+        std::mem::replace(self, Self::NONE).get()
+    }
+}
+
+impl Default for MaybeTime {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl From<Option<Timestamp>> for MaybeTime {
+    fn from(time: Option<Timestamp>) -> Self {
+        time.map_or(Self::NONE, |time| MaybeTime(time.0))
+    }
+}
+
 /// Per-period sums for period-end schedules.
 #[derive(Debug)]
 pub struct PeriodMemory {
@@ -321,14 +353,14 @@ pub struct CountMemory {
     /// Per group: value, count, recent times (sliding), fired in this window.
     pub groups: ThinVec<CountGroup>,
     /// An `unless` event happened in the window (its time).
-    pub unless_at: Option<Timestamp>,
+    pub unless_at: MaybeTime,
     /// Message ids that contributed (bounded).
     pub events: ThinVec<CompactString>,
     /// Payload properties of the last counted event.
     pub properties: Properties,
     /// Where the window-close timer sits, if one is pending. Kept here, not
     /// in every keyed state: only count patterns have one.
-    pub window_close: Option<Timestamp>,
+    pub window_close: MaybeTime,
 }
 
 /// One group of a count pattern.
@@ -370,8 +402,6 @@ pub struct Ladder {
     pub anchor: Timestamp,
     /// Index (0-based) of the next step.
     pub next_step: u8,
-    /// Step 1's offset as resolved at the start (variant or cadence).
-    pub first_at: Span,
     /// True due time of the next step.
     pub due: Timestamp,
     /// Where the timer entry sits (≤ `due`; moved lazily when it fires).
@@ -506,12 +536,30 @@ mod layout {
     fn records_stay_small() {
         assert_eq!(size_of::<Customer>(), 80);
         assert_eq!(size_of::<KeyedState>(), 40);
-        assert_eq!(size_of::<Ladder>(), 72);
+        assert_eq!(size_of::<Ladder>(), 64);
         assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);
         assert_eq!(size_of::<SeenMessages>(), 16);
         assert_eq!(size_of::<Cart>(), 32);
+        assert_eq!(size_of::<CountMemory>(), 56);
         assert_eq!(size_of::<CartLine>(), 40);
+    }
+}
+
+#[cfg(test)]
+mod maybe_time {
+    use super::*;
+
+    #[test]
+    fn holds_every_instant_and_none() {
+        for time in [Timestamp::MIN, Timestamp(-1), Timestamp(0), Timestamp::MAX] {
+            let mut held = MaybeTime::from(Some(time));
+            assert_eq!(held.get(), Some(time));
+            assert_eq!(held.take(), Some(time));
+            assert_eq!(held, MaybeTime::NONE);
+        }
+        assert_eq!(MaybeTime::from(None).get(), None);
+        assert_eq!(MaybeTime::default().get(), None);
     }
 }
 

@@ -8,8 +8,8 @@
 
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
-    CountGroup, CountMemory, Customer, KeyedState, Ladder, MeasureMemory, Memory, PeriodMemory,
-    Properties, Reasons,
+    CountGroup, CountMemory, Customer, KeyedState, Ladder, MaybeTime, MeasureMemory, Memory,
+    PeriodMemory, Properties, Reasons,
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
@@ -164,7 +164,6 @@ impl Ctx<'_> {
                 // Only later: leave the timer where it is and move it when it
                 // fires (cheap restarts for busy carts and activity streams).
                 ladder.anchor = anchor;
-                ladder.first_at = first_at;
                 ladder.due = due;
                 ladder.variant = variant;
                 if accumulate {
@@ -190,7 +189,6 @@ impl Ctx<'_> {
                 kept_events.append(events, MAX_REASON_EVENTS);
                 *existing = Some(Box::new(Ladder {
                     anchor,
-                    first_at,
                     next_step: 0,
                     due,
                     timer_at: due,
@@ -541,7 +539,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 memory.last = memory.last.max(now);
                 if is_unless {
-                    memory.unless_at = Some(now);
+                    memory.unless_at = Some(now).into();
                 }
                 let mut matched_group = None;
                 if is_counted {
@@ -588,7 +586,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                             }
                             reached = g.recent.len() >= *min as usize && now - g.recent[0] < *size;
                         }
-                        let blocked = match (window, memory.unless_at) {
+                        let blocked = match (window, memory.unless_at.get()) {
                             (Window::Sliding(size), Some(at)) => now - at < *size,
                             (_, unless_at) => unless_at.is_some(),
                         };
@@ -624,7 +622,11 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 if let Some(close_at) = close_at {
                     // A timer already placed at or before the true close is
                     // left alone and moved when it fires (sessions only grow).
-                    if memory.window_close.is_none_or(|placed| placed > close_at) {
+                    if memory
+                        .window_close
+                        .get()
+                        .is_none_or(|placed| placed > close_at)
+                    {
                         if let Some(old) = memory.window_close.take() {
                             ctx.timers.remove(&TimerEntry {
                                 due: old,
@@ -633,7 +635,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                 purpose: TimerPurpose::WindowClose,
                             });
                         }
-                        memory.window_close = Some(close_at);
+                        memory.window_close = Some(close_at).into();
                         ctx.timers.insert(TimerEntry {
                             due: close_at,
                             customer: ctx.cid,
@@ -1173,10 +1175,10 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     let Memory::Count(count) = &mut state.memory else {
         return;
     };
-    if count.window_close != Some(due) {
+    if count.window_close.get() != Some(due) {
         return;
     }
-    count.window_close = None;
+    count.window_close = MaybeTime::NONE;
     let trigger = ctx.plan.trigger(state.trigger);
     let Pattern::Count { min, window, .. } = &trigger.pattern else {
         return;
@@ -1185,7 +1187,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         let close_at = count.last + *gap;
         if close_at > due {
             // The session went on since the timer was placed.
-            count.window_close = Some(close_at);
+            count.window_close = Some(close_at).into();
             ctx.timers.insert(TimerEntry {
                 due: close_at,
                 customer: ctx.cid,
@@ -1204,7 +1206,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         .find(|g| g.count >= *min)
         .map(|g| g.value.to_string());
     match group {
-        Some(group) if memory.unless_at.is_none() => {
+        Some(group) if memory.unless_at.get().is_none() => {
             let mut properties = memory.properties;
             if !group.is_empty() {
                 properties.reserve_exact(1);
