@@ -46,7 +46,11 @@ pub struct Engine {
     /// Time of the last applied event or fired timer; never goes backwards.
     now: Timestamp,
     customers: Vec<Option<Customer>>,
-    free_slots: Vec<u32>,
+    /// Slots freed by erasure or merging, each with the token its next
+    /// occupant starts from: tokens are never reused in a slot, so a
+    /// cancelled timer left in the table cannot be taken for a new
+    /// occupant's (see `timers`).
+    free_slots: Vec<(u32, u32)>,
     /// Every known id (userId or anonymousId) → customer slot.
     ids: IdIndex,
     timers: TimerTable,
@@ -191,7 +195,7 @@ impl Engine {
         for known in &occasional.aliases {
             self.ids.remove(known);
         }
-        self.free_slots.push(slot);
+        self.free_slots.push((slot, customer.next_token));
         self.stats.erasures += 1;
         true
     }
@@ -357,11 +361,17 @@ impl Engine {
     /// the resulting decisions through the policy, highest priority first
     /// (arbitration between triggers firing at the same instant).
     fn fire(&mut self, first: TimerEntry) {
-        self.advance_now(first.due);
         let mut batch: SmallVec<[TimerEntry; 4]> = smallvec![first];
         while let Some(next) = self.timers.pop_if_same(first.due, first.customer) {
             batch.push(next);
         }
+        // Cancelled timers the table could not remove come up too; they must
+        // not move the clock (a late event's decision depends on it).
+        batch.retain(|entry| self.is_pending(entry));
+        if batch.is_empty() {
+            return;
+        }
+        self.advance_now(first.due);
         let slot = first.customer;
         let Some(mut ctx) = self.ctx(slot) else {
             return;
@@ -399,6 +409,32 @@ impl Engine {
         candidates.sort_by_key(|(candidate, _)| Reverse(candidate.decision.priority));
         for (candidate, first_pass) in candidates {
             self.deliver(slot, candidate, first_pass);
+        }
+    }
+
+    /// Whether a timer's owner still waits for it: the table keeps some
+    /// cancelled timers (see `timers`), and they are recognised here.
+    fn is_pending(&self, entry: &TimerEntry) -> bool {
+        let Some(Some(customer)) = self.customers.get(entry.customer as usize) else {
+            return false;
+        };
+        let state = || {
+            customer
+                .states
+                .iter()
+                .find(|state| state.token == entry.token)
+        };
+        match entry.purpose {
+            TimerPurpose::Ladder => state()
+                .and_then(|state| state.ladder.as_ref())
+                .is_some_and(|ladder| ladder.timer_at == entry.due),
+            TimerPurpose::WindowClose => {
+                state().and_then(|state| state.window_close()) == Some(entry.due)
+            }
+            TimerPurpose::Deferred => customer
+                .deferred()
+                .iter()
+                .any(|deferred| deferred.token == entry.token && deferred.due == entry.due),
         }
     }
 
@@ -469,9 +505,10 @@ impl Engine {
         if let Some(slot) = self.ids.get(id) {
             return slot;
         }
-        let customer = Customer::new(id, identified);
+        let mut customer = Customer::new(id, identified);
         let slot = match self.free_slots.pop() {
-            Some(slot) => {
+            Some((slot, next_token)) => {
+                customer.next_token = next_token;
                 self.customers[slot as usize] = Some(customer);
                 slot
             }
@@ -538,7 +575,7 @@ impl Engine {
             return;
         };
         let occasional = source.take_occasional();
-        self.free_slots.push(from);
+        self.free_slots.push((from, source.next_token));
         let Some(target) = self.customers[into as usize].as_mut() else {
             return;
         };

@@ -159,6 +159,72 @@ fn erasure_removes_every_trace() {
     assert!(h.decisions.is_empty());
 }
 
+#[test]
+fn a_new_customer_in_an_erased_customers_place_gets_only_its_own_reminders() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    let at = "2026-11-23T12:00:00Z";
+    h.send(track("u1", "Signed Up", at, "m1", json!({})));
+    h.send(track("u1", "Erasure Requested", at, "m2", json!({})));
+    // Takes u1's place in the engine, with a reminder due at the same time.
+    h.send(track("u2", "Signed Up", at, "m3", json!({})));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u2 nudge step1 2026-11-23T13:00:00.000Z sent"]
+    );
+    assert_eq!(h.engine.pending_timers(), 0);
+}
+
+#[test]
+fn a_cancelled_reminder_does_not_move_the_clock() {
+    let triggers = format!("{WELCOME}{NUDGE}");
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
+    // u0's nudge (10:30) is the next timer when u1's (11:00) is cancelled, so
+    // u1's stays in the timer table, cancelled, and comes up at 11:00.
+    h.send(track(
+        "u0",
+        "Signed Up",
+        "2026-11-23T09:30:00Z",
+        "m0",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T10:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-11-23T10:05:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.advance("2026-11-23T11:30:00Z");
+    // A late sign-up is decided at the engine's clock: 10:30, u0's nudge, the
+    // last thing that happened. The cancelled 11:00 timer did not happen.
+    h.send(track(
+        "u2",
+        "Signed Up",
+        "2026-11-23T10:10:00Z",
+        "m3",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u0 welcome step1 2026-11-23T09:30:00.000Z sent",
+            "u1 welcome step1 2026-11-23T10:00:00.000Z sent",
+            "u0 nudge step1 2026-11-23T10:30:00.000Z sent",
+            "u2 welcome step1 2026-11-23T10:30:00.000Z sent",
+            "u2 nudge step1 2026-11-23T11:10:00.000Z sent",
+        ]
+    );
+}
+
 // ----- patterns -------------------------------------------------------------
 
 #[test]
