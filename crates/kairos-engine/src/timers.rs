@@ -11,16 +11,15 @@
 //! removes it; cancelling one still in a bucket leaves it there, because
 //! deadlines cluster (a million customers identified in one hour all have
 //! their dormancy timer in the same hour) and finding it would mean
-//! searching the cluster. Such a timer fires later as a *stale* entry, and
-//! its owner, which no longer expects it, ignores it (the engine checks every
-//! entry against its owner before acting; see `Engine::is_pending`). For
-//! that check to be sound, an owner's token is never reused in the same
-//! customer slot: tokens only grow, and a slot's next occupant continues
-//! from where the last one stopped (tokens wrap after 2³⁰, so a stale entry
-//! could only be mistaken after a billion newer states in that slot, and then
-//! only if it carried the same deadline to the millisecond). A timer added
-//! twice while in a bucket is one timer: duplicates merge when the bucket is
-//! sorted.
+//! searching the cluster. Such a timer comes up later as a *stale* entry,
+//! and the engine recognises it before acting (`Engine::is_pending`): its
+//! owner no longer has that deadline. This is sound because an owner adds an
+//! entry whenever it sets a deadline, so a stale entry that matches its
+//! owner's current deadline is a copy of a live one, and copies merge when a
+//! bucket is sorted (a timer added twice is one timer). And an erased or
+//! merged customer's entries cannot be taken for the next occupant of the
+//! slot: tokens are never reused in a slot (the next occupant continues from
+//! where the last one stopped; they wrap after 2³⁰).
 //!
 //! (The previous table, one ordered set of every timer, cost ~34 bytes per
 //! timer in B-tree nodes and an `O(log n)` search of a tree too large for
