@@ -169,10 +169,12 @@ impl TimerTable {
         } else {
             let bucket = self.later.entry(bucket_of(packed.due)).or_default();
             if bucket.len() == bucket.capacity() {
-                // Growth by a quarter, not double: buckets of clustered
-                // deadlines hold millions, and doubling would leave a third
-                // of them empty on average. (Still amortised O(1).)
-                bucket.reserve_exact(bucket.len() / 4 + 4);
+                // Large buckets grow by a quarter, not double: buckets of
+                // clustered deadlines hold millions, and doubling would
+                // leave a third of them empty on average. (Still amortised
+                // O(1); small ones double, to reallocate less often.)
+                let len = bucket.len();
+                bucket.reserve_exact(if len < 1024 { len.max(4) } else { len / 4 });
             }
             bucket.push(BucketEntry::new(packed));
             self.later_len += 1;
