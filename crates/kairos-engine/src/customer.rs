@@ -8,6 +8,7 @@
 //! have none and would otherwise carry 24 empty bytes.
 
 use crate::decision::Decision;
+use crate::globals::RankBucket;
 use crate::id_index::{IdIndex, IdKey};
 use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
 pub use crate::seen::SeenMessages;
@@ -391,8 +392,8 @@ pub struct MeasureMemory {
     pub kept: u8,
     /// Band/tier already matched (re-armed when left).
     pub matched: Option<u16>,
-    /// The value last reported to the global rank histogram.
-    pub ranked_value: Option<f64>,
+    /// Where the value last reported to the global rank histogram sits.
+    pub ranked: Option<RankBucket>,
 }
 
 /// A ladder in progress.
@@ -542,6 +543,7 @@ mod layout {
         assert_eq!(size_of::<SeenMessages>(), 16);
         assert_eq!(size_of::<Cart>(), 32);
         assert_eq!(size_of::<CountMemory>(), 56);
+        assert_eq!(size_of::<MeasureMemory>(), 112);
         assert_eq!(size_of::<CartLine>(), 40);
     }
 }

@@ -3,6 +3,7 @@
 
 use kairos_model::{Span, Timestamp};
 use std::collections::VecDeque;
+use std::num::NonZeroU16;
 
 /// Engine-wide state.
 #[derive(Debug, Default)]
@@ -76,6 +77,23 @@ impl RateMemory {
     }
 }
 
+/// Where a value sits in a [`RankHistogram`]: all a customer must remember
+/// to take their value out again. Two bytes, also as an `Option` (the value
+/// itself would take 8, 16 as an `Option`); holds the bucket index + 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RankBucket(NonZeroU16);
+
+impl RankBucket {
+    fn new(bucket: usize) -> RankBucket {
+        let index = u16::try_from(bucket + 1).expect("fewer than 65,535 buckets");
+        RankBucket(NonZeroU16::new(index).expect("index + 1 is not zero"))
+    }
+
+    fn index(self) -> usize {
+        usize::from(self.0.get()) - 1
+    }
+}
+
 /// A log-bucketed histogram of positive values, one entry per customer: the
 /// "top p %" cut-off is read from it without sorting customers. Deterministic,
 /// and a customer's entry moves when their aggregate changes. The bucket
@@ -113,15 +131,17 @@ impl RankHistogram {
         (index as usize).saturating_add(1).min(Self::BUCKETS - 1)
     }
 
-    /// Adds a customer's value.
-    pub fn insert(&mut self, value: f64) {
-        self.add_to_tree(Self::bucket(value), 1);
+    /// Adds a customer's value; returns where it went, for [`Self::remove`].
+    pub fn insert(&mut self, value: f64) -> RankBucket {
+        let bucket = Self::bucket(value);
+        self.add_to_tree(bucket, 1);
         self.total += 1;
+        RankBucket::new(bucket)
     }
 
-    /// Removes a value previously inserted.
-    pub fn remove(&mut self, value: f64) {
-        let bucket = Self::bucket(value);
+    /// Removes a value from its bucket (nothing when the bucket is empty).
+    pub fn remove(&mut self, bucket: RankBucket) {
+        let bucket = bucket.index();
         let in_bucket = self.count_up_to(bucket)
             - bucket
                 .checked_sub(1)
@@ -178,9 +198,12 @@ mod tests {
         assert!(ranks.in_top(1000.0, 5.0));
         assert!(ranks.in_top(960.0, 5.0));
         assert!(!ranks.in_top(900.0, 5.0));
-        ranks.remove(1000.0);
+        let top = RankBucket::new(RankHistogram::bucket(1000.0));
+        ranks.remove(top);
         assert_eq!(ranks.len(), 99);
     }
+
+    use proptest::prop_assert_eq;
 
     proptest::proptest! {
         /// The tree answers as counting the values held would, through
@@ -197,7 +220,7 @@ mod tests {
                 match operation {
                     0 if !held.is_empty() => {
                         let value = held.swap_remove(held.len() / 2);
-                        ranks.remove(value);
+                        ranks.remove(RankBucket::new(RankHistogram::bucket(value)));
                     }
                     1 => {
                         // Perhaps never held: only a value in its bucket goes.
@@ -207,10 +230,11 @@ mod tests {
                         {
                             held.swap_remove(position);
                         }
-                        ranks.remove(value);
+                        ranks.remove(RankBucket::new(bucket));
                     }
                     _ => {
-                        ranks.insert(value);
+                        let bucket = ranks.insert(value);
+                        prop_assert_eq!(bucket, RankBucket::new(RankHistogram::bucket(value)));
                         held.push(value);
                     }
                 }

@@ -279,11 +279,11 @@ pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, s
         });
     }
     if let Memory::Measure(measure) = &state.memory {
-        if let (Some(value), Some(Some(ranks))) = (
-            measure.ranked_value,
+        if let (Some(bucket), Some(Some(ranks))) = (
+            measure.ranked,
             globals.ranks.get_mut(usize::from(state.trigger)),
         ) {
-            ranks.remove(value);
+            ranks.remove(bucket);
         }
     }
 }
@@ -714,7 +714,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     buckets: [0.0; 24],
                     kept: 0,
                     matched: None,
-                    ranked_value: None,
+                    ranked: None,
                 }))
             });
             let Memory::Measure(memory) = &mut ctx.customer.states[index].memory else {
@@ -748,11 +748,10 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         ctx.globals.ranks.resize_with(slot + 1, || None);
                     }
                     let ranks = ctx.globals.ranks[slot].get_or_insert_with(RankHistogram::default);
-                    if let Some(old) = memory.ranked_value.take() {
+                    if let Some(old) = memory.ranked.take() {
                         ranks.remove(old);
                     }
-                    ranks.insert(current);
-                    memory.ranked_value = Some(current);
+                    memory.ranked = Some(ranks.insert(current));
                     (ranks.len() >= 20 && ranks.in_top(current, *percent)).then_some(0)
                 }
                 Bound::DropPercent(percent) => {
