@@ -432,16 +432,22 @@ pub enum Reasons {
 impl Reasons {
     /// Appends `events`, keeping the newest `limit` (at least one).
     pub fn append(&mut self, events: &[&str], limit: usize) {
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
             match self {
                 Reasons::None => *self = Reasons::One((*event).into()),
                 Reasons::One(first) => {
-                    let mut list = ThinVec::with_capacity(2);
+                    // Room for the ids still to come, exactly: the list is
+                    // kept for the ladder's life.
+                    let mut list = ThinVec::with_capacity(1 + events.len() - index);
                     list.push(std::mem::take(first));
                     list.push((*event).into());
                     *self = Reasons::Many(list);
                 }
-                Reasons::Many(list) => list.push((*event).into()),
+                Reasons::Many(list) => {
+                    // Exact too (at most `limit` + 1 ids are ever held).
+                    list.reserve_exact(1);
+                    list.push((*event).into());
+                }
             }
         }
         if let Reasons::Many(list) = self {
