@@ -47,9 +47,9 @@ pub struct Engine {
     now: Timestamp,
     customers: Vec<Option<Customer>>,
     /// Slots freed by erasure or merging, each with the token its next
-    /// occupant starts from: tokens are never reused in a slot, so a
-    /// cancelled timer left in the table cannot be taken for a new
-    /// occupant's (see `timers`).
+    /// occupant starts from: tokens are not reused in a slot (until they
+    /// wrap), so a cancelled timer left in the table cannot be taken for a
+    /// new occupant's (see `timers`).
     free_slots: Vec<(u32, u32)>,
     /// Every known id (userId or anonymousId) → customer slot.
     ids: IdIndex,
@@ -113,7 +113,9 @@ impl Engine {
         self.customers.len() - self.free_slots.len()
     }
 
-    /// Pending timers (ladder steps, window closes, deferred decisions).
+    /// Timers held (ladder steps, window closes, deferred decisions),
+    /// including cancelled ones the table has not dropped yet (at most about
+    /// as many as the live ones; see `timers`).
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
     }
@@ -239,6 +241,10 @@ impl Engine {
                 }
                 _ => break,
             }
+        }
+        if self.timers.wants_compaction() {
+            let customers = &self.customers;
+            self.timers.compact(|entry| is_pending(customers, entry));
         }
     }
 
@@ -367,7 +373,7 @@ impl Engine {
         }
         // Cancelled timers the table could not remove come up too; they must
         // not move the clock (a late event's decision depends on it).
-        batch.retain(|entry| self.is_pending(entry));
+        batch.retain(|entry| is_pending(&self.customers, entry));
         if batch.is_empty() {
             return;
         }
@@ -409,32 +415,6 @@ impl Engine {
         candidates.sort_by_key(|(candidate, _)| Reverse(candidate.decision.priority));
         for (candidate, first_pass) in candidates {
             self.deliver(slot, candidate, first_pass);
-        }
-    }
-
-    /// Whether a timer's owner still waits for it: the table keeps some
-    /// cancelled timers (see `timers`), and they are recognised here.
-    fn is_pending(&self, entry: &TimerEntry) -> bool {
-        let Some(Some(customer)) = self.customers.get(entry.customer as usize) else {
-            return false;
-        };
-        let state = || {
-            customer
-                .states
-                .iter()
-                .find(|state| state.token == entry.token)
-        };
-        match entry.purpose {
-            TimerPurpose::Ladder => state()
-                .and_then(|state| state.ladder.as_ref())
-                .is_some_and(|ladder| ladder.timer_at == entry.due),
-            TimerPurpose::WindowClose => {
-                state().and_then(|state| state.window_close()) == Some(entry.due)
-            }
-            TimerPurpose::Deferred => customer
-                .deferred()
-                .iter()
-                .any(|deferred| deferred.token == entry.token && deferred.due == entry.due),
         }
     }
 
@@ -665,6 +645,32 @@ impl Engine {
             self.timers.insert(deferred_entry(into, &deferred));
             target.occasional_mut().deferred.push(deferred);
         }
+    }
+}
+
+/// Whether a timer's owner still waits for it: the table keeps some
+/// cancelled timers (see `timers`), and they are recognised here.
+fn is_pending(customers: &[Option<Customer>], entry: &TimerEntry) -> bool {
+    let Some(Some(customer)) = customers.get(entry.customer as usize) else {
+        return false;
+    };
+    let state = || {
+        customer
+            .states
+            .iter()
+            .find(|state| state.token == entry.token)
+    };
+    match entry.purpose {
+        TimerPurpose::Ladder => state()
+            .and_then(|state| state.ladder.as_ref())
+            .is_some_and(|ladder| ladder.timer_at == entry.due),
+        TimerPurpose::WindowClose => {
+            state().and_then(|state| state.window_close()) == Some(entry.due)
+        }
+        TimerPurpose::Deferred => customer
+            .deferred()
+            .iter()
+            .any(|deferred| deferred.token == entry.token && deferred.due == entry.due),
     }
 }
 

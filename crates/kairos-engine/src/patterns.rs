@@ -885,7 +885,10 @@ fn tumbling_index(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> i64 {
 
 fn tumbling_end(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> Timestamp {
     let offset = tumbling_offset_ms(time, size, zone);
-    Timestamp((tumbling_index(time, size, zone) + 1) * size.0.max(1) - offset)
+    let end = (tumbling_index(time, size, zone) + 1)
+        .saturating_mul(size.0.max(1))
+        .saturating_sub(offset);
+    Timestamp(end.clamp(Timestamp::MIN.0, Timestamp::MAX.0))
 }
 
 use chrono::Offset as _;

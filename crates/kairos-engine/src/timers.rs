@@ -18,8 +18,12 @@
 //! owner's current deadline is a copy of a live one, and copies merge when a
 //! bucket is sorted (a timer added twice is one timer). And an erased or
 //! merged customer's entries cannot be taken for the next occupant of the
-//! slot: tokens are never reused in a slot (the next occupant continues from
-//! where the last one stopped; they wrap after 2³⁰).
+//! slot: tokens are not reused in a slot (the next occupant continues from
+//! where the last one stopped) until they wrap after 2³⁰. So that cancelled
+//! entries do not pile up (a customer evicting old points-expiry schedules
+//! three years ahead would otherwise leave one per event), a bucket in which
+//! more than half the entries may be cancelled is compacted: the engine drops
+//! those it does not expect ([`TimerTable::compact`]).
 //!
 //! (The previous table, one ordered set of every timer, cost ~34 bytes per
 //! timer in B-tree nodes and an `O(log n)` search of a tree too large for
@@ -144,9 +148,23 @@ pub struct TimerTable {
     horizon: i64,
     /// Later timers by bucket, unsorted; may hold cancelled timers and
     /// duplicates.
-    later: BTreeMap<i64, Vec<BucketEntry>>,
+    later: BTreeMap<i64, Bucket>,
     /// Entries in `later`.
     later_len: usize,
+    /// Buckets in which more than half the entries may be cancelled: see
+    /// [`TimerTable::compact`].
+    to_compact: Vec<i64>,
+}
+
+/// Timers due within one [`BUCKET_MS`], in the order added.
+#[derive(Debug, Default)]
+struct Bucket {
+    entries: Vec<BucketEntry>,
+    /// Cancellations since the bucket was last compacted (an upper bound on
+    /// the cancelled entries it holds).
+    cancelled: u32,
+    /// Whether it is in `to_compact`.
+    queued: bool,
 }
 
 impl Default for TimerTable {
@@ -156,6 +174,7 @@ impl Default for TimerTable {
             horizon: i64::MIN,
             later: BTreeMap::new(),
             later_len: 0,
+            to_compact: Vec::new(),
         }
     }
 }
@@ -167,29 +186,74 @@ impl TimerTable {
         if packed.due < self.horizon {
             self.soon.insert(packed);
         } else {
-            let bucket = self.later.entry(bucket_of(packed.due)).or_default();
-            if bucket.len() == bucket.capacity() {
+            let entries = &mut self.later.entry(bucket_of(packed.due)).or_default().entries;
+            if entries.len() == entries.capacity() {
                 // Large buckets grow by a quarter, not double: buckets of
                 // clustered deadlines hold millions, and doubling would
                 // leave a third of them empty on average. (Still amortised
                 // O(1); small ones double, to reallocate less often.)
-                let len = bucket.len();
-                bucket.reserve_exact(if len < 1024 { len.max(4) } else { len / 4 });
+                let len = entries.len();
+                entries.reserve_exact(if len < 1024 { len.max(4) } else { len / 4 });
             }
-            bucket.push(BucketEntry::new(packed));
+            entries.push(BucketEntry::new(packed));
             self.later_len += 1;
             self.refill();
         }
     }
 
     /// Cancels a timer. One already sorted for firing is removed; one still
-    /// in a bucket stays there and fires as a stale entry, which its owner
-    /// ignores (see the module's documentation). Cancelling one that already
-    /// fired is harmless.
+    /// in a bucket stays there, to come up as a stale entry that the engine
+    /// ignores (see the module's documentation), unless [`Self::compact`]
+    /// drops it first. Cancelling one that already fired is harmless.
     pub fn remove(&mut self, entry: &TimerEntry) {
-        if entry.due.0 < self.horizon && self.soon.remove(&Packed::from(*entry)) {
-            self.refill();
+        let due = entry.due.0;
+        if due < self.horizon {
+            if self.soon.remove(&Packed::from(*entry)) {
+                self.refill();
+            }
+        } else if let Some(bucket) = self.later.get_mut(&bucket_of(due)) {
+            bucket.cancelled = bucket.cancelled.saturating_add(1);
+            if !bucket.queued && bucket.cancelled as usize * 2 > bucket.entries.len() {
+                bucket.queued = true;
+                self.to_compact.push(bucket_of(due));
+            }
         }
+    }
+
+    /// Whether [`Self::compact`] has work.
+    pub fn wants_compaction(&self) -> bool {
+        !self.to_compact.is_empty()
+    }
+
+    /// Drops the entries `is_pending` rejects from buckets in which more
+    /// than half the entries may be cancelled. Without this, a pattern that
+    /// cancels timers far ahead (a customer evicting old points-expiry
+    /// schedules three years out) would leave entries behind in proportion
+    /// to events, not to pending timers; with it, cancelled entries are at
+    /// most about as many as live ones. The table cannot tell a cancelled
+    /// entry from a live one; the engine can, and the cost, one check per
+    /// entry, is spread over the cancellations that filled the bucket.
+    pub fn compact(&mut self, mut is_pending: impl FnMut(&TimerEntry) -> bool) {
+        for index in std::mem::take(&mut self.to_compact) {
+            let Some(bucket) = self.later.get_mut(&index) else {
+                continue; // sorted in since
+            };
+            let before = bucket.entries.len();
+            bucket
+                .entries
+                .retain(|entry| is_pending(&entry.unpack(index).into()));
+            if bucket.entries.capacity() > 2 * bucket.entries.len() {
+                bucket.entries.shrink_to_fit();
+            }
+            bucket.cancelled = 0;
+            bucket.queued = false;
+            self.later_len -= before - bucket.entries.len();
+            if bucket.entries.is_empty() {
+                self.later.remove(&index);
+            }
+        }
+        // Only `later` shrank: `soon` is as it was, non-empty if anything is
+        // left.
     }
 
     /// The earliest deadline (possibly of a cancelled timer).
@@ -227,11 +291,16 @@ impl TimerTable {
         if !self.soon.is_empty() {
             return;
         }
-        if let Some((bucket, entries)) = self.later.pop_first() {
-            self.later_len -= entries.len();
-            self.horizon = (bucket + 1) << BUCKET_BITS;
+        if let Some((index, bucket)) = self.later.pop_first() {
+            self.later_len -= bucket.entries.len();
+            // The last bucket's end is past `i64::MAX`: the horizon stops
+            // there (such deadlines lie beyond any watermark anyway).
+            self.horizon = index
+                .checked_add(1)
+                .and_then(|next| next.checked_mul(BUCKET_MS))
+                .unwrap_or(i64::MAX);
             self.soon
-                .extend(entries.into_iter().map(|entry| entry.unpack(bucket)));
+                .extend(bucket.entries.into_iter().map(|entry| entry.unpack(index)));
         }
     }
 
@@ -259,13 +328,20 @@ mod tests {
         Remove(usize),
         PopBefore(i64),
         PopIfSame,
+        Compact,
     }
 
     fn entry() -> impl Strategy<Value = TimerEntry> {
         (
             // Deadlines clustered (many equal times, few buckets) and spread
             // far apart (many buckets, negative times too).
-            prop_oneof![0i64..5_000_000, -3_000_000_000i64..3_000_000_000],
+            // and at the ends of time, where bucket arithmetic could overflow.
+            prop_oneof![
+                8 => 0i64..5_000_000,
+                8 => -3_000_000_000i64..3_000_000_000,
+                1 => (i64::MAX - 200_000)..i64::MAX,
+                1 => (i64::MIN / 4)..(i64::MIN / 4 + 200_000),
+            ],
             0u32..6,
             0u32..50,
             0u8..3,
@@ -288,6 +364,7 @@ mod tests {
             2 => any::<usize>().prop_map(Op::Remove),
             2 => (-3_000_000_000i64..3_000_000_000).prop_map(Op::PopBefore),
             1 => Just(Op::PopIfSame),
+            1 => Just(Op::Compact),
         ]
     }
 
@@ -350,6 +427,12 @@ mod tests {
                     Op::PopBefore(watermark) => {
                         pop_live(&mut table, &mut model, &cancelled, watermark)?;
                     }
+                    Op::Compact => {
+                        // As the engine does: a timer is pending while its
+                        // owner expects it, which the model says.
+                        let model = &model;
+                        table.compact(|entry| model.contains(entry));
+                    }
                     Op::PopIfSame => {
                         // The engine batches a customer's timers at one
                         // instant after popping the first.
@@ -378,6 +461,58 @@ mod tests {
             prop_assert!(model.is_empty());
             prop_assert_eq!(table.len(), 0);
         }
+    }
+
+    fn timer(due: i64, customer: u32) -> TimerEntry {
+        TimerEntry {
+            due: Timestamp(due),
+            customer,
+            token: 1,
+            purpose: TimerPurpose::WindowClose,
+        }
+    }
+
+    #[test]
+    fn a_deadline_in_the_last_bucket_hides_nothing_earlier() {
+        let mut table = TimerTable::default();
+        table.insert(timer(i64::MAX, 0));
+        table.insert(timer(1_000, 1));
+        assert_eq!(table.next_due(), Some(Timestamp(1_000)));
+        assert_eq!(table.pop_before(Timestamp::MAX), Some(timer(1_000, 1)));
+        assert_eq!(table.pop_before(Timestamp::MAX), None);
+    }
+
+    #[test]
+    fn compaction_keeps_cancelled_entries_fewer_than_live_ones() {
+        let mut table = TimerTable::default();
+        table.insert(timer(0, 0)); // keeps bucket 0 sorted in; the rest wait
+        let mut live = BTreeSet::new();
+        for customer in 1..=1_000 {
+            let entry = timer(1_000_000_000 + i64::from(customer), customer);
+            table.insert(entry);
+            if customer % 10 == 0 {
+                live.insert(entry);
+            } else {
+                table.remove(&entry);
+            }
+            if table.wants_compaction() {
+                table.compact(|entry| live.contains(entry));
+            }
+            // Live entries, plus cancelled ones (at most as many, plus one).
+            let cancelled = table.len() - 1 - live.len();
+            assert!(
+                cancelled <= live.len() + 1,
+                "{cancelled} cancelled, {} live",
+                live.len()
+            );
+        }
+        let mut fired = Vec::new();
+        while let Some(entry) = table.pop_before(Timestamp::MAX) {
+            if live.contains(&entry) {
+                fired.push(entry);
+            }
+        }
+        assert_eq!(fired, live.into_iter().collect::<Vec<_>>());
     }
 
     #[test]

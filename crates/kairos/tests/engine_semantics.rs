@@ -225,6 +225,86 @@ fn a_cancelled_reminder_does_not_move_the_clock() {
     );
 }
 
+#[test]
+fn a_window_closing_at_the_end_of_time_holds_up_no_other_timer() {
+    let triggers = format!(
+        "{NUDGE}{}",
+        r#"
+[[trigger]]
+id = "forever"
+kind = "count"
+event = "Tapped"
+min = 2
+window = { tumbling = "9223372036854775s" }
+fire = "on_close"
+channel = "push"
+"#
+    );
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
+    h.send(track(
+        "u1",
+        "Tapped",
+        "2026-11-23T10:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u2",
+        "Signed Up",
+        "2026-11-23T10:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u2 nudge step1 2026-11-23T11:00:00.000Z sent"]
+    );
+}
+
+#[test]
+fn schedules_evicted_far_ahead_do_not_pile_up_in_the_timer_table() {
+    let triggers = r#"
+[[trigger]]
+id = "expiry"
+kind = "schedule"
+source = { event = "Points Earned", property = "expires_at", default_after = "3y" }
+offset = "-30d"
+channel = "push"
+"#;
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, triggers));
+    // u0's reminder is the earliest timer, so u1's wait in later buckets,
+    // where a cancelled timer is not removed at once.
+    let soon = json!({"expires_at": "2027-01-01T00:00:00Z"});
+    h.send(track(
+        "u0",
+        "Points Earned",
+        "2026-11-23T10:00:00Z",
+        "m0",
+        soon,
+    ));
+    for second in 0..1000 {
+        let time = format!("2026-11-23T11:{:02}:{:02}Z", second / 60, second % 60);
+        h.send(track(
+            "u1",
+            "Points Earned",
+            &time,
+            &format!("m{second}"),
+            json!({}),
+        ));
+    }
+    h.advance("2026-11-23T12:00:00Z");
+    // u1 keeps its newest 16 schedules (max_keys_per_trigger): 984 were
+    // evicted, and their timers, three years ahead, are mostly dropped.
+    let pending = h.engine.pending_timers();
+    assert!(
+        pending <= 1 + 2 * 16 + 16,
+        "{pending} timers held for 17 pending"
+    );
+    h.finish();
+    assert_eq!(h.decisions.len(), 17);
+}
+
 // ----- patterns -------------------------------------------------------------
 
 #[test]
