@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use smallvec::{smallvec, SmallVec};
 use std::ops::Range;
 use thin_vec::ThinVec;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// How many causing message ids a ladder or window remembers.
 const MAX_REASON_EVENTS: usize = 8;
@@ -916,11 +917,13 @@ fn refs(events: &[CompactString]) -> Vec<&str> {
     events.iter().map(|event| &**event).collect()
 }
 
-/// A cheap first comparison for group labels (strings hash without allocating).
+/// A cheap first comparison for group labels (strings hash without
+/// allocating or joining; groups of two properties whose values hash alike
+/// are told apart by their labels).
 fn group_hash(property: &str, value: &Value) -> u64 {
     match value {
         Value::Null => 0,
-        Value::String(text) => stable_hash(0, &[property.as_bytes(), text.as_bytes()]),
+        Value::String(text) => xxh3_64_with_seed(text.as_bytes(), property.len() as u64),
         other => stable_hash(0, &[property.as_bytes(), other.to_string().as_bytes()]),
     }
 }
