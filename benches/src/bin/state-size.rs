@@ -1,7 +1,7 @@
 //! Bytes of engine state per customer, measured with a counting allocator.
 //!
 //! ```text
-//! cargo run -p kairos-benches --release --bin state-size -- [--customers N] [--pipeline FILE]
+//! cargo run -p kairos-benches --release --bin state-size -- [--customers N] [--pipeline FILE] [--uuid-message-ids]
 //! ```
 //!
 //! Builds an engine with the pipeline (default `pipelines/retail.toml`), then:
@@ -15,14 +15,18 @@
 //! 3. **idle, after one more page view each** (the pruning happened);
 //! 4. **active cart**: every customer adds 1-3 products to one cart.
 //!
+//! The message ids are short (`add-17-0`). With `--uuid-message-ids` each is
+//! replaced by a lowercase UUID derived from it, as Segment's SDKs send.
+//!
 //! Live bytes are what the program asked the allocator for and has not
 //! freed (allocator overhead and fragmentation are not included; the
 //! resident set size is printed beside it for that). Event parsing happens
 //! before the engine sees an event, and the reorder buffer is flushed before
 //! each measurement, so only the engine's own state is counted.
 
-use kairos_benches::{parse, population, rfc3339, SplitMix64, DEFAULT_START_MS};
+use kairos_benches::{population, rfc3339, SplitMix64, DEFAULT_START_MS};
 use kairos_engine::Engine;
+use kairos_model::Event;
 use kairos_model::Timestamp;
 use std::alloc::{GlobalAlloc, Layout};
 use std::fmt::Write as _;
@@ -177,8 +181,13 @@ fn main() {
         env!("CARGO_MANIFEST_DIR"),
         "/../pipelines/retail.toml"
     ));
+    let mut uuids = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--uuid-message-ids" {
+            uuids = true;
+            continue;
+        }
         match (flag.as_str(), args.next()) {
             ("--customers", Some(value)) => {
                 customers = value.replace('_', "").parse().expect("--customers N")
@@ -187,7 +196,7 @@ fn main() {
             ("--stop-after", Some(value)) => stop_after = value.parse().expect("--stop-after 1-4"),
             _ => {
                 eprintln!(
-                    "usage: state-size [--customers N] [--pipeline FILE] [--stop-after PHASE]"
+                    "usage: state-size [--customers N] [--pipeline FILE] [--stop-after PHASE] [--uuid-message-ids]"
                 );
                 std::process::exit(2);
             }
@@ -204,6 +213,13 @@ fn main() {
         pipeline_path.display(),
         pipeline.triggers.len()
     );
+    let parse = |line: &str| -> Event {
+        let mut event = kairos_benches::parse(line);
+        if uuids {
+            event.message_id = uuid_from(&event.message_id).into();
+        }
+        event
+    };
     let mut engine = Engine::new(pipeline);
     let mut decisions = 0u64;
     let mut drain = |engine: &mut Engine| {
@@ -347,4 +363,19 @@ fn main() {
         per(&carts),
         verdict(per(&carts), 1024.0)
     );
+}
+
+/// A lowercase hyphenated UUID derived from `text`, the same every run.
+fn uuid_from(text: &str) -> String {
+    let high = kairos_model::ids::stable_hash(1, &[text.as_bytes()]);
+    let low = kairos_model::ids::stable_hash(2, &[text.as_bytes()]);
+    let hex = format!("{high:016x}{low:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }

@@ -11,6 +11,7 @@ use crate::decision::Decision;
 use crate::globals::RankBucket;
 use crate::id_index::{IdIndex, IdKey};
 use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
+pub use crate::message_id::MessageId;
 pub use crate::seen::SeenMessages;
 use chrono_tz::Tz;
 use compact_str::CompactString;
@@ -288,7 +289,7 @@ pub enum Memory {
     /// Count window.
     Count(Box<CountMemory>),
     /// The last `first` of a sequence: its time and message id.
-    Sequence(Box<(Timestamp, CompactString)>),
+    Sequence(Box<(Timestamp, MessageId)>),
     /// Rolling aggregate buckets.
     Measure(Box<MeasureMemory>),
     /// Per-period sums.
@@ -356,7 +357,7 @@ pub struct CountMemory {
     /// An `unless` event happened in the window (its time).
     pub unless_at: MaybeTime,
     /// Message ids that contributed (bounded).
-    pub events: ThinVec<CompactString>,
+    pub events: ThinVec<MessageId>,
     /// Payload properties of the last counted event.
     pub properties: Properties,
     /// Where the window-close timer sits, if one is pending. Kept here, not
@@ -424,29 +425,29 @@ pub enum Reasons {
     #[default]
     None,
     /// One.
-    One(CompactString),
+    One(MessageId),
     /// Two or more.
-    Many(ThinVec<CompactString>),
+    Many(ThinVec<MessageId>),
 }
 
 impl Reasons {
     /// Appends `events`, keeping the newest `limit` (at least one).
-    pub fn append(&mut self, events: &[&str], limit: usize) {
+    pub fn append(&mut self, events: &[MessageId], limit: usize) {
         for (index, event) in events.iter().enumerate() {
             match self {
-                Reasons::None => *self = Reasons::One((*event).into()),
+                Reasons::None => *self = Reasons::One(event.clone()),
                 Reasons::One(first) => {
                     // Room for the ids still to come, exactly: the list is
                     // kept for the ladder's life.
                     let mut list = ThinVec::with_capacity(1 + events.len() - index);
-                    list.push(std::mem::take(first));
-                    list.push((*event).into());
+                    list.push(std::mem::replace(first, MessageId::Uuid([0; 16])));
+                    list.push(event.clone());
                     *self = Reasons::Many(list);
                 }
                 Reasons::Many(list) => {
                     // Exact too (at most `limit` + 1 ids are ever held).
                     list.reserve_exact(1);
-                    list.push((*event).into());
+                    list.push(event.clone());
                 }
             }
         }
@@ -456,14 +457,11 @@ impl Reasons {
         }
     }
 
-    /// Replaces the ids with `events`, reusing a single id's buffer (a
-    /// busy customer restarts an inactivity ladder on every event).
-    pub fn replace(&mut self, events: &[&str]) {
+    /// Replaces the ids with `events` (a busy customer restarts an
+    /// inactivity ladder on every event).
+    pub fn replace(&mut self, events: &[MessageId]) {
         match (&mut *self, events) {
-            (Reasons::One(kept), [event]) => {
-                kept.clear();
-                kept.push_str(event);
-            }
+            (Reasons::One(kept), [event]) => kept.assign(event),
             _ => {
                 *self = Reasons::None;
                 self.append(events, usize::MAX);
@@ -472,7 +470,7 @@ impl Reasons {
     }
 
     /// The ids, oldest first.
-    pub fn as_slice(&self) -> &[CompactString] {
+    pub fn as_slice(&self) -> &[MessageId] {
         match self {
             Reasons::None => &[],
             Reasons::One(one) => std::slice::from_ref(one),
@@ -481,7 +479,7 @@ impl Reasons {
     }
 
     /// Takes the ids out, leaving none.
-    pub fn take(&mut self) -> Vec<CompactString> {
+    pub fn take(&mut self) -> Vec<MessageId> {
         match std::mem::take(self) {
             Reasons::None => Vec::new(),
             Reasons::One(one) => vec![one],
@@ -575,41 +573,48 @@ mod maybe_time {
 mod reasons {
     use super::*;
 
-    fn ids(reasons: &Reasons) -> Vec<&str> {
-        reasons.as_slice().iter().map(|id| id.as_str()).collect()
+    fn ids(reasons: &Reasons) -> Vec<String> {
+        reasons.as_slice().iter().map(ToString::to_string).collect()
+    }
+
+    fn new(texts: &[&str]) -> Vec<MessageId> {
+        texts.iter().map(|text| MessageId::new(text)).collect()
     }
 
     #[test]
     fn one_id_stays_inline_and_more_keep_the_newest() {
         let mut reasons = Reasons::default();
-        reasons.append(&["m1"], 3);
+        reasons.append(&new(&["m1"]), 3);
         assert!(matches!(reasons, Reasons::One(_)));
-        reasons.append(&["m2", "m3", "m4"], 3);
+        reasons.append(&new(&["m2", "m3", "m4"]), 3);
         assert_eq!(ids(&reasons), ["m2", "m3", "m4"]);
-        reasons.append(&["m5"], 3);
+        reasons.append(&new(&["m5"]), 3);
         assert_eq!(ids(&reasons), ["m3", "m4", "m5"]);
-        assert_eq!(reasons.take(), ["m3", "m4", "m5"]);
+        assert_eq!(reasons.take(), new(&["m3", "m4", "m5"]));
         assert!(matches!(reasons, Reasons::None));
         assert!(reasons.take().is_empty());
     }
 
     #[test]
-    fn replacing_reuses_a_single_ids_buffer() {
-        let long = "9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64";
+    fn replacing_reuses_a_single_long_ids_buffer() {
+        let long = "ajs-next-9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64";
         let mut reasons = Reasons::default();
-        reasons.append(&[long], 8);
-        let Reasons::One(kept) = &reasons else {
-            panic!("one id is held inline");
+        reasons.append(&new(&[long]), 8);
+        let Reasons::One(MessageId::Text(kept)) = &reasons else {
+            panic!("one id is held inline, as text");
         };
         let buffer = kept.as_ptr();
-        let newer = "0a1b2c3d-5b8e-4c1e-9d35-0b7c2f3e1a64";
-        reasons.replace(&[newer]);
+        let newer = "ajs-next-0a1b2c3d-5b8e-4c1e-9d35-0b7c2f3e1a64";
+        reasons.replace(&new(&[newer]));
         assert_eq!(ids(&reasons), [newer]);
-        let Reasons::One(kept) = &reasons else {
+        let Reasons::One(MessageId::Text(kept)) = &reasons else {
             panic!("still one id");
         };
         assert_eq!(kept.as_ptr(), buffer, "same heap buffer");
-        reasons.replace(&["a", "b"]);
+        let uuid = "9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64";
+        reasons.replace(&new(&[uuid]));
+        assert_eq!(ids(&reasons), [uuid]);
+        reasons.replace(&new(&["a", "b"]));
         assert_eq!(ids(&reasons), ["a", "b"]);
         reasons.replace(&[]);
         assert!(ids(&reasons).is_empty());

@@ -2,7 +2,7 @@
 //! fires timers in event-time order.
 
 use crate::config::{LateEvents, Pattern, Pipeline};
-use crate::customer::{Customer, DeferredDecision, Population};
+use crate::customer::{Customer, DeferredDecision, MessageId, Population};
 use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
 use crate::id_index::IdIndex;
@@ -358,7 +358,7 @@ impl Engine {
             trigger_index,
             None,
             now,
-            &[event.message_id.as_str()],
+            &[MessageId::new(&event.message_id)],
             properties,
         );
     }

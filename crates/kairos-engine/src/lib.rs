@@ -78,6 +78,7 @@ mod id_index;
 pub mod local_time;
 mod lookahead;
 pub mod matching;
+mod message_id;
 mod patterns;
 mod plan;
 mod policy;

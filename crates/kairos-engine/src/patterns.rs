@@ -9,7 +9,7 @@
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
     CountGroup, CountMemory, Customer, KeyedState, Ladder, MaybeTime, MeasureMemory, Memory,
-    PeriodMemory, Properties, Reasons,
+    MessageId, PeriodMemory, Properties, Reasons,
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
@@ -143,7 +143,7 @@ impl Ctx<'_> {
         index: usize,
         anchor: Timestamp,
         first_at: Span,
-        events: &[&str],
+        events: &[MessageId],
         properties: Properties,
     ) {
         let trigger_index = self.customer.states[index].trigger;
@@ -357,7 +357,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
     let trigger = plan.trigger(trigger_index);
     let stores = &plan.pipeline.stores;
     let keys = event_keys(&trigger.key, event);
-    let message = || -> CompactString { event.message_id.as_str().into() };
+    let message = || MessageId::new(&event.message_id);
     if matches_any(&trigger.cancel_on, event, stores) {
         ctx.cancel_for_keys(trigger_index, &keys);
     }
@@ -399,7 +399,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         index,
                         event.time,
                         first_at,
-                        &[event.message_id.as_str()],
+                        &[message()],
                         properties.clone(),
                     );
                 }
@@ -453,13 +453,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     }
                 };
                 match first_at {
-                    Some(first_at) => ctx.start_ladder(
-                        index,
-                        latest,
-                        first_at,
-                        &[event.message_id.as_str()],
-                        properties.clone(),
-                    ),
+                    Some(first_at) => {
+                        ctx.start_ladder(index, latest, first_at, &[message()], properties.clone())
+                    }
                     None => {
                         if ctx.customer.states[index].ladder.is_some() {
                             ctx.cancel_ladder(index);
@@ -652,7 +648,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         properties.push(("group".to_string(), Value::String(group)));
                     }
                     if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                        ctx.start_ladder(index, now, first_at, &refs(&events), properties);
+                        ctx.start_ladder(index, now, first_at, &events, properties);
                     }
                 }
             }
@@ -673,11 +669,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                 let properties = kept_properties(trigger, event);
                                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                                     ctx.start_ladder(
-                                        index,
-                                        event.time,
-                                        first_at,
-                                        &refs(&events),
-                                        properties,
+                                        index, event.time, first_at, &events, properties,
                                     );
                                 }
                                 continue;
@@ -770,13 +762,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 properties.reserve_exact(1);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                    ctx.start_ladder(
-                        index,
-                        event.time,
-                        first_at,
-                        &[event.message_id.as_str()],
-                        properties,
-                    );
+                    ctx.start_ladder(index, event.time, first_at, &[message()], properties);
                 }
             }
         }
@@ -912,11 +898,6 @@ fn group_values<'a>(
         .collect()
 }
 
-/// Borrowed views of owned message ids.
-fn refs(events: &[CompactString]) -> Vec<&str> {
-    events.iter().map(|event| &**event).collect()
-}
-
 /// A cheap first comparison for group labels (strings hash without
 /// allocating or joining; groups of two properties whose values hash alike
 /// are told apart by their labels).
@@ -984,7 +965,13 @@ fn on_schedule_event(
                 return;
             }
             ctx.customer.states[index].memory = Memory::Yearly { date };
-            schedule_yearly(ctx, index, trigger_index, ctx.now, &[message]);
+            schedule_yearly(
+                ctx,
+                index,
+                trigger_index,
+                ctx.now,
+                &[MessageId::new(message)],
+            );
         }
         ScheduleSource::EventTime {
             event: wanted,
@@ -1002,7 +989,13 @@ fn on_schedule_event(
                 .unwrap_or(event.time + *default_after);
             let properties = kept_properties(trigger, event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
-            ctx.start_ladder(index, anchor, first_at, &[message], properties);
+            ctx.start_ladder(
+                index,
+                anchor,
+                first_at,
+                &[MessageId::new(message)],
+                properties,
+            );
         }
         ScheduleSource::PeriodEnd { period, condition } => {
             if !matches(&condition.event, event, stores) {
@@ -1031,7 +1024,13 @@ fn on_schedule_event(
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
-                ctx.start_ladder(index, end, first_at, &[message], Properties::new());
+                ctx.start_ladder(
+                    index,
+                    end,
+                    first_at,
+                    &[MessageId::new(message)],
+                    Properties::new(),
+                );
             }
         }
     }
@@ -1053,7 +1052,7 @@ fn schedule_yearly(
     index: usize,
     trigger_index: u16,
     after: Timestamp,
-    events: &[&str],
+    events: &[MessageId],
 ) {
     let trigger = ctx.plan.trigger(trigger_index);
     let (ScheduleSource::YearlyTrait { minute_of_day, .. }, Memory::Yearly { date: (month, day) }) = (
@@ -1219,7 +1218,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
             }
             match fixed_first_offset(trigger, &properties) {
                 Some(first_at) => {
-                    ctx.start_ladder(index, due, first_at, &refs(&memory.events), properties)
+                    ctx.start_ladder(index, due, first_at, &memory.events, properties)
                 }
                 None => ctx.remove_state(index),
             }
@@ -1241,11 +1240,15 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     let trigger = plan.trigger(state.trigger);
     let ladder = state.ladder.as_mut().expect("called with a ladder");
     // The last step's decision takes the causing events: the ladder ends.
-    let events = if step + 1 >= trigger.steps.len() {
-        ladder.events.take()
-    } else {
-        ladder.events.as_slice().to_vec()
-    };
+    let events = ladder
+        .events
+        .as_slice()
+        .iter()
+        .map(MessageId::to_text)
+        .collect();
+    if step + 1 >= trigger.steps.len() {
+        ladder.events.take();
+    }
     let state = &*state;
     let ladder = state.ladder.as_ref().expect("called with a ladder");
     let variant = trigger.variants.get(usize::from(ladder.variant));
@@ -1342,7 +1345,7 @@ pub fn start_match(
     trigger_index: u16,
     entity: Option<&str>,
     anchor: Timestamp,
-    events: &[&str],
+    events: &[MessageId],
     properties: Properties,
 ) {
     let trigger = ctx.plan.trigger(trigger_index);

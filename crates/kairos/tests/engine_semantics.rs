@@ -305,6 +305,38 @@ channel = "push"
     assert_eq!(h.decisions.len(), 17);
 }
 
+#[test]
+fn reasons_name_the_causing_message_ids_exactly_as_sent() {
+    // A canonical UUID is kept as 16 bytes and written back; other forms as
+    // text.
+    let ids = [
+        "9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64",
+        "9F0C4A52-5B8E-4C1E-9D35-0B7C2F3E1A64",
+        "ajs-next-1764000000000-9f0c4a52-5b8e-4c1e-9d35",
+    ];
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    for (user, id) in ids.iter().enumerate() {
+        let user = format!("u{user}");
+        h.send(track(
+            &user,
+            "Signed Up",
+            "2026-11-23T12:00:00Z",
+            id,
+            json!({}),
+        ));
+    }
+    h.finish();
+    let mut reasons: Vec<&str> = h
+        .decisions
+        .iter()
+        .flat_map(|decision| decision.events.iter().map(|id| id.as_str()))
+        .collect();
+    reasons.sort_unstable();
+    let mut expected = ids.to_vec();
+    expected.sort_unstable();
+    assert_eq!(reasons, expected);
+}
+
 // ----- patterns -------------------------------------------------------------
 
 #[test]
