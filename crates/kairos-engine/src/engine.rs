@@ -7,12 +7,12 @@ use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
 use crate::id_index::IdIndex;
 use crate::local_time::{local_hour, parse_month_day};
-use crate::lookahead::{Lookahead, Start, TIMERS_AHEAD};
+use crate::lookahead::{Lookahead, Start, EVENTS_AHEAD, TIMERS_AHEAD};
 use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
 use crate::plan::Plan;
 use crate::policy::{self, Candidate, Verdict};
-use crate::reorder::ReorderBuffer;
+use crate::reorder::{ReorderBuffer, Waiting};
 use crate::stats::{Stats, TriggerStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::{Event, EventType, Timestamp};
@@ -157,11 +157,12 @@ impl Engine {
             self.watermark = self.watermark.max(self.newest_event - lateness);
         }
         let message_hash = event.message_hash();
-        if Lookahead::ACTIVE {
-            let start = Start::Event(self.ids.key(event.customer_key()), message_hash);
-            self.look_ahead(Some(start));
-        }
-        self.buffer.push(event, message_hash);
+        let customer = Lookahead::ACTIVE.then(|| self.ids.key(event.customer_key()));
+        self.buffer.push(Waiting {
+            event,
+            message_hash,
+            customer,
+        });
         self.pump();
     }
 
@@ -226,8 +227,15 @@ impl Engine {
             let timer_due = self.timers.next_due().filter(|t| *t < self.watermark);
             match (event_time, timer_due) {
                 (Some(event), timer) if timer.is_none_or(|due| event <= due) => {
-                    if let Some((event, message_hash)) = self.buffer.pop() {
-                        self.apply(event, message_hash);
+                    if Lookahead::ACTIVE {
+                        // The event that leaves a walk's length from now.
+                        let ahead = self.buffer.ahead(EVENTS_AHEAD).and_then(|waiting| {
+                            Some(Start::Event(waiting.customer?, waiting.message_hash))
+                        });
+                        self.look_ahead(ahead);
+                    }
+                    if let Some(waiting) = self.buffer.pop() {
+                        self.apply(waiting.event, waiting.message_hash);
                     }
                 }
                 (_, Some(_)) => {

@@ -35,6 +35,9 @@ const LATER_STAGES: usize = 3;
 /// last stage, so the walk is done by the time the timer fires.
 pub const TIMERS_AHEAD: usize = (LATER_STAGES + 1) * STAGE_DISTANCE;
 
+/// The same for events, in the order they leave the reorder buffer.
+pub const EVENTS_AHEAD: usize = TIMERS_AHEAD;
+
 /// What a walk starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
