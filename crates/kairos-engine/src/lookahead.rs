@@ -4,24 +4,25 @@
 //! an event chases pointers through a dozen separately allocated blocks of
 //! one customer (record, states, ladders, carts, de-dup entries), and each is
 //! a cache miss. But an on-time event waits in the reorder buffer until the
-//! watermark passes it — behind allowed lateness × event rate others, a few
-//! hundred in the benchmarks — so the engine knows which customers it will
-//! need before it needs them.
+//! watermark passes its event time, so the engine knows which customers it
+//! will need before it needs them.
 //!
-//! [`Lookahead`] walks each pushed customer's blocks one level per stage,
-//! a few pushes apart, issuing prefetches that do not wait for memory: by
-//! the time a stage reads a block, the previous stage's prefetch has brought
-//! it in. The walk starts one level higher, at the id index: an event's id is
-//! hashed and its index entry prefetched, and only the next stage looks it
-//! up. Timers are walked the same way, a few places ahead in the deadline
-//! queue. How much this buys depends on the buffer's depth: with hundreds of
-//! events the blocks are in cache when the event is applied; with almost no
-//! lateness the walk has not finished, and with a buffer of millions the
-//! lines are evicted again, and then it is wasted work (an id lookup and a
-//! few loads per event). It is only a hint: nothing is written, and a wrong
-//! guess (a customer erased or merged in the meantime) costs a wasted
-//! prefetch, never a wrong answer. Without prefetch instructions (not
-//! x86-64) it does nothing.
+//! [`Lookahead`] walks a customer's blocks one level per stage, a few steps
+//! apart, issuing prefetches that do not wait for memory: by the time a
+//! stage reads a block, the previous stage's prefetch has brought it in. A
+//! step is an event leaving the reorder buffer or a timer firing; at each,
+//! the walk starts for the event that leaves [`EVENTS_AHEAD`] places later
+//! (or the timer that fires [`TIMERS_AHEAD`] places later), so its blocks
+//! arrive just before they are used, however deep the buffer. (Walking
+//! events when they arrived instead fetched them hundreds or thousands of
+//! events early, and behind a deep buffer the cache had dropped them again.)
+//! The walk starts one level higher, at the id index: the event's id was
+//! hashed on arrival, its index entry is prefetched, and only the next stage
+//! looks it up. With almost no lateness the buffer is too short to look
+//! ahead and nothing is walked. It is only a hint: nothing is written, and a
+//! wrong guess (a customer erased or merged in the meantime, a late event
+//! arriving in between) costs a wasted prefetch, never a wrong answer.
+//! Without prefetch instructions (not x86-64) it does nothing.
 
 use crate::id_index::IdKey;
 
