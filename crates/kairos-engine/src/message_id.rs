@@ -79,18 +79,19 @@ fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
     if text.len() != 36 || HYPHENS.iter().any(|&position| text[position] != b'-') {
         return None;
     }
+    let nibble = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    };
+    // The five groups of hex digits, two digits to a byte.
     let mut bytes = [0u8; 16];
-    let digits = text
-        .iter()
-        .enumerate()
-        .filter(|(position, _)| !HYPHENS.contains(position));
-    for (index, (_, &digit)) in digits.enumerate() {
-        let nibble = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => return None,
-        };
-        bytes[index / 2] |= nibble << (4 * (1 - index % 2));
+    let mut byte = 0;
+    for group in [0..8, 9..13, 14..18, 19..23, 24..36] {
+        for pair in text[group].chunks_exact(2) {
+            bytes[byte] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+            byte += 1;
+        }
     }
     Some(bytes)
 }
@@ -140,6 +141,15 @@ mod tests {
         fn round_trips(bytes in any::<[u8; 16]>(), text in "[0-9a-fA-F-]{30,40}|\\PC{0,40}") {
             let uuid = MessageId::Uuid(bytes).to_text();
             prop_assert_eq!(MessageId::new(&uuid), MessageId::Uuid(bytes));
+            prop_assert_eq!(MessageId::new(&text).to_text(), text.as_str());
+        }
+
+        /// Almost-UUIDs (one character changed) are written back as sent.
+        #[test]
+        fn near_misses_round_trip(bytes in any::<[u8; 16]>(), position in 0usize..36, replacement in any::<char>()) {
+            let mut text: Vec<char> = MessageId::Uuid(bytes).to_text().chars().collect();
+            text[position] = replacement;
+            let text: String = text.into_iter().collect();
             prop_assert_eq!(MessageId::new(&text).to_text(), text.as_str());
         }
     }
