@@ -162,5 +162,41 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(left, expected);
         }
+
+        /// Pops between pushes (as the engine does whenever the watermark
+        /// allows) leave in the same order as a sorted set of what is held.
+        #[test]
+        fn interleaved_pushes_and_pops_match_a_sorted_set(
+            steps in proptest::collection::vec((0u8..3, 0i64..200, 0usize..4), 0..500),
+        ) {
+            let mut buffer = ReorderBuffer::default();
+            let mut model = std::collections::BTreeSet::new();
+            let mut base = 1_000i64;
+            for (arrival, (kind, delta, pops)) in steps.into_iter().enumerate() {
+                // Late by up to 200 places, on time, or moving forward.
+                let time = match kind {
+                    0 => base - delta,
+                    1 => base,
+                    _ => {
+                        base += delta % 5;
+                        base
+                    }
+                };
+                buffer.push(Waiting {
+                    event: event(time * 1_000, &arrival.to_string()),
+                    message_hash: 0,
+                    customer: None,
+                });
+                model.insert((time * 1_000, arrival));
+                for _ in 0..pops {
+                    let first = model.pop_first();
+                    proptest::prop_assert_eq!(buffer.earliest().map(|t| t.0), first.map(|(t, _)| t));
+                    let popped = buffer
+                        .pop()
+                        .map(|waiting| (waiting.event.time.0, waiting.event.message_id.parse().unwrap()));
+                    proptest::prop_assert_eq!(popped, first);
+                }
+            }
+        }
     }
 }
