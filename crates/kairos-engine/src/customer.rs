@@ -445,8 +445,13 @@ impl Reasons {
                     *self = Reasons::Many(list);
                 }
                 Reasons::Many(list) => {
-                    // Exact too (at most `limit` + 1 ids are ever held).
-                    list.reserve_exact(1);
+                    // Exact for the first few (most carts see a handful of
+                    // adds); past four, straight to the most ever held
+                    // (`limit` + 1), so a busy cart stops reallocating.
+                    if list.len() == list.capacity() {
+                        let most = limit.saturating_add(1).max(list.len() + 1);
+                        list.reserve_exact(if list.len() < 4 { 1 } else { most - list.len() });
+                    }
                     list.push(event.clone());
                 }
             }
