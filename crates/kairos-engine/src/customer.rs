@@ -449,8 +449,9 @@ impl Reasons {
                     // adds); past four, straight to the most ever held
                     // (`limit` + 1), so a busy cart stops reallocating.
                     if list.len() == list.capacity() {
-                        let most = limit.saturating_add(1).max(list.len() + 1);
-                        list.reserve_exact(if list.len() < 4 { 1 } else { most - list.len() });
+                        let len = list.len();
+                        let most = limit.saturating_add(1).min(2 * len).max(len + 1);
+                        list.reserve_exact(if len < 4 { 1 } else { most - len });
                     }
                     list.push(event.clone());
                 }
@@ -598,6 +599,24 @@ mod reasons {
         assert_eq!(reasons.take(), new(&["m3", "m4", "m5"]));
         assert!(matches!(reasons, Reasons::None));
         assert!(reasons.take().is_empty());
+    }
+
+    #[test]
+    fn a_long_list_grows_to_its_limit_and_no_further() {
+        let texts: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
+        let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut reasons = Reasons::default();
+        for text in &all {
+            reasons.append(&new(&[text]), 8);
+        }
+        assert_eq!(ids(&reasons), all[12..]);
+        let Reasons::Many(list) = &reasons else {
+            panic!("a list");
+        };
+        assert_eq!(list.capacity(), 9);
+        // Without a limit (as `replace` asks), growth stays finite.
+        reasons.append(&new(&all), usize::MAX);
+        assert_eq!(reasons.as_slice().len(), 28);
     }
 
     #[test]
