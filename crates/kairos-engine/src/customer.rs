@@ -9,6 +9,7 @@
 
 use crate::decision::Decision;
 use crate::globals::RankBucket;
+use crate::growth::reserve_one;
 use crate::id_index::{IdIndex, IdKey};
 use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
 pub use crate::message_id::MessageId;
@@ -57,13 +58,10 @@ pub struct Occasional {
 
 impl Customer {
     /// A new, empty customer.
-    pub fn new(key: &str, identified: bool) -> Customer {
+    pub fn new(key: &str) -> Customer {
         Customer {
             key: key.into(),
-            profile: Profile {
-                identified,
-                ..Profile::default()
-            },
+            profile: Profile::default(),
             seen: SeenMessages::default(),
             carts: ThinVec::new(),
             states: ThinVec::new(),
@@ -119,10 +117,8 @@ impl Customer {
         match self.carts.iter().position(|cart| &*cart.id == id) {
             Some(index) => &mut self.carts[index],
             None => {
-                // Exact growth, as for keyed states: most customers hold one
-                // cart of a few lines, and doubling would allocate room for
-                // four carts (and four lines) that never come.
-                self.carts.reserve_exact(1);
+                // Most customers hold one cart (see `growth`).
+                reserve_one(&mut self.carts, usize::MAX);
                 self.carts.push(Cart {
                     id: id.into(),
                     lines: ThinVec::new(),
@@ -209,8 +205,6 @@ pub struct Profile {
     pub birthday: Option<(u8, u8)>,
     /// Consent granted, bit per channel index.
     pub consent: u32,
-    /// Whether a `userId` is known.
-    pub identified: bool,
 }
 
 /// A cart's contents.
@@ -218,7 +212,7 @@ pub struct Profile {
 pub struct Cart {
     /// `cart_id`, or `default`.
     pub id: CompactString,
-    /// Lines, grown exactly (see [`Customer::cart_mut`]).
+    /// Lines (a few, usually: see `growth`).
     pub lines: ThinVec<CartLine>,
 }
 
@@ -445,14 +439,8 @@ impl Reasons {
                     *self = Reasons::Many(list);
                 }
                 Reasons::Many(list) => {
-                    // Exact for the first few (most carts see a handful of
-                    // adds); past four, straight to the most ever held
-                    // (`limit` + 1), so a busy cart stops reallocating.
-                    if list.len() == list.capacity() {
-                        let len = list.len();
-                        let most = limit.saturating_add(1).min(2 * len).max(len + 1);
-                        list.reserve_exact(if len < 4 { 1 } else { most - len });
-                    }
+                    // At most `limit` + 1 before the oldest are dropped.
+                    reserve_one(list, limit.saturating_add(1));
                     list.push(event.clone());
                 }
             }
@@ -481,15 +469,6 @@ impl Reasons {
             Reasons::None => &[],
             Reasons::One(one) => std::slice::from_ref(one),
             Reasons::Many(list) => list,
-        }
-    }
-
-    /// Takes the ids out, leaving none.
-    pub fn take(&mut self) -> Vec<MessageId> {
-        match std::mem::take(self) {
-            Reasons::None => Vec::new(),
-            Reasons::One(one) => vec![one],
-            Reasons::Many(list) => list.into_iter().collect(),
         }
     }
 }
@@ -596,9 +575,7 @@ mod reasons {
         assert_eq!(ids(&reasons), ["m2", "m3", "m4"]);
         reasons.append(&new(&["m5"]), 3);
         assert_eq!(ids(&reasons), ["m3", "m4", "m5"]);
-        assert_eq!(reasons.take(), new(&["m3", "m4", "m5"]));
-        assert!(matches!(reasons, Reasons::None));
-        assert!(reasons.take().is_empty());
+        assert_eq!(reasons.as_slice(), new(&["m3", "m4", "m5"]));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::config::{LateEvents, Pattern, Pipeline};
 use crate::customer::{Customer, DeferredDecision, MessageId, Population};
 use crate::decision::Decision;
 use crate::globals::{Globals, RateMemory};
+use crate::growth::reserve_one;
 use crate::id_index::IdIndex;
 use crate::local_time::{local_hour, parse_month_day};
 use crate::lookahead::{Lookahead, Start, EVENTS_AHEAD, TIMERS_AHEAD};
@@ -350,7 +351,7 @@ impl Engine {
         }
         memory.last_match = Some(now);
         self.globals.breaker_until = self.globals.breaker_until.max(now + *pause_marketing);
-        let ops = self.customer_slot(OPS_CUSTOMER, true);
+        let ops = self.customer_slot(OPS_CUSTOMER);
         let Some(mut ctx) = self.ctx(ops) else {
             return;
         };
@@ -488,12 +489,12 @@ impl Engine {
 
     // ----- identity ------------------------------------------------------
 
-    /// The slot for `id`, created when `create` and unknown.
-    fn customer_slot(&mut self, id: &str, identified: bool) -> u32 {
+    /// The slot for `id`, created when unknown.
+    fn customer_slot(&mut self, id: &str) -> u32 {
         if let Some(slot) = self.ids.get(id) {
             return slot;
         }
-        let mut customer = Customer::new(id, identified);
+        let mut customer = Customer::new(id);
         let slot = match self.free_slots.pop() {
             Some((slot, next_token)) => {
                 customer.next_token = next_token;
@@ -518,10 +519,10 @@ impl Engine {
             .as_deref()
             .or(event.anonymous_id.as_deref());
         let Some(user) = event.user_id.as_deref() else {
-            return self.customer_slot(other.unwrap_or(DEFAULT_ENTITY), false);
+            return self.customer_slot(other.unwrap_or(DEFAULT_ENTITY));
         };
         let Some(other) = other.filter(|other| *other != user) else {
-            return self.customer_slot(user, true);
+            return self.customer_slot(user);
         };
         match (self.ids.get(user), self.ids.get(other)) {
             (Some(person), Some(device)) if person != device => {
@@ -540,13 +541,12 @@ impl Engine {
                 self.ids.insert(user, device);
                 if let Some(customer) = self.customers[device as usize].as_mut() {
                     let device_id = std::mem::replace(&mut customer.key, user.into());
-                    customer.profile.identified = true;
                     customer.occasional_mut().aliases.push(device_id);
                 }
                 device
             }
             (None, None) => {
-                let person = self.customer_slot(user, true);
+                let person = self.customer_slot(user);
                 self.ids.insert(other, person);
                 if let Some(customer) = self.customers[person as usize].as_mut() {
                     customer.occasional_mut().aliases.push(other.into());
@@ -792,11 +792,7 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
                     line.price = price;
                 }
                 None if cart.lines.len() < MAX_LINES => {
-                    // Exact for the first few lines, which most carts never
-                    // pass; doubling after.
-                    if cart.lines.len() < 4 {
-                        cart.lines.reserve_exact(1);
-                    }
+                    reserve_one(&mut cart.lines, MAX_LINES);
                     cart.lines.push(crate::customer::CartLine {
                         product_id: product.into(),
                         quantity,

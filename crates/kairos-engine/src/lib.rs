@@ -74,6 +74,7 @@ mod customer;
 pub mod decision;
 mod engine;
 mod globals;
+mod growth;
 mod id_index;
 pub mod local_time;
 mod lookahead;

@@ -13,6 +13,7 @@ use crate::customer::{
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
+use crate::growth::reserve_one;
 use crate::local_time::{local, next_yearly, period_of};
 use crate::matching::{
     event_keys, matches, matches_any, resolve_offset, EventKeys, DEFAULT_ENTITY,
@@ -322,8 +323,8 @@ fn kept_properties(trigger: &Trigger, event: &Event) -> Properties {
                 .iter()
                 .any(|(known, _): &(String, Value)| known == name)
             {
-                // Exact: kept for the ladder's whole life, usually one or two.
-                kept.reserve_exact(1);
+                // Kept for the ladder's whole life; usually one or two.
+                reserve_one(&mut kept, usize::MAX);
                 kept.push((name.clone(), value.clone()));
             }
         }
@@ -644,7 +645,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 if let Some(group) = matched_group {
                     let mut properties = kept_properties(trigger, event);
                     if !group.is_empty() {
-                        properties.reserve_exact(1);
+                        reserve_one(&mut properties, usize::MAX);
                         properties.push(("group".to_string(), Value::String(group)));
                     }
                     if let Some(first_at) = fixed_first_offset(trigger, &properties) {
@@ -685,7 +686,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             }
         }
         Pattern::Schedule { source } => {
-            on_schedule_event(ctx, trigger_index, source, event, &event.message_id)
+            on_schedule_event(ctx, trigger_index, source, event, &message())
         }
         Pattern::Threshold { measure, bound } => {
             if !matches(&measure.event, event, stores) {
@@ -759,7 +760,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             memory.matched = band;
             if newly {
                 let mut properties = kept_properties(trigger, event);
-                properties.reserve_exact(1);
+                reserve_one(&mut properties, usize::MAX);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                     ctx.start_ladder(index, event.time, first_at, &[message()], properties);
@@ -948,7 +949,7 @@ fn on_schedule_event(
     trigger_index: u16,
     source: &ScheduleSource,
     event: &Event,
-    message: &str,
+    message: &MessageId,
 ) {
     let plan = ctx.plan;
     let trigger = plan.trigger(trigger_index);
@@ -965,13 +966,8 @@ fn on_schedule_event(
                 return;
             }
             ctx.customer.states[index].memory = Memory::Yearly { date };
-            schedule_yearly(
-                ctx,
-                index,
-                trigger_index,
-                ctx.now,
-                &[MessageId::new(message)],
-            );
+            let reason = std::slice::from_ref(message);
+            schedule_yearly(ctx, index, trigger_index, ctx.now, reason);
         }
         ScheduleSource::EventTime {
             event: wanted,
@@ -989,13 +985,8 @@ fn on_schedule_event(
                 .unwrap_or(event.time + *default_after);
             let properties = kept_properties(trigger, event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
-            ctx.start_ladder(
-                index,
-                anchor,
-                first_at,
-                &[MessageId::new(message)],
-                properties,
-            );
+            let reason = std::slice::from_ref(message);
+            ctx.start_ladder(index, anchor, first_at, reason, properties);
         }
         ScheduleSource::PeriodEnd { period, condition } => {
             if !matches(&condition.event, event, stores) {
@@ -1024,13 +1015,8 @@ fn on_schedule_event(
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
-                ctx.start_ladder(
-                    index,
-                    end,
-                    first_at,
-                    &[MessageId::new(message)],
-                    Properties::new(),
-                );
+                let reason = std::slice::from_ref(message);
+                ctx.start_ladder(index, end, first_at, reason, Properties::new());
             }
         }
     }
@@ -1213,7 +1199,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         Some(group) if memory.unless_at.get().is_none() => {
             let mut properties = memory.properties;
             if !group.is_empty() {
-                properties.reserve_exact(1);
+                reserve_one(&mut properties, usize::MAX);
                 properties.push(("group".to_string(), Value::String(group)));
             }
             match fixed_first_offset(trigger, &properties) {
@@ -1234,23 +1220,17 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
 /// Builds the decision for `step` of the ladder of state `index`.
 fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp) -> Candidate {
     let plan = ctx.plan;
-    let customer = &mut *ctx.customer;
+    let customer = &*ctx.customer;
     let (key, carts) = (&customer.key, &customer.carts);
-    let state = &mut customer.states[index];
+    let state = &customer.states[index];
     let trigger = plan.trigger(state.trigger);
-    let ladder = state.ladder.as_mut().expect("called with a ladder");
-    // The last step's decision takes the causing events: the ladder ends.
+    let ladder = state.ladder.as_ref().expect("called with a ladder");
     let events = ladder
         .events
         .as_slice()
         .iter()
         .map(MessageId::to_text)
         .collect();
-    if step + 1 >= trigger.steps.len() {
-        ladder.events.take();
-    }
-    let state = &*state;
-    let ladder = state.ladder.as_ref().expect("called with a ladder");
     let variant = trigger.variants.get(usize::from(ladder.variant));
     let step_config = &trigger.steps[step];
     let channel = variant

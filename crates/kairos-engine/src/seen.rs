@@ -10,6 +10,7 @@
 //! long before the event is applied, and fetches that line early. A map
 //! library cannot offer that, because none exposes where an entry lives.
 
+use crate::growth::reserve_one;
 use crate::lookahead::{prefetch, prefetch_thin_vec};
 use kairos_model::{Span, Timestamp};
 use std::hash::{BuildHasher, RandomState};
@@ -59,11 +60,8 @@ impl SeenMessages {
                     entries.retain(|(_, seen_at)| *seen_at >= horizon);
                 }
                 if entries.len() < Self::SMALL {
-                    // The first few grow exactly: most customers are seen a
-                    // handful of times a day.
-                    if entries.len() < 4 {
-                        entries.reserve_exact(1);
-                    }
+                    // Most customers are seen a handful of times a day.
+                    reserve_one(entries, Self::SMALL);
                     entries.push((hash, time));
                 } else {
                     let mut table = SeenTable::with_room_for(Self::SMALL * 2);

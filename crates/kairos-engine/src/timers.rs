@@ -12,7 +12,7 @@
 //! deadlines cluster (a million customers identified in one hour all have
 //! their dormancy timer in the same hour) and finding it would mean
 //! searching the cluster. Such a timer comes up later as a *stale* entry,
-//! and the engine recognises it before acting (`Engine::is_pending`): its
+//! and the engine recognises it before acting (`is_pending` in `engine`): its
 //! owner no longer has that deadline. This is sound because an owner adds an
 //! entry whenever it sets a deadline, so a stale entry that matches its
 //! owner's current deadline is a copy of a live one, and copies merge when a
