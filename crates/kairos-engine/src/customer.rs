@@ -16,7 +16,7 @@ pub use crate::message_id::MessageId;
 pub use crate::seen::SeenMessages;
 use chrono_tz::Tz;
 use compact_str::CompactString;
-use kairos_model::Timestamp;
+use kairos_model::{Span, Timestamp};
 use serde_json::Value;
 use thin_vec::ThinVec;
 
@@ -263,6 +263,7 @@ impl KeyedState {
     pub fn window_close(&self) -> Option<Timestamp> {
         match &self.memory {
             Memory::Count(memory) => memory.window_close.get(),
+            Memory::BlockedSession { close, lag } => Some(*close - Span(i64::from(*lag))),
             _ => None,
         }
     }
@@ -282,6 +283,17 @@ pub enum Memory {
     History(ThinVec<Timestamp>),
     /// Count window.
     Count(Box<CountMemory>),
+    /// A session window an `unless` event blocked: nothing counted in it can
+    /// match any more, so only its end is kept, not its counts. Every
+    /// add-to-cart opens one for browse abandonment, hence the care.
+    BlockedSession {
+        /// The session's last activity + its gap.
+        close: Timestamp,
+        /// How far before `close` (ms) its close timer sits: the timer is
+        /// moved when it fires, not on every event of a busy session. When
+        /// it fires at `close`, the session has ended and is forgotten.
+        lag: u32,
+    },
     /// The last `first` of a sequence: its time and message id.
     Sequence(Box<(Timestamp, MessageId)>),
     /// Rolling aggregate buckets.

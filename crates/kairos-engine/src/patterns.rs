@@ -485,6 +485,11 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let zone = zone_of(plan, ctx.customer);
             for entity in entity_list(&trigger.key, &keys) {
                 let now = event.time;
+                if let Window::Session(gap) = window {
+                    if blocks_session(ctx, trigger_index, entity, now, *gap, is_unless) {
+                        continue;
+                    }
+                }
                 let fresh = || Memory::Count(Box::default());
                 let mut index = ctx.find_or_insert(trigger_index, entity, fresh);
                 // A tumbling window's close timer is due at the instant the
@@ -503,10 +508,20 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 let token = ctx.customer.states[index].token;
                 let state = &mut ctx.customer.states[index];
-                if matches!(state.memory, Memory::None) {
+                match state.memory {
                     // The last window matched on close and its ladder is
                     // still pending: the next window counts all the same.
-                    state.memory = fresh();
+                    Memory::None => state.memory = fresh(),
+                    // A blocked session ended, its close timer not yet
+                    // fired: a new one starts, and the timer is moved when
+                    // it fires, as for any window.
+                    Memory::BlockedSession { .. } => {
+                        state.memory = Memory::Count(Box::new(CountMemory {
+                            window_close: state.window_close().into(),
+                            ..CountMemory::default()
+                        }))
+                    }
+                    _ => {}
                 }
                 let Memory::Count(memory) = &mut state.memory else {
                     continue;
@@ -816,17 +831,107 @@ impl MeasureMemory {
 
 /// Moves the close of every open session of `trigger_index` to `time + gap`.
 fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: Span) {
-    // Only the session's last activity moves; its close timer is checked
-    // against it when it fires (see `on_window_close`).
-    let range = ctx.trigger_range(trigger_index);
-    for state in &mut ctx.customer.states[range] {
-        if let Memory::Count(memory) = &mut state.memory {
-            if memory.last != Timestamp::default()
-                && time >= memory.last
-                && time - memory.last <= gap
+    for index in ctx.trigger_range(trigger_index) {
+        match &mut ctx.customer.states[index].memory {
+            // Only the session's last activity moves; its close timer is
+            // checked against it when it fires (see `on_window_close`).
+            Memory::Count(memory)
+                if memory.last != Timestamp::default()
+                    && time >= memory.last
+                    && time - memory.last <= gap =>
             {
                 memory.last = time;
             }
+            Memory::BlockedSession { close, .. } if time <= *close => {
+                extend_blocked_session(ctx, index, time + gap)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Session windows with `unless`: once an `unless` event falls in a session,
+/// nothing counted in it can match, so the session is kept as its end alone
+/// ([`Memory::BlockedSession`]). Handles the event and returns true when it
+/// concerns such a session (it goes on, or this event blocks it); returns
+/// false when the event is to be counted as usual.
+fn blocks_session(
+    ctx: &mut Ctx<'_>,
+    trigger_index: u16,
+    entity: Option<&str>,
+    now: Timestamp,
+    gap: Span,
+    is_unless: bool,
+) -> bool {
+    let found = ctx.find(trigger_index, entity);
+    if let Some(index) = found {
+        if let Memory::BlockedSession { close, .. } = ctx.customer.states[index].memory {
+            if now <= close {
+                extend_blocked_session(ctx, index, now + gap);
+                return true;
+            }
+        }
+    }
+    if !is_unless {
+        return false;
+    }
+    let index = match found {
+        Some(index) => index,
+        None => ctx.find_or_insert(trigger_index, entity, Memory::default),
+    };
+    let state = &mut ctx.customer.states[index];
+    let placed = state.window_close();
+    // The session this event is in: the open one, or a new one.
+    let close = match &state.memory {
+        Memory::Count(memory)
+            if memory.last != Timestamp::default() && now - memory.last <= gap =>
+        {
+            memory.last.max(now) + gap
+        }
+        _ => now + gap,
+    };
+    // A close timer already placed stays where it is, if the lag fits.
+    let lag = placed.and_then(|placed| u32::try_from((close - placed).0).ok());
+    state.memory = Memory::BlockedSession {
+        close,
+        lag: lag.unwrap_or(0),
+    };
+    if lag.is_none() {
+        let token = state.token;
+        if let Some(placed) = placed {
+            ctx.timers
+                .remove(&ctx.timer(placed, token, TimerPurpose::WindowClose));
+        }
+        ctx.timers
+            .insert(ctx.timer(close, token, TimerPurpose::WindowClose));
+    }
+    true
+}
+
+/// A blocked session went on: its end moves to `until`, its timer stays
+/// (see [`Memory::BlockedSession`]) unless the lag would no longer fit.
+fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
+    let state = &mut ctx.customer.states[index];
+    let placed = state.window_close();
+    let Memory::BlockedSession { close, lag } = &mut state.memory else {
+        return;
+    };
+    if until <= *close {
+        return;
+    }
+    *close = until;
+    let Some(placed) = placed else {
+        return;
+    };
+    match u32::try_from((until - placed).0) {
+        Ok(longer) => *lag = longer,
+        Err(_) => {
+            *lag = 0;
+            let token = state.token;
+            ctx.timers
+                .remove(&ctx.timer(placed, token, TimerPurpose::WindowClose));
+            ctx.timers
+                .insert(ctx.timer(until, token, TimerPurpose::WindowClose));
         }
     }
 }
@@ -1162,6 +1267,25 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     };
     let state = &mut ctx.customer.states[index];
+    if let Memory::BlockedSession { close, lag } = &mut state.memory {
+        if *close - Span(i64::from(*lag)) != due {
+            return;
+        }
+        if *close > due {
+            // The session went on since the timer was placed.
+            let (close, token) = (*close, state.token);
+            *lag = 0;
+            ctx.timers
+                .insert(ctx.timer(close, token, TimerPurpose::WindowClose));
+            return;
+        }
+        // It ended: nothing to match, nothing to keep.
+        state.memory = Memory::None;
+        if state.ladder.is_none() {
+            ctx.remove_state(index);
+        }
+        return;
+    }
     let Memory::Count(count) = &mut state.memory else {
         return;
     };

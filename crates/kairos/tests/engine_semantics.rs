@@ -3,8 +3,9 @@
 
 mod support;
 use kairos_engine::Suppression;
+use kairos_model::Span;
 use serde_json::json;
-use support::{track, Harness, OPEN_POLICY};
+use support::{at, track, Harness, OPEN_POLICY};
 
 fn with_policy(policy: &str, triggers: &str) -> String {
     format!("name = \"t\"\n{policy}\n{triggers}")
@@ -383,6 +384,107 @@ channel = "email"
         ["u1 browse step1 2026-11-23T12:40:00.000Z sent"]
     );
     assert_eq!(h.decisions[0].payload.to_value()["group"], "product_id=p1");
+}
+
+#[test]
+fn an_unless_blocks_its_whole_session_and_only_that_session() {
+    // The engine keeps a blocked session as its end alone: these are the
+    // cases where that end must move exactly as the session would.
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "browse"
+kind = "count"
+event = "Product Viewed"
+min = 3
+window = { session = "30m" }
+unless = ["Product Added"]
+fire = "on_close"
+channel = "email"
+"#,
+    );
+    let call = |user: &str, name: &str, time: &str, id: &str| {
+        track(user, name, &format!("2026-11-23T{time}:00Z"), id, json!({}))
+    };
+    let mut h = Harness::new(&toml);
+    // u1 adds before viewing: the views in that session cannot match, views
+    // 25 minutes later still belong to it, and only the next session (after
+    // a 50-minute pause) matches.
+    let u1 = [
+        ("Product Added", "12:00"),
+        ("Product Viewed", "12:05"),
+        ("Product Viewed", "12:10"),
+        ("Product Viewed", "12:15"),
+        ("Product Viewed", "12:40"),
+        ("Product Viewed", "13:30"),
+        ("Product Viewed", "13:35"),
+        ("Product Viewed", "13:40"),
+    ];
+    // u2 adds after two views; a page view (neither counted nor `unless`)
+    // keeps the blocked session open past 12:30, so the views at 12:50-12:54
+    // are still in it.
+    let u2 = [
+        ("Product Viewed", "11:58"),
+        ("Product Viewed", "11:59"),
+        ("Product Added", "12:00"),
+        ("Page Viewed", "12:25"),
+        ("Product Viewed", "12:50"),
+        ("Product Viewed", "12:52"),
+        ("Product Viewed", "12:54"),
+    ];
+    let mut calls: Vec<_> = (u1.iter().map(|c| ("u1", c)))
+        .chain(u2.iter().map(|c| ("u2", c)))
+        .enumerate()
+        .map(|(n, (user, (name, time)))| (*time, call(user, name, time, &format!("m{n}"))))
+        .collect();
+    calls.sort_by_key(|(time, _)| *time);
+    for (_, call) in calls {
+        h.send(call);
+    }
+    h.advance("2026-11-23T14:30:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 browse step1 2026-11-23T14:10:00.000Z sent"]
+    );
+    // Every session has ended: nothing is left waiting.
+    assert_eq!(h.engine.pending_timers(), 0);
+}
+
+#[test]
+fn a_blocked_session_longer_than_its_timers_reach_still_ends_on_time() {
+    // A blocked session remembers where its close timer sits as a 32-bit
+    // lag behind its end (~49.7 days); a session of 60-day gaps outgrows
+    // that, and its timer must then move with it.
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "slow_browse"
+kind = "count"
+event = "Product Viewed"
+min = 3
+window = { session = "60d" }
+unless = ["Product Added"]
+fire = "on_close"
+channel = "email"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    let day = |n: i64| (at("2026-01-01T00:00:00Z") + Span(n * 86_400_000)).to_string();
+    let mut send = |name: &str, n: i64| {
+        let call = track("u1", name, &day(n), &format!("m{n}"), json!({}));
+        h.send(call);
+    };
+    send("Product Added", 0);
+    for n in [59, 100, 110, 200, 201, 202] {
+        send("Product Viewed", n);
+    }
+    h.finish();
+    // Blocked from day 0 to day 170; the next session starts on day 200.
+    let expected = format!("u1 slow_browse step1 {} sent", day(262));
+    assert_eq!(h.summary(), [expected]);
+    assert_eq!(h.engine.pending_timers(), 0);
 }
 
 /// A count trigger on `Tapped` that fires when its window closes.
