@@ -412,14 +412,23 @@ pub struct Ladder {
     pub next_step: u8,
     /// True due time of the next step.
     pub due: Timestamp,
-    /// Where the timer entry sits (≤ `due`; moved lazily when it fires).
-    pub timer_at: Timestamp,
+    /// How far before `due` (ms) the timer entry sits: a restart that only
+    /// moves the deadline later leaves the timer where it is, and it is
+    /// moved when it fires (see [`Ladder::timer_at`]).
+    pub timer_lag: u32,
     /// Variant index (`u8::MAX`: control without variants).
     pub variant: u8,
     /// Causing message ids (bounded).
     pub events: Reasons,
     /// Anchor-event properties needed later (offsets, payload).
     pub properties: Properties,
+}
+
+impl Ladder {
+    /// Where the timer entry sits (≤ `due`).
+    pub fn timer_at(&self) -> Timestamp {
+        self.due - Span(i64::from(self.timer_lag))
+    }
 }
 
 /// The message ids that caused a ladder, oldest first. Most ladders keep
@@ -538,7 +547,7 @@ mod layout {
     fn records_stay_small() {
         assert_eq!(size_of::<Customer>(), 80);
         assert_eq!(size_of::<KeyedState>(), 40);
-        assert_eq!(size_of::<Ladder>(), 64);
+        assert_eq!(size_of::<Ladder>(), 56);
         assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);
         assert_eq!(size_of::<SeenMessages>(), 16);

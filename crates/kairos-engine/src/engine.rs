@@ -615,13 +615,13 @@ impl Engine {
             let token = target.token();
             if let Some(ladder) = &state.ladder {
                 self.timers.remove(&TimerEntry {
-                    due: ladder.timer_at,
+                    due: ladder.timer_at(),
                     customer: from,
                     token: state.token,
                     purpose: TimerPurpose::Ladder,
                 });
                 self.timers.insert(TimerEntry {
-                    due: ladder.timer_at,
+                    due: ladder.timer_at(),
                     customer: into,
                     token,
                     purpose: TimerPurpose::Ladder,
@@ -671,7 +671,7 @@ fn is_pending(customers: &[Option<Customer>], entry: &TimerEntry) -> bool {
     match entry.purpose {
         TimerPurpose::Ladder => state()
             .and_then(|state| state.ladder.as_ref())
-            .is_some_and(|ladder| ladder.timer_at == entry.due),
+            .is_some_and(|ladder| ladder.timer_at() == entry.due),
         TimerPurpose::WindowClose => {
             state().and_then(|state| state.window_close()) == Some(entry.due)
         }

@@ -161,10 +161,17 @@ impl Ctx<'_> {
         let accumulate = matches!(trigger.pattern, Pattern::Absence { .. });
         let token = self.customer.states[index].token;
         let state = &mut self.customer.states[index];
+        // Only later (and not so much later that the lag overflows): leave
+        // the timer where it is and move it when it fires (cheap restarts for
+        // busy carts and activity streams).
+        let lag = |ladder: &Ladder| {
+            (ladder.next_step == 0)
+                .then(|| u32::try_from((due - ladder.timer_at()).0).ok())
+                .flatten()
+        };
         match &mut state.ladder {
-            Some(ladder) if ladder.next_step == 0 && due >= ladder.timer_at => {
-                // Only later: leave the timer where it is and move it when it
-                // fires (cheap restarts for busy carts and activity streams).
+            Some(ladder) if lag(ladder).is_some() => {
+                ladder.timer_lag = lag(ladder).expect("checked");
                 ladder.anchor = anchor;
                 ladder.due = due;
                 ladder.variant = variant;
@@ -178,22 +185,22 @@ impl Ctx<'_> {
             existing => {
                 let mut kept_events = Reasons::None;
                 if let Some(old) = existing.take() {
-                    if old.next_step == 0 && accumulate {
-                        kept_events = old.events;
-                    }
                     self.timers.remove(&TimerEntry {
-                        due: old.timer_at,
+                        due: old.timer_at(),
                         customer: self.cid,
                         token,
                         purpose: TimerPurpose::Ladder,
                     });
+                    if old.next_step == 0 && accumulate {
+                        kept_events = old.events;
+                    }
                 }
                 kept_events.append(events, MAX_REASON_EVENTS);
                 *existing = Some(Box::new(Ladder {
                     anchor,
                     next_step: 0,
                     due,
-                    timer_at: due,
+                    timer_lag: 0,
                     variant,
                     events: kept_events,
                     properties,
@@ -214,7 +221,7 @@ impl Ctx<'_> {
         let trigger = self.customer.states[index].trigger;
         if let Some(ladder) = self.customer.states[index].ladder.take() {
             self.timers
-                .remove(&self.timer(ladder.timer_at, token, TimerPurpose::Ladder));
+                .remove(&self.timer(ladder.timer_at(), token, TimerPurpose::Ladder));
         }
         let entity: Option<CompactString> =
             self.customer.states[index].entity_key().map(Into::into);
@@ -266,7 +273,7 @@ impl Ctx<'_> {
 pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, state: KeyedState) {
     if let Some(ladder) = &state.ladder {
         timers.remove(&TimerEntry {
-            due: ladder.timer_at,
+            due: ladder.timer_at(),
             customer: cid,
             token: state.token,
             purpose: TimerPurpose::Ladder,
@@ -1163,7 +1170,7 @@ fn schedule_yearly(
         if let Some(old) = ctx.customer.states[index].ladder.take() {
             let token = ctx.customer.states[index].token;
             ctx.timers.remove(&TimerEntry {
-                due: old.timer_at,
+                due: old.timer_at(),
                 customer: ctx.cid,
                 token,
                 purpose: TimerPurpose::Ladder,
@@ -1179,12 +1186,12 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
     let index = ctx.find_token(token)?;
     let state = &mut ctx.customer.states[index];
     let ladder = state.ladder.as_mut()?;
-    if ladder.timer_at != due {
+    if ladder.timer_at() != due {
         return None;
     }
     if ladder.due > due {
         // Restarted since the timer was placed: move it to the real deadline.
-        ladder.timer_at = ladder.due;
+        ladder.timer_lag = 0;
         ctx.timers.insert(TimerEntry {
             due: ladder.due,
             customer: ctx.cid,
@@ -1224,7 +1231,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         let next_due = (ladder.anchor + at).max(due);
         ladder.next_step = next as u8;
         ladder.due = next_due;
-        ladder.timer_at = next_due;
+        ladder.timer_lag = 0;
         ctx.timers.insert(TimerEntry {
             due: next_due,
             customer: ctx.cid,

@@ -645,6 +645,34 @@ channel = "email"
 }
 
 #[test]
+fn a_reminder_pushed_back_beyond_its_timers_reach_still_fires_on_time() {
+    // A restarted ladder leaves its timer where it was and remembers how far
+    // behind the new deadline it sits in 32 bits (~49.7 days). Daily
+    // activity for 100 days pushes a 90-day reminder back further than that
+    // before its first timer comes due, so the timer must move with it.
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "dormant"
+kind = "inactivity"
+activity = "*"
+after = "90d"
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    let day = |n: i64| (at("2026-01-01T10:00:00Z") + Span(n * 86_400_000)).to_string();
+    for n in 0..100 {
+        h.send(track("u1", "Page", &day(n), &format!("m{n}"), json!({})));
+    }
+    h.finish();
+    let expected = format!("u1 dormant step1 {} sent", day(99 + 90));
+    assert_eq!(h.summary(), [expected]);
+    assert_eq!(h.engine.pending_timers(), 0);
+}
+
+#[test]
 fn dormant_wakeups_repeat_at_most_three_times() {
     let toml = with_policy(
         OPEN_POLICY,
