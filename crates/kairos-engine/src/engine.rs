@@ -57,6 +57,9 @@ pub struct Engine {
     timers: TimerTable,
     globals: Globals,
     output: VecDeque<Decision>,
+    /// Applied events kept for the caller to drop (see
+    /// [`Engine::hand_back_events`]); `None`: dropped here.
+    spent: Option<Vec<Event>>,
     stats: Stats,
 }
 
@@ -88,7 +91,26 @@ impl Engine {
             timers: TimerTable::default(),
             globals: Globals::default(),
             output: VecDeque::new(),
+            spent: None,
             stats,
+        }
+    }
+
+    /// Hands applied events back instead of dropping them: freeing an
+    /// event's strings and property list is a noticeable share of the work
+    /// per event, and a caller with a thread of its own (the backtest's
+    /// parser, which allocated them) can do it there. Once on, collect them
+    /// with [`Engine::take_spent_events`], or they accumulate.
+    pub fn hand_back_events(&mut self) {
+        self.spent.get_or_insert_with(Vec::new);
+    }
+
+    /// The events applied since the last call (with
+    /// [`Engine::hand_back_events`]; otherwise none), in the order applied.
+    pub fn take_spent_events(&mut self) -> Vec<Event> {
+        match &mut self.spent {
+            Some(spent) => std::mem::replace(spent, Vec::with_capacity(spent.len())),
+            None => Vec::new(),
         }
     }
 
@@ -148,7 +170,8 @@ impl Engine {
                 return;
             }
             let message_hash = event.message_hash();
-            self.apply(event, message_hash);
+            self.apply(&event, message_hash);
+            self.retire(event);
             self.pump();
             return;
         }
@@ -236,7 +259,8 @@ impl Engine {
                         self.look_ahead(ahead);
                     }
                     if let Some(waiting) = self.buffer.pop() {
-                        self.apply(waiting.event, waiting.message_hash);
+                        self.apply(&waiting.event, waiting.message_hash);
+                        self.retire(waiting.event);
                     }
                 }
                 (_, Some(_)) => {
@@ -274,8 +298,15 @@ impl Engine {
         self.now = self.now.max(time);
     }
 
+    /// An applied event: dropped, or kept for the caller.
+    fn retire(&mut self, event: Event) {
+        if let Some(spent) = &mut self.spent {
+            spent.push(event);
+        }
+    }
+
     /// Applies one event; `message_hash` is its [`Event::message_hash`].
-    fn apply(&mut self, event: Event, message_hash: u64) {
+    fn apply(&mut self, event: &Event, message_hash: u64) {
         self.advance_now(event.time);
         if event.event_type == EventType::Track
             && event.name == self.plan.pipeline.settings.erasure_event
@@ -288,7 +319,7 @@ impl Engine {
             }
             return;
         }
-        let slot = self.resolve_identity(&event);
+        let slot = self.resolve_identity(event);
         let settings = &self.plan.pipeline.settings;
         let (lookback, max_carts) = (settings.dedup_lookback, settings.max_keys_per_trigger);
         let Some(mut ctx) = self.ctx(slot) else {
@@ -303,14 +334,14 @@ impl Engine {
             return;
         }
         let plan = ctx.plan;
-        update_profile(plan, ctx.customer, &event);
-        let emptied = update_carts(ctx.customer, &event, max_carts);
+        update_profile(plan, ctx.customer, event);
+        let emptied = update_carts(ctx.customer, event, max_carts);
         for &trigger in plan.triggers_for(&event.name) {
-            patterns::on_event(&mut ctx, trigger, &event, emptied.as_deref());
+            patterns::on_event(&mut ctx, trigger, event, emptied.as_deref());
         }
         let rates = plan.rates_for(&event.name).to_vec();
         for trigger in rates {
-            self.on_rate(trigger, &event);
+            self.on_rate(trigger, event);
         }
     }
 

@@ -34,6 +34,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let events_name = args.events.display().to_string();
     let started = Instant::now();
     let mut engine = Engine::new(pipeline);
+    engine.hand_back_events();
     let (mut events, mut rejected, mut beyond_until) = (0u64, 0u64, 0u64);
     let until = args.until.unwrap_or(Timestamp::MAX);
     for batch in reader.batches.iter() {
@@ -56,7 +57,10 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             }
         }
         progress.inc(batch.bytes);
+        // Freed on the parsing thread; if it has stopped, here.
+        let _ = reader.spent.send(engine.take_spent_events());
     }
+    drop(reader.spent);
     match reader.reader.join() {
         Ok(Ok(())) => {}
         Ok(Err(error)) => return Err(error).with_context(|| format!("cannot read {events_name}")),

@@ -1,7 +1,9 @@
 //! Reading Segment JSON lines for backtests: from a file, stdin (`-`) or a
 //! `.gz` file, parsed on a second thread so that parsing and the engine use
 //! both cores. Batches keep the channel cheap; the bounded channel keeps
-//! memory flat however large the file.
+//! memory flat however large the file. Events the engine is done with come
+//! back to the parsing thread to be freed where they were allocated (see
+//! `Engine::hand_back_events`).
 
 use anyhow::Context;
 use flate2::read::MultiGzDecoder;
@@ -9,7 +11,7 @@ use kairos_model::{Event, InvalidEvent};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
 /// One parsed line.
@@ -26,10 +28,13 @@ pub struct Batch {
     pub bytes: u64,
 }
 
-/// The reading side: batches arrive on `batches`; `reader` ends with the
-/// first I/O error, if any. `total_bytes` is known for plain files.
+/// The reading side: batches arrive on `batches`, and spent events go back
+/// on `spent` (the parsing thread frees them; drop `spent` before joining
+/// `reader`, which waits for it); `reader` ends with the first I/O error, if
+/// any. `total_bytes` is known for plain files.
 pub struct EventsReader {
     pub batches: Receiver<Batch>,
+    pub spent: Sender<Vec<Event>>,
     pub reader: JoinHandle<io::Result<()>>,
     pub total_bytes: Option<u64>,
 }
@@ -52,6 +57,9 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
         }
     };
     let (sender, batches) = sync_channel(BATCHES_IN_FLIGHT);
+    // Unbounded, but never holds more than the batches in flight: every
+    // event in it was parsed here first.
+    let (spent, returned) = channel::<Vec<Event>>();
     let reader = std::thread::Builder::new()
         .name("kairos-parse".into())
         .spawn(move || {
@@ -86,17 +94,22 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
                             bytes: 0,
                         },
                     );
+                    returned.try_iter().for_each(drop);
                     if sender.send(full).is_err() {
                         return Ok(());
                     }
                 }
             }
             let _ = sender.send(batch);
+            // The last batch is out: hang up, then free what comes back.
+            drop(sender);
+            returned.iter().for_each(drop);
             Ok(())
         })
         .context("cannot start the parsing thread")?;
     Ok(EventsReader {
         batches,
+        spent,
         reader,
         total_bytes,
     })

@@ -673,6 +673,49 @@ channel = "push"
 }
 
 #[test]
+fn applied_events_can_be_handed_back_and_change_nothing() {
+    // The backtest frees events on its parsing thread: the engine hands
+    // each back once applied, in the order applied, and decides the same.
+    let toml = with_policy(OPEN_POLICY, NUDGE);
+    let calls: Vec<_> = [("u1", "12:00:03", "b"), ("u2", "12:00:01", "a")]
+        .iter()
+        .map(|(user, time, id)| {
+            track(
+                user,
+                "Signed Up",
+                &format!("2026-11-23T{time}Z"),
+                id,
+                json!({}),
+            )
+        })
+        .collect();
+    let mut plain = Harness::new(&toml);
+    let mut handing_back = Harness::new(&toml);
+    handing_back.engine.hand_back_events();
+    for call in &calls {
+        plain.send(call.clone());
+        handing_back.send(call.clone());
+    }
+    assert!(
+        handing_back.engine.take_spent_events().is_empty(),
+        "buffered"
+    );
+    plain.finish();
+    handing_back.finish();
+    assert_eq!(plain.summary(), handing_back.summary());
+    assert!(!plain.summary().is_empty());
+    let spent: Vec<_> = handing_back
+        .engine
+        .take_spent_events()
+        .into_iter()
+        .map(|event| event.message_id.to_string())
+        .collect();
+    assert_eq!(spent, ["a", "b"]);
+    assert!(handing_back.engine.take_spent_events().is_empty());
+    assert!(plain.engine.take_spent_events().is_empty());
+}
+
+#[test]
 fn dormant_wakeups_repeat_at_most_three_times() {
     let toml = with_policy(
         OPEN_POLICY,
