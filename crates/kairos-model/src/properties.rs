@@ -4,10 +4,10 @@
 //! them by name, several times per event. A JSON map (a B-tree) spends
 //! several allocations per event on that, scatters the entries over as many
 //! cache lines and compares names byte by byte at every step; here they are
-//! one vector with names stored inline, each with a 32-bit fingerprint
-//! (length and first bytes) so that a lookup compares integers and reads a
-//! name only when it is almost certainly the one sought. Nothing is sorted
-//! unless the list is long.
+//! one vector with names stored inline, each with a 64-bit fingerprint
+//! (length and first seven bytes) so that a lookup compares integers, and
+//! reads a name only when it is longer than that and almost certainly the
+//! one sought. Nothing is sorted unless the list is long.
 
 use compact_str::CompactString;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -34,7 +34,7 @@ impl PartialEq for Properties {
 
 #[derive(Clone, Debug, PartialEq)]
 struct Entry {
-    fingerprint: u32,
+    fingerprint: u64,
     name: CompactString,
     value: Value,
 }
@@ -53,22 +53,40 @@ impl Entry {
     }
 }
 
-/// A name's length and first three bytes: different fingerprints mean
-/// different names.
-fn fingerprint(name: &str) -> u32 {
+/// A name's first seven bytes (zero-padded) and its length (capped at 255)
+/// in the top byte: different fingerprints mean different names, and for
+/// names of up to seven bytes (`cart_id`, `price`) equal fingerprints mean
+/// equal names.
+fn fingerprint(name: &str) -> u64 {
     let bytes = name.as_bytes();
-    let byte = |i: usize| u32::from(bytes.get(i).copied().unwrap_or(0));
-    (name.len().min(255) as u32) << 24 | byte(0) << 16 | byte(1) << 8 | byte(2)
+    let read =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    // Whole-word reads (two overlapping ones for four to seven bytes).
+    let head = match bytes.len() {
+        0 => 0,
+        length @ 1..=3 => bytes[..length]
+            .iter()
+            .rev()
+            .fold(0u64, |word, byte| word << 8 | u64::from(*byte)),
+        length @ 4..=7 => u64::from(read(0)) | u64::from(read(length - 4)) << ((length - 4) * 8),
+        _ => u64::from(read(0)) | u64::from(read(4)) << 32,
+    };
+    head & 0x00ff_ffff_ffff_ffff | (bytes.len().min(255) as u64) << 56
+}
+
+/// Whether names of equal fingerprints are equal without comparing them.
+fn fingerprint_is_whole(name: &str) -> bool {
+    name.len() <= 7
 }
 
 impl Properties {
     /// The value named `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
         let index = if self.0.len() <= SCANNED {
-            let wanted = fingerprint(name);
+            let (wanted, whole) = (fingerprint(name), fingerprint_is_whole(name));
             self.0
                 .iter()
-                .position(|entry| entry.fingerprint == wanted && entry.name == name)?
+                .position(|entry| entry.fingerprint == wanted && (whole || entry.name == name))?
         } else {
             self.0
                 .binary_search_by(|entry| entry.name.as_str().cmp(name))
@@ -266,9 +284,28 @@ mod tests {
         let few: Properties = [("abcd", Value::from(1)), ("abce", Value::from(2))]
             .into_iter()
             .collect();
-        // Same fingerprint (length and first three bytes), different names.
         assert_eq!(few.get("abce"), Some(&Value::from(2)));
         assert_eq!(few.get("abcf"), None);
+        // Same fingerprint (length and first seven bytes), different names.
+        let long: Properties = [
+            ("product_id", Value::from(1)),
+            ("product_ix", Value::from(2)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(long.get("product_ix"), Some(&Value::from(2)));
+        assert_eq!(long.get("product_id"), Some(&Value::from(1)));
+        assert_eq!(long.get("product_iz"), None);
+        // Seven bytes or fewer: the fingerprint is the name (and its length:
+        // a zero byte pads, it does not match a sent NUL).
+        let short: Properties = [("a\0", Value::from(1)), ("price", Value::from(2))]
+            .into_iter()
+            .collect();
+        assert_eq!(short.get("a"), None);
+        assert_eq!(short.get("a\0"), Some(&Value::from(1)));
+        assert_eq!(short.get("price"), Some(&Value::from(2)));
+        assert_eq!(short.get("pric"), None);
+        assert_eq!(short.get("prices"), None);
     }
 
     #[test]
@@ -301,5 +338,30 @@ mod tests {
     fn anything_but_an_object_is_refused() {
         assert!(serde_json::from_str::<Properties>("[1, 2]").is_err());
         assert!(serde_json::from_str::<Properties>("\"text\"").is_err());
+    }
+}
+
+#[cfg(test)]
+mod fingerprints {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A lookup skips comparing names of up to seven bytes: that is only
+        /// sound if their fingerprints differ whenever the names do.
+        #[test]
+        fn short_names_with_equal_fingerprints_are_equal(
+            a in "[a-c_\\x00é]{0,8}",
+            b in "[a-c_\\x00é]{0,8}",
+        ) {
+            if fingerprint(&a) == fingerprint(&b) && fingerprint_is_whole(&a) {
+                prop_assert_eq!(&a, &b);
+            }
+            if a != b {
+                let list: Properties = [(a.as_str(), Value::from(1))].into_iter().collect();
+                prop_assert_eq!(list.get(&b), None);
+                prop_assert_eq!(list.get(&a), Some(&Value::from(1)));
+            }
+        }
     }
 }
