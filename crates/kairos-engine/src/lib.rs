@@ -12,7 +12,9 @@
 //! - inputs: [`Engine::handle_event`], [`Engine::advance_to`], [`Engine::erase`];
 //! - outputs: [`Engine::poll_decision`] (call until `None` after each input),
 //!   [`Engine::poll_timeout`] (the next deadline, so a runtime knows when to
-//!   call `advance_to`);
+//!   call `advance_to`), and, for a caller that frees events on a thread
+//!   of its own, [`Engine::take_spent_events`] (after
+//!   [`Engine::hand_back_events`]);
 //! - getters: [`Engine::stats`], [`Engine::watermark`], ...
 //!
 //! ```
