@@ -263,7 +263,7 @@ impl KeyedState {
     pub fn window_close(&self) -> Option<Timestamp> {
         match &self.memory {
             Memory::Count(memory) => memory.window_close.get(),
-            Memory::BlockedSession { close, lag } => Some(*close - Span(i64::from(*lag))),
+            Memory::BlockedSession { close, lag } => Some(*close - lag.span()),
             _ => None,
         }
     }
@@ -289,10 +289,10 @@ pub enum Memory {
     BlockedSession {
         /// The session's last activity + its gap.
         close: Timestamp,
-        /// How far before `close` (ms) its close timer sits: the timer is
-        /// moved when it fires, not on every event of a busy session. When
-        /// it fires at `close`, the session has ended and is forgotten.
-        lag: u32,
+        /// How far before `close` its close timer sits: the timer is moved
+        /// when it fires, not on every event of a busy session. When it
+        /// fires at `close`, the session has ended and is forgotten.
+        lag: Lag,
     },
     /// The last `first` of a sequence: its time and message id.
     Sequence(Box<(Timestamp, MessageId)>),
@@ -356,8 +356,8 @@ pub struct PeriodMemory {
 pub struct CountMemory {
     /// Window start (tumbling index or session start).
     pub window: i64,
-    /// Last event in the session.
-    pub last: Timestamp,
+    /// Last event in the window, once there is one.
+    pub last: MaybeTime,
     /// Per group: value, count, recent times (sliding), fired in this window.
     pub groups: ThinVec<CountGroup>,
     /// An `unless` event happened in the window (its time).
@@ -412,10 +412,10 @@ pub struct Ladder {
     pub next_step: u8,
     /// True due time of the next step.
     pub due: Timestamp,
-    /// How far before `due` (ms) the timer entry sits: a restart that only
+    /// How far before `due` the timer entry sits: a restart that only
     /// moves the deadline later leaves the timer where it is, and it is
     /// moved when it fires (see [`Ladder::timer_at`]).
-    pub timer_lag: u32,
+    pub timer_lag: Lag,
     /// Variant index (`u8::MAX`: control without variants).
     pub variant: u8,
     /// Causing message ids (bounded).
@@ -427,7 +427,34 @@ pub struct Ladder {
 impl Ladder {
     /// Where the timer entry sits (≤ `due`).
     pub fn timer_at(&self) -> Timestamp {
-        self.due - Span(i64::from(self.timer_lag))
+        self.due - self.timer_lag.span()
+    }
+}
+
+/// How far a timer entry sits behind the deadline it serves, in 6 bytes
+/// (2-byte aligned, so it fits in the spare bytes of a [`Ladder`] and of
+/// [`Memory`]): up to 2⁴⁸ − 1 ms, ~8,900 years. A timer left behind by
+/// restarts stays where it is and is moved when it fires; that firing
+/// moves the engine's clock, so moving the timer earlier instead would
+/// change the decision of a late event. Only a distance beyond this range
+/// moves it at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lag([u16; 3]);
+
+impl Lag {
+    /// None.
+    pub const ZERO: Lag = Lag([0; 3]);
+
+    /// `span` as a lag, if it is one (not negative, not beyond the range).
+    pub fn new(span: Span) -> Option<Lag> {
+        let ms = u64::try_from(span.0).ok().filter(|ms| *ms < 1 << 48)?;
+        Some(Lag([ms as u16, (ms >> 16) as u16, (ms >> 32) as u16]))
+    }
+
+    /// The distance.
+    pub fn span(self) -> Span {
+        let [low, middle, high] = self.0.map(u64::from);
+        Span((low | middle << 16 | high << 32) as i64)
     }
 }
 
@@ -550,11 +577,27 @@ mod layout {
         assert_eq!(size_of::<Ladder>(), 56);
         assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);
+        assert_eq!(size_of::<Lag>(), 6);
         assert_eq!(size_of::<SeenMessages>(), 16);
         assert_eq!(size_of::<Cart>(), 32);
         assert_eq!(size_of::<CountMemory>(), 56);
         assert_eq!(size_of::<MeasureMemory>(), 112);
         assert_eq!(size_of::<CartLine>(), 40);
+    }
+}
+
+#[cfg(test)]
+mod lag {
+    use super::*;
+
+    #[test]
+    fn holds_every_distance_up_to_48_bits_and_nothing_else() {
+        for ms in [0, 1, 65_535, 65_536, 1 << 32, (1 << 32) + 7, (1 << 48) - 1] {
+            assert_eq!(Lag::new(Span(ms)).map(Lag::span), Some(Span(ms)));
+        }
+        assert_eq!(Lag::new(Span(1 << 48)), None);
+        assert_eq!(Lag::new(Span(-1)), None);
+        assert_eq!(Lag::ZERO.span(), Span::ZERO);
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU16;
 
 /// Engine-wide state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Globals {
     /// Marketing is paused until this time (circuit breaker).
     pub breaker_until: Timestamp,
@@ -14,6 +14,18 @@ pub struct Globals {
     pub rates: Vec<Option<RateMemory>>,
     /// Per trigger index: distribution of customer aggregates for `top_percent`.
     pub ranks: Vec<Option<RankHistogram>>,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            // Not paused: not even before 1970 (the epoch is an instant
+            // like any other, not "never").
+            breaker_until: Timestamp::MIN,
+            rates: Vec::new(),
+            ranks: Vec::new(),
+        }
+    }
 }
 
 /// Event counts in fixed buckets, enough to cover the baseline plus the window.

@@ -8,7 +8,7 @@
 
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
-    CountGroup, CountMemory, Customer, KeyedState, Ladder, MaybeTime, MeasureMemory, Memory,
+    CountGroup, CountMemory, Customer, KeyedState, Ladder, Lag, MaybeTime, MeasureMemory, Memory,
     MessageId, PeriodMemory, Properties, Reasons,
 };
 use crate::decision::Decision;
@@ -166,7 +166,7 @@ impl Ctx<'_> {
         // busy carts and activity streams).
         let lag = |ladder: &Ladder| {
             (ladder.next_step == 0)
-                .then(|| u32::try_from((due - ladder.timer_at()).0).ok())
+                .then(|| Lag::new(due - ladder.timer_at()))
                 .flatten()
         };
         match &mut state.ladder {
@@ -200,7 +200,7 @@ impl Ctx<'_> {
                     anchor,
                     next_step: 0,
                     due,
-                    timer_lag: 0,
+                    timer_lag: Lag::ZERO,
                     variant,
                     events: kept_events,
                     properties,
@@ -492,7 +492,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let zone = zone_of(plan, ctx.customer);
             for entity in entity_list(&trigger.key, &keys) {
                 let now = event.time;
-                if let Window::Session(gap) = window {
+                // (`on_reach` sessions have no close timer to forget them by.)
+                if let (Window::Session(gap), CountFire::OnClose) = (window, fire) {
                     if blocks_session(ctx, trigger_index, entity, now, *gap, is_unless) {
                         continue;
                     }
@@ -537,15 +538,12 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let window_id = match window {
                     Window::Tumbling(size) => tumbling_index(now, *size, zone),
                     Window::Sliding(_) => 0,
-                    Window::Session(gap) => {
-                        if memory.last != Timestamp::default() && now - memory.last > *gap {
-                            memory.last.0 + 1
-                        } else {
-                            memory.window
-                        }
-                    }
+                    Window::Session(gap) => match memory.last.get() {
+                        Some(last) if now - last > *gap => last.0 + 1,
+                        _ => memory.window,
+                    },
                 };
-                if window_id != memory.window || memory.last == Timestamp::default() {
+                if window_id != memory.window || memory.last.get().is_none() {
                     **memory = CountMemory {
                         window: if let Window::Session(_) = window {
                             now.0
@@ -557,7 +555,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         ..CountMemory::default()
                     };
                 }
-                memory.last = memory.last.max(now);
+                memory.last = Some(memory.last.get().map_or(now, |last| last.max(now))).into();
                 if is_unless {
                     memory.unless_at = Some(now).into();
                 }
@@ -633,7 +631,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 // Window-close timers: tumbling windows close at their end,
                 // sessions `gap` after the last event.
                 let close_at = match (fire, window) {
-                    (CountFire::OnClose, Window::Session(gap)) => Some(memory.last + *gap),
+                    (CountFire::OnClose, Window::Session(gap)) => {
+                        memory.last.get().map(|last| last + *gap)
+                    }
                     (CountFire::OnClose, Window::Tumbling(size)) => {
                         Some(tumbling_end(now, *size, zone))
                     }
@@ -843,11 +843,12 @@ fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: 
             // Only the session's last activity moves; its close timer is
             // checked against it when it fires (see `on_window_close`).
             Memory::Count(memory)
-                if memory.last != Timestamp::default()
-                    && time >= memory.last
-                    && time - memory.last <= gap =>
+                if memory
+                    .last
+                    .get()
+                    .is_some_and(|last| time >= last && time - last <= gap) =>
             {
-                memory.last = time;
+                memory.last = Some(time).into();
             }
             Memory::BlockedSession { close, .. } if time <= *close => {
                 extend_blocked_session(ctx, index, time + gap)
@@ -889,19 +890,16 @@ fn blocks_session(
     let state = &mut ctx.customer.states[index];
     let placed = state.window_close();
     // The session this event is in: the open one, or a new one.
-    let close = match &state.memory {
-        Memory::Count(memory)
-            if memory.last != Timestamp::default() && now - memory.last <= gap =>
-        {
-            memory.last.max(now) + gap
-        }
-        _ => now + gap,
+    let open = match &state.memory {
+        Memory::Count(memory) => memory.last.get().filter(|last| now - *last <= gap),
+        _ => None,
     };
+    let close = open.map_or(now, |last| last.max(now)) + gap;
     // A close timer already placed stays where it is, if the lag fits.
-    let lag = placed.and_then(|placed| u32::try_from((close - placed).0).ok());
+    let lag = placed.and_then(|placed| Lag::new(close - placed));
     state.memory = Memory::BlockedSession {
         close,
-        lag: lag.unwrap_or(0),
+        lag: lag.unwrap_or(Lag::ZERO),
     };
     if lag.is_none() {
         let token = state.token;
@@ -930,10 +928,10 @@ fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
     let Some(placed) = placed else {
         return;
     };
-    match u32::try_from((until - placed).0) {
-        Ok(longer) => *lag = longer,
-        Err(_) => {
-            *lag = 0;
+    match Lag::new(until - placed) {
+        Some(longer) => *lag = longer,
+        None => {
+            *lag = Lag::ZERO;
             let token = state.token;
             ctx.timers
                 .remove(&ctx.timer(placed, token, TimerPurpose::WindowClose));
@@ -1191,7 +1189,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
     }
     if ladder.due > due {
         // Restarted since the timer was placed: move it to the real deadline.
-        ladder.timer_lag = 0;
+        ladder.timer_lag = Lag::ZERO;
         ctx.timers.insert(TimerEntry {
             due: ladder.due,
             customer: ctx.cid,
@@ -1231,7 +1229,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         let next_due = (ladder.anchor + at).max(due);
         ladder.next_step = next as u8;
         ladder.due = next_due;
-        ladder.timer_lag = 0;
+        ladder.timer_lag = Lag::ZERO;
         ctx.timers.insert(TimerEntry {
             due: next_due,
             customer: ctx.cid,
@@ -1275,13 +1273,13 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     };
     let state = &mut ctx.customer.states[index];
     if let Memory::BlockedSession { close, lag } = &mut state.memory {
-        if *close - Span(i64::from(*lag)) != due {
+        if *close - lag.span() != due {
             return;
         }
         if *close > due {
             // The session went on since the timer was placed.
             let (close, token) = (*close, state.token);
-            *lag = 0;
+            *lag = Lag::ZERO;
             ctx.timers
                 .insert(ctx.timer(close, token, TimerPurpose::WindowClose));
             return;
@@ -1305,7 +1303,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     };
     if let Window::Session(gap) = window {
-        let close_at = count.last + *gap;
+        let close_at = count.last.get().map_or(due, |last| last + *gap);
         if close_at > due {
             // The session went on since the timer was placed.
             count.window_close = Some(close_at).into();

@@ -452,10 +452,9 @@ channel = "email"
 }
 
 #[test]
-fn a_blocked_session_longer_than_its_timers_reach_still_ends_on_time() {
-    // A blocked session remembers where its close timer sits as a 32-bit
-    // lag behind its end (~49.7 days); a session of 60-day gaps outgrows
-    // that, and its timer must then move with it.
+fn a_blocked_session_going_on_for_months_ends_on_time() {
+    // A blocked session remembers where its close timer sits as a lag
+    // behind its end; with 60-day gaps the lag outgrows 32 bits of ms.
     let toml = with_policy(
         OPEN_POLICY,
         r#"
@@ -485,6 +484,192 @@ channel = "email"
     let expected = format!("u1 slow_browse step1 {} sent", day(262));
     assert_eq!(h.summary(), [expected]);
     assert_eq!(h.engine.pending_timers(), 0);
+}
+
+/// A browse count in sessions, with `unless`, matching on reach.
+const BROWSE_ON_REACH: &str = r#"
+[[trigger]]
+id = "browse"
+kind = "count"
+event = "Product Viewed"
+min = 2
+window = { session = "30m" }
+unless = ["Product Added"]
+channel = "email"
+"#;
+
+fn noon(time: &str) -> String {
+    format!("2026-11-23T{time}:00Z")
+}
+
+#[test]
+fn an_on_reach_session_blocked_by_unless_stays_blocked_for_late_events() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, BROWSE_ON_REACH));
+    h.send(track(
+        "u1",
+        "Product Added",
+        &noon("12:00"),
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Product Viewed",
+        &noon("12:05"),
+        "m2",
+        json!({}),
+    ));
+    // Moves the watermark past the session's end; then two late views of
+    // that same session arrive and are applied: still blocked.
+    h.send(track("u2", "Page", &noon("14:00"), "m3", json!({})));
+    h.send(track(
+        "u1",
+        "Product Viewed",
+        &noon("12:10"),
+        "m4",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Product Viewed",
+        &noon("12:12"),
+        "m5",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.summary(), Vec::<String>::new());
+}
+
+#[test]
+fn an_on_reach_session_has_no_close_timer_to_move_the_clock() {
+    let triggers = format!("{WELCOME}{BROWSE_ON_REACH}");
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
+    h.send(track(
+        "u1",
+        "Product Added",
+        &noon("12:00"),
+        "m1",
+        json!({}),
+    ));
+    h.send(track("u2", "Page", &noon("14:00"), "m2", json!({})));
+    // A late sign-up is decided at the clock: the last thing that happened
+    // was the add at 12:00, so it goes out at its own time.
+    h.send(track("u3", "Signed Up", &noon("12:10"), "m3", json!({})));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u3 welcome step1 2026-11-23T12:10:00.000Z sent"]
+    );
+}
+
+/// When u3's late sign-up on day 55 or 57 goes out shows whether a timer
+/// left behind at day 60 (by restarts pushing its deadline back by more than
+/// 32 bits of ms) still fired there and moved the clock, as it always did.
+fn welcome_day_of_a_late_sign_up(trigger: &str, u1: &[(&str, i64)], late_day: i64) -> String {
+    let triggers = format!("{WELCOME}{trigger}");
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
+    let day = |n: i64| (at("2026-01-01T00:00:00Z") + Span(n * 86_400_000)).to_string();
+    for (n, (name, on)) in u1.iter().enumerate() {
+        h.send(track("u1", name, &day(*on), &format!("u1-{n}"), json!({})));
+    }
+    h.send(track("u2", "Page", &day(70), "u2", json!({})));
+    h.send(track("u3", "Signed Up", &day(late_day), "u3", json!({})));
+    h.advance(&day(80));
+    let welcome = h.decisions.iter().find(|d| d.user_id == "u3");
+    welcome.expect("welcomed").fired_at.to_string()
+}
+
+#[test]
+fn timers_left_behind_by_long_restarts_still_move_the_clock() {
+    let nudge = "[[trigger]]\nid = \"nudge\"\nkind = \"absence\"\nstart = \"Signed Up\"\n\
+                 cancel = [\"Order Completed\"]\nafter = \"60d\"\nchannel = \"push\"\n";
+    let restarts = [("Signed Up", 0), ("Signed Up", 50)];
+    assert_eq!(
+        welcome_day_of_a_late_sign_up(nudge, &restarts, 55),
+        "2026-03-02T00:00:00.000Z"
+    );
+    let slow_browse = "[[trigger]]\nid = \"slow_browse\"\nkind = \"count\"\n\
+                       event = \"Product Viewed\"\nmin = 3\nwindow = { session = \"60d\" }\n\
+                       unless = [\"Product Added\"]\nfire = \"on_close\"\nchannel = \"email\"\n";
+    let views = [("Product Added", 0), ("Product Viewed", 55)];
+    assert_eq!(
+        welcome_day_of_a_late_sign_up(slow_browse, &views, 57),
+        "2026-03-02T00:00:00.000Z"
+    );
+}
+
+#[test]
+fn timers_pushed_back_by_millennia_move_at_once_and_still_fire() {
+    // Beyond what a lag holds (~8,900 years) a restart moves the timer at
+    // once; the deadline still comes out right.
+    let after = "3300000d";
+    let nudge = format!(
+        "[[trigger]]\nid = \"nudge\"\nkind = \"absence\"\nstart = \"Signed Up\"\n\
+         after = \"{after}\"\nchannel = \"push\"\n\
+         [[trigger]]\nid = \"browse\"\nkind = \"count\"\nevent = \"Product Viewed\"\n\
+         min = 3\nwindow = {{ session = \"{after}\" }}\nunless = [\"Product Added\"]\n\
+         fire = \"on_close\"\nchannel = \"email\"\n"
+    );
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &nudge));
+    let calls = [
+        ("Signed Up", "0001-01-01T00:00:00Z"),
+        ("Product Added", "0001-01-01T00:00:01Z"),
+        ("Signed Up", "9000-01-01T00:00:00Z"),
+        ("Product Viewed", "9000-01-01T00:00:01Z"),
+    ];
+    for (n, (name, time)) in calls.iter().enumerate() {
+        h.send(track("u1", name, time, &format!("m{n}"), json!({})));
+    }
+    h.finish();
+    let long = Span(3_300_000 * 86_400_000);
+    let expected = format!("u1 nudge step1 {} sent", at("9000-01-01T00:00:00Z") + long);
+    assert_eq!(h.summary(), [expected]);
+    assert_eq!(h.engine.pending_timers(), 0);
+}
+
+#[test]
+fn sessions_before_1970_count_and_block_like_any_other() {
+    // The epoch once meant "no activity yet" to a session, and "not
+    // paused" to the marketing breaker, so sessions at or before it never
+    // grew and marketing before it was held back.
+    let browse = |min: u32| {
+        format!(
+            "[[trigger]]\nid = \"browse\"\nkind = \"count\"\nevent = \"Product Viewed\"\n\
+             min = {min}\nwindow = {{ session = \"30m\" }}\nunless = [\"Product Added\"]\n\
+             fire = \"on_close\"\nchannel = \"email\"\n"
+        )
+    };
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &browse(3)));
+    let views = [
+        ("1969-12-31T23:20:00Z", "v1"),
+        ("1969-12-31T23:40:00Z", "v2"),
+        ("1970-01-01T00:00:00.000Z", "v3"),
+    ];
+    for (time, id) in views {
+        h.send(track("u1", "Product Viewed", time, id, json!({})));
+    }
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 browse step1 1970-01-01T00:30:00.000Z sent"]
+    );
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &browse(1)));
+    h.send(track(
+        "u1",
+        "Product Added",
+        "1969-12-31T23:00:00Z",
+        "a",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Product Viewed",
+        "1969-12-31T23:05:00Z",
+        "v",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.summary(), Vec::<String>::new());
 }
 
 /// A count trigger on `Tapped` that fires when its window closes.
@@ -645,11 +830,11 @@ channel = "email"
 }
 
 #[test]
-fn a_reminder_pushed_back_beyond_its_timers_reach_still_fires_on_time() {
+fn a_reminder_pushed_back_for_months_still_fires_on_time() {
     // A restarted ladder leaves its timer where it was and remembers how far
-    // behind the new deadline it sits in 32 bits (~49.7 days). Daily
-    // activity for 100 days pushes a 90-day reminder back further than that
-    // before its first timer comes due, so the timer must move with it.
+    // behind the new deadline it sits. Daily activity for 100 days pushes a
+    // 90-day reminder back by more than 32 bits of ms before its first timer
+    // comes due.
     let toml = with_policy(
         OPEN_POLICY,
         r#"
