@@ -13,7 +13,10 @@
 //!    in that time fire; de-duplication entries are now older than the 24 h
 //!    look-back but are only pruned on the customer's next event);
 //! 3. **idle, after one more page view each** (the pruning happened);
-//! 4. **active cart**: every customer adds 1-3 products to one cart.
+//! 4. **active cart**: every customer adds 1-3 products to one cart;
+//! 5. **after an order**: every customer checks that cart out (an order
+//!    with revenue and one product), which gives them revenue measures, a
+//!    purchase history and a pending review request.
 //!
 //! The message ids are short (`add-17-0`). With `--uuid-message-ids` each is
 //! replaced by a lowercase UUID derived from it, as Segment's SDKs send.
@@ -176,7 +179,7 @@ fn report(name: &str, customers: u64, base: &Snapshot, previous: &Snapshot, now:
 
 fn main() {
     let mut customers: u64 = 1_000_000;
-    let mut stop_after = 4;
+    let mut stop_after = 5;
     let mut pipeline_path = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../pipelines/retail.toml"
@@ -193,7 +196,7 @@ fn main() {
                 customers = value.replace('_', "").parse().expect("--customers N")
             }
             ("--pipeline", Some(value)) => pipeline_path = PathBuf::from(value),
-            ("--stop-after", Some(value)) => stop_after = value.parse().expect("--stop-after 1-4"),
+            ("--stop-after", Some(value)) => stop_after = value.parse().expect("--stop-after 1-5"),
             _ => {
                 eprintln!(
                     "usage: state-size [--customers N] [--pipeline FILE] [--stop-after PHASE] [--uuid-message-ids]"
@@ -333,6 +336,35 @@ fn main() {
         &carts,
     );
     println!("    pending timers: {}", engine.pending_timers());
+
+    // 5. the cart checked out: an order each (revenue measures, purchase
+    // history, a review request), before the first reminder is due.
+    if stop_after >= 5 {
+        let order_start = cart_last + 1_000;
+        let order_step = (5 * 60_000) as f64 / customers as f64;
+        let mut order_last = order_start;
+        for customer in 0..customers {
+            order_last = order_start + (customer as f64 * order_step) as i64;
+            let product = rng.below(5000);
+            let revenue = 20.0 + rng.below(100_000) as f64 / 100.0;
+            engine.handle_event(parse(&format!(
+                r#"{{"type":"track","event":"Order Completed","userId":"u{customer}","messageId":"order-{customer}","timestamp":"{}","properties":{{"order_id":"o{customer}","cart_id":"c{customer}-0","revenue":{revenue:.2},"products":[{{"product_id":"p{product}","quantity":1}}]}}}}"#,
+                rfc3339(order_last)
+            )));
+            drain(&mut engine);
+        }
+        engine.advance_to(Timestamp(order_last + 1));
+        drain(&mut engine);
+        let ordered = snapshot();
+        report(
+            "5 after an order (cart checked out)",
+            customers,
+            &base,
+            &carts,
+            &ordered,
+        );
+        println!("    pending timers: {}", engine.pending_timers());
+    }
 
     let stats = engine.stats();
     println!(

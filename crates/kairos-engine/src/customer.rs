@@ -186,6 +186,7 @@ impl Walk for Population<'_> {
             match &state.memory {
                 Memory::Count(memory) => prefetch_lines(&**memory),
                 Memory::Measure(memory) => prefetch_lines(&**memory),
+                Memory::MeasureTwoWindows(memory) => prefetch_lines(&**memory),
                 _ => {}
             }
         }
@@ -296,8 +297,11 @@ pub enum Memory {
     },
     /// The last `first` of a sequence: its time and message id.
     Sequence(Box<(Timestamp, MessageId)>),
-    /// Rolling aggregate buckets.
-    Measure(Box<MeasureMemory>),
+    /// A rolling aggregate over one window.
+    Measure(Box<MeasureMemory<[f32; MEASURE_BUCKETS]>>),
+    /// A rolling aggregate over two windows (a drop from one to the next):
+    /// twice the buckets, which only such measures pay for.
+    MeasureTwoWindows(Box<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>),
     /// Per-period sums.
     Periods(Box<PeriodMemory>),
     /// A yearly date (birthday) already scheduled for this year.
@@ -305,6 +309,26 @@ pub enum Memory {
         /// (month, day) the ladder was computed for.
         date: (u8, u8),
     },
+}
+
+impl Memory {
+    /// The rolling aggregate, of either size.
+    pub fn measure(&self) -> Option<&MeasureMemory> {
+        match self {
+            Memory::Measure(memory) => Some(&**memory),
+            Memory::MeasureTwoWindows(memory) => Some(&**memory),
+            _ => None,
+        }
+    }
+
+    /// The rolling aggregate, of either size, for changing it.
+    pub fn measure_mut(&mut self) -> Option<&mut MeasureMemory> {
+        match self {
+            Memory::Measure(memory) => Some(&mut **memory),
+            Memory::MeasureTwoWindows(memory) => Some(&mut **memory),
+            _ => None,
+        }
+    }
 }
 
 /// An optional instant in 8 bytes, where `Option<Timestamp>` takes 16: no
@@ -386,21 +410,40 @@ pub struct CountGroup {
     pub fired: bool,
 }
 
-/// Rolling-aggregate memory: a ring of buckets.
+/// Buckets per window of a rolling aggregate.
+pub const MEASURE_BUCKETS: usize = 12;
+
+/// Rolling-aggregate memory: a ring of buckets, as many as the measure
+/// needs: `[f32; MEASURE_BUCKETS]` for one window, twice that for a drop
+/// between two (see [`Memory::Measure`]). Code works on
+/// `MeasureMemory<[f32]>`, to which both coerce.
 #[derive(Debug)]
-pub struct MeasureMemory {
+pub struct MeasureMemory<Buckets: ?Sized = [f32]> {
     /// Index of the newest bucket.
     pub newest: i64,
-    /// Bucket sums, newest first; the first `kept` are in use (one window,
-    /// or two for drop comparisons). Inline, so updating an aggregate touches
-    /// one allocation. (f32: a rolling sum needs ~7 significant digits.)
-    pub buckets: [f32; 24],
     /// Buckets in use; 0 until the first amount.
     pub kept: u8,
     /// Band/tier already matched (re-armed when left).
     pub matched: Option<u16>,
     /// Where the value last reported to the global rank histogram sits.
     pub ranked: Option<RankBucket>,
+    /// Bucket sums, newest first; the first `kept` are in use. Inline, so
+    /// updating an aggregate touches one allocation. (f32: a rolling sum
+    /// needs ~7 significant digits.)
+    pub buckets: Buckets,
+}
+
+impl<const N: usize> MeasureMemory<[f32; N]> {
+    /// An empty aggregate.
+    pub fn new() -> Box<Self> {
+        Box::new(MeasureMemory {
+            newest: 0,
+            kept: 0,
+            matched: None,
+            ranked: None,
+            buckets: [0.0; N],
+        })
+    }
 }
 
 /// A ladder in progress.
@@ -581,7 +624,8 @@ mod layout {
         assert_eq!(size_of::<SeenMessages>(), 16);
         assert_eq!(size_of::<Cart>(), 32);
         assert_eq!(size_of::<CountMemory>(), 56);
-        assert_eq!(size_of::<MeasureMemory>(), 112);
+        assert_eq!(size_of::<MeasureMemory<[f32; MEASURE_BUCKETS]>>(), 64);
+        assert_eq!(size_of::<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>(), 112);
         assert_eq!(size_of::<CartLine>(), 40);
     }
 }

@@ -9,7 +9,7 @@
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
     CountGroup, CountMemory, Customer, KeyedState, Ladder, Lag, MaybeTime, MeasureMemory, Memory,
-    MessageId, PeriodMemory, Properties, Reasons,
+    MessageId, PeriodMemory, Properties, Reasons, MEASURE_BUCKETS,
 };
 use crate::decision::Decision;
 use crate::globals::{Globals, RankHistogram};
@@ -287,7 +287,7 @@ pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, s
             purpose: TimerPurpose::WindowClose,
         });
     }
-    if let Memory::Measure(measure) = &state.memory {
+    if let Some(measure) = state.memory.measure() {
         if let (Some(bucket), Some(Some(ranks))) = (
             measure.ranked,
             globals.ranks.get_mut(usize::from(state.trigger)),
@@ -723,31 +723,21 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             } else {
                 1
             };
-            let bucket_width = Span((measure.window.0 / MeasureMemory::BUCKETS_PER_WINDOW).max(1));
-            let index = ctx.find_or_insert(trigger_index, None, || {
-                Memory::Measure(Box::new(MeasureMemory {
-                    newest: 0,
-                    buckets: [0.0; 24],
-                    kept: 0,
-                    matched: None,
-                    ranked: None,
-                }))
+            let bucket_width = Span((measure.window.0 / MEASURE_BUCKETS as i64).max(1));
+            let index = ctx.find_or_insert(trigger_index, None, || match spans {
+                1 => Memory::Measure(MeasureMemory::new()),
+                _ => Memory::MeasureTwoWindows(MeasureMemory::new()),
             });
-            let Memory::Measure(memory) = &mut ctx.customer.states[index].memory else {
+            let Some(memory) = ctx.customer.states[index].memory.measure_mut() else {
                 return;
             };
-            let rolled = memory.add(
-                event.time,
-                bucket_width,
-                MeasureMemory::BUCKETS_PER_WINDOW as usize * spans,
-                amount,
-            );
+            let rolled = memory.add(event.time, bucket_width, MEASURE_BUCKETS * spans, amount);
             // Activity only raises the current window, so a drop can only
             // appear when old buckets roll out of it.
             if let (Bound::DropPercent(_), false) = (bound, rolled) {
                 return;
             }
-            let current = memory.sum(0, MeasureMemory::BUCKETS_PER_WINDOW as usize);
+            let current = memory.sum(0, MEASURE_BUCKETS);
             let band: Option<u16> = match bound {
                 Bound::AtLeast(limit) => (current >= *limit).then_some(0),
                 Bound::NearNextTier {
@@ -771,10 +761,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     (ranks.len() >= 20 && ranks.in_top(current, *percent)).then_some(0)
                 }
                 Bound::DropPercent(percent) => {
-                    let previous = memory.sum(
-                        MeasureMemory::BUCKETS_PER_WINDOW as usize,
-                        MeasureMemory::BUCKETS_PER_WINDOW as usize,
-                    );
+                    let previous = memory.sum(MEASURE_BUCKETS, MEASURE_BUCKETS);
                     (previous > 0.0 && current <= previous * (1.0 - percent / 100.0)).then_some(0)
                 }
             };
@@ -794,9 +781,6 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
 }
 
 impl MeasureMemory {
-    /// Buckets per window of a rolling aggregate.
-    pub const BUCKETS_PER_WINDOW: i64 = 12;
-
     /// Adds `amount` at `time`; returns whether older buckets rolled out.
     fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
         let index = time.0.div_euclid(width.0);
