@@ -925,8 +925,8 @@ fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
     }
 }
 
-/// k × the median gap between activities, at least `floor`; with too little
-/// history, `sparse_floor`.
+/// k × the median gap between activities, at least `floor`, at most
+/// [`Span::LONGEST`]; with too little history, `sparse_floor`.
 pub fn cadence_offset(
     history: &[Timestamp],
     multiplier: f64,
@@ -948,7 +948,12 @@ pub fn cadence_offset(
     } else {
         gaps[middle]
     };
-    Some(Span((median as f64 * multiplier) as i64).max(floor))
+    // No longer than any configured offset may be (see `Span::LONGEST`).
+    Some(
+        Span((median as f64 * multiplier) as i64)
+            .max(floor)
+            .min(Span::LONGEST),
+    )
 }
 
 fn tumbling_offset_ms(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> i64 {
@@ -1447,4 +1452,19 @@ pub fn start_match(
     };
     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
     ctx.start_ladder(index, anchor, first_at, events, properties);
+}
+
+#[cfg(test)]
+mod cadence {
+    use super::*;
+
+    #[test]
+    fn an_offset_from_cadence_is_never_longer_than_a_configured_one() {
+        let days = |n: i64| Timestamp(n * Span::DAY.0);
+        let history = [days(0), days(10), days(20)];
+        let offset = |multiplier| cadence_offset(&history, multiplier, Span::DAY, 2, None);
+        assert_eq!(offset(2.0), Some(Span::DAY * 20));
+        assert_eq!(offset(1e12), Some(Span::LONGEST));
+        assert_eq!(cadence_offset(&history[..1], 2.0, Span::DAY, 2, None), None);
+    }
 }

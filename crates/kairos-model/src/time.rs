@@ -117,6 +117,11 @@ impl Span {
     pub const HOUR: Span = Span(3_600_000);
     /// One day (24 h; calendar days are the engine's business).
     pub const DAY: Span = Span(86_400_000);
+    /// The longest duration a pipeline may configure, and the longest offset
+    /// the engine derives (a customer's cadence): 100 years of 365 days.
+    /// Bounding offsets keeps every timer's lag behind its deadline far
+    /// inside what the engine stores (see `kairos_engine`'s `Lag`).
+    pub const LONGEST: Span = Span(100 * 365 * 86_400_000);
 
     /// Milliseconds.
     pub fn millis(self) -> i64 {

@@ -38,9 +38,15 @@ impl SpanRule {
     /// The accepted text for this rule.
     pub fn accepted(self) -> String {
         match self {
-            SpanRule::Any => format!("a duration, `-` in front for \"before\": {DURATION_FORMS}"),
-            SpanRule::NonNegative => format!("a duration of 0s or more: {DURATION_FORMS}"),
-            SpanRule::Positive => format!("a duration of more than 0s: {DURATION_FORMS}"),
+            SpanRule::Any => {
+                format!("a duration of at most 100y, `-` in front for \"before\": {DURATION_FORMS}")
+            }
+            SpanRule::NonNegative => {
+                format!("a duration from 0s to 100y: {DURATION_FORMS}")
+            }
+            SpanRule::Positive => {
+                format!("a duration of more than 0s, at most 100y: {DURATION_FORMS}")
+            }
         }
     }
 }
@@ -364,6 +370,11 @@ impl Checker {
     pub fn span(&mut self, node: &Node, field: &str, rule: SpanRule) -> Option<Span> {
         let text = self.string(node, field, &rule.accepted())?;
         match Span::parse(text) {
+            Ok(span) if span > Span::LONGEST || span < Span(-Span::LONGEST.0) => {
+                let problem = format!("{text} is longer than 100y");
+                self.report(&node.origin, field, problem, rule.accepted());
+                None
+            }
             Ok(span) if rule.allows(span) => Some(span),
             Ok(span) => {
                 let problem = match rule {

@@ -107,6 +107,16 @@ fn bad_duration() {
     assert!(error.accepted.contains("30m, 24h"), "{error}");
     let negative = only_error(&edit("after = \"30m\"", "after = \"-30m\""));
     assert_eq!(negative.problem, "-30m must not be negative");
+    // Durations are bounded (the engine's timers rely on it), by-property
+    // offsets included.
+    let long = only_error(&edit("after = \"30m\"", "after = \"9000y\""));
+    assert_eq!(long.problem, "9000y is longer than 100y");
+    assert!(long.accepted.contains("to 100y"), "{long}");
+    let by_property =
+        r#"after = { by = "severity", values = { "1" = "60d", "2" = "101y" }, default = "60d" }"#;
+    let long = only_error(&edit("after = \"30m\"", by_property));
+    assert_eq!(long.problem, "101y is longer than 100y");
+    crate::support::compile_ok(&edit("after = \"30m\"", "after = \"100y\""), &[]);
 }
 
 #[test]

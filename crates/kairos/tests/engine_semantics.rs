@@ -2,6 +2,7 @@
 //! de-duplication, erasure, each pattern kind, and the delivery policy.
 
 mod support;
+use kairos_engine::config::{Offset, Pattern, Window};
 use kairos_engine::Suppression;
 use kairos_model::Span;
 use serde_json::json;
@@ -236,12 +237,22 @@ id = "forever"
 kind = "count"
 event = "Tapped"
 min = 2
-window = { tumbling = "9223372036854775s" }
+window = { tumbling = "1d" }
 fire = "on_close"
 channel = "push"
 "#
     );
-    let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
+    // Pipelines cap durations at 100y: a window of ~292 million years is
+    // only reachable in code.
+    let mut pipeline = support::pipeline(&with_policy(OPEN_POLICY, &triggers));
+    let Pattern::Count { window, .. } = &mut pipeline.triggers[1].pattern else {
+        panic!("a count");
+    };
+    *window = Window::Tumbling(Span(9_223_372_036_854_775_000));
+    let mut h = Harness {
+        engine: kairos_engine::Engine::new(pipeline),
+        decisions: Vec::new(),
+    };
     h.send(track(
         "u1",
         "Tapped",
@@ -601,16 +612,27 @@ fn timers_left_behind_by_long_restarts_still_move_the_clock() {
 #[test]
 fn timers_pushed_back_by_millennia_move_at_once_and_still_fire() {
     // Beyond what a lag holds (~8,900 years) a restart moves the timer at
-    // once; the deadline still comes out right.
-    let after = "3300000d";
-    let nudge = format!(
+    // once; the deadline still comes out right. Pipelines cap durations at
+    // 100y, so only a pipeline built in code gets here.
+    let toml = with_policy(
+        OPEN_POLICY,
         "[[trigger]]\nid = \"nudge\"\nkind = \"absence\"\nstart = \"Signed Up\"\n\
-         after = \"{after}\"\nchannel = \"push\"\n\
+         after = \"1d\"\nchannel = \"push\"\n\
          [[trigger]]\nid = \"browse\"\nkind = \"count\"\nevent = \"Product Viewed\"\n\
-         min = 3\nwindow = {{ session = \"{after}\" }}\nunless = [\"Product Added\"]\n\
-         fire = \"on_close\"\nchannel = \"email\"\n"
+         min = 3\nwindow = { session = \"1d\" }\nunless = [\"Product Added\"]\n\
+         fire = \"on_close\"\nchannel = \"email\"\n",
     );
-    let mut h = Harness::new(&with_policy(OPEN_POLICY, &nudge));
+    let long = Span(3_300_000 * 86_400_000);
+    let mut pipeline = support::pipeline(&toml);
+    pipeline.triggers[0].steps[0].at = Offset::Fixed(long);
+    let Pattern::Count { window, .. } = &mut pipeline.triggers[1].pattern else {
+        panic!("a count");
+    };
+    *window = Window::Session(long);
+    let mut h = Harness {
+        engine: kairos_engine::Engine::new(pipeline),
+        decisions: Vec::new(),
+    };
     let calls = [
         ("Signed Up", "0001-01-01T00:00:00Z"),
         ("Product Added", "0001-01-01T00:00:01Z"),
@@ -621,7 +643,6 @@ fn timers_pushed_back_by_millennia_move_at_once_and_still_fire() {
         h.send(track("u1", name, time, &format!("m{n}"), json!({})));
     }
     h.finish();
-    let long = Span(3_300_000 * 86_400_000);
     let expected = format!("u1 nudge step1 {} sent", at("9000-01-01T00:00:00Z") + long);
     assert_eq!(h.summary(), [expected]);
     assert_eq!(h.engine.pending_timers(), 0);
