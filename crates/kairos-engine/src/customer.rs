@@ -479,8 +479,10 @@ impl Ladder {
 /// [`Memory`]): up to 2⁴⁸ − 1 ms, ~8,900 years. A timer left behind by
 /// restarts stays where it is and is moved when it fires; that firing
 /// moves the engine's clock, so moving the timer earlier instead would
-/// change the decision of a late event. Only a distance beyond this range
-/// moves it at once.
+/// change the decision of a late event. A lag stays below the offset that
+/// set the deadline, and validated pipelines bound offsets at 100 years
+/// (`Span::LONGEST`), so the at-once move kept for a distance beyond this
+/// range only serves pipelines built in code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lag([u16; 3]);
 
