@@ -397,23 +397,24 @@ channel = "email"
     assert_eq!(h.decisions[0].payload.to_value()["group"], "product_id=p1");
 }
 
+/// A count of `Product Viewed` in sessions of `gap` that a `Product Added`
+/// blocks, matching at `min` when the session closes (`on_close`) or as
+/// soon as it is reached (`on_reach`).
+fn browse_sessions(id: &str, min: u32, gap: &str, fire: &str) -> String {
+    format!(
+        "[[trigger]]\nid = \"{id}\"\nkind = \"count\"\nevent = \"Product Viewed\"\n\
+         min = {min}\nwindow = {{ session = \"{gap}\" }}\nunless = [\"Product Added\"]\n\
+         fire = \"{fire}\"\nchannel = \"email\"\n"
+    )
+}
+
 #[test]
 fn an_unless_blocks_its_whole_session_and_only_that_session() {
     // The engine keeps a blocked session as its end alone: these are the
     // cases where that end must move exactly as the session would.
     let toml = with_policy(
         OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "browse"
-kind = "count"
-event = "Product Viewed"
-min = 3
-window = { session = "30m" }
-unless = ["Product Added"]
-fire = "on_close"
-channel = "email"
-"#,
+        &browse_sessions("browse", 3, "30m", "on_close"),
     );
     let call = |user: &str, name: &str, time: &str, id: &str| {
         track(user, name, &format!("2026-11-23T{time}:00Z"), id, json!({}))
@@ -468,17 +469,7 @@ fn a_blocked_session_going_on_for_months_ends_on_time() {
     // behind its end; with 60-day gaps the lag outgrows 32 bits of ms.
     let toml = with_policy(
         OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "slow_browse"
-kind = "count"
-event = "Product Viewed"
-min = 3
-window = { session = "60d" }
-unless = ["Product Added"]
-fire = "on_close"
-channel = "email"
-"#,
+        &browse_sessions("slow_browse", 3, "60d", "on_close"),
     );
     let mut h = Harness::new(&toml);
     let day = |n: i64| (at("2026-01-01T00:00:00Z") + Span(n * 86_400_000)).to_string();
@@ -497,25 +488,14 @@ channel = "email"
     assert_eq!(h.engine.pending_timers(), 0);
 }
 
-/// A browse count in sessions, with `unless`, matching on reach.
-const BROWSE_ON_REACH: &str = r#"
-[[trigger]]
-id = "browse"
-kind = "count"
-event = "Product Viewed"
-min = 2
-window = { session = "30m" }
-unless = ["Product Added"]
-channel = "email"
-"#;
-
 fn noon(time: &str) -> String {
     format!("2026-11-23T{time}:00Z")
 }
 
 #[test]
 fn an_on_reach_session_blocked_by_unless_stays_blocked_for_late_events() {
-    let mut h = Harness::new(&with_policy(OPEN_POLICY, BROWSE_ON_REACH));
+    let browse = browse_sessions("browse", 2, "30m", "on_reach");
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &browse));
     h.send(track(
         "u1",
         "Product Added",
@@ -553,7 +533,8 @@ fn an_on_reach_session_blocked_by_unless_stays_blocked_for_late_events() {
 
 #[test]
 fn an_on_reach_session_has_no_close_timer_to_move_the_clock() {
-    let triggers = format!("{WELCOME}{BROWSE_ON_REACH}");
+    let browse = browse_sessions("browse", 2, "30m", "on_reach");
+    let triggers = format!("{WELCOME}{browse}");
     let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
     h.send(track(
         "u1",
@@ -599,12 +580,10 @@ fn timers_left_behind_by_long_restarts_still_move_the_clock() {
         welcome_day_of_a_late_sign_up(nudge, &restarts, 55),
         "2026-03-02T00:00:00.000Z"
     );
-    let slow_browse = "[[trigger]]\nid = \"slow_browse\"\nkind = \"count\"\n\
-                       event = \"Product Viewed\"\nmin = 3\nwindow = { session = \"60d\" }\n\
-                       unless = [\"Product Added\"]\nfire = \"on_close\"\nchannel = \"email\"\n";
+    let slow_browse = browse_sessions("slow_browse", 3, "60d", "on_close");
     let views = [("Product Added", 0), ("Product Viewed", 55)];
     assert_eq!(
-        welcome_day_of_a_late_sign_up(slow_browse, &views, 57),
+        welcome_day_of_a_late_sign_up(&slow_browse, &views, 57),
         "2026-03-02T00:00:00.000Z"
     );
 }
@@ -653,13 +632,7 @@ fn sessions_before_1970_count_and_block_like_any_other() {
     // The epoch once meant "no activity yet" to a session, and "not
     // paused" to the marketing breaker, so sessions at or before it never
     // grew and marketing before it was held back.
-    let browse = |min: u32| {
-        format!(
-            "[[trigger]]\nid = \"browse\"\nkind = \"count\"\nevent = \"Product Viewed\"\n\
-             min = {min}\nwindow = {{ session = \"30m\" }}\nunless = [\"Product Added\"]\n\
-             fire = \"on_close\"\nchannel = \"email\"\n"
-        )
-    };
+    let browse = |min| browse_sessions("browse", min, "30m", "on_close");
     let mut h = Harness::new(&with_policy(OPEN_POLICY, &browse(3)));
     let views = [
         ("1969-12-31T23:20:00Z", "v1"),
