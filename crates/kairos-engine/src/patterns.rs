@@ -129,6 +129,16 @@ impl Ctx<'_> {
         discard_state(self.timers, self.globals, self.cid, state);
     }
 
+    /// Moves state `token`'s window-close timer from `placed` (if any) to `to`.
+    fn move_window_close(&mut self, token: u32, placed: Option<Timestamp>, to: Timestamp) {
+        if let Some(placed) = placed {
+            let old = self.timer(placed, token, TimerPurpose::WindowClose);
+            self.timers.remove(&old);
+        }
+        let new = self.timer(to, token, TimerPurpose::WindowClose);
+        self.timers.insert(new);
+    }
+
     fn timer(&self, due: Timestamp, token: u32, purpose: TimerPurpose) -> TimerEntry {
         TimerEntry {
             due,
@@ -164,14 +174,14 @@ impl Ctx<'_> {
         // Only later (and not so much later that the lag overflows): leave
         // the timer where it is and move it when it fires (cheap restarts for
         // busy carts and activity streams).
-        let lag = |ladder: &Ladder| {
-            (ladder.next_step == 0)
-                .then(|| Lag::new(due - ladder.timer_at()))
-                .flatten()
-        };
-        match &mut state.ladder {
-            Some(ladder) if lag(ladder).is_some() => {
-                ladder.timer_lag = lag(ladder).expect("checked");
+        let kept_lag = state
+            .ladder
+            .as_ref()
+            .filter(|ladder| ladder.next_step == 0)
+            .and_then(|ladder| Lag::new(due - ladder.timer_at()));
+        match (&mut state.ladder, kept_lag) {
+            (Some(ladder), Some(lag)) => {
+                ladder.timer_lag = lag;
                 ladder.anchor = anchor;
                 ladder.due = due;
                 ladder.variant = variant;
@@ -182,7 +192,7 @@ impl Ctx<'_> {
                 }
                 ladder.properties = properties;
             }
-            existing => {
+            (existing, _) => {
                 let mut kept_events = Reasons::None;
                 if let Some(old) = existing.take() {
                     self.timers.remove(&TimerEntry {
@@ -887,12 +897,7 @@ fn blocks_session(
     };
     if lag.is_none() {
         let token = state.token;
-        if let Some(placed) = placed {
-            ctx.timers
-                .remove(&ctx.timer(placed, token, TimerPurpose::WindowClose));
-        }
-        ctx.timers
-            .insert(ctx.timer(close, token, TimerPurpose::WindowClose));
+        ctx.move_window_close(token, placed, close);
     }
     true
 }
@@ -917,10 +922,7 @@ fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
         None => {
             *lag = Lag::ZERO;
             let token = state.token;
-            ctx.timers
-                .remove(&ctx.timer(placed, token, TimerPurpose::WindowClose));
-            ctx.timers
-                .insert(ctx.timer(until, token, TimerPurpose::WindowClose));
+            ctx.move_window_close(token, Some(placed), until);
         }
     }
 }
