@@ -6,19 +6,22 @@
 //!
 //! Deadlines far ahead sit in buckets of [`BUCKET_MS`] (about a minute), each
 //! an unsorted vector of 10-byte entries (the deadline as an offset within
-//! its bucket): adding one is a push. Only the earliest bucket is sorted, in
-//! an ordered set, when its time comes. Cancelling a timer in that set
-//! removes it; cancelling one still in a bucket leaves it there, because
-//! deadlines cluster (a million customers identified in one hour all have
-//! their dormancy timer in the same hour) and finding it would mean
-//! searching the cluster. Such a timer comes up later as a *stale* entry,
-//! and the engine recognises it before acting (`is_pending` in `engine`): its
-//! owner no longer has that deadline. This is sound because an owner adds an
-//! entry whenever it sets a deadline, so a stale entry that matches its
-//! owner's current deadline is a copy of a live one, and copies merge when a
-//! bucket is sorted (a timer added twice is one timer). And an erased or
-//! merged customer's entries cannot be taken for the next occupant of the
-//! slot: tokens are not reused in a slot (the next occupant continues from
+//! its bucket): adding one is a push. Only the earliest bucket is sorted,
+//! into one vector, when its time comes; the few timers set afterwards for a
+//! deadline inside it go to a small ordered set beside it, and the two are
+//! merged as they fire. Cancelling a timer in that set removes it.
+//! Cancelling one in the sorted vector or still in a bucket leaves it there:
+//! removing it from the vector would shift up to a bucket's worth of
+//! entries, and finding it in a bucket would mean searching the bucket,
+//! which deadlines make large by clustering (a million customers identified
+//! in one hour all have their dormancy timer in the same hour). Such a
+//! timer comes up later as a *stale* entry, and the engine recognises it
+//! before acting (`is_pending` in `engine`): its owner no longer has that
+//! deadline. This is sound because an owner adds an entry whenever it sets
+//! a deadline, so a stale entry that matches its owner's current deadline is
+//! a copy of a live one, and copies merge when they come up (a timer added
+//! twice is one timer). And an erased or merged customer's entries cannot
+//! be taken for the next occupant of the slot: tokens are not reused in a slot (the next occupant continues from
 //! where the last one stopped) until they wrap after 2³⁰. So that cancelled
 //! entries do not pile up (a customer evicting old points-expiry schedules
 //! three years ahead would otherwise leave one per event), a bucket in which
@@ -137,13 +140,18 @@ impl BucketEntry {
 
 /// The deadline-ordered index of every pending timer.
 ///
-/// Invariants: every entry in `soon` is due before `horizon`, every entry in
-/// `later` at or after it; `soon` is empty only when `later` is too, so the
-/// earliest timer is always `soon`'s first.
+/// Invariants: every entry in `sorted` and `added_soon` is due before
+/// `horizon`, every entry in `later` at or after it; those two are empty
+/// only when `later` is too, so the earliest timer is always the first of
+/// one of them.
 #[derive(Debug)]
 pub struct TimerTable {
-    /// The earliest bucket(s), sorted.
-    soon: BTreeSet<Packed>,
+    /// The earliest bucket, sorted latest first (it is taken off the end),
+    /// without duplicates; may hold cancelled timers.
+    sorted: Vec<Packed>,
+    /// Timers added for a deadline before `horizon` after the bucket was
+    /// sorted (deadlines within about a minute of now: few).
+    added_soon: BTreeSet<Packed>,
     /// Start of the first bucket still in `later`.
     horizon: i64,
     /// Later timers by bucket, unsorted; may hold cancelled timers and
@@ -170,7 +178,8 @@ struct Bucket {
 impl Default for TimerTable {
     fn default() -> Self {
         TimerTable {
-            soon: BTreeSet::new(),
+            sorted: Vec::new(),
+            added_soon: BTreeSet::new(),
             horizon: i64::MIN,
             later: BTreeMap::new(),
             later_len: 0,
@@ -184,7 +193,7 @@ impl TimerTable {
     pub fn insert(&mut self, entry: TimerEntry) {
         let packed = Packed::from(entry);
         if packed.due < self.horizon {
-            self.soon.insert(packed);
+            self.added_soon.insert(packed);
         } else {
             let entries = &mut self.later.entry(bucket_of(packed.due)).or_default().entries;
             if entries.len() == entries.capacity() {
@@ -201,14 +210,15 @@ impl TimerTable {
         }
     }
 
-    /// Cancels a timer. One already sorted for firing is removed; one still
-    /// in a bucket stays there, to come up as a stale entry that the engine
-    /// ignores (see the module's documentation), unless [`Self::compact`]
-    /// drops it first. Cancelling one that already fired is harmless.
+    /// Cancels a timer. One added after its bucket was sorted is removed;
+    /// any other stays where it is, to come up as a stale entry that the
+    /// engine ignores (see the module's documentation), unless
+    /// [`Self::compact`] drops it first. Cancelling one that already fired
+    /// is harmless.
     pub fn remove(&mut self, entry: &TimerEntry) {
         let due = entry.due.0;
         if due < self.horizon {
-            if self.soon.remove(&Packed::from(*entry)) {
+            if self.added_soon.remove(&Packed::from(*entry)) {
                 self.refill();
             }
         } else if let Some(bucket) = self.later.get_mut(&bucket_of(due)) {
@@ -252,18 +262,26 @@ impl TimerTable {
                 self.later.remove(&index);
             }
         }
-        // Only `later` shrank: `soon` is as it was, non-empty if anything is
-        // left.
+        // Only `later` shrank: the sorted bucket and `added_soon` are as
+        // they were, not both empty if anything is left.
     }
 
     /// The earliest deadline (possibly of a cancelled timer).
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.soon.first().map(|entry| Timestamp(entry.due))
+        self.first().map(|entry| Timestamp(entry.due))
+    }
+
+    /// The earliest timer held before `horizon`.
+    fn first(&self) -> Option<Packed> {
+        match (self.sorted.last(), self.added_soon.first()) {
+            (Some(sorted), Some(added)) => Some(*sorted.min(added)),
+            (sorted, added) => sorted.or(added).copied(),
+        }
     }
 
     /// Takes the earliest timer if it is due strictly before `watermark`.
     pub fn pop_before(&mut self, watermark: Timestamp) -> Option<TimerEntry> {
-        if self.soon.first()?.due < watermark.0 {
+        if self.first()?.due < watermark.0 {
             self.pop_first()
         } else {
             None
@@ -272,7 +290,7 @@ impl TimerTable {
 
     /// Takes the earliest timer if it is due exactly at `due` for `customer`.
     pub fn pop_if_same(&mut self, due: Timestamp, customer: u32) -> Option<TimerEntry> {
-        let first = self.soon.first()?;
+        let first = self.first()?;
         if first.due == due.0 && first.customer == customer {
             self.pop_first()
         } else {
@@ -280,15 +298,23 @@ impl TimerTable {
         }
     }
 
+    /// Takes the earliest timer, and any copy of it (one in each of the
+    /// sorted bucket and `added_soon`).
     fn pop_first(&mut self) -> Option<TimerEntry> {
-        let first = self.soon.pop_first()?;
+        let first = self.first()?;
+        if self.sorted.last() == Some(&first) {
+            self.sorted.pop();
+        }
+        if self.added_soon.first() == Some(&first) {
+            self.added_soon.pop_first();
+        }
         self.refill();
         Some(first.into())
     }
 
-    /// Sorts the next bucket in when the sorted set has run dry.
+    /// Sorts the next bucket in when the earliest has run dry.
     fn refill(&mut self) {
-        if !self.soon.is_empty() {
+        if !self.sorted.is_empty() || !self.added_soon.is_empty() {
             return;
         }
         if let Some((index, bucket)) = self.later.pop_first() {
@@ -299,20 +325,24 @@ impl TimerTable {
                 .checked_add(1)
                 .and_then(|next| next.checked_mul(BUCKET_MS))
                 .unwrap_or(i64::MAX);
-            self.soon
+            self.sorted
                 .extend(bucket.entries.into_iter().map(|entry| entry.unpack(index)));
+            self.sorted.sort_unstable_by(|a, b| b.cmp(a));
+            self.sorted.dedup();
         }
     }
 
     /// The customer of the timer that fires `n` timers from now (the next
-    /// is 0), as far as the sorted set tells.
+    /// is 0), as far as the sorted bucket tells.
     pub fn customer_ahead(&self, n: usize) -> Option<u32> {
-        self.soon.iter().nth(n).map(|entry| entry.customer)
+        let from_end = n.checked_add(1)?;
+        let index = self.sorted.len().checked_sub(from_end)?;
+        Some(self.sorted[index].customer)
     }
 
-    /// Timers held, counting cancelled ones still waiting in a bucket.
+    /// Timers held, counting cancelled ones not yet dropped.
     pub fn len(&self) -> usize {
-        self.soon.len() + self.later_len
+        self.sorted.len() + self.added_soon.len() + self.later_len
     }
 }
 
