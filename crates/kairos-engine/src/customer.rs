@@ -187,6 +187,8 @@ impl Walk for Population<'_> {
                 Memory::Count(memory) => prefetch_lines(&**memory),
                 Memory::Measure(memory) => prefetch_lines(&**memory),
                 Memory::MeasureTwoWindows(memory) => prefetch_lines(&**memory),
+                Memory::Tally(memory) => prefetch_lines(&**memory),
+                Memory::TallyTwoWindows(memory) => prefetch_lines(&**memory),
                 _ => {}
             }
         }
@@ -302,6 +304,14 @@ pub enum Memory {
     /// A rolling aggregate over two windows (a drop from one to the next):
     /// twice the buckets, which only such measures pay for.
     MeasureTwoWindows(Box<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>),
+    /// A rolling count of events over one window, in 16-bit buckets: half
+    /// the bytes of sums. A count that would pass 65,535 in a bucket turns
+    /// it into [`Memory::Measure`] first ([`Memory::widen_full_tally`]), so
+    /// counts stay exact, as they are in `f32` up to 2²⁴.
+    Tally(Box<MeasureMemory<[u16; MEASURE_BUCKETS]>>),
+    /// The same over two windows (activity drops: every idle customer of
+    /// `retail.toml` has one).
+    TallyTwoWindows(Box<MeasureMemory<[u16; 2 * MEASURE_BUCKETS]>>),
     /// Per-period sums.
     Periods(Box<PeriodMemory>),
     /// A yearly date (birthday) already scheduled for this year.
@@ -312,23 +322,62 @@ pub enum Memory {
 }
 
 impl Memory {
-    /// The rolling aggregate, of either size.
-    pub fn measure(&self) -> Option<&MeasureMemory> {
+    /// An empty rolling aggregate over `windows` windows (one or two), of
+    /// counts when `counts` (the measure has no amount property), else of
+    /// sums.
+    pub fn new_measure(windows: usize, counts: bool) -> Memory {
+        match (windows, counts) {
+            (1, true) => Memory::Tally(MeasureMemory::new()),
+            (_, true) => Memory::TallyTwoWindows(MeasureMemory::new()),
+            (1, false) => Memory::Measure(MeasureMemory::new()),
+            (_, false) => Memory::MeasureTwoWindows(MeasureMemory::new()),
+        }
+    }
+
+    /// Where the rolling aggregate, of any kind, last reported to the
+    /// global rank histogram.
+    pub fn measure_ranked(&self) -> Option<RankBucket> {
         match self {
-            Memory::Measure(memory) => Some(&**memory),
-            Memory::MeasureTwoWindows(memory) => Some(&**memory),
+            Memory::Measure(memory) => memory.ranked,
+            Memory::MeasureTwoWindows(memory) => memory.ranked,
+            Memory::Tally(memory) => memory.ranked,
+            Memory::TallyTwoWindows(memory) => memory.ranked,
             _ => None,
         }
     }
 
-    /// The rolling aggregate, of either size, for changing it.
-    pub fn measure_mut(&mut self) -> Option<&mut MeasureMemory> {
+    /// The rolling aggregate, of any kind, for changing it.
+    pub fn measure_mut(&mut self) -> Option<MeasureMut<'_>> {
         match self {
-            Memory::Measure(memory) => Some(&mut **memory),
-            Memory::MeasureTwoWindows(memory) => Some(&mut **memory),
+            Memory::Measure(memory) => Some(MeasureMut::Sums(&mut **memory)),
+            Memory::MeasureTwoWindows(memory) => Some(MeasureMut::Sums(&mut **memory)),
+            Memory::Tally(memory) => Some(MeasureMut::Counts(&mut **memory)),
+            Memory::TallyTwoWindows(memory) => Some(MeasureMut::Counts(&mut **memory)),
             _ => None,
         }
     }
+
+    /// Turns a tally with a bucket at 65,535 into sums, so that counting
+    /// one more cannot overflow it.
+    pub fn widen_full_tally(&mut self) {
+        match self {
+            Memory::Tally(memory) if memory.is_full() => {
+                *self = Memory::Measure(memory.widened());
+            }
+            Memory::TallyTwoWindows(memory) if memory.is_full() => {
+                *self = Memory::MeasureTwoWindows(memory.widened());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A rolling aggregate of either bucket type, for changing it.
+pub enum MeasureMut<'a> {
+    /// Sums of amounts.
+    Sums(&'a mut MeasureMemory<[f32]>),
+    /// Counts of events.
+    Counts(&'a mut MeasureMemory<[u16]>),
 }
 
 /// An optional instant in 8 bytes, where `Option<Timestamp>` takes 16: no
@@ -414,9 +463,10 @@ pub struct CountGroup {
 pub const MEASURE_BUCKETS: usize = 12;
 
 /// Rolling-aggregate memory: a ring of buckets, as many as the measure
-/// needs: `[f32; MEASURE_BUCKETS]` for one window, twice that for a drop
-/// between two (see [`Memory::Measure`]). Code works on
-/// `MeasureMemory<[f32]>`, to which both coerce.
+/// needs: `MEASURE_BUCKETS` for one window, twice that for a drop between
+/// two, of `f32` sums or `u16` counts (see [`Memory::Measure`],
+/// [`Memory::Tally`]). Code works on `MeasureMemory<[f32]>` and
+/// `MeasureMemory<[u16]>`, to which the sizes coerce.
 #[derive(Debug)]
 pub struct MeasureMemory<Buckets: ?Sized = [f32]> {
     /// Index of the newest bucket.
@@ -433,7 +483,7 @@ pub struct MeasureMemory<Buckets: ?Sized = [f32]> {
     pub buckets: Buckets,
 }
 
-impl<const N: usize> MeasureMemory<[f32; N]> {
+impl<B: Default + Copy, const N: usize> MeasureMemory<[B; N]> {
     /// An empty aggregate.
     pub fn new() -> Box<Self> {
         Box::new(MeasureMemory {
@@ -441,7 +491,25 @@ impl<const N: usize> MeasureMemory<[f32; N]> {
             kept: 0,
             matched: None,
             ranked: None,
-            buckets: [0.0; N],
+            buckets: [B::default(); N],
+        })
+    }
+}
+
+impl<const N: usize> MeasureMemory<[u16; N]> {
+    /// Whether a bucket holds the largest count a `u16` can.
+    fn is_full(&self) -> bool {
+        self.buckets.contains(&u16::MAX)
+    }
+
+    /// The same counts as sums.
+    fn widened(&self) -> Box<MeasureMemory<[f32; N]>> {
+        Box::new(MeasureMemory {
+            newest: self.newest,
+            kept: self.kept,
+            matched: self.matched,
+            ranked: self.ranked,
+            buckets: self.buckets.map(f32::from),
         })
     }
 }
@@ -628,6 +696,8 @@ mod layout {
         assert_eq!(size_of::<CountMemory>(), 56);
         assert_eq!(size_of::<MeasureMemory<[f32; MEASURE_BUCKETS]>>(), 64);
         assert_eq!(size_of::<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>(), 112);
+        assert_eq!(size_of::<MeasureMemory<[u16; MEASURE_BUCKETS]>>(), 40);
+        assert_eq!(size_of::<MeasureMemory<[u16; 2 * MEASURE_BUCKETS]>>(), 64);
         assert_eq!(size_of::<CartLine>(), 40);
     }
 }

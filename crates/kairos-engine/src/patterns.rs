@@ -8,11 +8,11 @@
 
 use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
 use crate::customer::{
-    CountGroup, CountMemory, Customer, KeyedState, Ladder, Lag, MaybeTime, MeasureMemory, Memory,
-    MessageId, PeriodMemory, Properties, Reasons, MEASURE_BUCKETS,
+    CountGroup, CountMemory, Customer, KeyedState, Ladder, Lag, MaybeTime, MeasureMemory,
+    MeasureMut, Memory, MessageId, PeriodMemory, Properties, Reasons, MEASURE_BUCKETS,
 };
 use crate::decision::Decision;
-use crate::globals::{Globals, RankHistogram};
+use crate::globals::{Globals, RankBucket, RankHistogram};
 use crate::growth::reserve_one;
 use crate::local_time::{local, next_yearly, period_of};
 use crate::matching::{
@@ -297,13 +297,11 @@ pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, s
             purpose: TimerPurpose::WindowClose,
         });
     }
-    if let Some(measure) = state.memory.measure() {
-        if let (Some(bucket), Some(Some(ranks))) = (
-            measure.ranked,
-            globals.ranks.get_mut(usize::from(state.trigger)),
-        ) {
-            ranks.remove(bucket);
-        }
+    if let (Some(bucket), Some(Some(ranks))) = (
+        state.memory.measure_ranked(),
+        globals.ranks.get_mut(usize::from(state.trigger)),
+    ) {
+        ranks.remove(bucket);
     }
 }
 
@@ -734,11 +732,12 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 1
             };
             let bucket_width = Span((measure.window.0 / MEASURE_BUCKETS as i64).max(1));
-            let index = ctx.find_or_insert(trigger_index, None, || match spans {
-                1 => Memory::Measure(MeasureMemory::new()),
-                _ => Memory::MeasureTwoWindows(MeasureMemory::new()),
-            });
-            let Some(memory) = ctx.customer.states[index].memory.measure_mut() else {
+            let counts = measure.property.is_none();
+            let index =
+                ctx.find_or_insert(trigger_index, None, || Memory::new_measure(spans, counts));
+            let state_memory = &mut ctx.customer.states[index].memory;
+            state_memory.widen_full_tally();
+            let Some(mut memory) = state_memory.measure_mut() else {
                 return;
             };
             let rolled = memory.add(event.time, bucket_width, MEASURE_BUCKETS * spans, amount);
@@ -764,10 +763,10 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         ctx.globals.ranks.resize_with(slot + 1, || None);
                     }
                     let ranks = ctx.globals.ranks[slot].get_or_insert_with(RankHistogram::default);
-                    if let Some(old) = memory.ranked.take() {
+                    if let Some(old) = memory.ranked().take() {
                         ranks.remove(old);
                     }
-                    memory.ranked = Some(ranks.insert(current));
+                    *memory.ranked() = Some(ranks.insert(current));
                     (ranks.len() >= 20 && ranks.in_top(current, *percent)).then_some(0)
                 }
                 Bound::DropPercent(percent) => {
@@ -775,8 +774,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     (previous > 0.0 && current <= previous * (1.0 - percent / 100.0)).then_some(0)
                 }
             };
-            let newly = band.is_some() && band != memory.matched;
-            memory.matched = band;
+            let matched = memory.matched();
+            let newly = band.is_some() && band != *matched;
+            *matched = band;
             if newly {
                 let mut properties = kept_properties(trigger, event);
                 reserve_one(&mut properties, usize::MAX);
@@ -790,7 +790,75 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
     }
 }
 
-impl MeasureMemory {
+impl MeasureMut<'_> {
+    /// Adds `amount` at `time` (1 for counts); returns whether older
+    /// buckets rolled out.
+    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
+        match self {
+            MeasureMut::Sums(memory) => memory.add(time, width, keep, amount),
+            MeasureMut::Counts(memory) => memory.add(time, width, keep, amount),
+        }
+    }
+
+    /// The sum of `count` buckets from the `from`th newest.
+    fn sum(&self, from: usize, count: usize) -> f64 {
+        match self {
+            MeasureMut::Sums(memory) => memory.sum(from, count),
+            MeasureMut::Counts(memory) => memory.sum(from, count),
+        }
+    }
+
+    /// The band or tier already matched.
+    fn matched(&mut self) -> &mut Option<u16> {
+        match self {
+            MeasureMut::Sums(memory) => &mut memory.matched,
+            MeasureMut::Counts(memory) => &mut memory.matched,
+        }
+    }
+
+    /// Where the value last reported to the rank histogram sits.
+    fn ranked(&mut self) -> &mut Option<RankBucket> {
+        match self {
+            MeasureMut::Sums(memory) => &mut memory.ranked,
+            MeasureMut::Counts(memory) => &mut memory.ranked,
+        }
+    }
+}
+
+/// A bucket of a rolling aggregate: an `f32` sum or a `u16` count.
+pub(crate) trait Bucket: Copy {
+    /// An empty bucket.
+    const ZERO: Self;
+    /// Adds an amount (always 1 for a count).
+    fn add(&mut self, amount: f64);
+    /// What the bucket holds.
+    fn value(self) -> f64;
+}
+
+impl Bucket for f32 {
+    const ZERO: f32 = 0.0;
+    fn add(&mut self, amount: f64) {
+        *self += amount as f32;
+    }
+    fn value(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Bucket for u16 {
+    const ZERO: u16 = 0;
+    fn add(&mut self, amount: f64) {
+        debug_assert_eq!(amount, 1.0, "tallies count events");
+        // Never saturates: a full tally was widened to sums before this
+        // event (`Memory::widen_full_tally`).
+        *self = self.saturating_add(1);
+    }
+    fn value(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl<B: Bucket> MeasureMemory<[B]> {
     /// Adds `amount` at `time`; returns whether older buckets rolled out.
     fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
         let index = time.0.div_euclid(width.0);
@@ -804,10 +872,10 @@ impl MeasureMemory {
             let buckets = &mut self.buckets[..keep];
             let shift = (index - self.newest) as usize;
             if shift >= keep {
-                buckets.iter_mut().for_each(|b| *b = 0.0);
+                buckets.fill(B::ZERO);
             } else {
                 buckets.rotate_right(shift);
-                buckets[..shift].iter_mut().for_each(|b| *b = 0.0);
+                buckets[..shift].fill(B::ZERO);
             }
             self.newest = index;
             rolled = true;
@@ -815,7 +883,7 @@ impl MeasureMemory {
         // Late amounts land in their own (older) bucket when still kept.
         let age = (self.newest - index) as usize;
         if let Some(bucket) = self.buckets[..keep].get_mut(age) {
-            *bucket += amount as f32;
+            bucket.add(amount);
         }
         rolled
     }
@@ -825,7 +893,7 @@ impl MeasureMemory {
             .iter()
             .skip(from)
             .take(count)
-            .map(|&b| f64::from(b))
+            .map(|&b| b.value())
             .sum()
     }
 }
@@ -1468,5 +1536,49 @@ mod cadence {
         assert_eq!(offset(2.0), Some(Span::DAY * 20));
         assert_eq!(offset(1e12), Some(Span::LONGEST));
         assert_eq!(cadence_offset(&history[..1], 2.0, Span::DAY, 2, None), None);
+    }
+}
+
+#[cfg(test)]
+mod tallies {
+    use super::*;
+
+    /// Adds one event at `time` as the threshold pattern does.
+    fn count(memory: &mut Memory, time: Timestamp) -> f64 {
+        memory.widen_full_tally();
+        let mut measure = memory.measure_mut().expect("a measure");
+        measure.add(time, Span::HOUR, 2 * MEASURE_BUCKETS, 1.0);
+        measure.sum(0, 2 * MEASURE_BUCKETS)
+    }
+
+    #[test]
+    fn a_tally_past_65535_in_one_bucket_becomes_sums_and_stays_exact() {
+        let mut memory = Memory::new_measure(2, true);
+        let earlier = Timestamp(0);
+        assert_eq!(count(&mut memory, earlier), 1.0);
+        let now = Timestamp(Span::HOUR.0 * 3);
+        for n in 1..=65_535 {
+            assert_eq!(count(&mut memory, now), f64::from(n) + 1.0);
+        }
+        assert!(matches!(memory, Memory::TallyTwoWindows(_)));
+        assert_eq!(count(&mut memory, now), 65_537.0);
+        assert!(matches!(memory, Memory::MeasureTwoWindows(_)));
+        for n in 65_538..=70_000 {
+            assert_eq!(count(&mut memory, now), f64::from(n));
+        }
+        // The older bucket survived the widening, in its place.
+        let measure = memory.measure_mut().expect("a measure");
+        assert_eq!(measure.sum(3, 1), 1.0);
+        assert_eq!(measure.sum(0, 1), 69_999.0);
+    }
+
+    #[test]
+    fn sums_and_counts_of_one_event_each_agree() {
+        let mut sums = Memory::new_measure(1, false);
+        let mut counts = Memory::new_measure(1, true);
+        for hours in [0, 1, 1, 5, 4, 30, 31, 31] {
+            let time = Timestamp(Span::HOUR.0 * hours);
+            assert_eq!(count(&mut sums, time), count(&mut counts, time));
+        }
     }
 }
