@@ -307,8 +307,8 @@ pub enum Memory {
     MeasureTwoWindows(Box<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>),
     /// A rolling count of events over one window, in 16-bit buckets: half
     /// the bytes of sums. A count that would pass 65,535 in a bucket turns
-    /// it into [`Memory::Measure`] first ([`Memory::widen_full_tally`]), so
-    /// counts stay exact, as they are in `f32` up to 2²⁴.
+    /// it into [`Memory::Measure`] ([`Memory::widen_tally`]), which counts
+    /// on, so counts stay exact, as they are in `f32` up to 2²⁴.
     Tally(Box<MeasureMemory<[u16; MEASURE_BUCKETS]>>),
     /// The same over two windows (activity drops: every idle customer of
     /// `retail.toml` has one).
@@ -358,16 +358,11 @@ impl Memory {
         }
     }
 
-    /// Turns a tally with a bucket at 65,535 into sums, so that counting
-    /// one more cannot overflow it.
-    pub fn widen_full_tally(&mut self) {
+    /// Turns a tally into sums of the same counts (when a bucket is full).
+    pub fn widen_tally(&mut self) {
         match self {
-            Memory::Tally(memory) if memory.is_full() => {
-                *self = Memory::Measure(memory.widened());
-            }
-            Memory::TallyTwoWindows(memory) if memory.is_full() => {
-                *self = Memory::MeasureTwoWindows(memory.widened());
-            }
+            Memory::Tally(memory) => *self = Memory::Measure(memory.widened()),
+            Memory::TallyTwoWindows(memory) => *self = Memory::MeasureTwoWindows(memory.widened()),
             _ => {}
         }
     }
@@ -498,11 +493,6 @@ impl<B: Default + Copy, const N: usize> MeasureMemory<[B; N]> {
 }
 
 impl<const N: usize> MeasureMemory<[u16; N]> {
-    /// Whether a bucket holds the largest count a `u16` can.
-    fn is_full(&self) -> bool {
-        self.buckets.contains(&u16::MAX)
-    }
-
     /// The same counts as sums.
     fn widened(&self) -> Box<MeasureMemory<[f32; N]>> {
         Box::new(MeasureMemory {

@@ -736,11 +736,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let index =
                 ctx.find_or_insert(trigger_index, None, || Memory::new_measure(spans, counts));
             let state_memory = &mut ctx.customer.states[index].memory;
-            state_memory.widen_full_tally();
+            let keep = MEASURE_BUCKETS * spans;
+            let Some(rolled) = add_to_measure(state_memory, event.time, bucket_width, keep, amount)
+            else {
+                return;
+            };
             let Some(mut memory) = state_memory.measure_mut() else {
                 return;
             };
-            let rolled = memory.add(event.time, bucket_width, MEASURE_BUCKETS * spans, amount);
             // Activity only raises the current window, so a drop can only
             // appear when old buckets roll out of it.
             if let (Bound::DropPercent(_), false) = (bound, rolled) {
@@ -790,16 +793,31 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
     }
 }
 
-impl MeasureMut<'_> {
-    /// Adds `amount` at `time` (1 for counts); returns whether older
-    /// buckets rolled out.
-    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
-        match self {
-            MeasureMut::Sums(memory) => memory.add(time, width, keep, amount),
-            MeasureMut::Counts(memory) => memory.add(time, width, keep, amount),
+/// Adds `amount` at `time` (1 for counts) to the rolling aggregate in
+/// `memory`; returns whether older buckets rolled out (`None`: not an
+/// aggregate). A tally whose bucket is full becomes sums, which count on.
+fn add_to_measure(
+    memory: &mut Memory,
+    time: Timestamp,
+    width: Span,
+    keep: usize,
+    amount: f64,
+) -> Option<bool> {
+    let (rolled, added) = match memory.measure_mut()? {
+        MeasureMut::Sums(sums) => sums.add(time, width, keep, amount),
+        MeasureMut::Counts(counts) => counts.add(time, width, keep, amount),
+    };
+    if !added {
+        memory.widen_tally();
+        if let Some(MeasureMut::Sums(sums)) = memory.measure_mut() {
+            // The buckets rolled already: this only adds.
+            sums.add(time, width, keep, amount);
         }
     }
+    Some(rolled)
+}
 
+impl MeasureMut<'_> {
     /// The sum of `count` buckets from the `from`th newest.
     fn sum(&self, from: usize, count: usize) -> f64 {
         match self {
@@ -829,16 +847,18 @@ impl MeasureMut<'_> {
 pub(crate) trait Bucket: Copy {
     /// An empty bucket.
     const ZERO: Self;
-    /// Adds an amount (always 1 for a count).
-    fn add(&mut self, amount: f64);
+    /// Adds an amount (always 1 for a count); false when the bucket is
+    /// full and holds what it held.
+    fn add(&mut self, amount: f64) -> bool;
     /// What the bucket holds.
     fn value(self) -> f64;
 }
 
 impl Bucket for f32 {
     const ZERO: f32 = 0.0;
-    fn add(&mut self, amount: f64) {
+    fn add(&mut self, amount: f64) -> bool {
         *self += amount as f32;
+        true
     }
     fn value(self) -> f64 {
         f64::from(self)
@@ -847,11 +867,15 @@ impl Bucket for f32 {
 
 impl Bucket for u16 {
     const ZERO: u16 = 0;
-    fn add(&mut self, amount: f64) {
+    fn add(&mut self, amount: f64) -> bool {
         debug_assert_eq!(amount, 1.0, "tallies count events");
-        // Never saturates: a full tally was widened to sums before this
-        // event (`Memory::widen_full_tally`).
-        *self = self.saturating_add(1);
+        match self.checked_add(1) {
+            Some(count) => {
+                *self = count;
+                true
+            }
+            None => false,
+        }
     }
     fn value(self) -> f64 {
         f64::from(self)
@@ -859,8 +883,9 @@ impl Bucket for u16 {
 }
 
 impl<B: Bucket> MeasureMemory<[B]> {
-    /// Adds `amount` at `time`; returns whether older buckets rolled out.
-    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> bool {
+    /// Adds `amount` at `time`; returns whether older buckets rolled out,
+    /// and whether the amount was added (false: its bucket is full).
+    fn add(&mut self, time: Timestamp, width: Span, keep: usize, amount: f64) -> (bool, bool) {
         let index = time.0.div_euclid(width.0);
         let keep = keep.min(self.buckets.len());
         let mut rolled = false;
@@ -882,10 +907,11 @@ impl<B: Bucket> MeasureMemory<[B]> {
         }
         // Late amounts land in their own (older) bucket when still kept.
         let age = (self.newest - index) as usize;
-        if let Some(bucket) = self.buckets[..keep].get_mut(age) {
-            bucket.add(amount);
-        }
-        rolled
+        let added = match self.buckets[..keep].get_mut(age) {
+            Some(bucket) => bucket.add(amount),
+            None => true, // too old to count: nothing to add
+        };
+        (rolled, added)
     }
 
     fn sum(&self, from: usize, count: usize) -> f64 {
@@ -1545,9 +1571,8 @@ mod tallies {
 
     /// Adds one event at `time` as the threshold pattern does.
     fn count(memory: &mut Memory, time: Timestamp) -> f64 {
-        memory.widen_full_tally();
-        let mut measure = memory.measure_mut().expect("a measure");
-        measure.add(time, Span::HOUR, 2 * MEASURE_BUCKETS, 1.0);
+        add_to_measure(memory, time, Span::HOUR, 2 * MEASURE_BUCKETS, 1.0).expect("a measure");
+        let measure = memory.measure_mut().expect("a measure");
         measure.sum(0, 2 * MEASURE_BUCKETS)
     }
 
