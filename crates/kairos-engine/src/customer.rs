@@ -4,8 +4,9 @@
 //! aliases, cart and product ids, reasons) are `CompactString`s: up to 24
 //! bytes live inline, so a short id costs no allocation and no extra cache
 //! miss when compared (a 36-byte UUID still takes an allocation). A keyed
-//! state's entity key is the exception: it is boxed, because most states
-//! have none and would otherwise carry 24 empty bytes.
+//! state's entity key is the exception: it is boxed, and shares its place
+//! with the state's memory (see [`KeyedState`]), because most states have
+//! none and would otherwise carry 24 (or 8) empty bytes.
 
 use crate::decision::Decision;
 use crate::globals::RankBucket;
@@ -181,16 +182,17 @@ impl Walk for Population<'_> {
             if let Some(ladder) = &state.ladder {
                 prefetch_lines(&**ladder);
             }
-            if let Some(entity) = &state.entity {
-                prefetch(&**entity);
-            }
-            match &state.memory {
-                Memory::Count(memory) => prefetch_lines(&**memory),
-                Memory::Measure(memory) => prefetch_lines(&**memory),
-                Memory::MeasureTwoWindows(memory) => prefetch_lines(&**memory),
-                Memory::Tally(memory) => prefetch_lines(&**memory),
-                Memory::TallyTwoWindows(memory) => prefetch_lines(&**memory),
-                _ => {}
+            // (An entity state's memory, behind its key's box, is left to
+            // be fetched when used: reading the box here would wait for it.)
+            match &state.held {
+                Held::Customer(Memory::Count(memory)) => prefetch_lines(&**memory),
+                Held::Customer(Memory::Measure(memory)) => prefetch_lines(&**memory),
+                Held::Customer(Memory::MeasureTwoWindows(memory)) => prefetch_lines(&**memory),
+                Held::Customer(Memory::Tally(memory)) => prefetch_lines(&**memory),
+                Held::Customer(Memory::TallyTwoWindows(memory)) => prefetch_lines(&**memory),
+                Held::Customer(_) => {}
+                Held::Entity(entity) => prefetch(&**entity),
+                Held::EntityAndMemory(both) => prefetch_lines(&**both),
             }
         }
         for cart in customer.carts.iter().take(4) {
@@ -241,31 +243,141 @@ impl Cart {
     }
 }
 
-/// One trigger's memory for one key of one customer.
+/// One trigger's memory for one key of one customer, in 32 bytes.
 #[derive(Debug)]
 pub struct KeyedState {
     /// Trigger index in the pipeline.
     pub trigger: u16,
     /// Identifies this state's timers.
     pub token: u32,
-    /// Entity key (`cart_id` value), `None` for customer-keyed triggers
-    /// (most states: boxed, so that those pay 8 bytes for it, not 24).
-    pub entity: Option<Box<CompactString>>,
-    /// Pattern memory.
-    pub memory: Memory,
+    /// Pattern memory, and the entity key of a trigger keyed by one.
+    held: Held,
     /// Pending ladder, if a match is in progress.
     pub ladder: Option<Box<Ladder>>,
 }
 
+/// A keyed state's memory and entity key in the 16 bytes of a [`Memory`]
+/// (its discriminant takes a value `Memory`'s leaves free). Most states
+/// are keyed by the customer and hold only a memory; most entity-keyed
+/// ones (an abandoned cart, a points-expiry schedule) hold no memory
+/// beyond their ladder, so the key alone is boxed. Both, which no pattern
+/// of the shipped pipelines needs, share one box.
+#[derive(Debug)]
+enum Held {
+    /// Keyed by the customer.
+    Customer(Memory),
+    /// Keyed by an entity, with no memory ([`Memory::None`]).
+    Entity(Box<CompactString>),
+    /// Keyed by an entity, with memory.
+    EntityAndMemory(Box<(CompactString, Memory)>),
+}
+
+/// What [`KeyedState::memory`] shows for an entity state without memory.
+static NO_MEMORY: Memory = Memory::None;
+
 impl KeyedState {
+    /// A state with no ladder.
+    pub fn new(trigger: u16, token: u32, entity: Option<&str>, memory: Memory) -> KeyedState {
+        let held = match (entity, memory) {
+            (None, memory) => Held::Customer(memory),
+            (Some(entity), Memory::None) => Held::Entity(Box::new(entity.into())),
+            (Some(entity), memory) => Held::EntityAndMemory(Box::new((entity.into(), memory))),
+        };
+        KeyedState {
+            trigger,
+            token,
+            held,
+            ladder: None,
+        }
+    }
+
     /// The entity key, if the trigger is keyed by one.
+    #[inline]
     pub fn entity_key(&self) -> Option<&str> {
-        self.entity.as_deref().map(CompactString::as_str)
+        match &self.held {
+            Held::Customer(_) => None,
+            Held::Entity(entity) => Some(entity),
+            Held::EntityAndMemory(both) => Some(&both.0),
+        }
+    }
+
+    /// The pattern memory.
+    #[inline]
+    pub fn memory(&self) -> &Memory {
+        match &self.held {
+            Held::Customer(memory) => memory,
+            Held::Entity(_) => &NO_MEMORY,
+            Held::EntityAndMemory(both) => &both.1,
+        }
+    }
+
+    /// The pattern memory, for changing it in place (an entity state
+    /// without memory gets room for one: to replace the memory, prefer
+    /// [`Self::set_memory`]).
+    #[inline]
+    pub fn memory_mut(&mut self) -> &mut Memory {
+        if let Held::Entity(_) = self.held {
+            self.make_room_for_memory();
+        }
+        match &mut self.held {
+            Held::Customer(memory) => memory,
+            Held::EntityAndMemory(both) => &mut both.1,
+            Held::Entity(_) => unreachable!("given room above"),
+        }
+    }
+
+    /// An entity state without memory gets room for one.
+    #[cold]
+    #[inline(never)]
+    fn make_room_for_memory(&mut self) {
+        if let Held::Entity(entity) = &mut self.held {
+            let entity = std::mem::take(&mut **entity);
+            self.held = Held::EntityAndMemory(Box::new((entity, Memory::None)));
+        }
+    }
+
+    /// Replaces the pattern memory.
+    #[inline]
+    pub fn set_memory(&mut self, memory: Memory) {
+        match &mut self.held {
+            Held::Customer(held) => *held = memory,
+            _ => self.set_entity_memory(memory),
+        }
+    }
+
+    /// [`Self::set_memory`] for an entity state: the key alone when there
+    /// is no memory, the key and the memory in one box otherwise.
+    #[inline(never)]
+    fn set_entity_memory(&mut self, memory: Memory) {
+        match (&mut self.held, memory) {
+            (Held::Customer(held), memory) => *held = memory,
+            (Held::Entity(_), Memory::None) => {}
+            (Held::EntityAndMemory(both), Memory::None) => {
+                let entity = std::mem::take(&mut both.0);
+                self.held = Held::Entity(Box::new(entity));
+            }
+            (Held::EntityAndMemory(both), memory) => both.1 = memory,
+            (Held::Entity(entity), memory) => {
+                let entity = std::mem::take(&mut **entity);
+                self.held = Held::EntityAndMemory(Box::new((entity, memory)));
+            }
+        }
+    }
+
+    /// Takes the pattern memory out, leaving [`Memory::None`].
+    pub fn take_memory(&mut self) -> Memory {
+        let memory = match &mut self.held {
+            Held::Customer(memory) => return std::mem::take(memory),
+            Held::Entity(_) => return Memory::None,
+            Held::EntityAndMemory(both) => std::mem::take(&mut both.1),
+        };
+        self.set_memory(Memory::None);
+        memory
     }
 
     /// The deadline of the pending window-close timer (count patterns).
     pub fn window_close(&self) -> Option<Timestamp> {
-        match &self.memory {
+        match self.memory() {
             Memory::Count(memory) => memory.window_close.get(),
             Memory::BlockedSession { close, lag } => Some(*close - lag.span()),
             _ => None,
@@ -677,7 +789,8 @@ mod layout {
     #[cfg(target_pointer_width = "64")]
     fn records_stay_small() {
         assert_eq!(size_of::<Customer>(), 96);
-        assert_eq!(size_of::<KeyedState>(), 40);
+        assert_eq!(size_of::<KeyedState>(), 32);
+        assert_eq!(size_of::<Held>(), 16);
         assert_eq!(size_of::<Ladder>(), 56);
         assert_eq!(size_of::<Reasons>(), 24);
         assert_eq!(size_of::<Memory>(), 16);
@@ -790,5 +903,48 @@ mod reasons {
         assert_eq!(ids(&reasons), ["a", "b"]);
         reasons.replace(&[]);
         assert!(ids(&reasons).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod keyed_state {
+    use super::*;
+
+    #[test]
+    fn an_entity_state_boxes_its_key_alone_until_it_has_memory() {
+        let mut state = KeyedState::new(3, 7, Some("cart-1"), Memory::None);
+        assert!(matches!(state.held, Held::Entity(_)));
+        assert_eq!(state.entity_key(), Some("cart-1"));
+        assert!(matches!(state.memory(), Memory::None));
+        state.set_memory(Memory::Yearly { date: (3, 15) });
+        assert!(matches!(state.held, Held::EntityAndMemory(_)));
+        assert!(matches!(state.memory(), Memory::Yearly { date: (3, 15) }));
+        if let Memory::Yearly { date } = state.memory_mut() {
+            *date = (4, 1);
+        }
+        assert!(matches!(
+            state.take_memory(),
+            Memory::Yearly { date: (4, 1) }
+        ));
+        assert!(matches!(state.held, Held::Entity(_)));
+        // Room for memory on demand, given back when it is set to none.
+        assert!(matches!(state.memory_mut(), Memory::None));
+        assert!(matches!(state.held, Held::EntityAndMemory(_)));
+        state.set_memory(Memory::None);
+        assert!(matches!(state.held, Held::Entity(_)));
+        assert_eq!(state.entity_key(), Some("cart-1"));
+        assert_eq!((state.trigger, state.token), (3, 7));
+    }
+
+    #[test]
+    fn a_customer_state_holds_its_memory_inline() {
+        let mut state = KeyedState::new(1, 2, None, Memory::Yearly { date: (1, 2) });
+        assert_eq!(state.entity_key(), None);
+        assert!(matches!(state.memory(), Memory::Yearly { date: (1, 2) }));
+        state.set_memory(Memory::None);
+        assert!(matches!(state.held, Held::Customer(Memory::None)));
+        let state = KeyedState::new(1, 2, Some("e"), Memory::Yearly { date: (1, 2) });
+        assert_eq!(state.entity_key(), Some("e"));
+        assert!(matches!(state.memory(), Memory::Yearly { date: (1, 2) }));
     }
 }

@@ -635,10 +635,9 @@ impl Engine {
         profile.birthday = profile.birthday.or(source.profile.birthday);
         profile.consent |= source.profile.consent;
         for mut state in source.states {
-            let taken = target
-                .states
-                .iter()
-                .any(|mine| mine.trigger == state.trigger && mine.entity == state.entity);
+            let taken = target.states.iter().any(|mine| {
+                mine.trigger == state.trigger && mine.entity_key() == state.entity_key()
+            });
             if taken {
                 discard_state(&mut self.timers, &mut self.globals, from, state);
                 continue;

@@ -110,16 +110,9 @@ impl Ctx<'_> {
         // and doubling a vector of a million customers' states costs more
         // memory than the occasional copy costs time.
         self.customer.states.reserve_exact(1);
-        self.customer.states.insert(
-            range.end,
-            KeyedState {
-                trigger,
-                token,
-                entity: entity.map(|entity| Box::new(entity.into())),
-                memory: memory(),
-                ladder: None,
-            },
-        );
+        self.customer
+            .states
+            .insert(range.end, KeyedState::new(trigger, token, entity, memory()));
         range.end
     }
 
@@ -252,7 +245,7 @@ impl Ctx<'_> {
             });
         }
         let state = &self.customer.states[index];
-        if matches!(state.memory, Memory::None) {
+        if matches!(state.memory(), Memory::None) {
             self.remove_state(index);
         }
     }
@@ -298,7 +291,7 @@ pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, s
         });
     }
     if let (Some(bucket), Some(Some(ranks))) = (
-        state.memory.measure_ranked(),
+        state.memory().measure_ranked(),
         globals.ranks.get_mut(usize::from(state.trigger)),
     ) {
         ranks.remove(bucket);
@@ -442,9 +435,15 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     Some(_) => Memory::History(ThinVec::new()),
                     None => Memory::None,
                 });
-                let (first_at, latest) = match (&mut ctx.customer.states[index].memory, cadence) {
+                // (A fixed wait reads no memory: asking for it mutably would
+                // give an entity state room for one.)
+                let memory = match cadence {
+                    Some(_) => Some(ctx.customer.states[index].memory_mut()),
+                    None => None,
+                };
+                let (first_at, latest) = match (memory, cadence) {
                     (
-                        Memory::History(history),
+                        Some(Memory::History(history)),
                         Some((multiplier, floor, min_history, sparse_floor)),
                     ) => {
                         if history.last() != Some(&event.time) {
@@ -524,22 +523,22 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 let token = ctx.customer.states[index].token;
                 let state = &mut ctx.customer.states[index];
-                match state.memory {
+                match state.memory() {
                     // The last window matched on close and its ladder is
                     // still pending: the next window counts all the same.
-                    Memory::None => state.memory = fresh(),
+                    Memory::None => state.set_memory(fresh()),
                     // A blocked session ended, its close timer not yet
                     // fired: a new one starts, and the timer is moved when
                     // it fires, as for any window.
                     Memory::BlockedSession { .. } => {
-                        state.memory = Memory::Count(Box::new(CountMemory {
+                        state.set_memory(Memory::Count(Box::new(CountMemory {
                             window_close: state.window_close().into(),
                             ..CountMemory::default()
-                        }))
+                        })))
                     }
                     _ => {}
                 }
-                let Memory::Count(memory) = &mut state.memory else {
+                let Memory::Count(memory) = state.memory_mut() else {
                     continue;
                 };
                 // Which window this event falls in; a new window starts fresh.
@@ -692,11 +691,11 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             for entity in entity_list(&trigger.key, &keys) {
                 if matches(then, event, stores) {
                     if let Some(index) = ctx.find(trigger_index, entity) {
-                        if let Memory::Sequence(start) = &ctx.customer.states[index].memory {
+                        if let Memory::Sequence(start) = ctx.customer.states[index].memory() {
                             let (at, first_message) = &**start;
                             if event.time - *at <= *within && event.time >= *at {
                                 let events = vec![first_message.clone(), message()];
-                                ctx.customer.states[index].memory = Memory::None;
+                                ctx.customer.states[index].set_memory(Memory::None);
                                 let properties = kept_properties(trigger, event);
                                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                                     ctx.start_ladder(
@@ -710,8 +709,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 if matches(first, event, stores) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
-                    ctx.customer.states[index].memory =
-                        Memory::Sequence(Box::new((event.time, message())));
+                    ctx.customer.states[index]
+                        .set_memory(Memory::Sequence(Box::new((event.time, message()))));
                 }
             }
         }
@@ -735,7 +734,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let counts = measure.property.is_none();
             let index =
                 ctx.find_or_insert(trigger_index, None, || Memory::new_measure(spans, counts));
-            let state_memory = &mut ctx.customer.states[index].memory;
+            let state_memory = ctx.customer.states[index].memory_mut();
             let keep = MEASURE_BUCKETS * spans;
             let Some(rolled) = add_to_measure(state_memory, event.time, bucket_width, keep, amount)
             else {
@@ -927,7 +926,7 @@ impl<B: Bucket> MeasureMemory<[B]> {
 /// Moves the close of every open session of `trigger_index` to `time + gap`.
 fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: Span) {
     for index in ctx.trigger_range(trigger_index) {
-        match &mut ctx.customer.states[index].memory {
+        match ctx.customer.states[index].memory_mut() {
             // Only the session's last activity moves; its close timer is
             // checked against it when it fires (see `on_window_close`).
             Memory::Count(memory)
@@ -961,7 +960,7 @@ fn blocks_session(
 ) -> bool {
     let found = ctx.find(trigger_index, entity);
     if let Some(index) = found {
-        if let Memory::BlockedSession { close, .. } = ctx.customer.states[index].memory {
+        if let Memory::BlockedSession { close, .. } = *ctx.customer.states[index].memory() {
             if now <= close {
                 extend_blocked_session(ctx, index, now + gap);
                 return true;
@@ -978,17 +977,17 @@ fn blocks_session(
     let state = &mut ctx.customer.states[index];
     let placed = state.window_close();
     // The session this event is in: the open one, or a new one.
-    let open = match &state.memory {
+    let open = match state.memory() {
         Memory::Count(memory) => memory.last.get().filter(|last| now - *last <= gap),
         _ => None,
     };
     let close = open.map_or(now, |last| last.max(now)) + gap;
     // A close timer already placed stays where it is, if the lag fits.
     let lag = placed.and_then(|placed| Lag::new(close - placed));
-    state.memory = Memory::BlockedSession {
+    state.set_memory(Memory::BlockedSession {
         close,
         lag: lag.unwrap_or(Lag::ZERO),
-    };
+    });
     if lag.is_none() {
         let token = state.token;
         ctx.move_window_close(token, placed, close);
@@ -1001,7 +1000,7 @@ fn blocks_session(
 fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
     let state = &mut ctx.customer.states[index];
     let placed = state.window_close();
-    let Memory::BlockedSession { close, lag } = &mut state.memory else {
+    let Memory::BlockedSession { close, lag } = state.memory_mut() else {
         return;
     };
     if until <= *close {
@@ -1156,11 +1155,11 @@ fn on_schedule_event(
                 return;
             };
             let index = ctx.find_or_insert(trigger_index, None, || Memory::Yearly { date: (0, 0) });
-            let unchanged = matches!(ctx.customer.states[index].memory, Memory::Yearly { date: known } if known == date);
+            let unchanged = matches!(ctx.customer.states[index].memory(), Memory::Yearly { date: known } if *known == date);
             if unchanged && ctx.customer.states[index].ladder.is_some() {
                 return;
             }
-            ctx.customer.states[index].memory = Memory::Yearly { date };
+            ctx.customer.states[index].set_memory(Memory::Yearly { date });
             let reason = std::slice::from_ref(message);
             schedule_yearly(ctx, index, trigger_index, ctx.now, reason);
         }
@@ -1203,7 +1202,7 @@ fn on_schedule_event(
                     sums: vec![0.0; keep],
                 }))
             });
-            if let Memory::Periods(periods) = &mut ctx.customer.states[index].memory {
+            if let Memory::Periods(periods) = ctx.customer.states[index].memory_mut() {
                 roll_periods(&mut periods.period, &mut periods.sums, period_index, keep);
                 if period_index == periods.period {
                     periods.sums[0] += amount;
@@ -1241,7 +1240,7 @@ fn schedule_yearly(
             Pattern::Schedule { source } => source,
             _ => return,
         },
-        &ctx.customer.states[index].memory,
+        ctx.customer.states[index].memory(),
     ) else {
         return;
     };
@@ -1292,7 +1291,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         } => {
             let zone = zone_of(ctx.plan, ctx.customer);
             let state = &mut ctx.customer.states[index];
-            match (&mut state.memory, period_of(due, *period, zone)) {
+            match (state.memory_mut(), period_of(due, *period, zone)) {
                 (Memory::Periods(periods), Some((current, _))) => {
                     let keep = condition.periods.max(1) as usize;
                     roll_periods(&mut periods.period, &mut periods.sums, current, keep);
@@ -1343,7 +1342,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             }
         }
         _ => {
-            if matches!(ctx.customer.states[index].memory, Memory::None) {
+            if matches!(ctx.customer.states[index].memory(), Memory::None) {
                 ctx.remove_state(index);
             }
         }
@@ -1357,33 +1356,34 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     };
     let state = &mut ctx.customer.states[index];
-    if let Memory::BlockedSession { close, lag } = &mut state.memory {
+    let (state_token, state_trigger) = (state.token, state.trigger);
+    if let Memory::BlockedSession { close, lag } = state.memory_mut() {
         if *close - lag.span() != due {
             return;
         }
         if *close > due {
             // The session went on since the timer was placed.
-            let (close, token) = (*close, state.token);
+            let (close, token) = (*close, state_token);
             *lag = Lag::ZERO;
             ctx.timers
                 .insert(ctx.timer(close, token, TimerPurpose::WindowClose));
             return;
         }
         // It ended: nothing to match, nothing to keep.
-        state.memory = Memory::None;
+        state.set_memory(Memory::None);
         if state.ladder.is_none() {
             ctx.remove_state(index);
         }
         return;
     }
-    let Memory::Count(count) = &mut state.memory else {
+    let Memory::Count(count) = state.memory_mut() else {
         return;
     };
     if count.window_close.get() != Some(due) {
         return;
     }
     count.window_close = MaybeTime::NONE;
-    let trigger = ctx.plan.trigger(state.trigger);
+    let trigger = ctx.plan.trigger(state_trigger);
     let Pattern::Count { min, window, .. } = &trigger.pattern else {
         return;
     };
@@ -1401,7 +1401,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
             return;
         }
     }
-    let Memory::Count(memory) = std::mem::take(&mut state.memory) else {
+    let Memory::Count(memory) = state.take_memory() else {
         return;
     };
     let group = memory
