@@ -137,8 +137,9 @@ impl Engine {
     }
 
     /// Timers held (ladder steps, window closes, deferred decisions),
-    /// including cancelled ones the table has not dropped yet (at most about
-    /// as many as the live ones; see `timers`).
+    /// including cancelled ones the table has not dropped yet: in buckets
+    /// ahead, at most about as many as the live ones; in the bucket being
+    /// fired (about a minute), all of them until they come up (see `timers`).
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
     }
@@ -235,7 +236,8 @@ impl Engine {
     }
 
     /// The earliest pending deadline: call [`Engine::advance_to`] with a
-    /// later time to fire it.
+    /// later time to fire it. It may be a cancelled timer's (the table drops
+    /// some only when they come up), so waking for it may fire nothing.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next_due()
     }
