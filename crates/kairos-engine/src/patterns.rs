@@ -318,23 +318,15 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
     u8::MAX
 }
 
-/// Properties of the anchor event a ladder needs later (offsets and payload).
-fn kept_properties(trigger: &Trigger, event: &Event) -> Properties {
-    let offset_properties = trigger.steps.iter().filter_map(|step| match &step.at {
-        Offset::ByProperty { property, .. } => Some(property),
-        _ => None,
-    });
+/// Properties of the anchor event a ladder needs later (offsets and
+/// payload): `names` are the trigger's ([`Plan::kept_property_names`]).
+fn kept_properties(names: &[String], event: &Event) -> Properties {
     let mut kept = Properties::new();
-    for name in trigger.payload.properties.iter().chain(offset_properties) {
+    for name in names {
         if let Some(value) = event.properties.get(name) {
-            if !kept
-                .iter()
-                .any(|(known, _): &(String, Value)| known == name)
-            {
-                // Kept for the ladder's whole life; usually one or two.
-                reserve_one(&mut kept, usize::MAX);
-                kept.push((name.clone(), value.clone()));
-            }
+            // Kept for the ladder's whole life; usually one or two.
+            reserve_one(&mut kept, usize::MAX);
+            kept.push((name.clone(), value.clone()));
         }
     }
     kept
@@ -395,7 +387,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
             }
             if matches(start, event, stores) {
-                let properties = kept_properties(trigger, event);
+                let properties = kept_properties(plan.kept_property_names(trigger_index), event);
                 let Some(first_at) = fixed_first_offset(trigger, &properties) else {
                     return;
                 };
@@ -418,7 +410,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             if !matches(activity, event, stores) {
                 return;
             }
-            let properties = kept_properties(trigger, event);
+            let properties = kept_properties(plan.kept_property_names(trigger_index), event);
             // Only a cadence needs the history; a fixed wait needs nothing
             // beyond the ladder, which keeps idle customers small.
             let cadence = match &trigger.steps[0].at {
@@ -602,7 +594,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                             && memory.properties.is_empty()
                             && !trigger.payload.properties.is_empty()
                         {
-                            memory.properties = kept_properties(trigger, event);
+                            memory.properties =
+                                kept_properties(plan.kept_property_names(trigger_index), event);
                         }
                         if let Window::Sliding(size) = window {
                             g.recent.push(now);
@@ -672,7 +665,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     }
                 }
                 if let Some(group) = matched_group {
-                    let mut properties = kept_properties(trigger, event);
+                    let mut properties =
+                        kept_properties(plan.kept_property_names(trigger_index), event);
                     if !group.is_empty() {
                         reserve_one(&mut properties, usize::MAX);
                         properties.push(("group".to_string(), Value::String(group)));
@@ -696,7 +690,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                             if event.time - *at <= *within && event.time >= *at {
                                 let events = vec![first_message.clone(), message()];
                                 ctx.customer.states[index].set_memory(Memory::None);
-                                let properties = kept_properties(trigger, event);
+                                let properties =
+                                    kept_properties(plan.kept_property_names(trigger_index), event);
                                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
                                     ctx.start_ladder(
                                         index, event.time, first_at, &events, properties,
@@ -780,7 +775,8 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let newly = band.is_some() && band != *matched;
             *matched = band;
             if newly {
-                let mut properties = kept_properties(trigger, event);
+                let mut properties =
+                    kept_properties(plan.kept_property_names(trigger_index), event);
                 reserve_one(&mut properties, usize::MAX);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
@@ -1177,7 +1173,7 @@ fn on_schedule_event(
                 .and_then(Value::as_str)
                 .and_then(|text| Timestamp::parse_rfc3339(text).ok())
                 .unwrap_or(event.time + *default_after);
-            let properties = kept_properties(trigger, event);
+            let properties = kept_properties(plan.kept_property_names(trigger_index), event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
             let reason = std::slice::from_ref(message);
             ctx.start_ladder(index, anchor, first_at, reason, properties);

@@ -1,7 +1,7 @@
 //! The pipeline prepared for fast dispatch: which triggers care about which
 //! event names, channel numbering, and per-trigger lookups.
 
-use crate::config::{EventMatch, Pattern, Pipeline, ScheduleSource, Trigger};
+use crate::config::{EventMatch, Offset, Pattern, Pipeline, ScheduleSource, Trigger};
 use hashbrown::HashMap;
 use std::sync::Arc;
 
@@ -24,6 +24,9 @@ pub struct Plan {
     /// The variant name of decisions from triggers without variants, shared
     /// by all of them.
     pub control_variant: Arc<str>,
+    /// Per trigger: the event properties its ladders keep (see
+    /// [`Plan::kept_property_names`]).
+    kept_property_names: Vec<Vec<String>>,
 }
 
 impl Plan {
@@ -70,6 +73,7 @@ impl Plan {
             .enumerate()
             .filter(|(_, channel)| pipeline.policy.consent_required.contains(channel))
             .fold(0u32, |bits, (index, _)| bits | 1 << index.min(31));
+        let kept_property_names = pipeline.triggers.iter().map(kept_property_names).collect();
         Plan {
             pipeline,
             by_event,
@@ -78,7 +82,16 @@ impl Plan {
             channels,
             consent_channels,
             control_variant: Arc::from("control"),
+            kept_property_names,
         }
+    }
+
+    /// The properties of an anchor event that a trigger's ladders keep:
+    /// its payload's, then those its step offsets read, each once. (Worked
+    /// out here once: most triggers keep none, and an inactivity trigger
+    /// asks on every event.)
+    pub fn kept_property_names(&self, trigger: u16) -> &[String] {
+        &self.kept_property_names[usize::from(trigger)]
     }
 
     /// Customer triggers an event with this name may affect.
@@ -110,6 +123,21 @@ impl Plan {
             .unwrap_or(self.channels.len())
             .min(31) as u8
     }
+}
+
+/// See [`Plan::kept_property_names`].
+fn kept_property_names(trigger: &Trigger) -> Vec<String> {
+    let offset_properties = trigger.steps.iter().filter_map(|step| match &step.at {
+        Offset::ByProperty { property, .. } => Some(property),
+        _ => None,
+    });
+    let mut names: Vec<String> = Vec::new();
+    for name in trigger.payload.properties.iter().chain(offset_properties) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 fn push_unique(list: &mut Vec<u16>, index: u16) {
