@@ -406,8 +406,31 @@ mod tests {
 
     const DAY: Span = Span(86_400_000);
 
+    /// Feeds `events` (hash, ms) in time order to a fresh `SeenMessages`
+    /// and checks every answer against a map of hash → last time seen,
+    /// with the look-back applied.
+    fn answers_like_a_map(
+        mut events: Vec<(u64, i64)>,
+        lookback: Span,
+    ) -> Result<(), TestCaseError> {
+        let mut seen = SeenMessages::default();
+        let mut model: HashMap<u64, Timestamp> = HashMap::new();
+        events.sort_by_key(|(_, time)| *time);
+        for (hash, time) in events {
+            let time = Timestamp(time);
+            let duplicate = model
+                .get(&hash.max(1))
+                .is_some_and(|at| *at >= time - lookback && *at <= time + lookback);
+            if !duplicate {
+                model.insert(hash.max(1), time);
+            }
+            prop_assert_eq!(seen.first_sighting(hash, time, lookback), !duplicate);
+        }
+        Ok(())
+    }
+
     proptest! {
-        /// Both forms answer as a map of hash → last time seen would, with
+        /// Every form answers as a map of hash → last time seen would, with
         /// the look-back applied, whatever the hashes (0 and colliding homes
         /// included) and however many a customer sends.
         #[test]
@@ -417,24 +440,9 @@ mod tests {
                 1..600,
             )
         ) {
-            let mut seen = SeenMessages::default();
-            let mut model: HashMap<u64, Timestamp> = HashMap::new();
-            let mut events = events;
-            events.sort_by_key(|(_, time)| *time);
-            for (hash, time) in events {
-                let time = Timestamp(time);
-                let duplicate = model
-                    .get(&hash.max(1))
-                    .is_some_and(|at| *at >= time - DAY && *at <= time + DAY);
-                if !duplicate {
-                    model.insert(hash.max(1), time);
-                }
-                prop_assert_eq!(seen.first_sighting(hash, time, DAY), !duplicate);
-            }
+            answers_like_a_map(events, DAY)?;
         }
-    }
 
-    proptest! {
         /// The same for the few events of a quiet customer spread over
         /// months (the inline form's two entries can lie too far apart
         /// for it), with a look-back longer than that form spans. (In time
@@ -449,21 +457,7 @@ mod tests {
             ),
             lookback_days in prop_oneof![Just(1i64), Just(30), Just(90)],
         ) {
-            let lookback = Span(lookback_days * DAY.0);
-            let mut seen = SeenMessages::default();
-            let mut model: HashMap<u64, Timestamp> = HashMap::new();
-            let mut events = events;
-            events.sort_by_key(|(_, time)| *time);
-            for (hash, time) in events {
-                let time = Timestamp(time);
-                let duplicate = model
-                    .get(&hash.max(1))
-                    .is_some_and(|at| *at >= time - lookback && *at <= time + lookback);
-                if !duplicate {
-                    model.insert(hash.max(1), time);
-                }
-                prop_assert_eq!(seen.first_sighting(hash, time, lookback), !duplicate);
-            }
+            answers_like_a_map(events, Span(lookback_days * DAY.0))?;
         }
     }
 
