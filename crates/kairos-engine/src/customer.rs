@@ -311,28 +311,16 @@ impl KeyedState {
         }
     }
 
-    /// The pattern memory, for changing it in place (an entity state
-    /// without memory gets room for one: to replace the memory, prefer
-    /// [`Self::set_memory`]).
+    /// The pattern memory, for changing it in place; `None` for an entity
+    /// state without memory (there is nothing to change: to give it one,
+    /// use [`Self::set_memory`]). So no path that merely looks for a kind of
+    /// memory can give such a state a box it does not need.
     #[inline]
-    pub fn memory_mut(&mut self) -> &mut Memory {
-        if let Held::Entity(_) = self.held {
-            self.make_room_for_memory();
-        }
+    pub fn memory_mut(&mut self) -> Option<&mut Memory> {
         match &mut self.held {
-            Held::Customer(memory) => memory,
-            Held::EntityAndMemory(both) => &mut both.1,
-            Held::Entity(_) => unreachable!("given room above"),
-        }
-    }
-
-    /// An entity state without memory gets room for one.
-    #[cold]
-    #[inline(never)]
-    fn make_room_for_memory(&mut self) {
-        if let Held::Entity(entity) = &mut self.held {
-            let entity = std::mem::take(&mut **entity);
-            self.held = Held::EntityAndMemory(Box::new((entity, Memory::None)));
+            Held::Customer(memory) => Some(memory),
+            Held::EntityAndMemory(both) => Some(&mut both.1),
+            Held::Entity(_) => None,
         }
     }
 
@@ -919,7 +907,7 @@ mod keyed_state {
         state.set_memory(Memory::Yearly { date: (3, 15) });
         assert!(matches!(state.held, Held::EntityAndMemory(_)));
         assert!(matches!(state.memory(), Memory::Yearly { date: (3, 15) }));
-        if let Memory::Yearly { date } = state.memory_mut() {
+        if let Some(Memory::Yearly { date }) = state.memory_mut() {
             *date = (4, 1);
         }
         assert!(matches!(
@@ -927,9 +915,11 @@ mod keyed_state {
             Memory::Yearly { date: (4, 1) }
         ));
         assert!(matches!(state.held, Held::Entity(_)));
-        // Room for memory on demand, given back when it is set to none.
-        assert!(matches!(state.memory_mut(), Memory::None));
-        assert!(matches!(state.held, Held::EntityAndMemory(_)));
+        // Nothing to change in place, and asking makes no room.
+        assert!(state.memory_mut().is_none());
+        assert!(matches!(state.held, Held::Entity(_)));
+        state.set_memory(Memory::Count(Box::default()));
+        assert!(matches!(state.memory_mut(), Some(Memory::Count(_))));
         state.set_memory(Memory::None);
         assert!(matches!(state.held, Held::Entity(_)));
         assert_eq!(state.entity_key(), Some("cart-1"));

@@ -427,12 +427,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     Some(_) => Memory::History(ThinVec::new()),
                     None => Memory::None,
                 });
-                // (A fixed wait reads no memory: asking for it mutably would
-                // give an entity state room for one.)
-                let memory = match cadence {
-                    Some(_) => Some(ctx.customer.states[index].memory_mut()),
-                    None => None,
-                };
+                let memory = ctx.customer.states[index].memory_mut();
                 let (first_at, latest) = match (memory, cadence) {
                     (
                         Some(Memory::History(history)),
@@ -530,7 +525,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     }
                     _ => {}
                 }
-                let Memory::Count(memory) = state.memory_mut() else {
+                let Some(Memory::Count(memory)) = state.memory_mut() else {
                     continue;
                 };
                 // Which window this event falls in; a new window starts fresh.
@@ -729,7 +724,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let counts = measure.property.is_none();
             let index =
                 ctx.find_or_insert(trigger_index, None, || Memory::new_measure(spans, counts));
-            let state_memory = ctx.customer.states[index].memory_mut();
+            let Some(state_memory) = ctx.customer.states[index].memory_mut() else {
+                return;
+            };
             let keep = MEASURE_BUCKETS * spans;
             let Some(rolled) = add_to_measure(state_memory, event.time, bucket_width, keep, amount)
             else {
@@ -925,7 +922,7 @@ fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: 
         match ctx.customer.states[index].memory_mut() {
             // Only the session's last activity moves; its close timer is
             // checked against it when it fires (see `on_window_close`).
-            Memory::Count(memory)
+            Some(Memory::Count(memory))
                 if memory
                     .last
                     .get()
@@ -933,7 +930,7 @@ fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: 
             {
                 memory.last = Some(time).into();
             }
-            Memory::BlockedSession { close, .. } if time <= *close => {
+            Some(Memory::BlockedSession { close, .. }) if time <= *close => {
                 extend_blocked_session(ctx, index, time + gap)
             }
             _ => {}
@@ -996,7 +993,7 @@ fn blocks_session(
 fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
     let state = &mut ctx.customer.states[index];
     let placed = state.window_close();
-    let Memory::BlockedSession { close, lag } = state.memory_mut() else {
+    let Some(Memory::BlockedSession { close, lag }) = state.memory_mut() else {
         return;
     };
     if until <= *close {
@@ -1198,7 +1195,7 @@ fn on_schedule_event(
                     sums: vec![0.0; keep],
                 }))
             });
-            if let Memory::Periods(periods) = ctx.customer.states[index].memory_mut() {
+            if let Some(Memory::Periods(periods)) = ctx.customer.states[index].memory_mut() {
                 roll_periods(&mut periods.period, &mut periods.sums, period_index, keep);
                 if period_index == periods.period {
                     periods.sums[0] += amount;
@@ -1288,7 +1285,7 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             let zone = zone_of(ctx.plan, ctx.customer);
             let state = &mut ctx.customer.states[index];
             match (state.memory_mut(), period_of(due, *period, zone)) {
-                (Memory::Periods(periods), Some((current, _))) => {
+                (Some(Memory::Periods(periods)), Some((current, _))) => {
                     let keep = condition.periods.max(1) as usize;
                     roll_periods(&mut periods.period, &mut periods.sums, current, keep);
                     let observed = current - periods.first + 1 >= keep as i64;
@@ -1353,7 +1350,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     };
     let state = &mut ctx.customer.states[index];
     let (state_token, state_trigger) = (state.token, state.trigger);
-    if let Memory::BlockedSession { close, lag } = state.memory_mut() {
+    if let Some(Memory::BlockedSession { close, lag }) = state.memory_mut() {
         if *close - lag.span() != due {
             return;
         }
@@ -1372,7 +1369,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         }
         return;
     }
-    let Memory::Count(count) = state.memory_mut() else {
+    let Some(Memory::Count(count)) = state.memory_mut() else {
         return;
     };
     if count.window_close.get() != Some(due) {
