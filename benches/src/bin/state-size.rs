@@ -231,6 +231,19 @@ fn main() {
         }
     };
     let base = snapshot();
+    // Ends a phase: moves the clock to `until`, then measures and reports.
+    let end_phase = |engine: &mut Engine,
+                     drain: &mut dyn FnMut(&mut Engine),
+                     until: i64,
+                     name: &str,
+                     previous: &Snapshot| {
+        engine.advance_to(Timestamp(until));
+        drain(engine);
+        let now = snapshot();
+        report(name, customers, &base, previous, &now);
+        println!("    pending timers: {}", engine.pending_timers());
+        now
+    };
 
     // 1. idle: identify + page, over one hour.
     let hour = 3_600_000;
@@ -251,22 +264,15 @@ fn main() {
         }
     }
     // Flush the reorder buffer without moving the clock further than needed.
-    engine.advance_to(Timestamp(last + 1));
-    drain(&mut engine);
-    let idle = snapshot();
-    report("1 idle (identify + page)", customers, &base, &base, &idle);
-    println!("    pending timers: {}", engine.pending_timers());
+    let name = "1 idle (identify + page)";
+    let idle = end_phase(&mut engine, &mut drain, last + 1, name, &base);
     if stop_after == 1 {
         return;
     }
 
     // 2. +25 h, no events.
     let later = last + 25 * hour;
-    engine.advance_to(Timestamp(later));
-    drain(&mut engine);
-    let aged = snapshot();
-    report("2 idle, clock +25 h", customers, &base, &idle, &aged);
-    println!("    pending timers: {}", engine.pending_timers());
+    let aged = end_phase(&mut engine, &mut drain, later, "2 idle, clock +25 h", &idle);
     if stop_after == 2 {
         return;
     }
@@ -284,17 +290,8 @@ fn main() {
         engine.handle_event(parse(&line));
         drain(&mut engine);
     }
-    engine.advance_to(Timestamp(time + 1));
-    drain(&mut engine);
-    let pruned = snapshot();
-    report(
-        "3 idle, +1 page each after 25 h",
-        customers,
-        &base,
-        &aged,
-        &pruned,
-    );
-    println!("    pending timers: {}", engine.pending_timers());
+    let name = "3 idle, +1 page each after 25 h";
+    let pruned = end_phase(&mut engine, &mut drain, time + 1, name, &aged);
     if stop_after == 3 {
         return;
     }
@@ -325,17 +322,8 @@ fn main() {
         }
     }
     // Apply everything, but stop before the first 30 min reminder.
-    engine.advance_to(Timestamp(cart_last + 1));
-    drain(&mut engine);
-    let carts = snapshot();
-    report(
-        "4 active cart (1-3 products)",
-        customers,
-        &base,
-        &pruned,
-        &carts,
-    );
-    println!("    pending timers: {}", engine.pending_timers());
+    let name = "4 active cart (1-3 products)";
+    let carts = end_phase(&mut engine, &mut drain, cart_last + 1, name, &pruned);
 
     // 5. the cart checked out: an order each (revenue measures, purchase
     // history, a review request), before the first reminder is due.
@@ -353,17 +341,8 @@ fn main() {
             )));
             drain(&mut engine);
         }
-        engine.advance_to(Timestamp(order_last + 1));
-        drain(&mut engine);
-        let ordered = snapshot();
-        report(
-            "5 after an order (cart checked out)",
-            customers,
-            &base,
-            &carts,
-            &ordered,
-        );
-        println!("    pending timers: {}", engine.pending_timers());
+        let name = "5 after an order (cart checked out)";
+        end_phase(&mut engine, &mut drain, order_last + 1, name, &carts);
     }
 
     let stats = engine.stats();

@@ -564,7 +564,7 @@ pub const MEASURE_BUCKETS: usize = 12;
 /// [`Memory::Tally`]). Code works on `MeasureMemory<[f32]>` and
 /// `MeasureMemory<[u16]>`, to which the sizes coerce.
 #[derive(Debug)]
-pub struct MeasureMemory<Buckets: ?Sized = [f32]> {
+pub struct MeasureMemory<Buckets: ?Sized> {
     /// Index of the newest bucket.
     pub newest: i64,
     /// Buckets in use; 0 until the first amount.
@@ -573,9 +573,9 @@ pub struct MeasureMemory<Buckets: ?Sized = [f32]> {
     pub matched: Option<u16>,
     /// Where the value last reported to the global rank histogram sits.
     pub ranked: Option<RankBucket>,
-    /// Bucket sums, newest first; the first `kept` are in use. Inline, so
-    /// updating an aggregate touches one allocation. (f32: a rolling sum
-    /// needs ~7 significant digits.)
+    /// Bucket sums or counts, newest first; the first `kept` are in use.
+    /// Inline, so updating an aggregate touches one allocation. (f32: a
+    /// rolling sum needs ~7 significant digits.)
     pub buckets: Buckets,
 }
 

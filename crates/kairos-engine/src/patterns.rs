@@ -1349,14 +1349,14 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     };
     let state = &mut ctx.customer.states[index];
-    let (state_token, state_trigger) = (state.token, state.trigger);
+    let trigger_index = state.trigger;
     if let Some(Memory::BlockedSession { close, lag }) = state.memory_mut() {
         if *close - lag.span() != due {
             return;
         }
         if *close > due {
             // The session went on since the timer was placed.
-            let (close, token) = (*close, state_token);
+            let close = *close;
             *lag = Lag::ZERO;
             ctx.timers
                 .insert(ctx.timer(close, token, TimerPurpose::WindowClose));
@@ -1376,7 +1376,7 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
         return;
     }
     count.window_close = MaybeTime::NONE;
-    let trigger = ctx.plan.trigger(state_trigger);
+    let trigger = ctx.plan.trigger(trigger_index);
     let Pattern::Count { min, window, .. } = &trigger.pattern else {
         return;
     };

@@ -335,9 +335,7 @@ impl TimerTable {
     /// The customer of the timer that fires `n` timers from now (the next
     /// is 0), as far as the sorted bucket tells.
     pub fn customer_ahead(&self, n: usize) -> Option<u32> {
-        let from_end = n.checked_add(1)?;
-        let index = self.sorted.len().checked_sub(from_end)?;
-        Some(self.sorted[index].customer)
+        self.sorted.iter().rev().nth(n).map(|entry| entry.customer)
     }
 
     /// Timers held, counting cancelled ones not yet dropped.

@@ -5,7 +5,7 @@ mod support;
 use kairos_engine::config::{Offset, Pattern, Window};
 use kairos_engine::Suppression;
 use kairos_model::Span;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{at, track, Harness, OPEN_POLICY};
 
 fn with_policy(policy: &str, triggers: &str) -> String {
@@ -249,10 +249,7 @@ channel = "push"
         panic!("a count");
     };
     *window = Window::Tumbling(Span(9_223_372_036_854_775_000));
-    let mut h = Harness {
-        engine: kairos_engine::Engine::new(pipeline),
-        decisions: Vec::new(),
-    };
+    let mut h = Harness::with_pipeline(pipeline);
     h.send(track(
         "u1",
         "Tapped",
@@ -488,45 +485,23 @@ fn a_blocked_session_going_on_for_months_ends_on_time() {
     assert_eq!(h.engine.pending_timers(), 0);
 }
 
-fn noon(time: &str) -> String {
-    format!("2026-11-23T{time}:00Z")
+/// A track call without properties at `time` (`hh:mm`) on 2026-11-23.
+fn on_the_23rd(user: &str, name: &str, time: &str, message_id: &str) -> Value {
+    let time = format!("2026-11-23T{time}:00Z");
+    track(user, name, &time, message_id, json!({}))
 }
 
 #[test]
 fn an_on_reach_session_blocked_by_unless_stays_blocked_for_late_events() {
     let browse = browse_sessions("browse", 2, "30m", "on_reach");
     let mut h = Harness::new(&with_policy(OPEN_POLICY, &browse));
-    h.send(track(
-        "u1",
-        "Product Added",
-        &noon("12:00"),
-        "m1",
-        json!({}),
-    ));
-    h.send(track(
-        "u1",
-        "Product Viewed",
-        &noon("12:05"),
-        "m2",
-        json!({}),
-    ));
+    h.send(on_the_23rd("u1", "Product Added", "12:00", "m1"));
+    h.send(on_the_23rd("u1", "Product Viewed", "12:05", "m2"));
     // Moves the watermark past the session's end; then two late views of
     // that same session arrive and are applied: still blocked.
-    h.send(track("u2", "Page", &noon("14:00"), "m3", json!({})));
-    h.send(track(
-        "u1",
-        "Product Viewed",
-        &noon("12:10"),
-        "m4",
-        json!({}),
-    ));
-    h.send(track(
-        "u1",
-        "Product Viewed",
-        &noon("12:12"),
-        "m5",
-        json!({}),
-    ));
+    h.send(on_the_23rd("u2", "Page", "14:00", "m3"));
+    h.send(on_the_23rd("u1", "Product Viewed", "12:10", "m4"));
+    h.send(on_the_23rd("u1", "Product Viewed", "12:12", "m5"));
     h.finish();
     assert_eq!(h.summary(), Vec::<String>::new());
 }
@@ -536,17 +511,11 @@ fn an_on_reach_session_has_no_close_timer_to_move_the_clock() {
     let browse = browse_sessions("browse", 2, "30m", "on_reach");
     let triggers = format!("{WELCOME}{browse}");
     let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
-    h.send(track(
-        "u1",
-        "Product Added",
-        &noon("12:00"),
-        "m1",
-        json!({}),
-    ));
-    h.send(track("u2", "Page", &noon("14:00"), "m2", json!({})));
+    h.send(on_the_23rd("u1", "Product Added", "12:00", "m1"));
+    h.send(on_the_23rd("u2", "Page", "14:00", "m2"));
     // A late sign-up is decided at the clock: the last thing that happened
     // was the add at 12:00, so it goes out at its own time.
-    h.send(track("u3", "Signed Up", &noon("12:10"), "m3", json!({})));
+    h.send(on_the_23rd("u3", "Signed Up", "12:10", "m3"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -608,10 +577,7 @@ fn timers_pushed_back_by_millennia_move_at_once_and_still_fire() {
         panic!("a count");
     };
     *window = Window::Session(long);
-    let mut h = Harness {
-        engine: kairos_engine::Engine::new(pipeline),
-        decisions: Vec::new(),
-    };
+    let mut h = Harness::with_pipeline(pipeline);
     let calls = [
         ("Signed Up", "0001-01-01T00:00:00Z"),
         ("Product Added", "0001-01-01T00:00:01Z"),

@@ -49,8 +49,13 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(toml: &str) -> Harness {
+        Harness::with_pipeline(pipeline(toml))
+    }
+
+    /// For a pipeline changed in code beyond what the file format allows.
+    pub fn with_pipeline(pipeline: kairos_engine::config::Pipeline) -> Harness {
         Harness {
-            engine: Engine::new(pipeline(toml)),
+            engine: Engine::new(pipeline),
             decisions: Vec::new(),
         }
     }
