@@ -3,7 +3,7 @@
 //! may be added; none may be renamed.
 
 use crate::payload::Payload;
-use crate::time::Timestamp;
+use crate::time::{Rfc3339Text, Timestamp};
 use compact_str::{format_compact, CompactString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -116,10 +116,185 @@ impl Action {
     }
 }
 
+impl Action {
+    /// Appends this action as compact JSON: byte for byte what
+    /// `serde_json::to_writer` writes for it, in about half the time. The
+    /// backtest writes one per decision, and on the cart job its writing
+    /// thread took a quarter of the process's CPU, mostly serde escaping
+    /// field names one byte at a time. Field names here are literals; values
+    /// go through [`write_json_str`]; the payload keeps its `Serialize`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let data = &self.data;
+        out.extend_from_slice(b"{\"specversion\":");
+        write_json_str(out, &self.specversion);
+        out.extend_from_slice(b",\"id\":");
+        write_json_str(out, &self.id);
+        out.extend_from_slice(b",\"source\":");
+        write_json_str(out, &self.source);
+        out.extend_from_slice(b",\"type\":");
+        write_json_str(out, &self.action_type);
+        out.extend_from_slice(b",\"subject\":");
+        write_json_str(out, &self.subject);
+        out.extend_from_slice(b",\"time\":");
+        write_json_time(out, self.time);
+        out.extend_from_slice(b",\"datacontenttype\":");
+        write_json_str(out, &self.datacontenttype);
+        out.extend_from_slice(b",\"data\":{\"action_id\":");
+        write_json_str(out, &data.action_id);
+        out.extend_from_slice(b",\"user_id\":");
+        write_json_str(out, &data.user_id);
+        out.extend_from_slice(b",\"trigger\":");
+        write_json_str(out, &data.trigger);
+        out.extend_from_slice(b",\"step\":");
+        out.extend_from_slice(itoa::Buffer::new().format(data.step).as_bytes());
+        out.extend_from_slice(b",\"channel\":");
+        write_json_str(out, &data.channel);
+        out.extend_from_slice(b",\"priority\":");
+        out.extend_from_slice(itoa::Buffer::new().format(data.priority).as_bytes());
+        out.extend_from_slice(b",\"variant\":");
+        write_json_str(out, &data.variant);
+        out.extend_from_slice(b",\"fired_at\":");
+        write_json_time(out, data.fired_at);
+        out.extend_from_slice(b",\"decided_at\":");
+        write_json_time(out, data.decided_at);
+        out.extend_from_slice(b",\"expires_at\":");
+        write_json_time(out, data.expires_at);
+        out.extend_from_slice(b",\"suppressed\":");
+        match &data.suppressed {
+            Some(reason) => write_json_str(out, reason),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"reason\":{\"rule\":");
+        write_json_str(out, &data.reason.rule);
+        out.extend_from_slice(b",\"events\":[");
+        for (index, event) in data.reason.events.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, event);
+        }
+        out.extend_from_slice(b"]},\"payload\":");
+        serde_json::to_writer(&mut *out, &data.payload)
+            .expect("a payload always serialises into a Vec");
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it (only `"`, `\`
+/// and control characters; everything else as UTF-8): most values need no
+/// escaping, and a scan that finds none copies them whole.
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+    {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("a string always serialises into a Vec");
+    }
+}
+
+fn write_json_time(out: &mut Vec<u8>, at: Timestamp) {
+    let mut text = Rfc3339Text::default();
+    match at.write_rfc3339(&mut text) {
+        Some(fast) => write_json_str(out, fast),
+        None => write_json_str(out, &at.to_rfc3339()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::Value;
+
+    fn action_with(
+        text: &str,
+        events: Vec<CompactString>,
+        suppressed: Option<String>,
+        at: Timestamp,
+    ) -> Action {
+        let mut payload = Payload::new();
+        payload.set("offer", crate::PayloadValue::Text(text.into()));
+        payload.set("cart_value", crate::PayloadValue::Number(12.5));
+        Action::new(
+            text,
+            ActionData {
+                action_id: format!("act_{text}").into(),
+                user_id: text.into(),
+                trigger: text.into(),
+                step: 2,
+                channel: "push".into(),
+                priority: 4_000_000_000,
+                variant: text.into(),
+                fired_at: at,
+                decided_at: Timestamp(at.0.saturating_add(12)),
+                expires_at: Timestamp::MAX,
+                suppressed,
+                reason: ActionReason {
+                    rule: text.into(),
+                    events,
+                },
+                payload,
+            },
+        )
+    }
+
+    #[test]
+    fn writes_json_as_serde_json_does_for_awkward_text() {
+        for text in [
+            "",
+            "plain",
+            "quote \" and \\ slash",
+            "tab\tnew\nline\u{1}",
+            "\u{7f} é 漢 🎉",
+            "</script>",
+        ] {
+            for (events, suppressed) in [
+                (vec![], None),
+                (vec![text.into()], Some("frequency_cap".to_string())),
+                (
+                    vec!["m-1".into(), text.into(), "m-3".into()],
+                    Some(text.to_string()),
+                ),
+            ] {
+                for at in [
+                    Timestamp(1_795_420_267_012),
+                    Timestamp(-1),
+                    Timestamp::MIN,
+                    Timestamp::MAX,
+                ] {
+                    let action = action_with(text, events.clone(), suppressed.clone(), at);
+                    let mut fast = Vec::new();
+                    action.write_json(&mut fast);
+                    assert_eq!(
+                        String::from_utf8(fast).unwrap(),
+                        serde_json::to_string(&action).unwrap(),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn writes_json_as_serde_json_does(
+            text in any::<String>(),
+            events in proptest::collection::vec(any::<String>(), 0..4),
+            suppressed in proptest::option::of(any::<String>()),
+            millis in any::<i64>(),
+        ) {
+            let events = events.into_iter().map(CompactString::from).collect();
+            let action = action_with(&text, events, suppressed, Timestamp(millis / 4));
+            let mut fast = Vec::new();
+            action.write_json(&mut fast);
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(&action).unwrap());
+        }
+    }
 
     #[test]
     fn serialises_with_the_contract_field_names() {

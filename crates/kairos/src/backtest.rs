@@ -209,8 +209,7 @@ fn write_actions(
         rendered.clear();
         for decision in batch {
             if decision.is_sent() || all_decisions {
-                serde_json::to_writer(&mut rendered, &decision.into_action(pipeline))
-                    .context("cannot render an action")?;
+                decision.into_action(pipeline).write_json(&mut rendered);
                 rendered.push(b'\n');
             }
         }
