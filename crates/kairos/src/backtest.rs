@@ -11,7 +11,7 @@ use kairos_engine::decision::Decision;
 use kairos_engine::Engine;
 use kairos_model::{Span, Timestamp};
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
@@ -114,15 +114,16 @@ impl ActionSink {
     const QUEUED_BATCHES: usize = 16;
 
     fn open(args: &BacktestArgs, pipeline: &str) -> anyhow::Result<ActionSink> {
+        // Unbuffered: the writing thread renders a whole batch into one
+        // buffer and writes it with one call, so a `BufWriter` would only
+        // copy every byte once more.
         let output: Option<Box<dyn Write + Send>> = match &args.out {
             None => None,
-            Some(path) if path.as_os_str() == "-" => {
-                Some(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())))
-            }
+            Some(path) if path.as_os_str() == "-" => Some(Box::new(io::stdout())),
             Some(path) => {
                 let file = File::create(path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
-                Some(Box::new(BufWriter::with_capacity(1 << 20, file)))
+                Some(Box::new(file))
             }
         };
         let (queue, batches) = mpsc::sync_channel::<Vec<Decision>>(Self::QUEUED_BATCHES);
