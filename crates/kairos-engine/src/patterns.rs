@@ -61,7 +61,12 @@ impl Ctx<'_> {
     fn trigger_range(&self, trigger: u16) -> Range<usize> {
         let states = &self.customer.states;
         let start = states.partition_point(|state| state.trigger < trigger);
-        let length = states[start..].partition_point(|state| state.trigger == trigger);
+        // A trigger has one state per key, and most are keyed by the
+        // customer: counting beats a second binary search.
+        let length = states[start..]
+            .iter()
+            .take_while(|state| state.trigger == trigger)
+            .count();
         start..start + length
     }
 
@@ -411,6 +416,24 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 return;
             }
             let properties = kept_properties(plan.kept_property_names(trigger_index), event);
+            if let (KeySpec::Customer, Offset::Fixed(first_at)) =
+                (&trigger.key, &trigger.steps[0].at)
+            {
+                // Every activity event restarts a fixed wait (`dormant_wakeup`
+                // matches every event), and after a customer's first event
+                // its state exists: go straight to it, without the general
+                // path's key list, insertion and offset resolution below,
+                // which come to the same restart. That path was a tenth of
+                // retail's instructions.
+                if let Some(index) = ctx.find(trigger_index, None) {
+                    let latest = ctx.customer.states[index]
+                        .ladder
+                        .as_ref()
+                        .map_or(event.time, |l| l.anchor.max(event.time));
+                    ctx.start_ladder(index, latest, *first_at, &[message()], properties);
+                    return;
+                }
+            }
             // Only a cadence needs the history; a fixed wait needs nothing
             // beyond the ladder, which keeps idle customers small.
             let cadence = match &trigger.steps[0].at {
