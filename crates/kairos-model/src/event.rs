@@ -215,6 +215,11 @@ pub enum InvalidEvent {
     /// `alias` without both ids.
     #[error("alias call needs previousId and userId; accepted: both non-empty")]
     IncompleteAlias,
+    /// An event time no behaviour happened at: a client clock at zero, or a
+    /// year mistyped as 9999. One such event would carry the watermark with
+    /// it and make every later event late.
+    #[error("event time {0} is out of range; accepted: times from 2000-01-01T00:00:00Z to 2099-12-31T23:59:59.999Z")]
+    TimeOutOfRange(String),
 }
 
 impl InvalidEvent {
@@ -228,6 +233,7 @@ impl InvalidEvent {
             InvalidEvent::MissingIdentity => "missing_identity",
             InvalidEvent::BadTimestamp { .. } => "bad_timestamp",
             InvalidEvent::IncompleteAlias => "incomplete_alias",
+            InvalidEvent::TimeOutOfRange(_) => "time_out_of_range",
         }
     }
 }
@@ -267,13 +273,28 @@ fn decode(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
 
 /// sonic-rs: only for payloads of bounded nesting (see [`decode`]).
 fn decode_fast(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
-    sonic_rs::from_slice(bytes).map_err(|error| error.to_string())
+    sonic_rs::from_slice(bytes).map_err(|error| one_line(&error.to_string()))
+}
+
+/// A decoder's message as one printable line: sonic-rs follows its first
+/// line with an excerpt of the input, which may hold anything (terminal
+/// escapes included), and a rejected line is reported on one line.
+fn one_line(message: &str) -> String {
+    let mut line = String::new();
+    for c in message.lines().next().unwrap_or_default().chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 /// serde_json, after checking the whole payload is UTF-8.
 fn decode_careful(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
     let text = std::str::from_utf8(bytes).map_err(|error| format!("not UTF-8: {error}"))?;
-    serde_json::from_str(text).map_err(|error| error.to_string())
+    serde_json::from_str(text).map_err(|error| one_line(&error.to_string()))
 }
 
 impl Event {
@@ -281,6 +302,12 @@ impl Event {
     /// `messageId` is replaced by a hash of the bytes, so a retried identical
     /// payload still de-duplicates.
     pub fn from_json(bytes: &[u8]) -> Result<Event, InvalidEvent> {
+        if bytes.len() > Event::MAX_BYTES {
+            return Err(InvalidEvent::TooLarge {
+                size: bytes.len(),
+                limit: Event::MAX_BYTES,
+            });
+        }
         let call = decode(bytes).map_err(InvalidEvent::NotJson)?;
         let fallback_id =
             || compact_str::format_compact!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
@@ -353,7 +380,7 @@ impl Event {
         let received = received_at
             .map(|v| parse_time("receivedAt", v))
             .transpose()?;
-        match (timestamp, sent_at, received) {
+        let time = match (timestamp, sent_at, received) {
             (Some(timestamp), Some(sent), Some(received)) => {
                 let timestamp = parse_time("timestamp", timestamp)?;
                 let sent = parse_time("sentAt", sent)?;
@@ -365,8 +392,22 @@ impl Event {
                 field: "timestamp",
                 value: String::new(),
             }),
+        }?;
+        if (Event::EARLIEST_TIME..Event::AFTER_LATEST_TIME).contains(&time) {
+            Ok(time)
+        } else {
+            Err(InvalidEvent::TimeOutOfRange(time.to_rfc3339()))
         }
     }
+
+    /// The largest encoded call accepted: NATS's default largest message,
+    /// and 32 times Segment's own limit for one call.
+    pub const MAX_BYTES: usize = 1 << 20;
+
+    /// Event times accepted: 2000-01-01T00:00:00Z onwards ...
+    pub const EARLIEST_TIME: Timestamp = Timestamp(946_684_800_000);
+    /// ... up to, not including, 2100-01-01T00:00:00Z.
+    pub const AFTER_LATEST_TIME: Timestamp = Timestamp(4_102_444_800_000);
 
     /// The key the customer's state lives under: `userId`, else `anonymousId`.
     pub fn customer_key(&self) -> &str {
@@ -457,11 +498,63 @@ mod tests {
                 r#"{"type":"alias","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#,
                 "incomplete_alias",
             ),
+            (
+                r#"{"type":"page","userId":"u","timestamp":"9999-12-31T00:00:00Z"}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"type":"page","userId":"u","timestamp":"1970-01-01T00:00:00Z"}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"type":"page","userId":"u","timestamp":"1999-12-31T23:59:59.999Z"}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"type":"page","userId":"u","timestamp":"2100-01-01T00:00:00Z"}"#,
+                "time_out_of_range",
+            ),
+            // In range as sent, out of it once the client's clock skew is
+            // taken off.
+            (
+                r#"{"type":"page","userId":"u","timestamp":"2026-01-01T00:00:00Z","sentAt":"2099-01-01T00:00:00Z","receivedAt":"2026-01-01T00:00:00Z"}"#,
+                "time_out_of_range",
+            ),
         ];
+        let padded = |size: usize| {
+            let head = r#"{"type":"page","userId":"u","timestamp":"2026-11-23T10:00:00Z","properties":{"pad":""#;
+            let tail = r#""}}"#;
+            format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+        };
+        assert!(parse(&padded(Event::MAX_BYTES)).is_ok());
+        let error = parse(&padded(Event::MAX_BYTES + 1)).unwrap_err();
+        assert_eq!(error.reason(), "too_large");
+        assert_eq!(
+            error.to_string(),
+            "message is 1048577 bytes; accepted: at most 1048576 bytes"
+        );
+        for edge in ["2000-01-01T00:00:00Z", "2099-12-31T23:59:59.999Z"] {
+            let json = format!(r#"{{"type":"page","userId":"u","timestamp":"{edge}"}}"#);
+            assert!(parse(&json).is_ok(), "{edge}");
+        }
         for (json, reason) in cases {
             let error = parse(json).unwrap_err();
             assert_eq!(error.reason(), reason, "{json}");
             assert!(error.to_string().contains("accepted"), "{error}");
+        }
+    }
+
+    #[test]
+    fn rejections_are_one_printable_line() {
+        for json in [
+            "{\"type\":\"track\",\"event\":\"X\u{1b}]0;pwned\u{7}\",\"userId\":1,,}",
+            "{\"type\":\"track\",\n\"event\":\"X\u{1b}\"",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\u{1b}",
+        ] {
+            let message = parse(json).unwrap_err().to_string();
+            assert!(!message.contains('\n'), "{message:?}");
+            assert!(!message.chars().any(char::is_control), "{message:?}");
+            assert!(message.contains("accepted"), "{message:?}");
         }
     }
 

@@ -300,7 +300,7 @@ impl Checker {
 
     /// An integer within `min..=max`.
     pub fn integer(&mut self, node: &Node, field: &str, min: i64, max: i64) -> Option<i64> {
-        let accepted = if max >= i64::from(u32::MAX) {
+        let accepted = if max == i64::MAX {
             format!("an integer of {min} or more")
         } else {
             format!("an integer from {min} to {max}")
@@ -308,12 +308,14 @@ impl Checker {
         match node.value {
             Value::Integer(number) if (min..=max).contains(&number) => Some(number),
             Value::Integer(number) => {
-                self.report(
-                    &node.origin,
-                    field,
-                    format!("{number} is out of range"),
-                    accepted,
-                );
+                // Values beyond 64 bits arrive clamped (see `raw`): do not
+                // quote the clamp as if it had been written.
+                let problem = if number == i64::MAX || number == i64::MIN {
+                    "the integer is too large".to_string()
+                } else {
+                    format!("{number} is out of range")
+                };
+                self.report(&node.origin, field, problem, accepted);
                 None
             }
             _ => {

@@ -68,7 +68,9 @@ pub fn compile(
 ) -> Result<Pipeline, Vec<Diagnostic>> {
     let mut root = match raw::parse_file(text) {
         Ok(root) => root,
-        Err(errors) => {
+        Err(mut errors) => {
+            // The TOML parser reports some kinds of mistake in a later pass.
+            errors.sort_by_key(|error| error.offset);
             return Err(errors
                 .into_iter()
                 .map(|error| {

@@ -177,8 +177,14 @@ fn convert(value: Spanned<DeValue<'_>>, origin: &Origin) -> Node {
         DeValue::String(text) => Value::String(text.into_owned()),
         DeValue::Integer(integer) => {
             // The parser has checked the digits; clamp the (rare) values
-            // beyond 64 bits so range checks report them.
-            let wide = i128::from_str_radix(integer.as_str(), integer.radix()).unwrap_or(0);
+            // beyond 64 bits, even beyond 128, so range checks report them.
+            let wide = i128::from_str_radix(integer.as_str(), integer.radix()).unwrap_or(
+                if integer.as_str().starts_with('-') {
+                    i128::MIN
+                } else {
+                    i128::MAX
+                },
+            );
             Value::Integer(wide.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
         }
         DeValue::Float(float) => Value::Float(float.as_str().parse().unwrap_or(f64::NAN)),

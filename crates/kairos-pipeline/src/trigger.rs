@@ -49,6 +49,21 @@ const KEY_FORMS: &str =
     "\"customer\", an event property (\"cart_id\"), or list[].field (\"products[].product_id\")";
 const OFFER_FORMS: &str = "an offer code, e.g. \"CART10\"";
 
+/// Steps in one trigger's ladder (step 1, `repeat` and `[[trigger.ladder]]`
+/// together): the engine numbers steps in a byte, and no journey needs more.
+pub const MAX_STEPS: usize = 100;
+
+/// Triggers in one pipeline: the engine numbers them in 16 bits, and a
+/// pipeline is a file people read.
+pub const MAX_TRIGGERS: usize = 1000;
+
+/// Variants of one trigger: the engine numbers them in a byte.
+pub const MAX_VARIANTS: usize = 100;
+
+/// The largest variant weight: with at most [`MAX_VARIANTS`] variants, the
+/// weights add up without overflow.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
 /// Reads every `[[trigger]]`, in file order.
 pub(crate) fn triggers(checker: &mut Checker, node: Option<&Node>) -> Vec<Trigger> {
     let Some(node) = node else {
@@ -57,6 +72,15 @@ pub(crate) fn triggers(checker: &mut Checker, node: Option<&Node>) -> Vec<Trigge
     let Some(items) = checker.array(node, "trigger", "[[trigger]] tables") else {
         return Vec::new();
     };
+    if items.len() > MAX_TRIGGERS {
+        checker.report(
+            &items[MAX_TRIGGERS].origin,
+            &format!("trigger[{MAX_TRIGGERS}]"),
+            format!("the pipeline has {} triggers", items.len()),
+            format!("at most {MAX_TRIGGERS} [[trigger]] tables"),
+        );
+        return Vec::new();
+    }
     let mut ids: Vec<String> = Vec::new();
     items
         .iter()
@@ -394,12 +418,34 @@ fn steps(
         all_good &= items.is_some();
     }
 
-    // Every step's `at` counts from the anchor, so fixed ones must grow.
+    if placed.len() > MAX_STEPS {
+        let last = &placed[MAX_STEPS];
+        checker.report(
+            &last.origin,
+            &last.field,
+            format!("the ladder has {} steps", placed.len()),
+            format!("at most {MAX_STEPS} steps in all (step 1, the sends `repeat` adds and [[trigger.ladder]] together)"),
+        );
+        all_good = false;
+    }
+    // Every step's `at` counts from the anchor, so fixed ones must grow, and
+    // stay within the bound every duration has (a `repeat` adds its steps
+    // up, so each can be in range while the last is not).
     let mut previous: Option<Span> = None;
     for step in &placed {
         let Some(at) = offset::fixed(&step.step.at) else {
             continue;
         };
+        if at > Span::LONGEST {
+            checker.report(
+                &step.origin,
+                &step.field,
+                format!("a step falls {at} after the anchor"),
+                format!("steps at most {} after the anchor", Span::LONGEST),
+            );
+            all_good = false;
+            break;
+        }
         if let Some(before) = previous {
             if at <= before {
                 checker.report(
@@ -432,6 +478,15 @@ fn variants(
         &variants_field,
         "[[trigger.variants]] tables with name and weight",
     )?;
+    if items.len() > MAX_VARIANTS {
+        checker.report(
+            &items[MAX_VARIANTS].origin,
+            &format!("{variants_field}[{MAX_VARIANTS}]"),
+            format!("the trigger has {} variants", items.len()),
+            format!("at most {MAX_VARIANTS} [[trigger.variants]] tables"),
+        );
+        return None;
+    }
     let after_rule = if kind == Kind::Schedule {
         SpanRule::Any
     } else {
@@ -464,9 +519,12 @@ fn variants(
             names.push(name.clone());
             Some(name)
         });
-        let weight = checker.required(&variant, "weight", "an integer of 1 or more", |c, n, f| {
-            c.count(n, f, 1, u32::MAX)
-        });
+        let weight = checker.required(
+            &variant,
+            "weight",
+            &format!("an integer from 1 to {MAX_WEIGHT}"),
+            |c, n, f| c.count(n, f, 1, MAX_WEIGHT),
+        );
         let after = checker.optional(&variant, "after", None, |c, n, f| {
             let after = c.span(n, f, after_rule)?;
             if let Some(second) = second_at.filter(|second| after >= *second) {

@@ -48,6 +48,21 @@ fn toml_syntax_error_has_line_and_column() {
 }
 
 #[test]
+fn toml_syntax_errors_come_in_file_order() {
+    let errors = compile_err(
+        "name = \"t\"\nname = \"u\"\n[settings]\n[settings]\nx = \ny = ]\n",
+        &[],
+    );
+    let lines: Vec<usize> = errors.iter().map(|error| error.line).collect();
+    assert!(lines.len() >= 3, "{}", render(&errors));
+    assert!(
+        lines.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{}",
+        render(&errors)
+    );
+}
+
+#[test]
 fn unknown_top_level_key() {
     let error = only_error(&format!("nmae = \"typo\"\n{BASE}"));
     assert_eq!(
@@ -360,4 +375,80 @@ channel = "push"
         errors[1].to_string(),
         "test.toml:4:15: settings.late_events: unknown value \"later\"; accepted: apply, drop"
     );
+}
+
+#[test]
+fn ladders_have_at_most_a_hundred_steps_within_a_hundred_years() {
+    // 1 + 100 steps: one too many (the engine numbers steps in a byte).
+    let ladder: String = (1..=100)
+        .map(|hour| format!("[[trigger.ladder]]\nat = \"{hour}h\"\n"))
+        .collect();
+    let error = only_error(&with(&ladder));
+    assert_eq!(error.field, "trigger.cart.ladder[99].at");
+    assert_eq!(error.problem, "the ladder has 101 steps");
+    assert!(error.accepted.contains("at most 100 steps"), "{error}");
+    crate::support::compile_ok(
+        &with(&ladder.replace("[[trigger.ladder]]\nat = \"1h\"\n", "")),
+        &[],
+    );
+
+    // Each repeat is in range, their sum is not.
+    let text = r#"name = "t"
+[[trigger]]
+id = "dormant"
+kind = "inactivity"
+activity = "*"
+after = "60d"
+repeat = { every = "100y", times = 3 }
+channel = "push"
+"#;
+    let error = only_error(text);
+    assert_eq!(error.field, "trigger.dormant.repeat");
+    assert!(error.problem.starts_with("a step falls"), "{error}");
+    assert_eq!(error.accepted, "steps at most 36500d after the anchor");
+}
+
+#[test]
+fn variant_weights_and_counts_are_bounded() {
+    let error = only_error(&with(
+        "[[trigger.variants]]\nname = \"a\"\nweight = 2147483648\n[[trigger.variants]]\nname = \"b\"\nweight = 2147483648\n",
+    ).replacen("weight = 2147483648", "weight = 1", 1));
+    assert_eq!(error.field, "trigger.cart.variants[1].weight");
+    assert_eq!(error.problem, "2147483648 is out of range");
+    assert_eq!(error.accepted, "an integer from 1 to 1000000");
+
+    let variants: String = (0..101)
+        .map(|n| format!("[[trigger.variants]]\nname = \"v{n}\"\nweight = 1\n"))
+        .collect();
+    let error = only_error(&with(&variants));
+    assert_eq!(error.field, "trigger.cart.variants[100]");
+    assert_eq!(error.problem, "the trigger has 101 variants");
+}
+
+#[test]
+fn integers_beyond_any_width_are_out_of_range_not_zero() {
+    for huge in [
+        "99999999999999999999999999999999999999999",
+        "-99999999999999999999999999999999999999999",
+        "99999999999999999999",
+    ] {
+        let error = only_error(&format!(
+            "{BASE}\n[settings]\nmax_keys_per_trigger = {huge}\n"
+        ));
+        assert_eq!(error.field, "settings.max_keys_per_trigger");
+        assert_eq!(error.problem, "the integer is too large", "{huge}");
+        assert_eq!(error.accepted, "an integer from 1 to 1024");
+    }
+}
+
+#[test]
+fn at_most_a_thousand_triggers() {
+    let one = BASE.replacen("name = \"t\"\n", "", 1);
+    let text: String = std::iter::once("name = \"t\"\n".to_string())
+        .chain((0..1001).map(|n| one.replace("id = \"cart\"", &format!("id = \"t{n}\""))))
+        .collect();
+    let error = only_error(&text);
+    assert_eq!(error.field, "trigger[1000]");
+    assert_eq!(error.problem, "the pipeline has 1001 triggers");
+    assert_eq!(error.accepted, "at most 1000 [[trigger]] tables");
 }

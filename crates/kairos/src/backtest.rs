@@ -12,6 +12,7 @@ use kairos_engine::Engine;
 use kairos_model::{Span, Timestamp};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
@@ -28,8 +29,39 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut sink = ActionSink::open(args, &pipeline.name)?;
-    let reader = events_file::open(&args.events)?;
+    if let Err(problem) = check_paths(args) {
+        eprintln!("kairos: {problem}");
+        return Ok(ExitCode::from(2));
+    }
+    // Opened now, so that a path that cannot be written fails before the
+    // run rather than after it.
+    let summary_file = match &args.summary_json {
+        Some(path) => match File::create(path) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                eprintln!(
+                    "kairos: --summary-json {}: {error}; accepted: a path where a file can be created",
+                    path.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let mut sink = match ActionSink::open(args, &pipeline.name) {
+        Ok(sink) => sink,
+        Err(error) => {
+            eprintln!("kairos: --out: {error:#}; accepted: a path where a file can be created, or - for stdout");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let reader = match events_file::open(&args.events) {
+        Ok(reader) => reader,
+        Err(error) => {
+            eprintln!("kairos: --events: {error:#}; accepted: a file of Segment calls as JSON lines, a .gz of one, or - for stdin");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let progress = progress_bar(args, reader.total_bytes);
     let events_name = args.events.display().to_string();
     let started = Instant::now();
@@ -61,11 +93,13 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         let _ = reader.spent.send(engine.take_spent_events());
     }
     drop(reader.spent);
-    match reader.reader.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(error).with_context(|| format!("cannot read {events_name}")),
+    // A read error ends the input where it happened; the run still finishes
+    // with every event read before it, and the exit code says it was cut short.
+    let read_error = match reader.reader.join() {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error),
         Err(_) => anyhow::bail!("the parsing thread panicked"),
-    }
+    };
     // Run the clock deadline by deadline, writing as we go, so the decisions
     // of the end of time never pile up in memory all at once.
     while let Some(due) = engine.poll_timeout().filter(|due| *due < until) {
@@ -87,15 +121,58 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         "{}",
         summary::to_table(engine.stats(), events, rejected, seconds)
     );
-    if let Some(path) = &args.summary_json {
+    if let (Some(path), Some(mut file)) = (&args.summary_json, summary_file) {
         let json = summary::to_json(engine.stats(), events, rejected, seconds);
-        std::fs::write(path, format!("{json:#}\n"))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(file, "{json:#}").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(error) = read_error {
+        eprintln!(
+            "kairos: cannot read {events_name} past {error}; the decisions and summary above cover everything before it"
+        );
+        std::mem::forget(engine);
+        return Ok(ExitCode::from(1));
     }
     // Millions of customers take a while to free, and the process is about
     // to exit anyway: leave that to the OS.
     std::mem::forget(engine);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses output paths that would overwrite an input: `--out` or
+/// `--summary-json` naming the events or pipeline file (or each other) would
+/// empty it before it is read.
+fn check_paths(args: &BacktestArgs) -> Result<(), String> {
+    let inputs = [("--events", &args.events), ("--pipeline", &args.pipeline)];
+    let outputs = [
+        ("--out", args.out.as_ref()),
+        ("--summary-json", args.summary_json.as_ref()),
+    ];
+    let mut written: Vec<(&str, PathBuf)> = Vec::new();
+    for (flag, path) in outputs {
+        let Some(path) = path.filter(|path| path.as_os_str() != "-") else {
+            continue;
+        };
+        // A file that does not exist yet is nobody's input.
+        let Ok(resolved) = std::fs::canonicalize(path) else {
+            continue;
+        };
+        for (input_flag, input) in inputs {
+            if std::fs::canonicalize(input).is_ok_and(|input| input == resolved) {
+                return Err(format!(
+                    "{flag} {} is also the {input_flag} file, which writing would destroy; accepted: a different path",
+                    path.display()
+                ));
+            }
+        }
+        if let Some((other, _)) = written.iter().find(|(_, other)| *other == resolved) {
+            return Err(format!(
+                "{flag} {} is also the {other} file; accepted: a different path",
+                path.display()
+            ));
+        }
+        written.push((flag, resolved));
+    }
+    Ok(())
 }
 
 /// Where decisions go: the `--out` file (sent actions, or every decision

@@ -49,7 +49,13 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
     } else {
         let file = File::open(path)
             .with_context(|| format!("cannot open events file {}", path.display()))?;
-        let size = file.metadata().ok().map(|m| m.len());
+        let metadata = file
+            .metadata()
+            .with_context(|| format!("cannot read events file {}", path.display()))?;
+        if metadata.is_dir() {
+            anyhow::bail!("{} is a directory", path.display());
+        }
+        let size = Some(metadata.len());
         if path.extension().is_some_and(|ext| ext == "gz") {
             (Box::new(MultiGzDecoder::new(file)), None)
         } else {
@@ -72,7 +78,22 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
             };
             loop {
                 buffer.clear();
-                let read = input.read_until(b'\n', &mut buffer)?;
+                let read = match input.read_until(b'\n', &mut buffer) {
+                    Ok(read) => read,
+                    Err(error) => {
+                        // A truncated or corrupt file (a damaged `.gz`):
+                        // everything parsed before the damage still goes to
+                        // the engine, and the error says where reading
+                        // stopped.
+                        let _ = sender.send(batch);
+                        drop(sender);
+                        returned.iter().for_each(drop);
+                        return Err(io::Error::new(
+                            error.kind(),
+                            format!("line {}: {error}", number + 1),
+                        ));
+                    }
+                };
                 if read == 0 {
                     break;
                 }

@@ -1,8 +1,9 @@
 //! `kairos`: the command line.
 //!
-//! Exit codes: 0 success; 1 a run failed (I/O error, unreadable input);
-//! 2 invalid invocation or invalid pipeline (the message says what was wrong
-//! and what is accepted).
+//! Exit codes: 0 success; 1 a run failed part-way (input or output that
+//! stops being readable or writable); 2 invalid invocation, invalid pipeline,
+//! or input and output paths that cannot be opened (the message says what
+//! was wrong and what is accepted).
 
 mod backtest;
 mod cli;

@@ -270,10 +270,87 @@ fn gzip_files_are_decompressed() {
 }
 
 #[test]
-fn a_missing_events_file_is_an_error() {
-    let output = backtest("/nonexistent/kairos/events.jsonl", &[], None);
-    assert_eq!(code(&output), 1, "a run that cannot read its input fails");
-    assert!(stderr(&output).contains("/nonexistent/kairos/events.jsonl"));
+fn a_missing_events_file_or_a_directory_exits_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for events in ["/nonexistent/kairos/events.jsonl", path_str(dir.path())] {
+        let output = backtest(events, &[], None);
+        assert_eq!(code(&output), 2, "stderr:\n{}", stderr(&output));
+        assert!(stderr(&output).contains(events), "{}", stderr(&output));
+        assert!(stderr(&output).contains("accepted:"), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn outputs_that_would_overwrite_an_input_exit_2_and_leave_it_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = write(dir.path(), "events.jsonl", CARTS);
+    let pipeline = retail();
+    for (flag, target) in [
+        ("--out", path_str(&events)),
+        ("--summary-json", path_str(&events)),
+        ("--out", path_str(&pipeline)),
+    ] {
+        let output = kairos(
+            &[
+                "backtest",
+                "--pipeline",
+                path_str(&pipeline),
+                "--events",
+                path_str(&events),
+                flag,
+                target,
+                "--quiet",
+            ],
+            None,
+        );
+        assert_eq!(code(&output), 2, "{flag} {target}: {}", stderr(&output));
+        assert!(stderr(&output).contains("accepted: a different path"));
+    }
+    assert_eq!(std::fs::read_to_string(&events).expect("events"), CARTS);
+    let output = backtest(
+        path_str(&events),
+        &[
+            "--summary-json",
+            path_str(&dir.path().join("no/such/dir/s.json")),
+        ],
+        None,
+    );
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(output.stdout.is_empty(), "fails before the run");
+}
+
+#[test]
+fn a_truncated_gzip_file_still_replays_what_precedes_the_damage() {
+    use flate2::{write::GzEncoder, Compression};
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Enough lines that the damage falls well after the first ones, and
+    // fewer than one batch of the parsing thread, so what precedes the
+    // damage was never sent on before it.
+    let mut text = String::from(CARTS);
+    for n in 0..3_000 {
+        text.push_str(&format!(
+            "{{\"type\":\"page\",\"userId\":\"p{n}\",\"messageId\":\"pg{n}\",\"timestamp\":\"2026-11-23T10:02:00Z\"}}\n"
+        ));
+    }
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(text.as_bytes()).expect("compress");
+    let whole = encoder.finish().expect("finish .gz");
+    let truncated = dir.path().join("events.jsonl.gz");
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).expect("write .gz");
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let output = backtest(path_str(&truncated), &until, None);
+    assert_eq!(code(&output), 1, "cut short: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("past line "),
+        "{}",
+        stderr(&output)
+    );
+    // The two carts come first, so both decisions are still made.
+    let plain = write(dir.path(), "carts.jsonl", CARTS);
+    assert_eq!(
+        brief(&actions(&output)),
+        brief(&actions(&backtest(path_str(&plain), &until, None)))
+    );
 }
 
 // ----- overrides and the clock ------------------------------------------------

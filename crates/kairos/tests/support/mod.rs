@@ -67,6 +67,19 @@ impl Harness {
         self
     }
 
+    /// Sends `call` at its `timestamp` even outside the times JSON input
+    /// accepts (2000–2099): the engine itself takes any time a program
+    /// hands it.
+    pub fn send_at_any_time(&mut self, mut call: Value) -> &mut Self {
+        let time = call["timestamp"].as_str().expect("a timestamp").to_string();
+        call["timestamp"] = "2026-01-01T00:00:00Z".into();
+        let mut event = Event::from_json(call.to_string().as_bytes()).expect("valid test event");
+        event.time = kairos_model::Timestamp::parse_rfc3339(&time).expect("RFC 3339");
+        self.engine.handle_event(event);
+        self.collect();
+        self
+    }
+
     /// `Signed Up` at noon for customers `u0` .. `u{count-1}`: a crowd for
     /// tests of percentages (holdout, rollout, variants).
     pub fn sign_up_crowd(&mut self, count: usize) -> &mut Self {
