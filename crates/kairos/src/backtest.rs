@@ -48,6 +48,19 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let mut rejected_file = match &args.rejected {
+        Some(path) => match File::create(path) {
+            Ok(file) => Some(io::BufWriter::new(file)),
+            Err(error) => {
+                eprintln!(
+                    "kairos: --rejected {}: {error}; accepted: a path where a file can be created",
+                    path.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     let mut sink = match ActionSink::open(args, &pipeline.name) {
         Ok(sink) => sink,
         Err(error) => {
@@ -80,6 +93,14 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(reason) => {
                     rejected += 1;
+                    if let Some(file) = rejected_file.as_mut() {
+                        let entry = serde_json::json!({
+                            "line": line.number,
+                            "reason": reason.reason(),
+                            "message": reason.to_string(),
+                        });
+                        writeln!(file, "{entry}").context("cannot write --rejected")?;
+                    }
                     if rejected <= REPORTED_BAD_LINES {
                         progress.suspend(|| {
                             eprintln!("{events_name}:{}: skipped: {reason}", line.number)
@@ -111,8 +132,17 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     sink.finish()?;
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
+    if let Some(file) = rejected_file.as_mut() {
+        file.flush().context("cannot write --rejected")?;
+    }
     if rejected > REPORTED_BAD_LINES {
-        eprintln!("{events_name}: {rejected} lines skipped in all ({REPORTED_BAD_LINES} shown)");
+        let all = match &args.rejected {
+            Some(path) => format!("; every one is in {}", path.display()),
+            None => "; --rejected FILE keeps every one".to_string(),
+        };
+        eprintln!(
+            "{events_name}: {rejected} lines skipped in all ({REPORTED_BAD_LINES} shown{all})"
+        );
     }
     if beyond_until > 0 {
         eprintln!("{events_name}: {beyond_until} events at or after --until not replayed");
@@ -146,6 +176,7 @@ fn check_paths(args: &BacktestArgs) -> Result<(), String> {
     let outputs = [
         ("--out", args.out.as_ref()),
         ("--summary-json", args.summary_json.as_ref()),
+        ("--rejected", args.rejected.as_ref()),
     ];
     let mut written: Vec<(&str, PathBuf)> = Vec::new();
     for (flag, path) in outputs {

@@ -54,6 +54,11 @@ pub struct BacktestArgs {
     /// Write the summary as JSON here.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Write every skipped line here, one JSON object per line:
+    /// {"line":N,"reason":"<code>","message":"..."} (stderr shows the
+    /// first 100).
+    #[arg(long)]
+    pub rejected: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -680,3 +680,36 @@ fn help_and_version_exit_0() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("backtest"));
     assert_eq!(code(&kairos(&["--version"], None)), 0);
 }
+
+#[test]
+fn rejected_keeps_every_skipped_line_beyond_the_hundred_on_stderr() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad: String = (0..150).map(|n| format!("not json {n}\n")).collect();
+    let events = write(dir.path(), "events.jsonl", &format!("{bad}{CARTS}{{}}\n"));
+    let rejected = dir.path().join("rejected.jsonl");
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let output = backtest(
+        path_str(&events),
+        &[&until[..], &["--rejected", path_str(&rejected)]].concat(),
+        None,
+    );
+    succeeded(&output);
+    assert_eq!(actions(&output).len(), 2, "the good lines still act");
+    let shown = stderr(&output).matches(": skipped: ").count();
+    assert_eq!(shown, 100, "{}", stderr(&output));
+    assert!(stderr(&output).contains("151 lines skipped in all"));
+    let entries: Vec<Value> = std::fs::read_to_string(&rejected)
+        .expect("rejected file")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(entries.len(), 151);
+    assert_eq!(entries[0]["line"], 1);
+    assert_eq!(entries[0]["reason"], "not_json");
+    assert_eq!(entries[150]["line"], 154, "after the three good lines");
+    assert_eq!(entries[150]["reason"], "unknown_type");
+    assert!(entries[150]["message"]
+        .as_str()
+        .unwrap()
+        .contains("accepted"));
+}
