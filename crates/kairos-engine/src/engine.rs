@@ -487,8 +487,12 @@ impl Engine {
             now,
             first_pass,
         ) {
+            // Either final verdict is decided now: a decision deferred to
+            // quiet hours' end and suppressed then was decided then, not
+            // when it fired (a `--until` between the two left it out).
             Err(reason) => {
                 candidate.decision.suppressed = Some(reason);
+                candidate.decision.decided_at = now;
                 Verdict::Final
             }
             Ok(Some(later)) => Verdict::Defer(later),

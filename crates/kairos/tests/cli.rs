@@ -713,3 +713,53 @@ fn rejected_keeps_every_skipped_line_beyond_the_hundred_on_stderr() {
         .unwrap()
         .contains("accepted"));
 }
+
+/// A customer in UTC (quiet 22:00–08:00): a big order at 23:00 fires
+/// `tier_progress`, deferred to 08:00; a cart left at 07:00 fires
+/// `abandoned_cart` at 07:30, deferred too. At 08:00 the cart wins
+/// arbitration.
+const DEFERRED_THEN_SUPPRESSED: &str = r#"{"type":"identify","userId":"u1","messageId":"i1","timestamp":"2026-11-23T22:00:00.000Z","traits":{"consent":{"push":true,"email":true}},"context":{"timezone":"UTC"}}
+{"type":"track","event":"Order Completed","userId":"u1","messageId":"o1","timestamp":"2026-11-23T23:00:00.000Z","properties":{"order_id":"o1","cart_id":"c0","revenue":950,"products":[{"product_id":"p1","price":950,"quantity":1}]}}
+{"type":"track","event":"Product Added","userId":"u1","messageId":"a1","timestamp":"2026-11-24T07:00:00.000Z","properties":{"cart_id":"c1","product_id":"p2","price":10,"quantity":1}}
+{"type":"page","userId":"u2","messageId":"z1","timestamp":"2026-11-24T12:00:00.000Z"}
+"#;
+
+#[test]
+fn a_deferred_decision_suppressed_on_release_is_decided_then() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = write(dir.path(), "events.jsonl", DEFERRED_THEN_SUPPRESSED);
+    let full = backtest(path_str(&events), &["--all-decisions"], None);
+    succeeded(&full);
+    let decisions = actions(&full);
+    let tier = decisions
+        .iter()
+        .map(|action| &action["data"])
+        .find(|data| data["trigger"] == "tier_progress")
+        .expect("tier_progress decided");
+    assert_eq!(tier["suppressed"], "arbitration");
+    assert_eq!(tier["fired_at"], "2026-11-23T23:00:00.000Z");
+    assert_eq!(tier["decided_at"], "2026-11-24T08:00:00.000Z");
+    // --until keeps exactly the decisions made before it.
+    for until in [
+        "2026-11-24T01:00:00Z",
+        "2026-11-24T08:00:00Z",
+        "2026-11-24T08:00:00.001Z",
+    ] {
+        let cut = backtest(
+            path_str(&events),
+            &["--all-decisions", "--until", until],
+            None,
+        );
+        succeeded(&cut);
+        let time = |text: &str| kairos_model::Timestamp::parse_rfc3339(text).expect("a time");
+        let before: Vec<&Value> = decisions
+            .iter()
+            .filter(|action| time(action["data"]["decided_at"].as_str().unwrap()) < time(until))
+            .collect();
+        assert_eq!(
+            actions(&cut).iter().collect::<Vec<_>>(),
+            before,
+            "--until {until}"
+        );
+    }
+}
