@@ -35,7 +35,8 @@ pub struct BacktestArgs {
     /// The pipeline file (TOML).
     #[arg(long)]
     pub pipeline: PathBuf,
-    /// Segment calls as JSON lines; `-` for stdin; `.gz` is decompressed.
+    /// Segment calls as JSON lines; `-` for stdin; gzip (by content) is
+    /// decompressed.
     #[arg(long)]
     pub events: PathBuf,
     /// Write actions as JSON lines (CloudEvents) here; `-` for stdout.

@@ -1,5 +1,5 @@
-//! Reading Segment JSON lines for backtests: from a file, stdin (`-`) or a
-//! `.gz` file, parsed on a second thread so that parsing and the engine use
+//! Reading Segment JSON lines for backtests: from a file or stdin (`-`),
+//! gzip or not, parsed on a second thread so that parsing and the engine use
 //! both cores. Batches keep the channel cheap; the bounded channel keeps
 //! memory flat however large the file. Events the engine is done with come
 //! back to the parsing thread to be freed where they were allocated (see
@@ -55,12 +55,18 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
         if metadata.is_dir() {
             anyhow::bail!("{} is a directory", path.display());
         }
-        let size = Some(metadata.len());
-        if path.extension().is_some_and(|ext| ext == "gz") {
-            (Box::new(MultiGzDecoder::new(file)), None)
-        } else {
-            (Box::new(file), size)
-        }
+        (Box::new(file), Some(metadata.len()))
+    };
+    // Gzip is recognised by its first two bytes, not by the name, so that a
+    // compressed file piped to stdin is read too.
+    let (head, input) = first_bytes(input, 2)
+        .with_context(|| format!("cannot read events file {}", path.display()))?;
+    let compressed = head == GZIP_MAGIC;
+    let input: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(input));
+    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if compressed {
+        (Box::new(MultiGzDecoder::new(input)), None)
+    } else {
+        (input, total_bytes)
     };
     let (sender, batches) = sync_channel(BATCHES_IN_FLIGHT);
     // Unbounded, but never holds more than the batches in flight: every
@@ -134,6 +140,26 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
         reader,
         total_bytes,
     })
+}
+
+/// The first bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads up to `count` bytes (fewer only at the end of input), however the
+/// input delivers them (a pipe may hand over one byte at a time).
+fn first_bytes<R: Read>(mut input: R, count: usize) -> io::Result<(Vec<u8>, R)> {
+    let mut head = vec![0; count];
+    let mut filled = 0;
+    while filled < count {
+        match input.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    head.truncate(filled);
+    Ok((head, input))
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

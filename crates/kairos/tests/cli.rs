@@ -267,6 +267,17 @@ fn gzip_files_are_decompressed() {
     succeeded(&from_gz);
     assert_eq!(actions(&from_gz).len(), 2);
     assert_eq!(from_gz.stdout, from_plain.stdout);
+    // Recognised by content: piped to stdin, or under any name.
+    let compressed = std::fs::read(&gz).expect("read .gz");
+    let from_stdin = backtest("-", &until, Some(&compressed));
+    succeeded(&from_stdin);
+    assert_eq!(from_stdin.stdout, from_plain.stdout);
+    let unnamed = dir.path().join("events.bin");
+    std::fs::write(&unnamed, &compressed).expect("write");
+    assert_eq!(
+        backtest(path_str(&unnamed), &until, None).stdout,
+        from_plain.stdout
+    );
 }
 
 #[test]
