@@ -127,39 +127,42 @@ impl Action {
         let data = &self.data;
         out.extend_from_slice(b"{\"specversion\":");
         write_json_str(out, &self.specversion);
-        out.extend_from_slice(b",\"id\":");
-        write_json_str(out, &self.id);
-        out.extend_from_slice(b",\"source\":");
-        write_json_str(out, &self.source);
-        out.extend_from_slice(b",\"type\":");
-        write_json_str(out, &self.action_type);
-        out.extend_from_slice(b",\"subject\":");
-        write_json_str(out, &self.subject);
-        out.extend_from_slice(b",\"time\":");
+        for (name, value) in [
+            ("id", &*self.id),
+            ("source", &self.source),
+            ("type", &self.action_type),
+            ("subject", &self.subject),
+        ] {
+            write_json_key(out, name);
+            write_json_str(out, value);
+        }
+        write_json_key(out, "time");
         write_json_time(out, self.time);
-        out.extend_from_slice(b",\"datacontenttype\":");
+        write_json_key(out, "datacontenttype");
         write_json_str(out, &self.datacontenttype);
         out.extend_from_slice(b",\"data\":{\"action_id\":");
         write_json_str(out, &data.action_id);
-        out.extend_from_slice(b",\"user_id\":");
-        write_json_str(out, &data.user_id);
-        out.extend_from_slice(b",\"trigger\":");
-        write_json_str(out, &data.trigger);
-        out.extend_from_slice(b",\"step\":");
+        for (name, value) in [("user_id", &*data.user_id), ("trigger", &data.trigger)] {
+            write_json_key(out, name);
+            write_json_str(out, value);
+        }
+        write_json_key(out, "step");
         out.extend_from_slice(itoa::Buffer::new().format(data.step).as_bytes());
-        out.extend_from_slice(b",\"channel\":");
+        write_json_key(out, "channel");
         write_json_str(out, &data.channel);
-        out.extend_from_slice(b",\"priority\":");
+        write_json_key(out, "priority");
         out.extend_from_slice(itoa::Buffer::new().format(data.priority).as_bytes());
-        out.extend_from_slice(b",\"variant\":");
+        write_json_key(out, "variant");
         write_json_str(out, &data.variant);
-        out.extend_from_slice(b",\"fired_at\":");
-        write_json_time(out, data.fired_at);
-        out.extend_from_slice(b",\"decided_at\":");
-        write_json_time(out, data.decided_at);
-        out.extend_from_slice(b",\"expires_at\":");
-        write_json_time(out, data.expires_at);
-        out.extend_from_slice(b",\"suppressed\":");
+        for (name, at) in [
+            ("fired_at", data.fired_at),
+            ("decided_at", data.decided_at),
+            ("expires_at", data.expires_at),
+        ] {
+            write_json_key(out, name);
+            write_json_time(out, at);
+        }
+        write_json_key(out, "suppressed");
         match &data.suppressed {
             Some(reason) => write_json_str(out, reason),
             None => out.extend_from_slice(b"null"),
@@ -178,6 +181,13 @@ impl Action {
             .expect("a payload always serialises into a Vec");
         out.extend_from_slice(b"}}");
     }
+}
+
+/// `,"name":` for a field after the first (names here need no escaping).
+fn write_json_key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// A JSON string, escaped exactly as serde_json escapes it (only `"`, `\`
