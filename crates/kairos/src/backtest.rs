@@ -12,7 +12,7 @@ use kairos_engine::Engine;
 use kairos_model::{Span, Timestamp};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
@@ -33,45 +33,28 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("kairos: {problem}");
         return Ok(ExitCode::from(2));
     }
-    // Opened now, so that a path that cannot be written fails before the
-    // run rather than after it.
-    let summary_file = match &args.summary_json {
-        Some(path) => match File::create(path) {
-            Ok(file) => Some(file),
-            Err(error) => {
-                eprintln!(
-                    "kairos: --summary-json {}: {error}; accepted: a path where a file can be created",
-                    path.display()
-                );
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
+    let reader = match events_file::open(&args.events) {
+        Ok(reader) => reader,
+        Err(error) => {
+            eprintln!("kairos: --events: {error:#}; accepted: a file of Segment calls as JSON lines, a .gz of one, or - for stdin");
+            return Ok(ExitCode::from(2));
+        }
     };
-    let mut rejected_file = match &args.rejected {
-        Some(path) => match File::create(path) {
-            Ok(file) => Some(io::BufWriter::new(file)),
-            Err(error) => {
-                eprintln!(
-                    "kairos: --rejected {}: {error}; accepted: a path where a file can be created",
-                    path.display()
-                );
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
+    // Outputs are created once the input is open, so that a mistake there
+    // leaves an existing output file as it was, and before the run, so that
+    // a path that cannot be written fails now rather than at the end.
+    let summary_file = match create_output("--summary-json", args.summary_json.as_deref()) {
+        Ok(file) => file,
+        Err(code) => return Ok(code),
+    };
+    let mut rejected_file = match create_output("--rejected", args.rejected.as_deref()) {
+        Ok(file) => file.map(io::BufWriter::new),
+        Err(code) => return Ok(code),
     };
     let mut sink = match ActionSink::open(args, &pipeline.name) {
         Ok(sink) => sink,
         Err(error) => {
             eprintln!("kairos: --out: {error:#}; accepted: a path where a file can be created, or - for stdout");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let reader = match events_file::open(&args.events) {
-        Ok(reader) => reader,
-        Err(error) => {
-            eprintln!("kairos: --events: {error:#}; accepted: a file of Segment calls as JSON lines, a .gz of one, or - for stdin");
             return Ok(ExitCode::from(2));
         }
     };
@@ -168,42 +151,93 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses output paths that would overwrite an input: `--out` or
-/// `--summary-json` naming the events or pipeline file (or each other) would
-/// empty it before it is read.
+/// Refuses output paths that would destroy an input or each other:
+/// `--out`, `--summary-json` or `--rejected` naming the events or pipeline
+/// file (by any name: links and symlinks count) would empty it before it is
+/// read, and two outputs naming one file would write over each other.
+/// Devices (`/dev/null`) are never a clash; `-` (stdout) is for `--out` only.
 fn check_paths(args: &BacktestArgs) -> Result<(), String> {
-    let inputs = [("--events", &args.events), ("--pipeline", &args.pipeline)];
-    let outputs = [
-        ("--out", args.out.as_ref()),
-        ("--summary-json", args.summary_json.as_ref()),
-        ("--rejected", args.rejected.as_ref()),
+    let files = [
+        ("--summary-json", args.summary_json.as_deref()),
+        ("--rejected", args.rejected.as_deref()),
     ];
-    let mut written: Vec<(&str, PathBuf)> = Vec::new();
-    for (flag, path) in outputs {
-        let Some(path) = path.filter(|path| path.as_os_str() != "-") else {
-            continue;
-        };
-        // A file that does not exist yet is nobody's input.
-        let Ok(resolved) = std::fs::canonicalize(path) else {
-            continue;
-        };
+    for (flag, path) in files {
+        if path.is_some_and(|path| path.as_os_str() == "-") {
+            return Err(format!(
+                "{flag} -: stdout is for --out; accepted: a file path"
+            ));
+        }
+    }
+    let outputs: Vec<(&str, &Path)> = [("--out", args.out.as_deref())]
+        .into_iter()
+        .chain(files)
+        .filter_map(|(flag, path)| Some((flag, path?)))
+        .filter(|(_, path)| path.as_os_str() != "-" && !is_device(path))
+        .collect();
+    let inputs = [("--events", &args.events), ("--pipeline", &args.pipeline)];
+    for (position, (flag, path)) in outputs.iter().enumerate() {
         for (input_flag, input) in inputs {
-            if std::fs::canonicalize(input).is_ok_and(|input| input == resolved) {
+            if same_file::is_same_file(path, input).unwrap_or(false) {
                 return Err(format!(
                     "{flag} {} is also the {input_flag} file, which writing would destroy; accepted: a different path",
                     path.display()
                 ));
             }
         }
-        if let Some((other, _)) = written.iter().find(|(_, other)| *other == resolved) {
-            return Err(format!(
-                "{flag} {} is also the {other} file; accepted: a different path",
-                path.display()
-            ));
+        for (other_flag, other) in &outputs[..position] {
+            if same_target(path, other) {
+                return Err(format!(
+                    "{flag} {} is also the {other_flag} file; accepted: a different path",
+                    path.display()
+                ));
+            }
         }
-        written.push((flag, resolved));
     }
     Ok(())
+}
+
+/// Whether `path` exists and is not a regular file or directory (a device,
+/// a pipe): writing to it empties nothing.
+fn is_device(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_file() && !metadata.is_dir())
+}
+
+/// Whether two output paths would write the same file: the same file if
+/// both exist, the same place in a directory if neither does.
+fn same_target(one: &Path, other: &Path) -> bool {
+    match (one.exists(), other.exists()) {
+        (true, true) => same_file::is_same_file(one, other).unwrap_or(false),
+        (false, false) => {
+            let place = |path: &Path| {
+                let directory = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+                Some(
+                    std::fs::canonicalize(directory)
+                        .ok()?
+                        .join(path.file_name()?),
+                )
+            };
+            place(one).is_some_and(|place_one| Some(place_one) == place(other))
+        }
+        _ => false,
+    }
+}
+
+/// Creates the output file `flag` names, if any: a path that cannot be
+/// created is a usage error (exit 2), reported before the run.
+fn create_output(flag: &str, path: Option<&Path>) -> Result<Option<File>, ExitCode> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    File::create(path).map(Some).map_err(|error| {
+        eprintln!(
+            "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
+            path.display()
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// Where decisions go: the `--out` file (sent actions, or every decision

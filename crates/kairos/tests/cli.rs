@@ -317,6 +317,26 @@ fn outputs_that_would_overwrite_an_input_exit_2_and_leave_it_alone() {
         assert_eq!(code(&output), 2, "{flag} {target}: {}", stderr(&output));
         assert!(stderr(&output).contains("accepted: a different path"));
     }
+    // By any name: a hard link, a symlink, a path spelled differently.
+    let hard = dir.path().join("hard.jsonl");
+    std::fs::hard_link(&events, &hard).expect("hard link");
+    let soft = dir.path().join("soft.jsonl");
+    std::os::unix::fs::symlink(&events, &soft).expect("symlink");
+    let spelled = dir.path().join(".").join("events.jsonl");
+    for target in [&hard, &soft, &spelled] {
+        let output = backtest(
+            path_str(&events),
+            &["--summary-json", path_str(target)],
+            None,
+        );
+        assert_eq!(
+            code(&output),
+            2,
+            "{}: {}",
+            target.display(),
+            stderr(&output)
+        );
+    }
     assert_eq!(std::fs::read_to_string(&events).expect("events"), CARTS);
     let output = backtest(
         path_str(&events),
@@ -328,6 +348,79 @@ fn outputs_that_would_overwrite_an_input_exit_2_and_leave_it_alone() {
     );
     assert_eq!(code(&output), 2, "{}", stderr(&output));
     assert!(output.stdout.is_empty(), "fails before the run");
+}
+
+#[test]
+fn two_outputs_may_not_share_a_file_but_may_share_a_device() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = write(dir.path(), "events.jsonl", CARTS);
+    let pipeline = retail();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--pipeline",
+            path_str(&pipeline),
+            "--events",
+            path_str(&events),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        kairos(&args, None)
+    };
+    let fresh = dir.path().join("x.out");
+    let fresh = path_str(&fresh);
+    for pair in [
+        ["--out", "--rejected"],
+        ["--out", "--summary-json"],
+        ["--summary-json", "--rejected"],
+    ] {
+        let output = run(&[pair[0], fresh, pair[1], fresh]);
+        assert_eq!(code(&output), 2, "{pair:?}: {}", stderr(&output));
+        assert!(!Path::new(fresh).exists(), "nothing created");
+    }
+    for flag in ["--summary-json", "--rejected"] {
+        let output = run(&[flag, "-"]);
+        assert_eq!(code(&output), 2, "{flag} -: {}", stderr(&output));
+        assert!(stderr(&output).contains("stdout is for --out"));
+    }
+    let null = "/dev/null";
+    succeeded(&run(&[
+        "--out",
+        null,
+        "--summary-json",
+        null,
+        "--rejected",
+        null,
+    ]));
+    let from_null = kairos(
+        &[
+            "backtest",
+            "--pipeline",
+            path_str(&pipeline),
+            "--events",
+            null,
+            "--out",
+            null,
+        ],
+        None,
+    );
+    succeeded(&from_null);
+}
+
+#[test]
+fn an_input_mistake_leaves_existing_output_files_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kept = write(dir.path(), "kept.json", "{\"old\":1}\n");
+    let output = backtest(
+        "/nonexistent/kairos/events.jsonl",
+        &["--summary-json", path_str(&kept)],
+        None,
+    );
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(&kept).expect("kept"),
+        "{\"old\":1}\n"
+    );
 }
 
 #[test]
