@@ -84,7 +84,7 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
             };
             loop {
                 buffer.clear();
-                let read = match input.read_until(b'\n', &mut buffer) {
+                let read = match read_line(&mut input, &mut buffer) {
                     Ok(read) => read,
                     Err(error) => {
                         // A truncated or corrupt file (a damaged `.gz`):
@@ -100,19 +100,23 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
                         ));
                     }
                 };
-                if read == 0 {
+                if read.bytes == 0 {
                     break;
                 }
                 number += 1;
-                batch.bytes += read as u64;
+                batch.bytes += read.bytes;
                 let text = trim_line(&buffer);
                 if text.is_empty() {
                     continue;
                 }
-                batch.lines.push(Line {
-                    number,
-                    parsed: Event::from_json(text),
-                });
+                let parsed = match read.line_bytes {
+                    Some(size) => Err(InvalidEvent::TooLarge {
+                        size,
+                        limit: Event::MAX_BYTES,
+                    }),
+                    None => Event::from_json(text),
+                };
+                batch.lines.push(Line { number, parsed });
                 if batch.lines.len() == BATCH_LINES {
                     let full = std::mem::replace(
                         &mut batch,
@@ -142,6 +146,51 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
     })
 }
 
+/// What [`read_line`] read.
+struct LineRead {
+    /// Bytes consumed, the newline included; 0 at the end of input.
+    bytes: u64,
+    /// For a line longer than any event may be: its length. Only its first
+    /// bytes were kept, so a huge line costs no more memory than a long one.
+    line_bytes: Option<usize>,
+}
+
+/// Reads one line into `buffer`, keeping at most one byte more than an
+/// event may have and skipping the rest of a longer line.
+fn read_line(input: &mut impl BufRead, buffer: &mut Vec<u8>) -> io::Result<LineRead> {
+    let most = Event::MAX_BYTES + 1;
+    let (mut bytes, mut newline) = (0u64, false);
+    loop {
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let used = match memchr::memchr(b'\n', available) {
+            Some(end) => {
+                newline = true;
+                end + 1
+            }
+            None => available.len(),
+        };
+        let room = most.saturating_sub(buffer.len());
+        buffer.extend_from_slice(&available[..used.min(room)]);
+        input.consume(used);
+        bytes += used as u64;
+        if newline {
+            break;
+        }
+    }
+    let length = bytes - u64::from(newline);
+    Ok(LineRead {
+        bytes,
+        line_bytes: (length > Event::MAX_BYTES as u64).then_some(length as usize),
+    })
+}
+
 /// The first bytes of every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -168,4 +217,46 @@ fn trim_line(line: &[u8]) -> &[u8] {
         end -= 1;
     }
     &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (bytes consumed, length if too long, text kept) for each line.
+    fn lines(input: &[u8]) -> Vec<(u64, Option<usize>, usize)> {
+        let mut input = BufReader::with_capacity(4096, input);
+        let mut buffer = Vec::new();
+        let mut read = Vec::new();
+        loop {
+            buffer.clear();
+            let line = read_line(&mut input, &mut buffer).expect("in memory");
+            if line.bytes == 0 {
+                return read;
+            }
+            read.push((line.bytes, line.line_bytes, buffer.len()));
+        }
+    }
+
+    #[test]
+    fn lines_longer_than_an_event_are_measured_not_kept() {
+        let most = Event::MAX_BYTES;
+        let mut input = Vec::new();
+        for length in [most, most + 1, 3 * most, 5] {
+            input.extend(std::iter::repeat_n(b'x', length));
+            input.push(b'\n');
+        }
+        input.extend(std::iter::repeat_n(b'y', most + 7)); // no final newline
+        let read = lines(&input);
+        assert_eq!(
+            read,
+            [
+                (most as u64 + 1, None, most + 1),
+                (most as u64 + 2, Some(most + 1), most + 1),
+                (3 * most as u64 + 1, Some(3 * most), most + 1),
+                (6, None, 6),
+                (most as u64 + 7, Some(most + 7), most + 1),
+            ]
+        );
+    }
 }

@@ -867,3 +867,32 @@ fn a_deferred_decision_suppressed_on_release_is_decided_then() {
         );
     }
 }
+
+#[test]
+fn an_oversized_line_is_skipped_by_number_and_the_next_lines_still_act() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let huge = format!(
+        "{{\"type\":\"page\",\"userId\":\"u9\",\"messageId\":\"big\",\"timestamp\":\"2026-11-23T09:30:00Z\",\"properties\":{{\"pad\":\"{}\"}}}}\n",
+        "x".repeat(3 << 20)
+    );
+    let (first, rest) = CARTS.split_once('\n').expect("lines");
+    let events = write(
+        dir.path(),
+        "events.jsonl",
+        &format!("{first}\n{huge}{rest}"),
+    );
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let output = backtest(path_str(&events), &until, None);
+    succeeded(&output);
+    assert!(
+        stderr(&output).contains("events.jsonl:2: skipped: message is 3145"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("accepted: at most 1048576 bytes"));
+    let plain = write(dir.path(), "carts.jsonl", CARTS);
+    assert_eq!(
+        brief(&actions(&output)),
+        brief(&actions(&backtest(path_str(&plain), &until, None)))
+    );
+}
