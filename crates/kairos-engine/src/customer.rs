@@ -405,14 +405,15 @@ pub enum Memory {
     /// A rolling aggregate over two windows (a drop from one to the next):
     /// twice the buckets, which only such measures pay for.
     MeasureTwoWindows(Box<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>),
-    /// A rolling count of events over one window, in 16-bit buckets: half
-    /// the bytes of sums. A count that would pass 65,535 in a bucket turns
-    /// it into [`Memory::Measure`] ([`Memory::widen_tally`]), which counts
-    /// on, so counts stay exact, as they are in `f32` up to 2²⁴.
-    Tally(Box<MeasureMemory<[u16; MEASURE_BUCKETS]>>),
+    /// A rolling count of events over one window, in 8-bit buckets: a
+    /// quarter of the bytes of sums. A count that would pass 255 in a
+    /// bucket (a few customers' in a busy stretch) turns it into
+    /// [`Memory::Measure`] ([`Memory::widen_tally`]), which counts on, so
+    /// counts stay exact, as they are in `f32` up to 2²⁴.
+    Tally(Box<MeasureMemory<[u8; MEASURE_BUCKETS]>>),
     /// The same over two windows (activity drops: every idle customer of
     /// `retail.toml` has one).
-    TallyTwoWindows(Box<MeasureMemory<[u16; 2 * MEASURE_BUCKETS]>>),
+    TallyTwoWindows(Box<MeasureMemory<[u8; 2 * MEASURE_BUCKETS]>>),
     /// Per-period sums.
     Periods(Box<PeriodMemory>),
     /// A yearly date (birthday) already scheduled for this year.
@@ -473,7 +474,7 @@ pub enum MeasureMut<'a> {
     /// Sums of amounts.
     Sums(&'a mut MeasureMemory<[f32]>),
     /// Counts of events.
-    Counts(&'a mut MeasureMemory<[u16]>),
+    Counts(&'a mut MeasureMemory<[u8]>),
 }
 
 /// An optional instant in 8 bytes, where `Option<Timestamp>` takes 16: no
@@ -560,9 +561,9 @@ pub const MEASURE_BUCKETS: usize = 12;
 
 /// Rolling-aggregate memory: a ring of buckets, as many as the measure
 /// needs: `MEASURE_BUCKETS` for one window, twice that for a drop between
-/// two, of `f32` sums or `u16` counts (see [`Memory::Measure`],
+/// two, of `f32` sums or `u8` counts (see [`Memory::Measure`],
 /// [`Memory::Tally`]). Code works on `MeasureMemory<[f32]>` and
-/// `MeasureMemory<[u16]>`, to which the sizes coerce.
+/// `MeasureMemory<[u8]>`, to which the sizes coerce.
 #[derive(Debug)]
 pub struct MeasureMemory<Buckets: ?Sized> {
     /// Index of the newest bucket.
@@ -592,7 +593,7 @@ impl<B: Default + Copy, const N: usize> MeasureMemory<[B; N]> {
     }
 }
 
-impl<const N: usize> MeasureMemory<[u16; N]> {
+impl<const N: usize> MeasureMemory<[u8; N]> {
     /// The same counts as sums.
     fn widened(&self) -> Box<MeasureMemory<[f32; N]>> {
         Box::new(MeasureMemory {
@@ -788,8 +789,8 @@ mod layout {
         assert_eq!(size_of::<CountMemory>(), 56);
         assert_eq!(size_of::<MeasureMemory<[f32; MEASURE_BUCKETS]>>(), 64);
         assert_eq!(size_of::<MeasureMemory<[f32; 2 * MEASURE_BUCKETS]>>(), 112);
-        assert_eq!(size_of::<MeasureMemory<[u16; MEASURE_BUCKETS]>>(), 40);
-        assert_eq!(size_of::<MeasureMemory<[u16; 2 * MEASURE_BUCKETS]>>(), 64);
+        assert_eq!(size_of::<MeasureMemory<[u8; MEASURE_BUCKETS]>>(), 32);
+        assert_eq!(size_of::<MeasureMemory<[u8; 2 * MEASURE_BUCKETS]>>(), 40);
         assert_eq!(size_of::<CartLine>(), 40);
     }
 }

@@ -858,7 +858,7 @@ impl MeasureMut<'_> {
     }
 }
 
-/// A bucket of a rolling aggregate: an `f32` sum or a `u16` count.
+/// A bucket of a rolling aggregate: an `f32` sum or a `u8` count.
 pub(crate) trait Bucket: Copy {
     /// An empty bucket.
     const ZERO: Self;
@@ -880,8 +880,8 @@ impl Bucket for f32 {
     }
 }
 
-impl Bucket for u16 {
-    const ZERO: u16 = 0;
+impl Bucket for u8 {
+    const ZERO: u8 = 0;
     fn add(&mut self, amount: f64) -> bool {
         debug_assert_eq!(amount, 1.0, "tallies count events");
         match self.checked_add(1) {
@@ -1593,18 +1593,18 @@ mod tallies {
     }
 
     #[test]
-    fn a_tally_past_65535_in_one_bucket_becomes_sums_and_stays_exact() {
+    fn a_tally_past_255_in_one_bucket_becomes_sums_and_stays_exact() {
         let mut memory = Memory::new_measure(2, true);
         let earlier = Timestamp(0);
         assert_eq!(count(&mut memory, earlier), 1.0);
         let now = Timestamp(Span::HOUR.0 * 3);
-        for n in 1..=65_535 {
+        for n in 1..=255 {
             assert_eq!(count(&mut memory, now), f64::from(n) + 1.0);
         }
         assert!(matches!(memory, Memory::TallyTwoWindows(_)));
-        assert_eq!(count(&mut memory, now), 65_537.0);
+        assert_eq!(count(&mut memory, now), 257.0);
         assert!(matches!(memory, Memory::MeasureTwoWindows(_)));
-        for n in 65_538..=70_000 {
+        for n in 258..=70_000 {
             assert_eq!(count(&mut memory, now), f64::from(n));
         }
         // The older bucket survived the widening, in its place.
