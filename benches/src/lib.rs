@@ -615,12 +615,7 @@ pub const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// Appends `ms` (since the epoch) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn write_rfc3339(out: &mut String, ms: i64) {
-    let at = kairos_model::Timestamp(ms);
-    let mut text = kairos_model::time::Rfc3339Text::default();
-    match at.write_rfc3339(&mut text) {
-        Some(fast) => out.push_str(fast),
-        None => out.push_str(&at.to_rfc3339()),
-    }
+    kairos_model::Timestamp(ms).with_rfc3339(|text| out.push_str(text));
 }
 
 /// `ms` as RFC 3339.

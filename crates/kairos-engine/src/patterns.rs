@@ -223,6 +223,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// Where a restarted fixed wait counts from: the event's time, or the
+    /// ladder's anchor if that is later (a late event does not pull it back).
+    fn wait_anchor(&self, index: usize, time: Timestamp) -> Timestamp {
+        self.customer.states[index]
+            .ladder
+            .as_ref()
+            .map_or(time, |ladder| ladder.anchor.max(time))
+    }
+
     /// Cancels the pending ladder (and deferred decisions) of a state.
     fn cancel_ladder(&mut self, index: usize) {
         let token = self.customer.states[index].token;
@@ -426,10 +435,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 // which come to the same restart. That path was a tenth of
                 // retail's instructions.
                 if let Some(index) = ctx.find(trigger_index, None) {
-                    let latest = ctx.customer.states[index]
-                        .ladder
-                        .as_ref()
-                        .map_or(event.time, |l| l.anchor.max(event.time));
+                    let latest = ctx.wait_anchor(index, event.time);
                     ctx.start_ladder(index, latest, *first_at, &[message()], properties);
                     return;
                 }
@@ -469,13 +475,10 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                             latest,
                         )
                     }
-                    _ => {
-                        let latest = ctx.customer.states[index]
-                            .ladder
-                            .as_ref()
-                            .map_or(event.time, |l| l.anchor.max(event.time));
-                        (resolve_offset(&trigger.steps[0].at, &properties), latest)
-                    }
+                    _ => (
+                        resolve_offset(&trigger.steps[0].at, &properties),
+                        ctx.wait_anchor(index, event.time),
+                    ),
                 };
                 match first_at {
                     Some(first_at) => {

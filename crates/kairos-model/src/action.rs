@@ -3,7 +3,7 @@
 //! may be added; none may be renamed.
 
 use crate::payload::Payload;
-use crate::time::{Rfc3339Text, Timestamp};
+use crate::time::Timestamp;
 use compact_str::{format_compact, CompactString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -208,11 +208,7 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
 }
 
 fn write_json_time(out: &mut Vec<u8>, at: Timestamp) {
-    let mut text = Rfc3339Text::default();
-    match at.write_rfc3339(&mut text) {
-        Some(fast) => write_json_str(out, fast),
-        None => write_json_str(out, &at.to_rfc3339()),
-    }
+    at.with_rfc3339(|text| write_json_str(out, text));
 }
 
 #[cfg(test)]

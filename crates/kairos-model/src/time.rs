@@ -31,22 +31,28 @@ impl Timestamp {
 
     /// Formats as RFC 3339 in UTC with milliseconds, as CloudEvents expects.
     pub fn to_rfc3339(self) -> String {
-        let mut text = Rfc3339Text::default();
-        if let Some(fast) = self.write_rfc3339(&mut text) {
-            return fast.to_string();
-        }
-        match Utc.timestamp_millis_opt(self.0).single() {
-            Some(time) => time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            None => format!("@{}ms", self.0),
+        self.with_rfc3339(str::to_string)
+    }
+
+    /// Hands `use_text` this instant in RFC 3339 (UTC, milliseconds) without
+    /// allocating for years 0000 to 9999, every instant an event or a
+    /// decision carries; outside them, in chrono's notation. Actions carry
+    /// four timestamps each, and formatting them through chrono was a tenth
+    /// of the backtest's writing thread.
+    pub fn with_rfc3339<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
+        let mut text = [0; 24];
+        match self.write_rfc3339(&mut text) {
+            Some(fast) => use_text(fast),
+            None => use_text(&match Utc.timestamp_millis_opt(self.0).single() {
+                Some(time) => time.to_rfc3339_opts(SecondsFormat::Millis, true),
+                None => format!("@{}ms", self.0),
+            }),
         }
     }
 
-    /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` into `text` without allocating, for
-    /// years 0000 to 9999 (every instant an event or a decision carries);
-    /// `None` outside them, where [`Timestamp::to_rfc3339`] falls back to
-    /// chrono's notation. Actions carry four timestamps each, and formatting
-    /// them through chrono was a tenth of the backtest's writing thread.
-    pub fn write_rfc3339(self, text: &mut Rfc3339Text) -> Option<&str> {
+    /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` into `bytes`, for years 0000 to
+    /// 9999; `None` outside them.
+    fn write_rfc3339(self, bytes: &mut [u8; 24]) -> Option<&str> {
         const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
         const AFTER_LAST: i64 = 253_402_300_800_000; // 10000-01-01T00:00:00Z
         if !(FIRST..AFTER_LAST).contains(&self.0) {
@@ -64,7 +70,6 @@ impl Timestamp {
             (17, seconds_of_day % 60, 2),
             (20, millis_of_day % 1000, 3),
         ];
-        let bytes = &mut text.0;
         *bytes = *b"0000-00-00T00:00:00.000Z";
         for (start, mut value, width) in fields {
             for position in (start..start + width).rev() {
@@ -120,18 +125,9 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut text = Rfc3339Text::default();
-        match self.write_rfc3339(&mut text) {
-            Some(fast) => serializer.serialize_str(fast),
-            None => serializer.serialize_str(&self.to_rfc3339()),
-        }
+        self.with_rfc3339(|text| serializer.serialize_str(text))
     }
 }
-
-/// Room for one timestamp in RFC 3339 notation (see
-/// [`Timestamp::write_rfc3339`]).
-#[derive(Default)]
-pub struct Rfc3339Text([u8; 24]);
 
 /// Year, month and day of a day count since 1970-01-01 in the proleptic
 /// Gregorian calendar (Howard Hinnant's `civil_from_days`).
@@ -334,7 +330,7 @@ mod tests {
         instants.extend((0..146_097 * 2).map(|day| -86_400_000 * 146_097 + day * 86_400_000 - 1));
         for millis in instants {
             let at = Timestamp(millis);
-            let mut text = Rfc3339Text::default();
+            let mut text = [0; 24];
             match at.write_rfc3339(&mut text) {
                 Some(fast) => assert_eq!(Some(fast.to_string()), chrono_text(at), "{millis}"),
                 None => assert!(!(first..after_last).contains(&millis), "{millis}"),

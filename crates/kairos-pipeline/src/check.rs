@@ -213,6 +213,28 @@ impl Checker {
         }
     }
 
+    /// Whether `items`, the tables of array `field`, are at most `most`;
+    /// if not, reports the first one too many, saying that `whose` has how
+    /// many `what` and that at most `most` `[[tables]]` are accepted.
+    pub fn at_most(
+        &mut self,
+        items: &[Node],
+        field: &str,
+        most: usize,
+        (whose, what, tables): (&str, &str, &str),
+    ) -> bool {
+        let Some(extra) = items.get(most) else {
+            return true;
+        };
+        self.report(
+            &extra.origin,
+            &format!("{field}[{most}]"),
+            format!("{whose} has {} {what}", items.len()),
+            format!("at most {most} [[{tables}]] tables"),
+        );
+        false
+    }
+
     /// An array whose items are each read by `item` (field `field[i]`).
     /// Yields `None` if the array or any item is unusable.
     pub fn list<T>(

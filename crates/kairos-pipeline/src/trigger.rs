@@ -72,13 +72,8 @@ pub(crate) fn triggers(checker: &mut Checker, node: Option<&Node>) -> Vec<Trigge
     let Some(items) = checker.array(node, "trigger", "[[trigger]] tables") else {
         return Vec::new();
     };
-    if items.len() > MAX_TRIGGERS {
-        checker.report(
-            &items[MAX_TRIGGERS].origin,
-            &format!("trigger[{MAX_TRIGGERS}]"),
-            format!("the pipeline has {} triggers", items.len()),
-            format!("at most {MAX_TRIGGERS} [[trigger]] tables"),
-        );
+    let limit = ("the pipeline", "triggers", "trigger");
+    if !checker.at_most(items, "trigger", MAX_TRIGGERS, limit) {
         return Vec::new();
     }
     let mut ids: Vec<String> = Vec::new();
@@ -478,13 +473,8 @@ fn variants(
         &variants_field,
         "[[trigger.variants]] tables with name and weight",
     )?;
-    if items.len() > MAX_VARIANTS {
-        checker.report(
-            &items[MAX_VARIANTS].origin,
-            &format!("{variants_field}[{MAX_VARIANTS}]"),
-            format!("the trigger has {} variants", items.len()),
-            format!("at most {MAX_VARIANTS} [[trigger.variants]] tables"),
-        );
+    let limit = ("the trigger", "variants", "trigger.variants");
+    if !checker.at_most(items, &variants_field, MAX_VARIANTS, limit) {
         return None;
     }
     let after_rule = if kind == Kind::Schedule {

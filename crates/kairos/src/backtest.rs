@@ -51,13 +51,17 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         Ok(file) => file.map(io::BufWriter::new),
         Err(code) => return Ok(code),
     };
-    let mut sink = match ActionSink::open(args, &pipeline.name) {
-        Ok(sink) => sink,
-        Err(error) => {
-            eprintln!("kairos: --out: {error:#}; accepted: a path where a file can be created, or - for stdout");
-            return Ok(ExitCode::from(2));
-        }
+    // Unbuffered: the writing thread renders a whole batch into one buffer
+    // and writes it with one call, so a `BufWriter` would only copy every
+    // byte once more.
+    let output: Option<Box<dyn Write + Send>> = match args.out.as_deref() {
+        Some(path) if path.as_os_str() == "-" => Some(Box::new(io::stdout())),
+        path => match create_output("--out", path) {
+            Ok(file) => file.map(|file| Box::new(file) as Box<dyn Write + Send>),
+            Err(code) => return Ok(code),
+        },
     };
+    let mut sink = ActionSink::open(output, &pipeline.name, args.all_decisions)?;
     let progress = progress_bar(args, reader.total_bytes);
     let events_name = args.events.display().to_string();
     let started = Instant::now();
@@ -138,17 +142,19 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         let json = summary::to_json(engine.stats(), events, rejected, seconds);
         writeln!(file, "{json:#}").with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(error) = read_error {
-        eprintln!(
-            "kairos: cannot read {events_name} past {error}; the decisions and summary above cover everything before it"
-        );
-        std::mem::forget(engine);
-        return Ok(ExitCode::from(1));
-    }
+    let code = match read_error {
+        Some(error) => {
+            eprintln!(
+                "kairos: cannot read {events_name} past {error}; the decisions and summary above cover everything before it"
+            );
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    };
     // Millions of customers take a while to free, and the process is about
     // to exit anyway: leave that to the OS.
     std::mem::forget(engine);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// Refuses output paths that would destroy an input or each other:
@@ -255,22 +261,13 @@ impl ActionSink {
     const BATCH: usize = 1024;
     const QUEUED_BATCHES: usize = 16;
 
-    fn open(args: &BacktestArgs, pipeline: &str) -> anyhow::Result<ActionSink> {
-        // Unbuffered: the writing thread renders a whole batch into one
-        // buffer and writes it with one call, so a `BufWriter` would only
-        // copy every byte once more.
-        let output: Option<Box<dyn Write + Send>> = match &args.out {
-            None => None,
-            Some(path) if path.as_os_str() == "-" => Some(Box::new(io::stdout())),
-            Some(path) => {
-                let file = File::create(path)
-                    .with_context(|| format!("cannot create {}", path.display()))?;
-                Some(Box::new(file))
-            }
-        };
+    fn open(
+        output: Option<Box<dyn Write + Send>>,
+        pipeline: &str,
+        all_decisions: bool,
+    ) -> anyhow::Result<ActionSink> {
         let (queue, batches) = mpsc::sync_channel::<Vec<Decision>>(Self::QUEUED_BATCHES);
         let pipeline = pipeline.to_string();
-        let all_decisions = args.all_decisions;
         let writer = thread::Builder::new()
             .name("kairos-write".into())
             .spawn(move || write_actions(batches, output, &pipeline, all_decisions))
