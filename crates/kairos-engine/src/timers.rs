@@ -21,8 +21,9 @@
 //! a deadline, so a stale entry that matches its owner's current deadline is
 //! a copy of a live one, and copies merge when they come up (a timer added
 //! twice is one timer). And an erased or merged customer's entries cannot
-//! be taken for the next occupant of the slot: tokens are not reused in a slot (the next occupant continues from
-//! where the last one stopped) until they wrap after 2³⁰. So that cancelled
+//! be taken for the next occupant of the slot: tokens are not reused in a
+//! slot (the next occupant continues from where the last one stopped) until
+//! they wrap after 2³⁰. So that cancelled
 //! entries do not pile up (a customer evicting old points-expiry schedules
 //! three years ahead would otherwise leave one per event), a bucket in which
 //! more than half the entries may be cancelled is compacted: the engine drops
