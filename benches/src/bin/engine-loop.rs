@@ -4,13 +4,14 @@
 //!
 //! ```text
 //! cargo run -p kairos-benches --release --bin engine-loop -- \
-//!     --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--no-drain]
+//!     --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--hours H] [--no-drain]
 //! perf record -g target/release/engine-loop --workload cart --customers 200000 --events 2000000 \
 //!     --pipeline benches/cart-only.toml
 //! ```
 //!
 //! `--populate` first applies an identify and a page view for every customer
-//! (untimed), as the criterion benchmark does.
+//! (untimed), as the criterion benchmark does. `--hours H`: see
+//! `Config::over_hours`.
 
 use kairos_benches::{generate, parse, population, Config, Workload};
 use kairos_engine::Engine;
@@ -56,7 +57,7 @@ static ALLOCATOR: Counting = Counting;
 
 fn main() {
     let mut workload = Workload::Retail;
-    let (mut customers, mut events, mut seed) = (1_000_000u64, 2_000_000u64, None);
+    let (mut customers, mut events, mut seed, mut hours) = (1_000_000u64, 2_000_000u64, None, None);
     let mut pipeline_path = None;
     let mut populate = false;
     let mut drain = true;
@@ -79,6 +80,7 @@ fn main() {
             "--customers" => customers = number(args.next()),
             "--events" => events = number(args.next()),
             "--seed" => seed = Some(number(args.next())),
+            "--hours" => hours = Some(number(args.next())),
             "--pipeline" => pipeline_path = args.next().map(PathBuf::from),
             "--populate" => populate = true,
             "--no-drain" => drain = false,
@@ -103,6 +105,9 @@ fn main() {
     };
     if let Some(seed) = seed {
         config = config.with_seed(seed);
+    }
+    if let Some(hours) = hours {
+        config = config.over_hours(hours);
     }
     let mut engine = Engine::new(pipeline);
     let mut decisions = 0u64;
@@ -179,7 +184,7 @@ fn feed(engine: &mut Engine, events: Vec<Event>) -> u64 {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: engine-loop --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--no-drain]"
+        "usage: engine-loop --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--hours H] [--no-drain]"
     );
     std::process::exit(2)
 }

@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! cargo run -p kairos-benches --release --bin gen-events -- \
-//!     --workload retail|cart --customers N --events M [--seed S] > events.jsonl
+//!     --workload retail|cart --customers N --events M [--seed S] [--hours H] > events.jsonl
 //! ```
 
 use kairos_benches::{generate, Config, Workload};
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: gen-events --workload retail|cart --customers N --events M [--seed S]";
+const USAGE: &str =
+    "usage: gen-events --workload retail|cart --customers N --events M [--seed S] [--hours H]";
 
 fn main() -> ExitCode {
     match run() {
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let mut workload = None;
-    let (mut customers, mut events, mut seed) = (None, None, None);
+    let (mut customers, mut events, mut seed, mut hours) = (None, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -37,6 +38,7 @@ fn run() -> Result<(), String> {
             "--customers" => customers = Some(number(value()?)?),
             "--events" => events = Some(number(value()?)?),
             "--seed" => seed = Some(number(value()?)?),
+            "--hours" => hours = Some(number(value()?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -56,6 +58,9 @@ fn run() -> Result<(), String> {
     };
     if let Some(seed) = seed {
         config = config.with_seed(seed);
+    }
+    if let Some(hours) = hours {
+        config = config.over_hours(hours);
     }
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 20, stdout);

@@ -100,26 +100,30 @@ impl Decision {
     /// Like [`Decision::to_action`], moving the fields instead of copying
     /// them (the payload can be a whole cart).
     pub fn into_action(self, pipeline: &str) -> Action {
-        Action::new(
-            pipeline,
-            ActionData {
-                action_id: self.action_id,
-                user_id: self.user_id,
-                trigger: self.trigger,
-                step: self.step,
-                channel: self.channel,
-                priority: self.priority,
-                variant: self.variant,
-                fired_at: self.fired_at,
-                decided_at: self.decided_at,
-                expires_at: self.expires_at,
-                suppressed: self.suppressed.map(|reason| reason.as_str().to_string()),
-                reason: ActionReason {
-                    rule: self.rule,
-                    events: self.events,
-                },
-                payload: self.payload,
+        Action::new(pipeline, self.into_action_data())
+    }
+
+    /// The action's `data`, moved out of the decision: with
+    /// [`ActionData::write_action_json`], the action written without
+    /// being built.
+    pub fn into_action_data(self) -> ActionData {
+        ActionData {
+            action_id: self.action_id,
+            user_id: self.user_id,
+            trigger: self.trigger,
+            step: self.step,
+            channel: self.channel,
+            priority: self.priority,
+            variant: self.variant,
+            fired_at: self.fired_at,
+            decided_at: self.decided_at,
+            expires_at: self.expires_at,
+            suppressed: self.suppressed.map(|reason| reason.as_str().to_string()),
+            reason: ActionReason {
+                rule: self.rule,
+                events: self.events,
             },
-        )
+            payload: self.payload,
+        }
     }
 }

@@ -139,6 +139,48 @@ impl BucketEntry {
     }
 }
 
+/// Puts the entries of bucket `index` into `sorted` (empty) latest first,
+/// without duplicates. Deadlines within a bucket differ only in their 16-bit
+/// offset, so they are put in order by two passes of a radix sort, 8 bits
+/// each, which keeps equal deadlines in the order added; only those few
+/// runs are then sorted by customer and token. (A comparison sort of the
+/// whole bucket was a twentieth of the cart job's engine instructions.)
+fn sort_bucket(mut entries: Vec<BucketEntry>, index: i64, sorted: &mut Vec<Packed>) {
+    let Some(&any) = entries.first() else {
+        return;
+    };
+    let mut starts = [[0usize; 256]; 2];
+    for entry in &entries {
+        let offset = usize::from(entry.offset);
+        starts[0][offset & 0xff] += 1;
+        starts[1][offset >> 8] += 1;
+    }
+    for counts in &mut starts {
+        let mut start = 0;
+        for count in counts.iter_mut() {
+            (*count, start) = (start, start + *count);
+        }
+    }
+    let mut by_low_byte = vec![any; entries.len()];
+    for entry in &entries {
+        let start = &mut starts[0][usize::from(entry.offset) & 0xff];
+        by_low_byte[*start] = *entry;
+        *start += 1;
+    }
+    for entry in &by_low_byte {
+        let start = &mut starts[1][usize::from(entry.offset) >> 8];
+        entries[*start] = *entry;
+        *start += 1;
+    }
+    for run in entries.chunk_by_mut(|a, b| { a.offset } == { b.offset }) {
+        if run.len() > 1 {
+            run.sort_unstable_by_key(|entry| (entry.customer, entry.token_and_purpose));
+        }
+    }
+    entries.dedup_by_key(|entry| (entry.offset, entry.customer, entry.token_and_purpose));
+    sorted.extend(entries.iter().rev().map(|entry| entry.unpack(index)));
+}
+
 /// The deadline-ordered index of every pending timer.
 ///
 /// Invariants: every entry in `sorted` and `added_soon` is due before
@@ -326,10 +368,7 @@ impl TimerTable {
                 .checked_add(1)
                 .and_then(|next| next.checked_mul(BUCKET_MS))
                 .unwrap_or(i64::MAX);
-            self.sorted
-                .extend(bucket.entries.into_iter().map(|entry| entry.unpack(index)));
-            self.sorted.sort_unstable_by(|a, b| b.cmp(a));
-            self.sorted.dedup();
+            sort_bucket(bucket.entries, index, &mut self.sorted);
         }
     }
 
@@ -362,11 +401,13 @@ mod tests {
 
     fn entry() -> impl Strategy<Value = TimerEntry> {
         (
-            // Deadlines clustered (many equal times, few buckets) and spread
-            // far apart (many buckets, negative times too).
-            // and at the ends of time, where bucket arithmetic could overflow.
+            // Deadlines clustered (many equal times, few buckets), at a
+            // handful of instants (ties broken by customer and token), spread
+            // far apart (many buckets, negative times too), and at the ends
+            // of time, where bucket arithmetic could overflow.
             prop_oneof![
                 8 => 0i64..5_000_000,
+                4 => (0i64..4).prop_map(|k| 1_000_000 + k * 7),
                 8 => -3_000_000_000i64..3_000_000_000,
                 1 => (i64::MAX - 200_000)..i64::MAX,
                 1 => (i64::MIN / 4)..(i64::MIN / 4 + 200_000),

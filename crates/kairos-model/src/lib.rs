@@ -18,6 +18,7 @@
 pub mod action;
 pub mod event;
 pub mod ids;
+mod json_out;
 pub mod payload;
 pub mod properties;
 pub mod time;

@@ -349,7 +349,9 @@ fn write_actions(
         rendered.clear();
         for decision in batch {
             if decision.is_sent() || all_decisions {
-                decision.into_action(pipeline).write_json(&mut rendered);
+                decision
+                    .into_action_data()
+                    .write_action_json(pipeline, &mut rendered);
                 rendered.push(b'\n');
             }
         }
