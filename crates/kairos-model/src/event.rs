@@ -438,6 +438,7 @@ impl Event {
 
     /// A property as a string (numbers are rendered), for keys and grouping.
     /// Borrowed unless it has to be rendered.
+    #[inline]
     pub fn property_text(&self, name: &str) -> Option<Cow<'_, str>> {
         match self.properties.get(name)? {
             Value::String(text) => Some(Cow::Borrowed(text)),
@@ -448,6 +449,7 @@ impl Event {
     }
 
     /// A property as a number (numeric strings are accepted).
+    #[inline]
     pub fn property_number(&self, name: &str) -> Option<f64> {
         value_number(self.properties.get(name)?)
     }

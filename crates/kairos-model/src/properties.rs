@@ -57,6 +57,7 @@ impl Entry {
 /// in the top byte: different fingerprints mean different names, and for
 /// names of up to seven bytes (`cart_id`, `price`) equal fingerprints mean
 /// equal names.
+#[inline]
 fn fingerprint(name: &str) -> u64 {
     let bytes = name.as_bytes();
     let read =
@@ -81,6 +82,7 @@ fn fingerprint_is_whole(name: &str) -> bool {
 
 impl Properties {
     /// The value named `name`.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<&Value> {
         let index = if self.0.len() <= SCANNED {
             let (wanted, whole) = (fingerprint(name), fingerprint_is_whole(name));
