@@ -18,6 +18,7 @@
 //! `gen-events` (write a workload as JSON lines) and `state-size` (bytes per
 //! customer) in `src/bin/`.
 
+use kairos_model::time::days_from_civil;
 use kairos_model::Event;
 use std::fmt::Write as _;
 
@@ -610,17 +611,6 @@ fn write_identify(out: &mut String, customer: u64, message_id: &str, time: i64) 
 }
 
 // ----- time ----------------------------------------------------------------
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
-pub const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = if year >= 0 { year } else { year - 399 } / 400;
-    let year_of_era = year - era * 400;
-    let month_index = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
 
 /// Appends `ms` (since the epoch) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn write_rfc3339(out: &mut String, ms: i64) {

@@ -211,9 +211,10 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar
-/// (Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`]).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+/// Days since 1970-01-01 of a date (month 1–12) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `days_from_civil`, the inverse of
+/// `civil_from_days`).
+pub const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year.rem_euclid(400);
