@@ -146,6 +146,11 @@ fn main() {
         engine.pending_timers(),
         decisions
     );
+    let packing = engine.packing();
+    println!(
+        "idle customers packed {} times, unpacked {} times; {} packed now",
+        packing.packed, packing.unpacked, packing.cold_now
+    );
     if !drain {
         // Skips the drain and the drop: quicker A/B runs of the timed part.
         std::process::exit(0);

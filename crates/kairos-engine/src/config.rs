@@ -48,6 +48,10 @@ pub struct Settings {
     pub late_events: LateEvents,
     /// Per-customer `messageId` de-duplication look-back. Default 24 h.
     pub dedup_lookback: Span,
+    /// A customer with no event for this long is packed into one compact
+    /// block until their next event or timer (see `slots`). Decisions never
+    /// depend on it. Default 24 h.
+    pub pack_idle_after: Span,
     /// Time zone for customers who never told us theirs. Default UTC.
     pub default_timezone: Tz,
     /// Track event name that erases a customer. Default `Erasure Requested`.
@@ -65,6 +69,7 @@ impl Default for Settings {
             allowed_lateness: Span::seconds(5),
             late_events: LateEvents::Apply,
             dedup_lookback: Span::HOUR * 24,
+            pack_idle_after: Span::HOUR * 24,
             default_timezone: Tz::UTC,
             erasure_event: "Erasure Requested".to_string(),
             seed: 0,

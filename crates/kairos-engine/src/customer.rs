@@ -15,15 +15,19 @@ use crate::id_index::{IdIndex, IdKey};
 use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
 pub use crate::message_id::MessageId;
 pub use crate::seen::SeenMessages;
+use crate::slots::{Slot, Slots};
 use chrono_tz::Tz;
 use compact_str::CompactString;
+pub use frozen::{freeze, thaw};
 use kairos_model::{Span, Timestamp};
 use serde_json::Value;
 use thin_vec::ThinVec;
 
+mod frozen;
+
 /// Everything held about one person. The record itself holds what nearly
 /// every event reads (key, profile, de-dup with up to two entries inline,
-/// states, carts) in 96 bytes; the parts most customers never have (other
+/// states, carts, when it was last touched) in 104 bytes; the parts most customers never have (other
 /// ids, messages sent, deferred decisions, engagement hours) hang off one
 /// optional box.
 #[derive(Debug)]
@@ -40,6 +44,9 @@ pub struct Customer {
     pub states: ThinVec<KeyedState>,
     /// Next token for a keyed state or deferred decision.
     pub next_token: u32,
+    /// Time of the newest event applied (`MIN` when none was since it was
+    /// unpacked): how long it has been idle (see `slots`).
+    pub touched: Timestamp,
     /// See [`Occasional`]; `None` while all of it is empty.
     occasional: Option<Box<Occasional>>,
 }
@@ -68,6 +75,7 @@ impl Customer {
             carts: ThinVec::new(),
             states: ThinVec::new(),
             next_token: 0,
+            touched: Timestamp::MIN,
             occasional: None,
         }
     }
@@ -136,12 +144,17 @@ pub struct Population<'a> {
     /// Id → slot.
     pub ids: &'a IdIndex,
     /// Customers by slot.
-    pub customers: &'a [Option<Customer>],
+    pub customers: &'a Slots,
 }
 
 impl Population<'_> {
+    /// The customer in `slot` if it is in working form (a packed one is
+    /// left to be unpacked when needed: its block is prefetched, no more).
     fn get(&self, slot: u32) -> Option<&Customer> {
-        self.customers.get(slot as usize)?.as_ref()
+        match self.customers.slot(slot)? {
+            Slot::Hot(customer) => Some(customer),
+            _ => None,
+        }
     }
 }
 
@@ -156,19 +169,25 @@ impl Walk for Population<'_> {
     }
 
     fn prefetch_record(&self, slot: u32) {
-        if let Some(record) = self.customers.get(slot as usize) {
-            prefetch_lines(record);
+        if let Some(place) = self.customers.slot(slot) {
+            prefetch_lines(place);
         }
     }
 
     fn prefetch_parts(&self, slot: u32) {
-        let Some(customer) = self.get(slot) else {
-            return;
-        };
-        prefetch_thin_vec(&customer.states);
-        prefetch(customer.states.as_ptr().wrapping_add(1));
-        prefetch_thin_vec(&customer.carts);
-        customer.seen.prefetch_start();
+        match self.customers.slot(slot) {
+            Some(Slot::Hot(customer)) => {
+                prefetch_thin_vec(&customer.states);
+                prefetch(customer.states.as_ptr().wrapping_add(1));
+                prefetch_thin_vec(&customer.carts);
+                customer.seen.prefetch_start();
+            }
+            Some(Slot::PackedBlock(block)) => {
+                prefetch(block.as_ptr());
+                prefetch(block.as_ptr().wrapping_add(64));
+            }
+            _ => {}
+        }
     }
 
     fn prefetch_details(&self, slot: u32, message: Option<u64>) {
@@ -777,7 +796,8 @@ mod layout {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn records_stay_small() {
-        assert_eq!(size_of::<Customer>(), 96);
+        assert_eq!(size_of::<crate::slots::Slot>(), 112);
+        assert_eq!(size_of::<Customer>(), 104);
         assert_eq!(size_of::<KeyedState>(), 32);
         assert_eq!(size_of::<Held>(), 16);
         assert_eq!(size_of::<Ladder>(), 56);

@@ -14,7 +14,8 @@ use crate::patterns::{self, discard_state, Ctx};
 use crate::plan::Plan;
 use crate::policy::{self, Candidate, Verdict};
 use crate::reorder::{ReorderBuffer, Waiting};
-use crate::stats::{Stats, TriggerStats};
+use crate::slots::{Slot, Slots};
+use crate::stats::{Packing, Stats, TriggerStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::{Event, EventType, Timestamp};
 use serde_json::{json, Value};
@@ -46,7 +47,7 @@ pub struct Engine {
     lookahead: Lookahead,
     /// Time of the last applied event or fired timer; never goes backwards.
     now: Timestamp,
-    customers: Vec<Option<Customer>>,
+    customers: Slots,
     /// Slots freed by erasure or merging, each with the token its next
     /// occupant starts from: tokens are not reused in a slot (until they
     /// wrap), so a cancelled timer left in the table cannot be taken for a
@@ -85,7 +86,7 @@ impl Engine {
             buffer: ReorderBuffer::default(),
             lookahead: Lookahead::default(),
             now: Timestamp::MIN,
-            customers: Vec::new(),
+            customers: Slots::default(),
             free_slots: Vec::new(),
             ids: IdIndex::default(),
             timers: TimerTable::default(),
@@ -136,6 +137,17 @@ impl Engine {
         self.customers.len() - self.free_slots.len()
     }
 
+    /// Customers packed now, and customers packed and unpacked so far (see
+    /// `settings.pack_idle_after`).
+    pub fn packing(&self) -> Packing {
+        let (packed, unpacked) = self.customers.packed_and_unpacked();
+        Packing {
+            cold_now: self.customers.cold(),
+            packed,
+            unpacked,
+        }
+    }
+
     /// Timers held (ladder steps, window closes, deferred decisions),
     /// including cancelled ones the table has not dropped yet: in buckets
     /// ahead, at most about as many as the live ones; in the bucket being
@@ -148,7 +160,7 @@ impl Engine {
     /// prove erasure.
     pub fn holds_anything_about(&self, id: &str) -> bool {
         self.ids.contains(id)
-            || self.customers.iter().flatten().any(|customer| {
+            || self.customers.any(|customer| {
                 &*customer.key == id
                     || customer.aliases().iter().any(|known| &**known == id)
                     || customer.deferred().iter().any(|d| d.decision.user_id == id)
@@ -209,7 +221,7 @@ impl Engine {
         let Some(slot) = self.ids.get(id) else {
             return false;
         };
-        let Some(mut customer) = self.customers[slot as usize].take() else {
+        let Some(mut customer) = self.customers.take(slot) else {
             return false;
         };
         let occasional = customer.take_occasional();
@@ -281,6 +293,13 @@ impl Engine {
             let customers = &self.customers;
             self.timers.compact(|entry| is_pending(customers, entry));
         }
+        // Run to the end of time (a backtest's end), nothing more arrives:
+        // packing would be work for nothing.
+        if self.watermark < Timestamp::MAX {
+            let settings = &self.plan.pipeline.settings;
+            self.customers
+                .sweep(self.now, settings.pack_idle_after, settings.dedup_lookback);
+        }
     }
 
     /// Hands the lookahead the customer of an event or a timer coming up.
@@ -327,6 +346,7 @@ impl Engine {
         let Some(mut ctx) = self.ctx(slot) else {
             return;
         };
+        ctx.customer.touched = ctx.customer.touched.max(event.time);
         if !ctx
             .customer
             .seen
@@ -414,7 +434,9 @@ impl Engine {
             batch.push(next);
         }
         // Cancelled timers the table could not remove come up too; they must
-        // not move the clock (a late event's decision depends on it).
+        // not move the clock (a late event's decision depends on it). A
+        // packed customer is unpacked to tell.
+        self.customers.get_mut(first.customer);
         batch.retain(|entry| is_pending(&self.customers, entry));
         if batch.is_empty() {
             return;
@@ -466,7 +488,7 @@ impl Engine {
             plan: &self.plan,
             timers: &mut self.timers,
             globals: &mut self.globals,
-            customer: self.customers.get_mut(slot as usize)?.as_mut()?,
+            customer: self.customers.get_mut(slot)?,
             cid: slot,
             now: self.now,
             horizon: self.newest_event + RECURRENCE_HORIZON,
@@ -476,7 +498,7 @@ impl Engine {
     /// Runs the policy on a candidate and outputs or defers it.
     fn deliver(&mut self, slot: u32, mut candidate: Candidate, first_pass: bool) {
         let now = self.now;
-        let Some(customer) = self.customers[slot as usize].as_mut() else {
+        let Some(customer) = self.customers.get_mut(slot) else {
             return;
         };
         let verdict = match policy::judge(
@@ -535,13 +557,10 @@ impl Engine {
         let slot = match self.free_slots.pop() {
             Some((slot, next_token)) => {
                 customer.next_token = next_token;
-                self.customers[slot as usize] = Some(customer);
+                self.customers.put(slot, customer);
                 slot
             }
-            None => {
-                self.customers.push(Some(customer));
-                (self.customers.len() - 1) as u32
-            }
+            None => self.customers.push(customer),
         };
         self.ids.insert(id, slot);
         slot
@@ -569,14 +588,14 @@ impl Engine {
             (Some(person), Some(_)) => person,
             (Some(person), None) => {
                 self.ids.insert(other, person);
-                if let Some(customer) = self.customers[person as usize].as_mut() {
+                if let Some(customer) = self.customers.get_mut(person) {
                     customer.occasional_mut().aliases.push(other.into());
                 }
                 person
             }
             (None, Some(device)) => {
                 self.ids.insert(user, device);
-                if let Some(customer) = self.customers[device as usize].as_mut() {
+                if let Some(customer) = self.customers.get_mut(device) {
                     let device_id = std::mem::replace(&mut customer.key, user.into());
                     customer.occasional_mut().aliases.push(device_id);
                 }
@@ -585,7 +604,7 @@ impl Engine {
             (None, None) => {
                 let person = self.customer_slot(user);
                 self.ids.insert(other, person);
-                if let Some(customer) = self.customers[person as usize].as_mut() {
+                if let Some(customer) = self.customers.get_mut(person) {
                     customer.occasional_mut().aliases.push(other.into());
                 }
                 person
@@ -596,12 +615,12 @@ impl Engine {
     /// Moves everything of customer `from` into `into`. Where both have state
     /// for the same trigger and key, the identified person's wins.
     fn merge(&mut self, from: u32, into: u32) {
-        let Some(mut source) = self.customers[from as usize].take() else {
+        let Some(mut source) = self.customers.take(from) else {
             return;
         };
         let occasional = source.take_occasional();
         self.free_slots.push((from, source.next_token));
-        let Some(target) = self.customers[into as usize].as_mut() else {
+        let Some(target) = self.customers.get_mut(into) else {
             return;
         };
         for id in occasional
@@ -693,10 +712,13 @@ impl Engine {
 }
 
 /// Whether a timer's owner still waits for it: the table keeps some
-/// cancelled timers (see `timers`), and they are recognised here.
-fn is_pending(customers: &[Option<Customer>], entry: &TimerEntry) -> bool {
-    let Some(Some(customer)) = customers.get(entry.customer as usize) else {
-        return false;
+/// cancelled timers (see `timers`), and they are recognised here. A packed
+/// customer's are kept until they come up (see `Engine::fire`).
+fn is_pending(customers: &Slots, entry: &TimerEntry) -> bool {
+    let customer = match customers.slot(entry.customer) {
+        Some(Slot::Hot(customer)) => customer,
+        Some(Slot::Packed(_) | Slot::PackedBlock(_)) => return true,
+        Some(Slot::Vacant) | None => return false,
     };
     let state = || {
         customer

@@ -104,6 +104,16 @@ impl RankBucket {
     fn index(self) -> usize {
         usize::from(self.0.get()) - 1
     }
+
+    /// The bucket as a number that is never 0 (for packing customers).
+    pub(crate) fn raw(self) -> u16 {
+        self.0.get()
+    }
+
+    /// The bucket [`RankBucket::raw`] gave, or `None` for 0.
+    pub(crate) fn from_raw(raw: u16) -> Option<RankBucket> {
+        NonZeroU16::new(raw).map(RankBucket)
+    }
 }
 
 /// A log-bucketed histogram of positive values, one entry per customer: the

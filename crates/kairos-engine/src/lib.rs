@@ -15,7 +15,7 @@
 //!   call `advance_to`), and, for a caller that frees events on a thread
 //!   of its own, [`Engine::take_spent_events`] (after
 //!   [`Engine::hand_back_events`]);
-//! - getters: [`Engine::stats`], [`Engine::watermark`], ...
+//! - getters: [`Engine::stats`], [`Engine::watermark`], [`Engine::packing`], ...
 //!
 //! ```
 //! use kairos_engine::{Engine, config::*};
@@ -87,9 +87,10 @@ mod plan;
 mod policy;
 mod reorder;
 mod seen;
+mod slots;
 pub mod stats;
 mod timers;
 
 pub use decision::{Decision, Suppression};
 pub use engine::{Engine, OPS_CUSTOMER};
-pub use stats::{Stats, TriggerStats};
+pub use stats::{Packing, Stats, TriggerStats};

@@ -203,6 +203,37 @@ impl SeenMessages {
         }
     }
 
+    /// The entries seen at or after `horizon`, oldest first (for packing a
+    /// customer). Older ones can no longer make an on-time event a
+    /// duplicate: its time is past the engine's clock, which is past
+    /// `horizon` + the look-back when a customer is packed.
+    pub fn entries_since(&self, horizon: Timestamp) -> Vec<(u64, Timestamp)> {
+        let mut entries: Vec<(u64, Timestamp)> = match self {
+            SeenMessages::Two { .. } => self.inline_entries().into_vec(),
+            SeenMessages::Few(list) => list.to_vec(),
+            SeenMessages::Many(table) => table.iter().collect(),
+        };
+        entries.retain(|(_, seen_at)| *seen_at >= horizon);
+        entries.sort_by_key(|(hash, seen_at)| (*seen_at, *hash));
+        entries
+    }
+
+    /// Holds `entries` (as [`Self::entries_since`] gave them), in the
+    /// smallest form that fits.
+    pub fn from_entries(entries: &[(u64, Timestamp)]) -> SeenMessages {
+        if let Some(two) = Self::two(entries) {
+            return two;
+        }
+        if entries.len() <= Self::SMALL {
+            return SeenMessages::Few(entries.iter().copied().collect());
+        }
+        let mut table = SeenTable::with_room_for(entries.len());
+        for (hash, seen_at) in entries {
+            table.set(*hash, *seen_at);
+        }
+        SeenMessages::Many(Box::new(table))
+    }
+
     /// Adds everything from `other` (identity merge).
     pub fn absorb(&mut self, other: SeenMessages) {
         let forever = Span(i64::MAX / 8);

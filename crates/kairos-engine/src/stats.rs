@@ -21,6 +21,17 @@ pub struct Stats {
     pub triggers: Vec<TriggerStats>,
 }
 
+/// Idle customers' packing (see `settings.pack_idle_after`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Packing {
+    /// Customers packed now.
+    pub cold_now: usize,
+    /// Times a customer was packed.
+    pub packed: u64,
+    /// Times a customer was unpacked (an event or timer for them).
+    pub unpacked: u64,
+}
+
 /// Per-trigger counters.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TriggerStats {

@@ -12,6 +12,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "allowed_lateness",
     "late_events",
     "dedup_lookback",
+    "pack_idle_after",
     "default_timezone",
     "erasure_event",
     "seed",
@@ -71,6 +72,12 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         defaults.dedup_lookback,
         |c, n, f| c.span(n, f, SpanRule::Positive),
     );
+    let pack_idle_after = checker.optional(
+        &fields,
+        "pack_idle_after",
+        defaults.pack_idle_after,
+        |c, n, f| c.span(n, f, SpanRule::Positive),
+    );
     let default_timezone = checker.optional(
         &fields,
         "default_timezone",
@@ -96,6 +103,7 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         allowed_lateness: allowed_lateness.unwrap_or(defaults.allowed_lateness),
         late_events: late_events.unwrap_or(defaults.late_events),
         dedup_lookback: dedup_lookback.unwrap_or(defaults.dedup_lookback),
+        pack_idle_after: pack_idle_after.unwrap_or(defaults.pack_idle_after),
         default_timezone: default_timezone.unwrap_or(defaults.default_timezone),
         erasure_event: erasure_event.unwrap_or(defaults.erasure_event),
         seed: seed.unwrap_or(defaults.seed),

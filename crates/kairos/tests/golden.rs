@@ -21,8 +21,8 @@
 //! every changed decision before committing it.
 
 use kairos_engine::config::Pipeline;
-use kairos_engine::Engine;
-use kairos_model::{Event, Timestamp};
+use kairos_engine::{Engine, Packing};
+use kairos_model::{Event, Span, Timestamp};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -107,10 +107,12 @@ fn read_case(dir: &Path) -> Case {
     }
 }
 
-/// Output of a replay: the action lines, and how many events arrived late.
+/// Output of a replay: the action lines, how many events arrived late, and
+/// how often idle customers were packed and unpacked.
 struct Replay {
     lines: Vec<String>,
     late: u64,
+    packing: Packing,
 }
 
 /// The backtest loop of `kairos backtest --all-decisions`: every event in
@@ -144,6 +146,7 @@ fn replay<'a>(
     Replay {
         lines,
         late: engine.stats().late,
+        packing: engine.packing(),
     }
 }
 
@@ -366,5 +369,33 @@ fn arrival_within_the_allowed_lateness_changes_nothing() {
     assert!(
         reordered >= 100,
         "only {reordered} events arrived out of order: the test shuffles too little"
+    );
+}
+
+#[test]
+fn packing_idle_customers_changes_nothing() {
+    let pipeline = retail();
+    let (mut packed, mut unpacked) = (0, 0);
+    // From packing a customer the moment it goes quiet to the default.
+    for idle_after in [Span(1), Span::seconds(1), Span::seconds(600), Span::HOUR] {
+        let mut packing = pipeline.clone();
+        packing.settings.pack_idle_after = idle_after;
+        for case in cases() {
+            let expected = replay(&pipeline, &case.events, case.until);
+            let actual = replay(&packing, &case.events, case.until);
+            assert!(
+                actual.lines == expected.lines,
+                "golden/{}, packed after {idle_after}: packing changed the output (- never packed, + packed):\n{}",
+                case.name,
+                diff(&expected.lines, &actual.lines)
+            );
+            packed += actual.packing.packed;
+            unpacked += actual.packing.unpacked;
+        }
+    }
+    // Customers really were packed, and came back for events and timers.
+    assert!(
+        packed >= 100 && unpacked >= 100,
+        "packed {packed} times, unpacked {unpacked}: the test packs too little"
     );
 }

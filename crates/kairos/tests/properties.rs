@@ -2,10 +2,11 @@
 //! pipeline `pipelines/retail.toml`:
 //! - the same input twice gives byte-identical output;
 //! - shuffling events within the allowed lateness changes nothing;
+//! - packing idle customers, however soon, changes nothing;
 //! - after erasure nothing about the customer remains.
 
 use kairos_engine::Engine;
-use kairos_model::{Event, Timestamp};
+use kairos_model::{Event, Span, Timestamp};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -84,7 +85,12 @@ fn calls(steps: &[Step]) -> Vec<Value> {
 /// Runs calls (in the given arrival order) and renders every decision as its
 /// action JSON line.
 fn replay(calls: &[Value]) -> String {
-    let mut engine = Engine::new(retail());
+    replay_on(retail(), calls)
+}
+
+/// [`replay`] on another pipeline.
+fn replay_on(pipeline: kairos_engine::config::Pipeline, calls: &[Value]) -> String {
+    let mut engine = Engine::new(pipeline);
     let mut out = String::new();
     let mut drain = |engine: &mut Engine| {
         while let Some(decision) = engine.poll_decision() {
@@ -134,7 +140,15 @@ proptest! {
     }
 
     #[test]
-    fn after_erasure_nothing_about_the_customer_remains(steps in steps(), victim in 0u8..6) {
+    fn packing_idle_customers_changes_nothing(steps in steps(), idle_after_ms in 1i64..7_200_000) {
+        let calls = calls(&steps);
+        let mut packing = retail();
+        packing.settings.pack_idle_after = Span(idle_after_ms);
+        prop_assert_eq!(replay(&calls), replay_on(packing, &calls));
+    }
+
+    #[test]
+    fn after_erasure_nothing_about_the_customer_remains(steps in steps(), victim in 0u8..6, idle_after_ms in 1i64..7_200_000) {
         let mut calls = calls(&steps);
         let last = calls.last().and_then(|c| c["timestamp"].as_str()).map(|t| Timestamp::parse_rfc3339(t).map(|t| t.0).unwrap_or(START)).unwrap_or(START);
         let user = format!("u{victim}");
@@ -142,7 +156,10 @@ proptest! {
         // Link the device to the person, then erase the person.
         calls.push(json!({"type": "identify", "userId": user, "anonymousId": device, "messageId": "link", "timestamp": Timestamp(last + 1).to_rfc3339()}));
         calls.push(json!({"type": "track", "event": "Erasure Requested", "userId": user, "messageId": "erase", "timestamp": Timestamp(last + 2).to_rfc3339()}));
-        let mut engine = Engine::new(retail());
+        // Customers may be packed when erased, or hold packed traces.
+        let mut pipeline = retail();
+        pipeline.settings.pack_idle_after = Span(idle_after_ms);
+        let mut engine = Engine::new(pipeline);
         for call in &calls {
             engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("valid"));
             while engine.poll_decision().is_some() {}

@@ -1,0 +1,955 @@
+//! A customer packed into one block of bytes, for customers who have gone
+//! quiet (see `slots`).
+//!
+//! A customer in working form is a record and a handful of separately
+//! allocated blocks (states, ladders, aggregates), each with its header and
+//! pointers, sized for cheap updates. Most of a large population is idle at
+//! any moment, and for them the same state packs into a fraction of that:
+//! integers as LEB128 varints, instants as zig-zag varints relative to the
+//! instant of packing (most lie within days of it), aggregate buckets as a
+//! bit mask of the non-zero ones followed by those, and no pointers. Packing
+//! and unpacking give back the same state, field for field: the engine's
+//! decisions never depend on which form a customer was in.
+//!
+//! The format is private to one running engine (it holds trigger indexes,
+//! tokens and time-zone numbers of this build), so it has no version and a
+//! block that does not decode is a bug, not bad input.
+//!
+//! Two things are not kept: de-duplication entries older than the look-back
+//! (see [`SeenMessages::entries_since`]), and the record's `touched` instant
+//! (an unpacked customer counts as untouched until its next event). A
+//! customer with decisions waiting for delivery is not packed: those are
+//! short-lived, and a [`crate::decision::Decision`] is a large structure.
+
+#[cfg(test)]
+use super::DeferredDecision;
+use super::{
+    Cart, CartLine, CountGroup, CountMemory, Customer, Held, KeyedState, Ladder, Lag, MaybeTime,
+    MeasureMemory, Memory, MessageId, Occasional, PeriodMemory, Profile, Properties, Reasons,
+    SeenMessages, SentRecord,
+};
+use crate::customer::CapClass;
+use crate::globals::RankBucket;
+use chrono_tz::TZ_VARIANTS;
+use compact_str::CompactString;
+use kairos_model::{Span, Timestamp};
+use thin_vec::ThinVec;
+
+/// Packs `customer` at instant `now` into `bytes` (replacing what they
+/// held), forgetting de-duplication entries older than `now - lookback`;
+/// false when it holds something that is not packed (a decision waiting for
+/// delivery).
+pub fn freeze(customer: &Customer, now: Timestamp, lookback: Span, bytes: &mut Vec<u8>) -> bool {
+    if !customer.deferred().is_empty() {
+        return false;
+    }
+    bytes.clear();
+    let mut out = Packer {
+        bytes: std::mem::take(bytes),
+        base: now,
+    };
+    out.i64(now.0);
+    out.str(&customer.key);
+    customer.profile.pack(&mut out);
+    let seen = customer.seen.entries_since(now - lookback);
+    out.len(seen.len());
+    for (hash, at) in seen {
+        out.fixed(&hash.to_le_bytes());
+        out.time(at);
+    }
+    out.list(&customer.carts);
+    out.list(&customer.states);
+    out.u64(customer.next_token.into());
+    match &customer.occasional {
+        None => out.u8(0),
+        Some(occasional) => {
+            out.u8(1);
+            occasional.pack(&mut out);
+        }
+    }
+    *bytes = out.bytes;
+    true
+}
+
+/// Unpacks a customer packed by [`freeze`].
+pub fn thaw(bytes: &[u8]) -> Customer {
+    let mut input = Unpacker {
+        bytes,
+        at: 0,
+        base: Timestamp(0),
+    };
+    input.base = Timestamp(input.i64());
+    let key = input.str();
+    let profile = Profile::unpack(&mut input);
+    let seen: Vec<(u64, Timestamp)> = (0..input.len())
+        .map(|_| {
+            let hash = u64::from_le_bytes(input.fixed());
+            (hash, input.time())
+        })
+        .collect();
+    let customer = Customer {
+        key,
+        profile,
+        seen: SeenMessages::from_entries(&seen),
+        carts: input.list(),
+        states: input.list(),
+        next_token: input.u32(),
+        touched: Timestamp::MIN,
+        occasional: match input.u8() {
+            0 => None,
+            _ => Some(Box::new(Occasional::unpack(&mut input))),
+        },
+    };
+    assert_eq!(
+        input.at,
+        input.bytes.len(),
+        "a packed customer ends where it ends"
+    );
+    customer
+}
+
+/// Writes the format.
+struct Packer {
+    bytes: Vec<u8>,
+    /// Instants are written relative to this.
+    base: Timestamp,
+}
+
+impl Packer {
+    fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+
+    fn u64(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        self.bytes.push(value as u8);
+    }
+
+    fn i64(&mut self, value: i64) {
+        self.u64(((value << 1) ^ (value >> 63)) as u64);
+    }
+
+    fn len(&mut self, len: usize) {
+        self.u64(len as u64);
+    }
+
+    fn fixed(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn str(&mut self, text: &str) {
+        self.len(text.len());
+        self.fixed(text.as_bytes());
+    }
+
+    /// An instant, relative to the base (wrapping, so that the extremes
+    /// `MaybeTime` and schedules use come back exactly).
+    fn time(&mut self, time: Timestamp) {
+        self.i64(time.0.wrapping_sub(self.base.0));
+    }
+
+    fn list<T: Pack>(&mut self, items: &[T]) {
+        self.len(items.len());
+        for item in items {
+            item.pack(self);
+        }
+    }
+
+    /// Buckets: a mask of the non-zero ones, then those.
+    fn buckets<T: Copy + Default + PartialEq>(
+        &mut self,
+        buckets: &[T],
+        write: impl Fn(&mut Self, T),
+    ) {
+        debug_assert!(buckets.len() <= 64, "a mask of 64 bits");
+        let mask = buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, bucket)| **bucket != T::default())
+            .fold(0u64, |mask, (index, _)| mask | 1 << index);
+        self.u64(mask);
+        for bucket in buckets.iter().filter(|bucket| **bucket != T::default()) {
+            write(self, *bucket);
+        }
+    }
+}
+
+/// Reads the format. Out-of-range reads panic: blocks come only from
+/// [`freeze`] in this process.
+struct Unpacker<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    base: Timestamp,
+}
+
+impl Unpacker<'_> {
+    fn u8(&mut self) -> u8 {
+        let value = self.bytes[self.at];
+        self.at += 1;
+        value
+    }
+
+    fn u64(&mut self) -> u64 {
+        let mut value = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = self.u8();
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return value;
+            }
+            shift += 7;
+        }
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::try_from(self.u64()).expect("a packed u32")
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::try_from(self.u64()).expect("a packed u16")
+    }
+
+    fn i64(&mut self) -> i64 {
+        let raw = self.u64();
+        (raw >> 1) as i64 ^ -((raw & 1) as i64)
+    }
+
+    fn len(&mut self) -> usize {
+        usize::try_from(self.u64()).expect("a packed length")
+    }
+
+    fn fixed<const N: usize>(&mut self) -> [u8; N] {
+        let bytes = self.bytes[self.at..self.at + N]
+            .try_into()
+            .expect("N bytes");
+        self.at += N;
+        bytes
+    }
+
+    fn str(&mut self) -> CompactString {
+        let len = self.len();
+        let text = std::str::from_utf8(&self.bytes[self.at..self.at + len]).expect("packed UTF-8");
+        self.at += len;
+        CompactString::from(text)
+    }
+
+    fn time(&mut self) -> Timestamp {
+        Timestamp(self.base.0.wrapping_add(self.i64()))
+    }
+
+    fn list<T: Pack>(&mut self) -> ThinVec<T> {
+        let len = self.len();
+        let mut items = ThinVec::with_capacity(len);
+        for _ in 0..len {
+            items.push(T::unpack(self));
+        }
+        items
+    }
+
+    fn buckets<T: Copy + Default, const N: usize>(
+        &mut self,
+        read: impl Fn(&mut Self) -> T,
+    ) -> [T; N] {
+        let mask = self.u64();
+        let mut buckets = [T::default(); N];
+        for (index, bucket) in buckets.iter_mut().enumerate() {
+            if mask & 1 << index != 0 {
+                *bucket = read(self);
+            }
+        }
+        buckets
+    }
+}
+
+/// A part of a customer in the packed format.
+trait Pack: Sized {
+    fn pack(&self, out: &mut Packer);
+    fn unpack(input: &mut Unpacker<'_>) -> Self;
+}
+
+impl Pack for Profile {
+    fn pack(&self, out: &mut Packer) {
+        // A zone as its number in this build's list (see the test below);
+        // 0 for none.
+        out.u64(self.timezone.map_or(0, |zone| zone as u64 + 1));
+        match self.birthday {
+            None => out.u8(0),
+            Some((month, day)) => {
+                out.u8(1);
+                out.u8(month);
+                out.u8(day);
+            }
+        }
+        out.u64(self.consent.into());
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let timezone = match input.len() {
+            0 => None,
+            number => Some(TZ_VARIANTS[number - 1]),
+        };
+        let birthday = match input.u8() {
+            0 => None,
+            _ => Some((input.u8(), input.u8())),
+        };
+        Profile {
+            timezone,
+            birthday,
+            consent: input.u32(),
+        }
+    }
+}
+
+impl Pack for Cart {
+    fn pack(&self, out: &mut Packer) {
+        out.str(&self.id);
+        out.list(&self.lines);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        Cart {
+            id: input.str(),
+            lines: input.list(),
+        }
+    }
+}
+
+impl Pack for CartLine {
+    fn pack(&self, out: &mut Packer) {
+        out.str(&self.product_id);
+        out.u64(self.quantity.into());
+        out.fixed(&self.price.to_le_bytes());
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        CartLine {
+            product_id: input.str(),
+            quantity: input.u32(),
+            price: f64::from_le_bytes(input.fixed()),
+        }
+    }
+}
+
+impl Pack for KeyedState {
+    fn pack(&self, out: &mut Packer) {
+        out.u64(self.trigger.into());
+        out.u64(self.token.into());
+        match &self.held {
+            Held::Customer(memory) => {
+                out.u8(0);
+                memory.pack(out);
+            }
+            Held::Entity(entity) => {
+                out.u8(1);
+                out.str(entity);
+            }
+            Held::EntityAndMemory(both) => {
+                out.u8(2);
+                out.str(&both.0);
+                both.1.pack(out);
+            }
+        }
+        match &self.ladder {
+            None => out.u8(0),
+            Some(ladder) => {
+                out.u8(1);
+                ladder.pack(out);
+            }
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let trigger = input.u16();
+        let token = input.u32();
+        let held = match input.u8() {
+            0 => Held::Customer(Memory::unpack(input)),
+            1 => Held::Entity(Box::new(input.str())),
+            _ => {
+                let entity = input.str();
+                Held::EntityAndMemory(Box::new((entity, Memory::unpack(input))))
+            }
+        };
+        let ladder = match input.u8() {
+            0 => None,
+            _ => Some(Box::new(Ladder::unpack(input))),
+        };
+        KeyedState {
+            trigger,
+            token,
+            held,
+            ladder,
+        }
+    }
+}
+
+impl Pack for Memory {
+    fn pack(&self, out: &mut Packer) {
+        match self {
+            Memory::None => out.u8(0),
+            Memory::History(times) => {
+                out.u8(1);
+                out.list(times);
+            }
+            Memory::Count(count) => {
+                out.u8(2);
+                count.pack(out);
+            }
+            Memory::BlockedSession { close, lag } => {
+                out.u8(3);
+                out.time(*close);
+                lag.pack(out);
+            }
+            Memory::Sequence(first) => {
+                out.u8(4);
+                out.time(first.0);
+                first.1.pack(out);
+            }
+            Memory::Measure(measure) => {
+                out.u8(5);
+                measure.pack_with(out, |out, sum| out.fixed(&sum.to_le_bytes()));
+            }
+            Memory::MeasureTwoWindows(measure) => {
+                out.u8(6);
+                measure.pack_with(out, |out, sum| out.fixed(&sum.to_le_bytes()));
+            }
+            Memory::Tally(tally) => {
+                out.u8(7);
+                tally.pack_with(out, Packer::u8);
+            }
+            Memory::TallyTwoWindows(tally) => {
+                out.u8(8);
+                tally.pack_with(out, Packer::u8);
+            }
+            Memory::Periods(periods) => {
+                out.u8(9);
+                out.i64(periods.first);
+                out.i64(periods.period);
+                out.len(periods.sums.len());
+                for sum in &periods.sums {
+                    out.fixed(&sum.to_le_bytes());
+                }
+            }
+            Memory::Yearly { date: (month, day) } => {
+                out.u8(10);
+                out.u8(*month);
+                out.u8(*day);
+            }
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        fn f32s(input: &mut Unpacker<'_>) -> f32 {
+            f32::from_le_bytes(input.fixed())
+        }
+        fn u8s(input: &mut Unpacker<'_>) -> u8 {
+            input.u8()
+        }
+        match input.u8() {
+            0 => Memory::None,
+            1 => Memory::History(input.list()),
+            2 => Memory::Count(Box::new(CountMemory::unpack(input))),
+            3 => Memory::BlockedSession {
+                close: input.time(),
+                lag: Lag::unpack(input),
+            },
+            4 => {
+                let at = input.time();
+                Memory::Sequence(Box::new((at, MessageId::unpack(input))))
+            }
+            5 => Memory::Measure(MeasureMemory::unpack_with(input, f32s)),
+            6 => Memory::MeasureTwoWindows(MeasureMemory::unpack_with(input, f32s)),
+            7 => Memory::Tally(MeasureMemory::unpack_with(input, u8s)),
+            8 => Memory::TallyTwoWindows(MeasureMemory::unpack_with(input, u8s)),
+            9 => {
+                let first = input.i64();
+                let period = input.i64();
+                let sums = (0..input.len())
+                    .map(|_| f64::from_le_bytes(input.fixed()))
+                    .collect();
+                Memory::Periods(Box::new(PeriodMemory {
+                    first,
+                    period,
+                    sums,
+                }))
+            }
+            _ => Memory::Yearly {
+                date: (input.u8(), input.u8()),
+            },
+        }
+    }
+}
+
+impl Pack for CountMemory {
+    fn pack(&self, out: &mut Packer) {
+        out.i64(self.window);
+        self.last.pack(out);
+        out.list(&self.groups);
+        self.unless_at.pack(out);
+        out.list(&self.events);
+        self.properties.pack(out);
+        self.window_close.pack(out);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        CountMemory {
+            window: input.i64(),
+            last: MaybeTime::unpack(input),
+            groups: input.list(),
+            unless_at: MaybeTime::unpack(input),
+            events: input.list(),
+            properties: Properties::unpack(input),
+            window_close: MaybeTime::unpack(input),
+        }
+    }
+}
+
+impl Pack for CountGroup {
+    fn pack(&self, out: &mut Packer) {
+        out.fixed(&self.hash.to_le_bytes());
+        out.str(&self.value);
+        out.u64(self.count.into());
+        out.list(&self.recent);
+        out.u8(self.fired.into());
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        CountGroup {
+            hash: u64::from_le_bytes(input.fixed()),
+            value: input.str(),
+            count: input.u32(),
+            recent: input.list(),
+            fired: input.u8() != 0,
+        }
+    }
+}
+
+impl<T: Copy + Default + PartialEq, const N: usize> MeasureMemory<[T; N]> {
+    fn pack_with(&self, out: &mut Packer, write: impl Fn(&mut Packer, T)) {
+        out.i64(self.newest);
+        out.u8(self.kept);
+        out.u64(self.matched.map_or(0, |matched| u64::from(matched) + 1));
+        out.u64(self.ranked.map_or(0, |ranked| ranked.raw().into()));
+        out.buckets(&self.buckets, write);
+    }
+
+    fn unpack_with(input: &mut Unpacker<'_>, read: impl Fn(&mut Unpacker<'_>) -> T) -> Box<Self> {
+        let newest = input.i64();
+        let kept = input.u8();
+        let matched = match input.u64() {
+            0 => None,
+            number => Some(u16::try_from(number - 1).expect("a packed band")),
+        };
+        let ranked = RankBucket::from_raw(input.u16());
+        Box::new(MeasureMemory {
+            newest,
+            kept,
+            matched,
+            ranked,
+            buckets: input.buckets::<T, N>(read),
+        })
+    }
+}
+
+impl Pack for Ladder {
+    fn pack(&self, out: &mut Packer) {
+        out.time(self.anchor);
+        out.u8(self.next_step);
+        // The deadline relative to the anchor: usually a step's offset.
+        out.i64(self.due.0.wrapping_sub(self.anchor.0));
+        self.timer_lag.pack(out);
+        out.u8(self.variant);
+        match &self.events {
+            Reasons::None => out.u8(0),
+            Reasons::One(event) => {
+                out.u8(1);
+                event.pack(out);
+            }
+            Reasons::Many(events) => {
+                out.u8(2);
+                out.list(events);
+            }
+        }
+        self.properties.pack(out);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let anchor = input.time();
+        let next_step = input.u8();
+        let due = Timestamp(anchor.0.wrapping_add(input.i64()));
+        Ladder {
+            anchor,
+            next_step,
+            due,
+            timer_lag: Lag::unpack(input),
+            variant: input.u8(),
+            events: match input.u8() {
+                0 => Reasons::None,
+                1 => Reasons::One(MessageId::unpack(input)),
+                _ => Reasons::Many(input.list()),
+            },
+            properties: Properties::unpack(input),
+        }
+    }
+}
+
+impl Pack for Lag {
+    fn pack(&self, out: &mut Packer) {
+        out.i64(self.span().0);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        Lag::new(Span(input.i64())).expect("a packed lag is a lag")
+    }
+}
+
+impl Pack for MessageId {
+    fn pack(&self, out: &mut Packer) {
+        match self {
+            MessageId::Uuid(bytes) => {
+                out.u8(0);
+                out.fixed(bytes);
+            }
+            MessageId::Text(text) => {
+                out.u8(1);
+                out.str(text);
+            }
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        match input.u8() {
+            0 => MessageId::Uuid(input.fixed()),
+            _ => MessageId::Text(input.str()),
+        }
+    }
+}
+
+impl Pack for Timestamp {
+    fn pack(&self, out: &mut Packer) {
+        out.time(*self);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        input.time()
+    }
+}
+
+impl Pack for MaybeTime {
+    fn pack(&self, out: &mut Packer) {
+        out.time(Timestamp(self.0));
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        MaybeTime(input.time().0)
+    }
+}
+
+impl Pack for Properties {
+    /// Names as text, values as their JSON text (which `serde_json` reads
+    /// back to the same value, floats included).
+    fn pack(&self, out: &mut Packer) {
+        out.len(self.len());
+        for (name, value) in self {
+            out.str(name);
+            out.str(&value.to_string());
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let len = input.len();
+        let mut properties = ThinVec::with_capacity(len);
+        for _ in 0..len {
+            let name = input.str().into_string();
+            let value = serde_json::from_str(&input.str()).expect("packed JSON");
+            properties.push((name, value));
+        }
+        properties
+    }
+}
+
+impl Pack for CompactString {
+    fn pack(&self, out: &mut Packer) {
+        out.str(self);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        input.str()
+    }
+}
+
+impl Pack for SentRecord {
+    fn pack(&self, out: &mut Packer) {
+        out.time(self.at);
+        out.u64(self.trigger.into());
+        out.u8(self.channel);
+        out.u8(match self.cap {
+            CapClass::Targeted => 0,
+            CapClass::Content => 1,
+            CapClass::Uncapped => 2,
+        });
+        out.u8(self.priority);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        SentRecord {
+            at: input.time(),
+            trigger: input.u16(),
+            channel: input.u8(),
+            cap: match input.u8() {
+                0 => CapClass::Targeted,
+                1 => CapClass::Content,
+                _ => CapClass::Uncapped,
+            },
+            priority: input.u8(),
+        }
+    }
+}
+
+impl Pack for Occasional {
+    fn pack(&self, out: &mut Packer) {
+        out.list(&self.aliases);
+        out.list(&self.sent);
+        match &self.engagement_hours {
+            None => out.u8(0),
+            Some(hours) => {
+                out.u8(1);
+                for count in hours {
+                    out.u64((*count).into());
+                }
+            }
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        Occasional {
+            aliases: input.list(),
+            sent: input.list(),
+            deferred: ThinVec::new(),
+            engagement_hours: match input.u8() {
+                0 => None,
+                _ => Some(std::array::from_fn(|_| input.u16())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use serde_json::json;
+    use thin_vec::thin_vec;
+
+    const NOW: Timestamp = Timestamp(1_795_000_000_000);
+
+    fn ladder(events: Reasons, properties: Properties) -> Option<Box<Ladder>> {
+        Some(Box::new(Ladder {
+            anchor: NOW - Span::HOUR * 30,
+            next_step: 2,
+            due: NOW + Span::HOUR * 1400,
+            timer_lag: Lag::new(Span::seconds(90)).expect("a lag"),
+            variant: 1,
+            events,
+            properties,
+        }))
+    }
+
+    /// A customer with something in every field and every kind of memory.
+    fn every_part() -> Customer {
+        let mut customer = Customer::new("user-1");
+        customer.profile = Profile {
+            timezone: Some(chrono_tz::Tz::Asia__Shanghai),
+            birthday: Some((11, 20)),
+            consent: 0b1011,
+        };
+        customer.seen = SeenMessages::from_entries(&[(7, NOW - Span::HOUR), (u64::MAX, NOW)]);
+        customer.carts = thin_vec![Cart {
+            id: "cart-1".into(),
+            lines: thin_vec![CartLine {
+                product_id: "p-1".into(),
+                quantity: 2,
+                price: 9.99,
+            }],
+        }];
+        let uuid = MessageId::new("0b6f8a1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b");
+        let text = MessageId::new("a text id that is longer than twenty-four bytes");
+        let properties: Properties = thin_vec![
+            ("price".to_string(), json!(0.1 + 0.2)),
+            ("tags".to_string(), json!({"b": [1, null, "x"], "a": true})),
+        ];
+        let mut tally = MeasureMemory::<[u8; 24]>::new();
+        tally.newest = 7_000;
+        tally.kept = 3;
+        tally.matched = Some(0);
+        tally.ranked = RankBucket::from_raw(12);
+        tally.buckets[0] = 4;
+        tally.buckets[23] = 255;
+        let mut sums = MeasureMemory::<[f32; 12]>::new();
+        sums.newest = -5;
+        sums.buckets[5] = -0.5;
+        let count = CountMemory {
+            window: 42,
+            last: MaybeTime::from(Some(NOW)),
+            groups: thin_vec![CountGroup {
+                hash: 0xdead_beef,
+                value: "category=tea".into(),
+                count: 3,
+                recent: thin_vec![NOW - Span::seconds(5), NOW],
+                fired: true,
+            }],
+            unless_at: MaybeTime::NONE,
+            events: thin_vec![uuid.clone(), text.clone()],
+            properties: properties.clone(),
+            window_close: MaybeTime::from(Some(Timestamp::MAX)),
+        };
+        let memories = vec![
+            Memory::None,
+            Memory::History(thin_vec![NOW - Span::HOUR * 24 * 40, NOW]),
+            Memory::Count(Box::new(count)),
+            Memory::BlockedSession {
+                close: NOW + Span::seconds(1800),
+                lag: Lag::new(Span(12)).expect("a lag"),
+            },
+            Memory::Sequence(Box::new((NOW, text.clone()))),
+            Memory::Measure(sums),
+            Memory::MeasureTwoWindows(MeasureMemory::new()),
+            Memory::Tally(MeasureMemory::new()),
+            Memory::TallyTwoWindows(tally),
+            Memory::Periods(Box::new(PeriodMemory {
+                first: 100,
+                period: 103,
+                sums: vec![1.5, 0.0, f64::MAX],
+            })),
+            Memory::Yearly { date: (2, 29) },
+        ];
+        let mut states: ThinVec<KeyedState> = memories
+            .into_iter()
+            .enumerate()
+            .map(|(index, memory)| KeyedState::new(index as u16, index as u32 + 1, None, memory))
+            .collect();
+        states.push(KeyedState::new(20, 30, Some("cart-1"), Memory::None));
+        states.push(KeyedState::new(
+            21,
+            31,
+            Some("k-9"),
+            Memory::Yearly { date: (1, 1) },
+        ));
+        states[0].ladder = ladder(Reasons::None, ThinVec::new());
+        states[11].ladder = ladder(Reasons::One(uuid.clone()), properties.clone());
+        states[12].ladder = ladder(Reasons::Many(thin_vec![text, uuid]), ThinVec::new());
+        customer.states = states;
+        customer.next_token = 4_000_000;
+        let occasional = customer.occasional_mut();
+        occasional.aliases = thin_vec![
+            "anon-1".into(),
+            "an alias of more than twenty-four bytes".into()
+        ];
+        occasional.sent = thin_vec![SentRecord {
+            at: NOW - Span::HOUR,
+            trigger: 3,
+            channel: 2,
+            cap: CapClass::Content,
+            priority: 70,
+        }];
+        occasional.engagement_hours = Some(std::array::from_fn(|hour| hour as u16 * 1000));
+        customer
+    }
+
+    #[test]
+    fn a_customer_comes_back_field_for_field() {
+        let customer = every_part();
+        let mut frozen = Vec::new();
+        assert!(freeze(&customer, NOW, Span::HOUR * 24, &mut frozen));
+        let back = thaw(&frozen);
+        assert_eq!(format!("{back:#?}"), format!("{customer:#?}"));
+        let mut again = vec![1, 2, 3];
+        assert!(freeze(&back, NOW, Span::HOUR * 24, &mut again));
+        assert_eq!(again, frozen, "packing is deterministic");
+    }
+
+    #[test]
+    fn packing_forgets_only_messages_older_than_the_look_back() {
+        let mut customer = every_part();
+        customer.seen = SeenMessages::from_entries(&[
+            (1, NOW - Span::HOUR * 25),
+            (2, NOW - Span::HOUR * 24),
+            (3, NOW),
+        ]);
+        let mut frozen = Vec::new();
+        assert!(freeze(&customer, NOW, Span::HOUR * 24, &mut frozen));
+        let back = thaw(&frozen);
+        assert_eq!(
+            back.seen.entries_since(Timestamp::MIN),
+            [(2, NOW - Span::HOUR * 24), (3, NOW)]
+        );
+    }
+
+    #[test]
+    fn a_customer_with_a_decision_waiting_is_not_packed() {
+        let mut customer = Customer::new("user-2");
+        customer.occasional_mut().deferred.push(DeferredDecision {
+            token: 1,
+            trigger: 0,
+            entity: None,
+            due: NOW,
+            decision: Box::new(crate::decision::Decision {
+                action_id: "act_0".into(),
+                user_id: "user-2".into(),
+                trigger: "t".into(),
+                step: 1,
+                channel: "push".into(),
+                priority: 1,
+                variant: "control".into(),
+                fired_at: NOW,
+                decided_at: NOW,
+                expires_at: NOW,
+                suppressed: None,
+                rule: "r".into(),
+                events: Vec::new(),
+                payload: Default::default(),
+            }),
+        });
+        assert!(!freeze(&customer, NOW, Span::HOUR, &mut Vec::new()));
+    }
+
+    #[test]
+    fn every_time_zone_is_its_number_in_the_list() {
+        for (number, zone) in TZ_VARIANTS.iter().enumerate() {
+            assert_eq!(*zone as usize, number, "{zone}");
+        }
+    }
+
+    #[test]
+    fn varints_and_instants_come_back() {
+        let base = Timestamp(1_700_000_000_000);
+        let mut out = Packer {
+            bytes: Vec::new(),
+            base,
+        };
+        let numbers = [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX];
+        let signed = [0, -1, 1, i64::MIN, i64::MAX, -300];
+        let times = [
+            Timestamp::MIN,
+            Timestamp::MAX,
+            Timestamp(0),
+            base,
+            Timestamp(i64::MIN),
+        ];
+        numbers.iter().for_each(|n| out.u64(*n));
+        signed.iter().for_each(|n| out.i64(*n));
+        times.iter().for_each(|t| out.time(*t));
+        let mut input = Unpacker {
+            bytes: &out.bytes,
+            at: 0,
+            base,
+        };
+        assert_eq!(numbers.map(|_| input.u64()), numbers);
+        assert_eq!(signed.map(|_| input.i64()), signed);
+        assert_eq!(times.map(|_| input.time()), times);
+        assert_eq!(input.at, out.bytes.len());
+    }
+}

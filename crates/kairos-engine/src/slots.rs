@@ -1,0 +1,314 @@
+//! Every customer, by slot: in working form while active, packed once idle.
+//!
+//! Most of a large population is idle at any moment: known, with a
+//! birthday to wish and an inactivity timer running, but sending nothing.
+//! In working form a customer is a record and a handful of blocks sized for
+//! cheap updates (an idle retail customer: ~440 bytes with its share of the
+//! indexes); packed (see `customer::frozen`) the same state is ~105 bytes,
+//! which fit in the slot itself, so an idle customer holds no block at all
+//! (~180 bytes in all). A sweep that moves with the engine's clock packs
+//! customers with no event for `settings.pack_idle_after` (default 24 h);
+//! the next event or timer for one unpacks it. Either form gives the same
+//! decisions.
+//!
+//! The sweep visits every slot once per quarter of `pack_idle_after` of
+//! clock time, in steps of 1/4096 of that (the retail workload, 10 M events
+//! a day for a million customers: ~250 slots every ~600 events), so its
+//! cost is spread thin and a customer is packed between 1 and 1.25 ×
+//! `pack_idle_after` after its last event. A jump of the clock by a whole
+//! quarter or more visits every slot at once.
+
+use crate::customer::{freeze, thaw, Customer};
+use kairos_model::{Span, Timestamp};
+use thin_vec::ThinVec;
+
+/// Bytes a packed customer may take in the slot itself: the slot is as
+/// large as a customer's record anyway, and most idle customers pack into
+/// fewer (an idle retail customer: ~105).
+pub const INLINE: usize = 110;
+
+/// One customer slot: 112 bytes, in a vector indexed by slot number.
+#[derive(Debug)]
+pub enum Slot {
+    /// Free (after erasure or merging; see `Engine::free_slots`).
+    Vacant,
+    /// In working form. Held in the slot, not boxed: one pointer less to
+    /// chase for every event (boxing cost ~8 % of the engine's speed with
+    /// a million customers).
+    Hot(Customer),
+    /// Packed, in the slot itself.
+    Packed(Inline),
+    /// Packed, in a block of its own (more than [`INLINE`] bytes).
+    PackedBlock(ThinVec<u8>),
+}
+
+/// A packed customer of at most [`INLINE`] bytes.
+#[derive(Debug)]
+pub struct Inline {
+    len: u8,
+    bytes: [u8; INLINE],
+}
+
+impl Slot {
+    /// The packed bytes, if the customer is packed.
+    fn packed(&self) -> Option<&[u8]> {
+        match self {
+            Slot::Packed(inline) => Some(&inline.bytes[..usize::from(inline.len)]),
+            Slot::PackedBlock(block) => Some(block),
+            Slot::Vacant | Slot::Hot(_) => None,
+        }
+    }
+}
+
+/// The slots, and the sweep that packs idle customers.
+#[derive(Debug)]
+pub struct Slots {
+    slots: Vec<Slot>,
+    /// The next slot the sweep visits.
+    cursor: usize,
+    /// Where the sweep packs a customer before placing it.
+    scratch: Vec<u8>,
+    /// Clock time of the sweep's last step (`MIN` before the first).
+    swept_at: Timestamp,
+    /// No step before this: the sweep moves in steps of 1/4096 of its
+    /// period, so that most calls (one per event) cost one comparison.
+    next_step_at: Timestamp,
+    /// Visits owed, in slot-milliseconds (the remainder of a division).
+    owed: u128,
+    /// Customers packed now.
+    cold: usize,
+    /// Customers packed and unpacked so far.
+    packed: u64,
+    unpacked: u64,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            slots: Vec::new(),
+            scratch: Vec::new(),
+            cursor: 0,
+            swept_at: Timestamp::MIN,
+            next_step_at: Timestamp::MIN,
+            owed: 0,
+            cold: 0,
+            packed: 0,
+            unpacked: 0,
+        }
+    }
+}
+
+impl Slots {
+    /// Slots, vacant ones included.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Customers packed now.
+    pub fn cold(&self) -> usize {
+        self.cold
+    }
+
+    /// Customers packed, and unpacked, so far.
+    pub fn packed_and_unpacked(&self) -> (u64, u64) {
+        (self.packed, self.unpacked)
+    }
+
+    /// A new slot holding `customer`.
+    pub fn push(&mut self, customer: Customer) -> u32 {
+        self.slots.push(Slot::Hot(customer));
+        u32::try_from(self.slots.len() - 1).expect("fewer than 2³² customer slots")
+    }
+
+    /// Puts `customer` in a vacant slot.
+    pub fn put(&mut self, slot: u32, customer: Customer) {
+        let place = &mut self.slots[slot as usize];
+        debug_assert!(matches!(place, Slot::Vacant), "slot {slot} is taken");
+        *place = Slot::Hot(customer);
+    }
+
+    /// The slot as it is (for looking without unpacking).
+    #[inline]
+    pub fn slot(&self, slot: u32) -> Option<&Slot> {
+        self.slots.get(slot as usize)
+    }
+
+    /// The customer in `slot`, unpacked if it was packed.
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Customer> {
+        if let Slot::Packed(_) | Slot::PackedBlock(_) = self.slots.get(slot as usize)? {
+            self.unpack(slot as usize);
+        }
+        match self.slots.get_mut(slot as usize)? {
+            Slot::Hot(customer) => Some(customer),
+            _ => None,
+        }
+    }
+
+    /// Unpacks the packed customer in `index`.
+    #[inline(never)]
+    fn unpack(&mut self, index: usize) {
+        let place = &mut self.slots[index];
+        if let Some(bytes) = place.packed() {
+            *place = Slot::Hot(thaw(bytes));
+            self.cold -= 1;
+            self.unpacked += 1;
+        }
+    }
+
+    /// Takes the customer out of `slot`, leaving it vacant.
+    pub fn take(&mut self, slot: u32) -> Option<Customer> {
+        self.get_mut(slot)?;
+        match std::mem::replace(&mut self.slots[slot as usize], Slot::Vacant) {
+            Slot::Hot(customer) => Some(customer),
+            _ => None,
+        }
+    }
+
+    /// Whether any customer, in whichever form, satisfies `test` (packed
+    /// ones are unpacked into a copy for it).
+    pub fn any(&self, test: impl Fn(&Customer) -> bool) -> bool {
+        self.slots.iter().any(|place| match place {
+            Slot::Hot(customer) => test(customer),
+            packed => packed.packed().is_some_and(|bytes| test(&thaw(bytes))),
+        })
+    }
+
+    /// Moves the sweep on to clock time `now`: packs the customers it
+    /// visits that have had no event for `idle_after`, forgetting their
+    /// de-duplication entries older than `lookback`.
+    #[inline]
+    pub fn sweep(&mut self, now: Timestamp, idle_after: Span, lookback: Span) {
+        if now >= self.next_step_at {
+            self.sweep_step(now, idle_after, lookback);
+        }
+    }
+
+    fn sweep_step(&mut self, now: Timestamp, idle_after: Span, lookback: Span) {
+        let len = self.slots.len();
+        let period = u64::try_from(idle_after.0 / 4).unwrap_or(0).max(1);
+        self.next_step_at = now + Span(((period / 4096).max(1)) as i64);
+        if self.swept_at == Timestamp::MIN || len == 0 {
+            self.swept_at = now;
+            return;
+        }
+        let Ok(elapsed) = u64::try_from(now.0.saturating_sub(self.swept_at.0)) else {
+            return;
+        };
+        if elapsed == 0 {
+            return;
+        }
+        self.swept_at = now;
+        let visits = if elapsed >= period {
+            self.owed = 0;
+            len
+        } else {
+            self.owed += len as u128 * u128::from(elapsed);
+            let visits = self.owed / u128::from(period);
+            self.owed %= u128::from(period);
+            visits as usize
+        };
+        for _ in 0..visits {
+            if self.cursor >= len {
+                self.cursor = 0;
+            }
+            let place = &mut self.slots[self.cursor];
+            self.cursor += 1;
+            let Slot::Hot(customer) = place else {
+                continue;
+            };
+            if customer.touched.0.saturating_add(idle_after.0) > now.0 {
+                continue;
+            }
+            if !freeze(customer, now, lookback, &mut self.scratch) {
+                continue;
+            }
+            *place = match u8::try_from(self.scratch.len()) {
+                Ok(len) if usize::from(len) <= INLINE => {
+                    let mut inline = Inline {
+                        len,
+                        bytes: [0; INLINE],
+                    };
+                    inline.bytes[..self.scratch.len()].copy_from_slice(&self.scratch);
+                    Slot::Packed(inline)
+                }
+                _ => Slot::PackedBlock(ThinVec::from(self.scratch.as_slice())),
+            };
+            self.cold += 1;
+            self.packed += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Span = Span(86_400_000);
+    const START: Timestamp = Timestamp(1_795_000_000_000);
+
+    /// `count` customers whose last event was at `START`.
+    fn slots(count: usize) -> Slots {
+        let mut slots = Slots::default();
+        for index in 0..count {
+            let mut customer = Customer::new(&format!("u{index}"));
+            customer.touched = START;
+            slots.push(customer);
+        }
+        slots.sweep(START, DAY, DAY);
+        slots
+    }
+
+    /// Moves the clock from `START` to `until` in steps of `step`.
+    fn run(slots: &mut Slots, until: Timestamp, step: Span) {
+        let mut now = START;
+        while now < until {
+            now = (now + step).min(until);
+            slots.sweep(now, DAY, DAY);
+        }
+    }
+
+    #[test]
+    fn customers_are_packed_within_a_quarter_period_after_going_idle() {
+        let mut slots = slots(1000);
+        run(&mut slots, START + DAY - Span(1), Span::seconds(60));
+        assert_eq!(slots.cold(), 0, "nobody is packed before a day of quiet");
+        run(&mut slots, START + DAY + Span(DAY.0 / 4), Span::seconds(60));
+        assert_eq!(
+            slots.cold(),
+            1000,
+            "everybody within a quarter of a day more"
+        );
+    }
+
+    #[test]
+    fn a_jump_of_the_clock_visits_every_slot() {
+        let mut slots = slots(1000);
+        slots.sweep(START + DAY * 2, DAY, DAY);
+        assert_eq!(slots.cold(), 1000);
+    }
+
+    #[test]
+    fn an_event_unpacks_and_restarts_the_wait() {
+        let mut slots = slots(10);
+        slots.sweep(START + DAY, DAY, DAY);
+        assert_eq!(slots.cold(), 10);
+        let customer = slots.get_mut(3).expect("a customer");
+        assert_eq!(&*customer.key, "u3");
+        customer.touched = START + DAY;
+        assert_eq!((slots.cold(), slots.packed_and_unpacked()), (9, (10, 1)));
+        slots.sweep(START + DAY * 2 - Span(1), DAY, DAY);
+        assert!(
+            matches!(slots.slot(3), Some(Slot::Hot(_))),
+            "touched a day ago less 1 ms"
+        );
+        slots.sweep(START + DAY * 3, DAY, DAY);
+        assert_eq!(slots.cold(), 10);
+        assert_eq!(
+            slots.take(3).map(|customer| customer.key),
+            Some("u3".into())
+        );
+        assert!(matches!(slots.slot(3), Some(Slot::Vacant)));
+        assert_eq!(slots.cold(), 9);
+    }
+}
