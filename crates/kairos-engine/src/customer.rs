@@ -27,9 +27,10 @@ mod frozen;
 
 /// Everything held about one person. The record itself holds what nearly
 /// every event reads (key, profile, de-dup with up to two entries inline,
-/// states, carts, when it was last touched) in 104 bytes; the parts most customers never have (other
-/// ids, messages sent, deferred decisions, engagement hours) hang off one
-/// optional box.
+/// states, carts, when it was last touched) in 104 bytes; the parts most
+/// customers never have (other ids, messages sent, deferred decisions,
+/// engagement hours) hang off one optional box. An idle customer is held
+/// packed instead (see `slots`).
 #[derive(Debug)]
 pub struct Customer {
     /// The key actions carry: `userId` once known, else `anonymousId`.

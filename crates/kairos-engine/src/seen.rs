@@ -57,8 +57,9 @@ impl Default for SeenMessages {
     }
 }
 
-/// The entries of the inline form, or of a list about to become one.
-type Inline = SmallVec<[(u64, Timestamp); 3]>;
+/// The entries of the inline form, or of a list about to become one (or of
+/// a customer being packed).
+pub type Inline = SmallVec<[(u64, Timestamp); 3]>;
 
 impl SeenMessages {
     const SMALL: usize = 32;
@@ -207,10 +208,10 @@ impl SeenMessages {
     /// customer). Older ones can no longer make an on-time event a
     /// duplicate: its time is past the engine's clock, which is past
     /// `horizon` + the look-back when a customer is packed.
-    pub fn entries_since(&self, horizon: Timestamp) -> Vec<(u64, Timestamp)> {
-        let mut entries: Vec<(u64, Timestamp)> = match self {
-            SeenMessages::Two { .. } => self.inline_entries().into_vec(),
-            SeenMessages::Few(list) => list.to_vec(),
+    pub fn entries_since(&self, horizon: Timestamp) -> Inline {
+        let mut entries: Inline = match self {
+            SeenMessages::Two { .. } => self.inline_entries(),
+            SeenMessages::Few(list) => list.iter().copied().collect(),
             SeenMessages::Many(table) => table.iter().collect(),
         };
         entries.retain(|(_, seen_at)| *seen_at >= horizon);

@@ -81,7 +81,7 @@ pub fn thaw(bytes: &[u8]) -> Customer {
     input.base = Timestamp(input.i64());
     let key = input.str();
     let profile = Profile::unpack(&mut input);
-    let seen: Vec<(u64, Timestamp)> = (0..input.len())
+    let seen: crate::seen::Inline = (0..input.len())
         .map(|_| {
             let hash = u64::from_le_bytes(input.fixed());
             (hash, input.time())
@@ -883,7 +883,7 @@ mod tests {
         assert!(freeze(&customer, NOW, Span::HOUR * 24, &mut frozen));
         let back = thaw(&frozen);
         assert_eq!(
-            back.seen.entries_since(Timestamp::MIN),
+            back.seen.entries_since(Timestamp::MIN).as_slice(),
             [(2, NOW - Span::HOUR * 24), (3, NOW)]
         );
     }
