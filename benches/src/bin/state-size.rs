@@ -9,10 +9,11 @@
 //! 1. **idle**: every customer gets an identify (time zone, birthday,
 //!    consent) and a page view, spread over one simulated hour; measured
 //!    right after they are applied;
-//! 2. **idle, +25 h**: the clock is advanced 25 h without events (timers due
+//! 2. **idle, +49 h**: the clock is advanced 49 h without events (timers due
 //!    in that time fire). Every customer has now been idle for longer than
-//!    `settings.pack_idle_after` (24 h), so the engine holds them packed,
-//!    without the de-duplication entries older than the 24 h look-back;
+//!    `settings.pack_idle_after` (48 h), so the engine holds them packed,
+//!    without their de-duplication entries (older than twice the 24 h
+//!    look-back);
 //! 3. **idle, after one more page view each**: unpacked again, in working
 //!    form;
 //! 4. **active cart**: every customer adds 1-3 products to one cart;
@@ -243,10 +244,12 @@ fn main() {
         drain(engine);
         let now = snapshot();
         report(name, customers, &base, previous, &now);
+        let packing = engine.packing();
         println!(
-            "    pending timers: {}, customers packed: {}",
+            "    pending timers: {}, customers packed: {} ({:.1} bytes each on average)",
             engine.pending_timers(),
-            engine.packing().cold_now
+            packing.cold_now,
+            packing.cold_bytes as f64 / packing.cold_now.max(1) as f64
         );
         now
     };
@@ -276,9 +279,9 @@ fn main() {
         return;
     }
 
-    // 2. +25 h, no events.
-    let later = last + 25 * hour;
-    let name = "2 idle, clock +25 h (packed)";
+    // 2. +49 h, no events.
+    let later = last + 49 * hour;
+    let name = "2 idle, clock +49 h (packed)";
     let aged = end_phase(&mut engine, &mut drain, later, name, &idle);
     if stop_after == 2 {
         return;
@@ -297,7 +300,7 @@ fn main() {
         engine.handle_event(parse(&line));
         drain(&mut engine);
     }
-    let name = "3 +1 page each after 25 h (unpacked)";
+    let name = "3 +1 page each after 49 h (unpacked)";
     let pruned = end_phase(&mut engine, &mut drain, time + 1, name, &aged);
     if stop_after == 3 {
         return;
@@ -370,7 +373,7 @@ fn main() {
     let per = |snapshot: &Snapshot| (snapshot.bytes - base.bytes) as f64 / customers as f64;
     let verdict = |value: f64, target: f64| if value <= target { "met" } else { "NOT met" };
     println!(
-        "target idle <= 256 B/customer: {:.0} B once idle for a day, packed ({}); in working form {:.0} B right after an event, {:.0} B after the next",
+        "target idle <= 256 B/customer: {:.0} B once idle for two days, packed ({}); in working form {:.0} B right after an event, {:.0} B after the next",
         per(&aged),
         verdict(per(&aged), 256.0),
         per(&idle),

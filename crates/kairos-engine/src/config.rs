@@ -50,7 +50,10 @@ pub struct Settings {
     pub dedup_lookback: Span,
     /// A customer with no event for this long is packed into one compact
     /// block until their next event or timer (see `slots`). Decisions never
-    /// depend on it. Default 24 h.
+    /// depend on it, except for retries arriving more than `dedup_lookback`
+    /// behind the clock (packing forgets message ids older than twice the
+    /// look-back). Default 48 h: twice the default look-back, so that a
+    /// customer is packed without any (see `customer::frozen`).
     pub pack_idle_after: Span,
     /// Time zone for customers who never told us theirs. Default UTC.
     pub default_timezone: Tz,
@@ -69,7 +72,7 @@ impl Default for Settings {
             allowed_lateness: Span::seconds(5),
             late_events: LateEvents::Apply,
             dedup_lookback: Span::HOUR * 24,
-            pack_idle_after: Span::HOUR * 24,
+            pack_idle_after: Span::HOUR * 48,
             default_timezone: Tz::UTC,
             erasure_event: "Erasure Requested".to_string(),
             seed: 0,

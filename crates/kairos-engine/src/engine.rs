@@ -143,6 +143,7 @@ impl Engine {
         let (packed, unpacked) = self.customers.packed_and_unpacked();
         Packing {
             cold_now: self.customers.cold(),
+            cold_bytes: self.customers.cold_bytes(),
             packed,
             unpacked,
         }

@@ -205,9 +205,11 @@ impl SeenMessages {
     }
 
     /// The entries seen at or after `horizon`, oldest first (for packing a
-    /// customer). Older ones can no longer make an on-time event a
-    /// duplicate: its time is past the engine's clock, which is past
-    /// `horizon` + the look-back when a customer is packed.
+    /// customer at `horizon` + twice the look-back). Older ones can make no
+    /// event a duplicate that is less than the look-back behind the clock:
+    /// an entry is fresh for events within the look-back of it. Which stale
+    /// entries a list keeps, and in what order, decides nothing for those
+    /// events either.
     pub fn entries_since(&self, horizon: Timestamp) -> Inline {
         let mut entries: Inline = match self {
             SeenMessages::Two { .. } => self.inline_entries(),

@@ -7,13 +7,13 @@
 //! indexes); packed (see `customer::frozen`) the same state is ~105 bytes,
 //! which fit in the slot itself, so an idle customer holds no block at all
 //! (~180 bytes in all). A sweep that moves with the engine's clock packs
-//! customers with no event for `settings.pack_idle_after` (default 24 h);
+//! customers with no event for `settings.pack_idle_after` (default 48 h);
 //! the next event or timer for one unpacks it. Either form gives the same
-//! decisions.
+//! decisions (see `customer::frozen` for the one exception).
 //!
 //! The sweep visits every slot once per quarter of `pack_idle_after` of
 //! clock time, in steps of 1/4096 of that (the retail workload, 10 M events
-//! a day for a million customers: ~250 slots every ~600 events), so its
+//! a day for a million customers: ~250 slots every ~1,200 events), so its
 //! cost is spread thin and a customer is packed between 1 and 1.25 ×
 //! `pack_idle_after` after its last event. A jump of the clock by a whole
 //! quarter or more visits every slot at once.
@@ -66,7 +66,8 @@ pub struct Slots {
     slots: Vec<Slot>,
     /// The next slot the sweep visits.
     cursor: usize,
-    /// Where the sweep packs a customer before placing it.
+    /// Where the sweep packs a customer before placing it; zeroed after
+    /// each, so that it keeps no trace of an erased customer.
     scratch: Vec<u8>,
     /// Clock time of the sweep's last step (`MIN` before the first).
     swept_at: Timestamp,
@@ -75,8 +76,9 @@ pub struct Slots {
     next_step_at: Timestamp,
     /// Visits owed, in slot-milliseconds (the remainder of a division).
     owed: u128,
-    /// Customers packed now.
+    /// Customers packed now, and their packed bytes.
     cold: usize,
+    cold_bytes: usize,
     /// Customers packed and unpacked so far.
     packed: u64,
     unpacked: u64,
@@ -92,6 +94,7 @@ impl Default for Slots {
             next_step_at: Timestamp::MIN,
             owed: 0,
             cold: 0,
+            cold_bytes: 0,
             packed: 0,
             unpacked: 0,
         }
@@ -107,6 +110,11 @@ impl Slots {
     /// Customers packed now.
     pub fn cold(&self) -> usize {
         self.cold
+    }
+
+    /// Packed bytes of the customers packed now.
+    pub fn cold_bytes(&self) -> usize {
+        self.cold_bytes
     }
 
     /// Customers packed, and unpacked, so far.
@@ -150,6 +158,7 @@ impl Slots {
     fn unpack(&mut self, index: usize) {
         let place = &mut self.slots[index];
         if let Some(bytes) = place.packed() {
+            self.cold_bytes -= bytes.len();
             *place = Slot::Hot(thaw(bytes));
             self.cold -= 1;
             self.unpacked += 1;
@@ -234,6 +243,8 @@ impl Slots {
                 }
                 _ => Slot::PackedBlock(ThinVec::from(self.scratch.as_slice())),
             };
+            self.cold_bytes += self.scratch.len();
+            self.scratch.fill(0);
             self.cold += 1;
             self.packed += 1;
         }
@@ -286,6 +297,9 @@ mod tests {
         let mut slots = slots(1000);
         slots.sweep(START + DAY * 2, DAY, DAY);
         assert_eq!(slots.cold(), 1000);
+        // Nothing of the last customer packed lingers outside its slot
+        // (it might be erased next).
+        assert!(slots.scratch.iter().all(|byte| *byte == 0));
     }
 
     #[test]
@@ -310,5 +324,8 @@ mod tests {
         );
         assert!(matches!(slots.slot(3), Some(Slot::Vacant)));
         assert_eq!(slots.cold(), 9);
+        // Ten alike customers, packed alike: the bytes count nine now.
+        let each = slots.slots.iter().find_map(Slot::packed).map(<[u8]>::len);
+        assert_eq!(Some(slots.cold_bytes()), each.map(|each| each * 9));
     }
 }

@@ -26,6 +26,9 @@ pub struct Stats {
 pub struct Packing {
     /// Customers packed now.
     pub cold_now: usize,
+    /// Their packed bytes (held in their slots, or in blocks of their own
+    /// beyond 110 bytes).
+    pub cold_bytes: usize,
     /// Times a customer was packed.
     pub packed: u64,
     /// Times a customer was unpacked (an event or timer for them).

@@ -23,6 +23,8 @@ pub(crate) enum SpanRule {
     NonNegative,
     /// More than zero.
     Positive,
+    /// A minute or more.
+    AtLeastAMinute,
 }
 
 impl SpanRule {
@@ -32,6 +34,7 @@ impl SpanRule {
             SpanRule::Any => true,
             SpanRule::NonNegative => span >= Span::ZERO,
             SpanRule::Positive => span > Span::ZERO,
+            SpanRule::AtLeastAMinute => span >= Span::MINUTE,
         }
     }
 
@@ -46,6 +49,9 @@ impl SpanRule {
             }
             SpanRule::Positive => {
                 format!("a duration of more than 0s, at most 100y: {DURATION_FORMS}")
+            }
+            SpanRule::AtLeastAMinute => {
+                format!("a duration from 1m to 100y: {DURATION_FORMS}")
             }
         }
     }
@@ -403,6 +409,7 @@ impl Checker {
             Ok(span) => {
                 let problem = match rule {
                     SpanRule::Positive => format!("must be more than 0s, not {span}"),
+                    SpanRule::AtLeastAMinute => format!("must be at least 1m, not {span}"),
                     _ => format!("{span} must not be negative"),
                 };
                 self.report(&node.origin, field, problem, rule.accepted());

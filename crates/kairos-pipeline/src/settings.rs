@@ -76,7 +76,8 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         &fields,
         "pack_idle_after",
         defaults.pack_idle_after,
-        |c, n, f| c.span(n, f, SpanRule::Positive),
+        // Shorter would pack and unpack customers between their events.
+        |c, n, f| c.span(n, f, SpanRule::AtLeastAMinute),
     );
     let default_timezone = checker.optional(
         &fields,

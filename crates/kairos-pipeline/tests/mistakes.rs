@@ -146,6 +146,14 @@ fn bad_time_zone() {
 }
 
 #[test]
+fn packing_idle_customers_waits_at_least_a_minute() {
+    let error = only_error(&format!("{BASE}\n[settings]\npack_idle_after = \"30s\"\n"));
+    assert_eq!(error.field, "settings.pack_idle_after");
+    assert_eq!(error.problem, "must be at least 1m, not 30s");
+    assert!(error.accepted.starts_with("a duration from 1m to 100y"));
+}
+
+#[test]
 fn out_of_range_numbers() {
     let error = only_error(&format!(
         "{BASE}\n[settings]\nmax_keys_per_trigger = 2000\n"

@@ -111,6 +111,85 @@ fn replay_on(pipeline: kairos_engine::config::Pipeline, calls: &[Value]) -> Stri
     out
 }
 
+/// Appends SDK-style retries: for each (index, shift), call `index` again
+/// with its timestamp moved `shift` later, arriving after everything else.
+/// Only retries less than the de-dup look-back (24 h) behind the newest
+/// event are kept: packing may forget older ids (`pack_idle_after`).
+fn with_retries(calls: &mut Vec<Value>, retries: &[(usize, i64)]) {
+    let time = |call: &Value| {
+        Timestamp::parse_rfc3339(call["timestamp"].as_str().unwrap_or_default()).map_or(0, |t| t.0)
+    };
+    let newest = calls.iter().map(time).max().unwrap_or(START);
+    for &(index, shift) in retries {
+        let Some(original) = calls.get(index % calls.len().max(1)) else {
+            continue;
+        };
+        let retried = time(original) + shift;
+        if newest - retried < 86_400_000 {
+            let mut retry = original.clone();
+            retry["timestamp"] = Value::String(Timestamp(retried).to_rfc3339());
+            calls.push(retry);
+        }
+    }
+}
+
+#[test]
+fn a_late_retry_within_the_look_back_is_a_duplicate_packed_or_not() {
+    // u1 adds to a cart; u2 browses for 31 h, moving the clock; then u1's
+    // SDK retries the add with a timestamp 23 h 59 min after the original,
+    // 7 h behind the clock (so, late): within the 24 h look-back of the
+    // original, a duplicate, whether u1 was packed in between or not.
+    let start = START;
+    let add = |time: i64| {
+        json!({"type": "track", "event": "Product Added", "userId": "u1", "messageId": "m1",
+        "timestamp": Timestamp(time).to_rfc3339(), "properties": {"cart_id": "c1", "product_id": "p1", "price": 10.0}})
+    };
+    let mut calls = vec![add(start)];
+    for step in 0..186 {
+        calls.push(json!({"type": "track", "event": "Product Viewed", "userId": "u2", "messageId": format!("x{step}"),
+            "timestamp": Timestamp(start + 3_600_000 + step * 600_000).to_rfc3339(), "properties": {"product_id": "p2"}}));
+    }
+    calls.push(add(start + 86_340_000));
+    let run = |idle_after: Span| {
+        let mut pipeline = retail();
+        pipeline.settings.pack_idle_after = idle_after;
+        let mut engine = Engine::new(pipeline);
+        for call in &calls {
+            engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("valid"));
+        }
+        engine.advance_to(Timestamp::MAX);
+        let mut decisions = Vec::new();
+        while let Some(decision) = engine.poll_decision() {
+            decisions
+                .push(serde_json::to_string(&decision.to_action("retail")).expect("serialisable"));
+        }
+        (
+            engine.stats().duplicates,
+            engine.stats().late,
+            engine.packing().packed > 0,
+            decisions,
+        )
+    };
+    let never = run(Span::DAY * 36_500);
+    assert_eq!(
+        (never.0, never.1, never.2),
+        (1, 1, false),
+        "one late duplicate, nobody packed"
+    );
+    for idle_after in [Span(1), Span::HOUR, Span::DAY, Span::DAY * 2] {
+        let packed = run(idle_after);
+        assert!(
+            packed.2 || idle_after > Span::DAY,
+            "packed after {idle_after}"
+        );
+        assert_eq!(
+            packed.0, 1,
+            "packed after {idle_after}: the retry is a duplicate"
+        );
+        assert_eq!(packed.3, never.3, "packed after {idle_after}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -140,8 +219,13 @@ proptest! {
     }
 
     #[test]
-    fn packing_idle_customers_changes_nothing(steps in steps(), idle_after_ms in 1i64..7_200_000) {
-        let calls = calls(&steps);
+    fn packing_idle_customers_changes_nothing(
+        steps in steps(),
+        idle_after_ms in 1i64..7_200_000,
+        retries in prop::collection::vec((0usize..120, 0i64..86_400_000), 0..6),
+    ) {
+        let mut calls = calls(&steps);
+        with_retries(&mut calls, &retries);
         let mut packing = retail();
         packing.settings.pack_idle_after = Span(idle_after_ms);
         prop_assert_eq!(replay(&calls), replay_on(packing, &calls));

@@ -15,9 +15,10 @@
 //! tokens and time-zone numbers of this build), so it has no version and a
 //! block that does not decode is a bug, not bad input.
 //!
-//! Two things are not kept: de-duplication entries older than the look-back
-//! (see [`SeenMessages::entries_since`]), and the record's `touched` instant
-//! (an unpacked customer counts as untouched until its next event). A
+//! Two things are not kept: de-duplication entries older than twice the
+//! look-back (see [`SeenMessages::entries_since`]), and the record's
+//! `touched` instant (an unpacked customer counts as untouched until its
+//! next event). A
 //! customer with decisions waiting for delivery is not packed: those are
 //! short-lived, and a [`crate::decision::Decision`] is a large structure.
 
@@ -26,7 +27,7 @@ use super::DeferredDecision;
 use super::{
     Cart, CartLine, CountGroup, CountMemory, Customer, Held, KeyedState, Ladder, Lag, MaybeTime,
     MeasureMemory, Memory, MessageId, Occasional, PeriodMemory, Profile, Properties, Reasons,
-    SeenMessages, SentRecord,
+    SeenMessages, SentRecord, NO_MEMORY,
 };
 use crate::customer::CapClass;
 use crate::globals::RankBucket;
@@ -36,7 +37,8 @@ use kairos_model::{Span, Timestamp};
 use thin_vec::ThinVec;
 
 /// Packs `customer` at instant `now` into `bytes` (replacing what they
-/// held), forgetting de-duplication entries older than `now - lookback`;
+/// held), forgetting de-duplication entries older than `now - 2 × lookback`
+/// (no event less than `lookback` behind the clock can match them);
 /// false when it holds something that is not packed (a decision waiting for
 /// delivery).
 pub fn freeze(customer: &Customer, now: Timestamp, lookback: Span, bytes: &mut Vec<u8>) -> bool {
@@ -51,7 +53,9 @@ pub fn freeze(customer: &Customer, now: Timestamp, lookback: Span, bytes: &mut V
     out.i64(now.0);
     out.str(&customer.key);
     customer.profile.pack(&mut out);
-    let seen = customer.seen.entries_since(now - lookback);
+    let seen = customer.seen.entries_since(Timestamp(
+        now.0.saturating_sub(lookback.0.saturating_mul(2)),
+    ));
     out.len(seen.len());
     for (hash, at) in seen {
         out.fixed(&hash.to_le_bytes());
@@ -334,49 +338,48 @@ impl Pack for CartLine {
     }
 }
 
+/// A keyed state's shape in one byte: how it is keyed (bits 0–1), whether
+/// it has a ladder (bit 2), and its memory's kind (bits 3–7). One byte
+/// instead of three tags: an idle retail customer has three states.
 impl Pack for KeyedState {
     fn pack(&self, out: &mut Packer) {
         out.u64(self.trigger.into());
         out.u64(self.token.into());
+        let (keyed, memory) = match &self.held {
+            Held::Customer(memory) => (0, memory),
+            Held::Entity(_) => (1, &NO_MEMORY),
+            Held::EntityAndMemory(both) => (2, &both.1),
+        };
+        out.u8(keyed | u8::from(self.ladder.is_some()) << 2 | memory.kind() << 3);
         match &self.held {
-            Held::Customer(memory) => {
-                out.u8(0);
-                memory.pack(out);
-            }
-            Held::Entity(entity) => {
-                out.u8(1);
-                out.str(entity);
-            }
-            Held::EntityAndMemory(both) => {
-                out.u8(2);
-                out.str(&both.0);
-                both.1.pack(out);
-            }
+            Held::Customer(_) => {}
+            Held::Entity(entity) => out.str(entity),
+            Held::EntityAndMemory(both) => out.str(&both.0),
         }
-        match &self.ladder {
-            None => out.u8(0),
-            Some(ladder) => {
-                out.u8(1);
-                ladder.pack(out);
-            }
+        memory.pack_body(out);
+        if let Some(ladder) = &self.ladder {
+            ladder.pack(out);
         }
     }
 
     fn unpack(input: &mut Unpacker<'_>) -> Self {
         let trigger = input.u16();
         let token = input.u32();
-        let held = match input.u8() {
-            0 => Held::Customer(Memory::unpack(input)),
-            1 => Held::Entity(Box::new(input.str())),
+        let shape = input.u8();
+        let kind = shape >> 3;
+        let held = match shape & 0b11 {
+            0 => Held::Customer(Memory::unpack_body(kind, input)),
+            1 => {
+                let entity = input.str();
+                debug_assert_eq!(kind, 0, "an entity state without memory");
+                Held::Entity(Box::new(entity))
+            }
             _ => {
                 let entity = input.str();
-                Held::EntityAndMemory(Box::new((entity, Memory::unpack(input))))
+                Held::EntityAndMemory(Box::new((entity, Memory::unpack_body(kind, input))))
             }
         };
-        let ladder = match input.u8() {
-            0 => None,
-            _ => Some(Box::new(Ladder::unpack(input))),
-        };
+        let ladder = (shape & 0b100 != 0).then(|| Box::new(Ladder::unpack(input)));
         KeyedState {
             trigger,
             token,
@@ -386,46 +389,47 @@ impl Pack for KeyedState {
     }
 }
 
-impl Pack for Memory {
-    fn pack(&self, out: &mut Packer) {
+impl Memory {
+    /// The kind, for a state's shape byte (below 32).
+    fn kind(&self) -> u8 {
         match self {
-            Memory::None => out.u8(0),
-            Memory::History(times) => {
-                out.u8(1);
-                out.list(times);
-            }
-            Memory::Count(count) => {
-                out.u8(2);
-                count.pack(out);
-            }
+            Memory::None => 0,
+            Memory::History(_) => 1,
+            Memory::Count(_) => 2,
+            Memory::BlockedSession { .. } => 3,
+            Memory::Sequence(_) => 4,
+            Memory::Measure(_) => 5,
+            Memory::MeasureTwoWindows(_) => 6,
+            Memory::Tally(_) => 7,
+            Memory::TallyTwoWindows(_) => 8,
+            Memory::Periods(_) => 9,
+            Memory::Yearly { .. } => 10,
+        }
+    }
+
+    /// What follows the kind.
+    fn pack_body(&self, out: &mut Packer) {
+        match self {
+            Memory::None => {}
+            Memory::History(times) => out.list(times),
+            Memory::Count(count) => count.pack(out),
             Memory::BlockedSession { close, lag } => {
-                out.u8(3);
                 out.time(*close);
                 lag.pack(out);
             }
             Memory::Sequence(first) => {
-                out.u8(4);
                 out.time(first.0);
                 first.1.pack(out);
             }
             Memory::Measure(measure) => {
-                out.u8(5);
-                measure.pack_with(out, |out, sum| out.fixed(&sum.to_le_bytes()));
+                measure.pack_with(out, |out, sum| out.fixed(&sum.to_le_bytes()))
             }
             Memory::MeasureTwoWindows(measure) => {
-                out.u8(6);
-                measure.pack_with(out, |out, sum| out.fixed(&sum.to_le_bytes()));
+                measure.pack_with(out, |out, sum| out.fixed(&sum.to_le_bytes()))
             }
-            Memory::Tally(tally) => {
-                out.u8(7);
-                tally.pack_with(out, Packer::u8);
-            }
-            Memory::TallyTwoWindows(tally) => {
-                out.u8(8);
-                tally.pack_with(out, Packer::u8);
-            }
+            Memory::Tally(tally) => tally.pack_with(out, Packer::u8),
+            Memory::TallyTwoWindows(tally) => tally.pack_with(out, Packer::u8),
             Memory::Periods(periods) => {
-                out.u8(9);
                 out.i64(periods.first);
                 out.i64(periods.period);
                 out.len(periods.sums.len());
@@ -434,21 +438,20 @@ impl Pack for Memory {
                 }
             }
             Memory::Yearly { date: (month, day) } => {
-                out.u8(10);
                 out.u8(*month);
                 out.u8(*day);
             }
         }
     }
 
-    fn unpack(input: &mut Unpacker<'_>) -> Self {
+    fn unpack_body(kind: u8, input: &mut Unpacker<'_>) -> Self {
         fn f32s(input: &mut Unpacker<'_>) -> f32 {
             f32::from_le_bytes(input.fixed())
         }
         fn u8s(input: &mut Unpacker<'_>) -> u8 {
             input.u8()
         }
-        match input.u8() {
+        match kind {
             0 => Memory::None,
             1 => Memory::History(input.list()),
             2 => Memory::Count(Box::new(CountMemory::unpack(input))),
@@ -554,44 +557,67 @@ impl<T: Copy + Default + PartialEq, const N: usize> MeasureMemory<[T; N]> {
     }
 }
 
+/// A ladder starts with a byte of flags: its causing ids (bits 0–1: none,
+/// one UUID, one other id, several), a lag (bit 2) and kept properties
+/// (bit 3); what is absent takes no byte.
 impl Pack for Ladder {
     fn pack(&self, out: &mut Packer) {
+        let reasons = match &self.events {
+            Reasons::None => 0,
+            Reasons::One(MessageId::Uuid(_)) => 1,
+            Reasons::One(MessageId::Text(_)) => 2,
+            Reasons::Many(_) => 3,
+        };
+        let lag = self.timer_lag != Lag::ZERO;
+        let properties = !self.properties.is_empty();
+        out.u8(reasons | u8::from(lag) << 2 | u8::from(properties) << 3);
         out.time(self.anchor);
         out.u8(self.next_step);
         // The deadline relative to the anchor: usually a step's offset.
         out.i64(self.due.0.wrapping_sub(self.anchor.0));
-        self.timer_lag.pack(out);
         out.u8(self.variant);
-        match &self.events {
-            Reasons::None => out.u8(0),
-            Reasons::One(event) => {
-                out.u8(1);
-                event.pack(out);
-            }
-            Reasons::Many(events) => {
-                out.u8(2);
-                out.list(events);
-            }
+        if lag {
+            self.timer_lag.pack(out);
         }
-        self.properties.pack(out);
+        match &self.events {
+            Reasons::None => {}
+            Reasons::One(MessageId::Uuid(bytes)) => out.fixed(bytes),
+            Reasons::One(MessageId::Text(text)) => out.str(text),
+            Reasons::Many(events) => out.list(events),
+        }
+        if properties {
+            self.properties.pack(out);
+        }
     }
 
     fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let flags = input.u8();
         let anchor = input.time();
         let next_step = input.u8();
         let due = Timestamp(anchor.0.wrapping_add(input.i64()));
+        let variant = input.u8();
+        let timer_lag = match flags & 0b100 {
+            0 => Lag::ZERO,
+            _ => Lag::unpack(input),
+        };
+        let events = match flags & 0b11 {
+            0 => Reasons::None,
+            1 => Reasons::One(MessageId::Uuid(input.fixed())),
+            2 => Reasons::One(MessageId::Text(input.str())),
+            _ => Reasons::Many(input.list()),
+        };
+        let properties = match flags & 0b1000 {
+            0 => ThinVec::new(),
+            _ => Properties::unpack(input),
+        };
         Ladder {
             anchor,
             next_step,
             due,
-            timer_lag: Lag::unpack(input),
-            variant: input.u8(),
-            events: match input.u8() {
-                0 => Reasons::None,
-                1 => Reasons::One(MessageId::unpack(input)),
-                _ => Reasons::Many(input.list()),
-            },
-            properties: Properties::unpack(input),
+            timer_lag,
+            variant,
+            events,
+            properties,
         }
     }
 }
@@ -872,11 +898,11 @@ mod tests {
     }
 
     #[test]
-    fn packing_forgets_only_messages_older_than_the_look_back() {
+    fn packing_forgets_only_messages_older_than_twice_the_look_back() {
         let mut customer = every_part();
         customer.seen = SeenMessages::from_entries(&[
-            (1, NOW - Span::HOUR * 25),
-            (2, NOW - Span::HOUR * 24),
+            (1, NOW - Span::HOUR * 49),
+            (2, NOW - Span::HOUR * 48),
             (3, NOW),
         ]);
         let mut frozen = Vec::new();
@@ -884,7 +910,7 @@ mod tests {
         let back = thaw(&frozen);
         assert_eq!(
             back.seen.entries_since(Timestamp::MIN).as_slice(),
-            [(2, NOW - Span::HOUR * 24), (3, NOW)]
+            [(2, NOW - Span::HOUR * 48), (3, NOW)]
         );
     }
 
