@@ -196,9 +196,19 @@ impl Unpacker<'_> {
         value
     }
 
+    /// Most numbers packed are small: one byte, read inline.
+    #[inline]
     fn u64(&mut self) -> u64 {
-        let mut value = 0u64;
-        let mut shift = 0;
+        let first = self.u8();
+        if first < 0x80 {
+            return u64::from(first);
+        }
+        self.u64_continued(first)
+    }
+
+    fn u64_continued(&mut self, first: u8) -> u64 {
+        let mut value = u64::from(first & 0x7f);
+        let mut shift = 7;
         loop {
             let byte = self.u8();
             value |= u64::from(byte & 0x7f) << shift;
