@@ -237,47 +237,26 @@ impl SeenMessages {
         SeenMessages::Many(Box::new(table))
     }
 
-    /// Adds everything from `other` (identity merge).
+    /// Adds everything from `other` (identity merge). A message id both
+    /// hold keeps the newer time: whichever copy either side had already
+    /// forgotten (after its look-back, or when packed), the merged history
+    /// is the same.
     pub fn absorb(&mut self, other: SeenMessages) {
-        let forever = Span(i64::MAX / 8);
-        match other {
-            SeenMessages::Two { .. } => {
-                for (hash, time) in other.inline_entries() {
-                    self.first_sighting(hash, time, forever);
-                }
-            }
-            SeenMessages::Few(entries) => {
-                for (hash, time) in entries {
-                    self.first_sighting(hash, time, forever);
-                }
-            }
-            SeenMessages::Many(table) => {
-                // Room for both first: a table hands its entries over in
-                // slot order, which is hash order, and inserted in that order
-                // into a table still growing they would pile up in one run.
-                self.make_room(self.len() + table.len);
-                for (hash, time) in table.iter() {
-                    self.first_sighting(hash, time, forever);
-                }
-            }
-        }
-    }
-
-    /// Makes this a table with room for `entries` without growing.
-    fn make_room(&mut self, entries: usize) {
-        let mut table = SeenTable::with_room_for(entries);
-        let held: Vec<(u64, Timestamp)> = match self {
-            SeenMessages::Two { .. } => self.inline_entries().into_vec(),
-            SeenMessages::Few(list) => list.iter().copied().collect(),
-            SeenMessages::Many(old) => old.iter().collect(),
-        };
-        for (hash, time) in held {
-            table.set(hash, time);
-        }
-        *self = SeenMessages::Many(Box::new(table));
+        let mut entries: Vec<(u64, Timestamp)> = self
+            .entries_since(Timestamp::MIN)
+            .into_iter()
+            .chain(other.entries_since(Timestamp::MIN))
+            .collect();
+        entries.sort_unstable_by_key(|(hash, seen_at)| (*hash, std::cmp::Reverse(*seen_at)));
+        entries.dedup_by_key(|(hash, _)| *hash);
+        // Oldest first, as they would have arrived; a table is sized for
+        // all of them at once, so inserting them does not pile them up.
+        entries.sort_unstable_by_key(|(hash, seen_at)| (*seen_at, *hash));
+        *self = Self::from_entries(&entries);
     }
 
     /// How many hashes are held (expired ones included until forgotten).
+    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
             SeenMessages::Two { .. } => self.inline_entries().len(),

@@ -67,7 +67,10 @@ pub struct Slots {
     /// The next slot the sweep visits.
     cursor: usize,
     /// Where the sweep packs a customer before placing it; zeroed after
-    /// each, so that it keeps no trace of an erased customer.
+    /// each, so that it holds no copy of a customer who may be erased
+    /// next. (Like every freed block in the engine, the smaller buffers it
+    /// outgrew are not scrubbed: erasure removes state, not bytes in the
+    /// allocator's free lists.)
     scratch: Vec<u8>,
     /// Clock time of the sweep's last step (`MIN` before the first).
     swept_at: Timestamp,

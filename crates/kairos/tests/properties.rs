@@ -190,6 +190,31 @@ fn a_late_retry_within_the_look_back_is_a_duplicate_packed_or_not() {
     }
 }
 
+#[test]
+fn merging_identities_keeps_the_newer_sighting_packed_or_not() {
+    // u1 saw "dup" four days before its device a1 did; the device is then
+    // linked to u1, and "dup" comes again at once: a duplicate of the
+    // device's sighting, whether u1's old one was forgotten (packed) or not.
+    let at =
+        |day: i64, minute: i64| Timestamp(START + day * 86_400_000 + minute * 60_000).to_rfc3339();
+    let calls = [
+        json!({"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "dup", "timestamp": at(0, 0), "properties": {}}),
+        json!({"type": "track", "event": "Product Viewed", "anonymousId": "a1", "messageId": "dup", "timestamp": at(4, 0), "properties": {}}),
+        json!({"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "id1", "timestamp": at(4, 1), "traits": {}}),
+        json!({"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "dup", "timestamp": at(4, 2), "properties": {}}),
+    ];
+    for idle_after in [Span::MINUTE, Span::DAY * 2, Span::DAY * 36_500] {
+        let mut pipeline = retail();
+        pipeline.settings.pack_idle_after = idle_after;
+        let mut engine = Engine::new(pipeline);
+        for call in &calls {
+            engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("valid"));
+        }
+        engine.advance_to(Timestamp::MAX);
+        assert_eq!(engine.stats().duplicates, 1, "packed after {idle_after}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

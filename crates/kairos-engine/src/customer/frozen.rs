@@ -163,21 +163,36 @@ impl Packer {
     }
 
     /// Buckets: a mask of the non-zero ones, then those.
-    fn buckets<T: Copy + Default + PartialEq>(
-        &mut self,
-        buckets: &[T],
-        write: impl Fn(&mut Self, T),
-    ) {
+    fn buckets<T: Bucket>(&mut self, buckets: &[T], write: impl Fn(&mut Self, T)) {
         debug_assert!(buckets.len() <= 64, "a mask of 64 bits");
         let mask = buckets
             .iter()
             .enumerate()
-            .filter(|(_, bucket)| **bucket != T::default())
+            .filter(|(_, bucket)| !bucket.is_zero())
             .fold(0u64, |mask, (index, _)| mask | 1 << index);
         self.u64(mask);
-        for bucket in buckets.iter().filter(|bucket| **bucket != T::default()) {
+        for bucket in buckets.iter().filter(|bucket| !bucket.is_zero()) {
             write(self, *bucket);
         }
+    }
+}
+
+/// A bucket of a rolling aggregate, left out of the packed form when zero.
+pub(crate) trait Bucket: Copy + Default {
+    /// Whether it is exactly the default: a bucket left out comes back as
+    /// that, bit for bit (so `-0.0` and NaN sums are written).
+    fn is_zero(self) -> bool;
+}
+
+impl Bucket for u8 {
+    fn is_zero(self) -> bool {
+        self == 0
+    }
+}
+
+impl Bucket for f32 {
+    fn is_zero(self) -> bool {
+        self.to_bits() == 0
     }
 }
 
@@ -540,7 +555,7 @@ impl Pack for CountGroup {
     }
 }
 
-impl<T: Copy + Default + PartialEq, const N: usize> MeasureMemory<[T; N]> {
+impl<T: Bucket, const N: usize> MeasureMemory<[T; N]> {
     fn pack_with(&self, out: &mut Packer, write: impl Fn(&mut Packer, T)) {
         out.i64(self.newest);
         out.u8(self.kept);
@@ -827,6 +842,8 @@ mod tests {
         let mut sums = MeasureMemory::<[f32; 12]>::new();
         sums.newest = -5;
         sums.buckets[5] = -0.5;
+        sums.buckets[6] = -0.0;
+        sums.buckets[7] = f32::NAN;
         let count = CountMemory {
             window: 42,
             last: MaybeTime::from(Some(NOW)),
