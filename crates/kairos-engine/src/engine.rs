@@ -61,6 +61,8 @@ pub struct Engine {
     /// Applied events kept for the caller to drop (see
     /// [`Engine::hand_back_events`]); `None`: dropped here.
     spent: Option<Vec<Event>>,
+    /// No more events will come (see [`Engine::close_input`]).
+    input_closed: bool,
     stats: Stats,
 }
 
@@ -93,6 +95,7 @@ impl Engine {
             globals: Globals::default(),
             output: VecDeque::new(),
             spent: None,
+            input_closed: false,
             stats,
         }
     }
@@ -215,6 +218,15 @@ impl Engine {
         }
     }
 
+    /// Declares that no more events will come (the end of a backtest's
+    /// input): the clock may still be advanced to fire what is pending, but
+    /// idle customers are no longer packed, which would be work for nothing
+    /// (every customer goes idle while a backtest runs its clock through the
+    /// year after its input). Decisions do not change.
+    pub fn close_input(&mut self) {
+        self.input_closed = true;
+    }
+
     /// Erases a customer (by any of their ids): state, timers, pending
     /// decisions, identity links, rank contributions. Returns whether anything
     /// was held.
@@ -294,9 +306,9 @@ impl Engine {
             let customers = &self.customers;
             self.timers.compact(|entry| is_pending(customers, entry));
         }
-        // Run to the end of time (a backtest's end), nothing more arrives:
-        // packing would be work for nothing.
-        if self.watermark < Timestamp::MAX {
+        // Once nothing more arrives (input closed, or the clock run to the
+        // end of time), packing would be work for nothing.
+        if !self.input_closed && self.watermark < Timestamp::MAX {
             let settings = &self.plan.pipeline.settings;
             self.customers
                 .sweep(self.now, settings.pack_idle_after, settings.dedup_lookback);

@@ -9,7 +9,8 @@
 //! # Using it
 //!
 //! Methods come in three kinds (after quinn-proto):
-//! - inputs: [`Engine::handle_event`], [`Engine::advance_to`], [`Engine::erase`];
+//! - inputs: [`Engine::handle_event`], [`Engine::advance_to`], [`Engine::erase`],
+//!   [`Engine::close_input`];
 //! - outputs: [`Engine::poll_decision`] (call until `None` after each input),
 //!   [`Engine::poll_timeout`] (the next deadline, so a runtime knows when to
 //!   call `advance_to`), and, for a caller that frees events on a thread

@@ -110,6 +110,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     };
     // Run the clock deadline by deadline, writing as we go, so the decisions
     // of the end of time never pile up in memory all at once.
+    engine.close_input();
     while let Some(due) = engine.poll_timeout().filter(|due| *due < until) {
         engine.advance_to(due + Span(1));
         sink.drain(&mut engine)?;

@@ -191,6 +191,47 @@ fn a_late_retry_within_the_look_back_is_a_duplicate_packed_or_not() {
 }
 
 #[test]
+fn after_the_input_is_closed_nobody_is_packed() {
+    let call = |user: &str, day: i64| {
+        json!({"type": "track", "event": "Product Viewed", "userId": user, "messageId": format!("{user}-{day}"),
+        "timestamp": Timestamp(START + day * 86_400_000).to_rfc3339(), "properties": {}})
+    };
+    let run = |close: bool| {
+        let mut pipeline = retail();
+        pipeline.settings.pack_idle_after = Span::HOUR;
+        let mut engine = Engine::new(pipeline);
+        for (user, day) in [("u1", 0), ("u2", 0), ("u1", 2), ("u3", 3)] {
+            engine.handle_event(
+                Event::from_json(call(user, day).to_string().as_bytes()).expect("valid"),
+            );
+        }
+        let packed_before = engine.packing().packed;
+        if close {
+            engine.close_input();
+        }
+        // As the backtest runs its clock after the input: deadline by deadline.
+        let mut decisions = Vec::new();
+        while let Some(due) = engine.poll_timeout() {
+            engine.advance_to(due + Span(1));
+            while let Some(decision) = engine.poll_decision() {
+                decisions.push(
+                    serde_json::to_string(&decision.to_action("retail")).expect("serialisable"),
+                );
+            }
+        }
+        (packed_before, engine.packing().packed, decisions)
+    };
+    let (open, closed) = (run(false), run(true));
+    assert!(open.0 > 0, "u2 was packed while u1's events came");
+    assert!(
+        open.1 > open.0,
+        "left open, the run to the end keeps packing"
+    );
+    assert_eq!(closed.1, closed.0, "closed, nobody more is packed");
+    assert_eq!(closed.2, open.2, "and the decisions are the same");
+}
+
+#[test]
 fn merging_identities_keeps_the_newer_sighting_packed_or_not() {
     // u1 saw "dup" four days before its device a1 did; the device is then
     // linked to u1, and "dup" comes again at once: a duplicate of the
