@@ -133,6 +133,20 @@ fn with_retries(calls: &mut Vec<Value>, retries: &[(usize, i64)]) {
     }
 }
 
+/// Runs `calls` through `retail.toml`, packing idle customers after
+/// `idle_after`, and the clock to the end of time; the decisions wait in
+/// the engine.
+fn run_packing_after(idle_after: Span, calls: &[Value]) -> Engine {
+    let mut pipeline = retail();
+    pipeline.settings.pack_idle_after = idle_after;
+    let mut engine = Engine::new(pipeline);
+    for call in calls {
+        engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("valid"));
+    }
+    engine.advance_to(Timestamp::MAX);
+    engine
+}
+
 #[test]
 fn a_late_retry_within_the_look_back_is_a_duplicate_packed_or_not() {
     // u1 adds to a cart; u2 browses for 31 h, moving the clock; then u1's
@@ -151,13 +165,7 @@ fn a_late_retry_within_the_look_back_is_a_duplicate_packed_or_not() {
     }
     calls.push(add(start + 86_340_000));
     let run = |idle_after: Span| {
-        let mut pipeline = retail();
-        pipeline.settings.pack_idle_after = idle_after;
-        let mut engine = Engine::new(pipeline);
-        for call in &calls {
-            engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("valid"));
-        }
-        engine.advance_to(Timestamp::MAX);
+        let mut engine = run_packing_after(idle_after, &calls);
         let mut decisions = Vec::new();
         while let Some(decision) = engine.poll_decision() {
             decisions
@@ -245,13 +253,7 @@ fn merging_identities_keeps_the_newer_sighting_packed_or_not() {
         json!({"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "dup", "timestamp": at(4, 2), "properties": {}}),
     ];
     for idle_after in [Span::MINUTE, Span::DAY * 2, Span::DAY * 36_500] {
-        let mut pipeline = retail();
-        pipeline.settings.pack_idle_after = idle_after;
-        let mut engine = Engine::new(pipeline);
-        for call in &calls {
-            engine.handle_event(Event::from_json(call.to_string().as_bytes()).expect("valid"));
-        }
-        engine.advance_to(Timestamp::MAX);
+        let engine = run_packing_after(idle_after, &calls);
         assert_eq!(engine.stats().duplicates, 1, "packed after {idle_after}");
     }
 }
