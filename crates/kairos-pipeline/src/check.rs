@@ -23,8 +23,8 @@ pub(crate) enum SpanRule {
     NonNegative,
     /// More than zero.
     Positive,
-    /// A minute or more.
-    AtLeastAMinute,
+    /// An hour or more.
+    AtLeastAnHour,
 }
 
 impl SpanRule {
@@ -34,7 +34,7 @@ impl SpanRule {
             SpanRule::Any => true,
             SpanRule::NonNegative => span >= Span::ZERO,
             SpanRule::Positive => span > Span::ZERO,
-            SpanRule::AtLeastAMinute => span >= Span::MINUTE,
+            SpanRule::AtLeastAnHour => span >= Span::HOUR,
         }
     }
 
@@ -50,8 +50,8 @@ impl SpanRule {
             SpanRule::Positive => {
                 format!("a duration of more than 0s, at most 100y: {DURATION_FORMS}")
             }
-            SpanRule::AtLeastAMinute => {
-                format!("a duration from 1m to 100y: {DURATION_FORMS}")
+            SpanRule::AtLeastAnHour => {
+                format!("a duration from 1h to 100y: {DURATION_FORMS}")
             }
         }
     }
@@ -409,7 +409,7 @@ impl Checker {
             Ok(span) => {
                 let problem = match rule {
                     SpanRule::Positive => format!("must be more than 0s, not {span}"),
-                    SpanRule::AtLeastAMinute => format!("must be at least 1m, not {span}"),
+                    SpanRule::AtLeastAnHour => format!("must be at least 1h, not {span}"),
                     _ => format!("{span} must not be negative"),
                 };
                 self.report(&node.origin, field, problem, rule.accepted());

@@ -76,8 +76,10 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         &fields,
         "pack_idle_after",
         defaults.pack_idle_after,
-        // Shorter would pack and unpack customers between their events.
-        |c, n, f| c.span(n, f, SpanRule::AtLeastAMinute),
+        // The sweep visits every customer once per quarter of it: shorter
+        // would spend more on visiting than packing saves (a 10-day
+        // backtest: +30-50 % of the time at 1h, 12x at 1m; see `slots`).
+        |c, n, f| c.span(n, f, SpanRule::AtLeastAnHour),
     );
     let default_timezone = checker.optional(
         &fields,

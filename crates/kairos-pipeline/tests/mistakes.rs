@@ -146,11 +146,11 @@ fn bad_time_zone() {
 }
 
 #[test]
-fn packing_idle_customers_waits_at_least_a_minute() {
-    let error = only_error(&format!("{BASE}\n[settings]\npack_idle_after = \"30s\"\n"));
+fn packing_idle_customers_waits_at_least_an_hour() {
+    let error = only_error(&format!("{BASE}\n[settings]\npack_idle_after = \"30m\"\n"));
     assert_eq!(error.field, "settings.pack_idle_after");
-    assert_eq!(error.problem, "must be at least 1m, not 30s");
-    assert!(error.accepted.starts_with("a duration from 1m to 100y"));
+    assert_eq!(error.problem, "must be at least 1h, not 30m");
+    assert!(error.accepted.starts_with("a duration from 1h to 100y"));
 }
 
 #[test]
