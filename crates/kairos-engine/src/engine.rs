@@ -61,7 +61,8 @@ pub struct Engine {
     /// Applied events kept for the caller to drop (see
     /// [`Engine::hand_back_events`]); `None`: dropped here.
     spent: Option<Vec<Event>>,
-    /// No more events will come (see [`Engine::close_input`]).
+    /// No more events will come (see [`Engine::close_input`]), or the
+    /// clock was run to the end of time.
     input_closed: bool,
     stats: Stats,
 }
@@ -143,13 +144,7 @@ impl Engine {
     /// Customers packed now, and customers packed and unpacked so far (see
     /// `settings.pack_idle_after`).
     pub fn packing(&self) -> Packing {
-        let (packed, unpacked) = self.customers.packed_and_unpacked();
-        Packing {
-            cold_now: self.customers.cold(),
-            cold_bytes: self.customers.cold_bytes(),
-            packed,
-            unpacked,
-        }
+        self.customers.packing()
     }
 
     /// Timers held (ladder steps, window closes, deferred decisions),
@@ -214,6 +209,9 @@ impl Engine {
     pub fn advance_to(&mut self, watermark: Timestamp) {
         if watermark > self.watermark {
             self.watermark = watermark;
+            // Nothing arriving after the end of time can be on time: as
+            // good as closed (see `Engine::close_input`).
+            self.input_closed |= watermark == Timestamp::MAX;
             self.pump();
         }
     }
@@ -306,9 +304,8 @@ impl Engine {
             let customers = &self.customers;
             self.timers.compact(|entry| is_pending(customers, entry));
         }
-        // Once nothing more arrives (input closed, or the clock run to the
-        // end of time), packing would be work for nothing.
-        if !self.input_closed && self.watermark < Timestamp::MAX {
+        // Once nothing more arrives, packing would be work for nothing.
+        if !self.input_closed {
             let settings = &self.plan.pipeline.settings;
             self.customers
                 .sweep(self.now, settings.pack_idle_after, settings.dedup_lookback);

@@ -510,16 +510,21 @@ mod tests {
         assert!(!merged.first_sighting(14, Timestamp(DAY.0), month));
     }
 
+    /// Spreads message numbers over the hash space.
+    const SPREAD: u64 = 0x2545_f491_4f6c_dd1d;
+
+    /// A customer who saw messages `0..count` (times 0, 1, 2 ... ms).
+    fn busy(count: u64) -> SeenMessages {
+        let mut seen = SeenMessages::default();
+        for i in 0..count {
+            seen.first_sighting(i.wrapping_mul(SPREAD), Timestamp(i as i64), DAY);
+        }
+        seen
+    }
+
     #[test]
     fn merging_a_big_table_into_a_small_one_does_not_pile_up() {
-        let mut busy = SeenMessages::default();
-        for i in 0..50_000u64 {
-            busy.first_sighting(
-                i.wrapping_mul(0x2545_f491_4f6c_dd1d),
-                Timestamp(i as i64),
-                DAY,
-            );
-        }
+        let busy = busy(50_000);
         let mut person = SeenMessages::default();
         person.first_sighting(7, Timestamp(0), DAY);
         PROBE_STEPS.with(|steps| steps.set(0));
@@ -530,23 +535,12 @@ mod tests {
         // merge stepped over slots quadratically often.
         let steps = PROBE_STEPS.with(|steps| steps.get());
         assert!(steps < 10 * 50_001, "{steps} probe steps");
-        assert!(!person.first_sighting(
-            49_999u64.wrapping_mul(0x2545_f491_4f6c_dd1d),
-            Timestamp(50_000),
-            DAY
-        ));
+        assert!(!person.first_sighting(49_999u64.wrapping_mul(SPREAD), Timestamp(50_000), DAY));
     }
 
     #[test]
     fn linking_device_after_device_to_a_busy_person_costs_little_each() {
-        let mut person = SeenMessages::default();
-        for i in 0..50_000u64 {
-            person.first_sighting(
-                i.wrapping_mul(0x2545_f491_4f6c_dd1d),
-                Timestamp(i as i64),
-                DAY,
-            );
-        }
+        let mut person = busy(50_000);
         PROBE_STEPS.with(|steps| steps.set(0));
         for device in 0..1_000u64 {
             let mut seen = SeenMessages::default();
@@ -558,7 +552,7 @@ mod tests {
             // One of them saw a message the person saw earlier: the newer
             // sighting is kept.
             if device == 7 {
-                seen.first_sighting(0x2545_f491_4f6c_dd1d, Timestamp(50_000), DAY);
+                seen.first_sighting(SPREAD, Timestamp(50_000), DAY);
             }
             person.absorb(seen);
         }
@@ -567,7 +561,7 @@ mod tests {
         // of slots; adding to it, a few per device.
         let steps = PROBE_STEPS.with(|steps| steps.get());
         assert!(steps < 20 * 1_000, "{steps} probe steps");
-        assert!(!person.first_sighting(0x2545_f491_4f6c_dd1d, Timestamp(50_000 + DAY.0), DAY));
+        assert!(!person.first_sighting(SPREAD, Timestamp(50_000 + DAY.0), DAY));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! quarter or more visits every slot at once.
 
 use crate::customer::{freeze, thaw, Customer};
+use crate::stats::Packing;
 use kairos_model::{Span, Timestamp};
 use thin_vec::ThinVec;
 
@@ -79,12 +80,8 @@ pub struct Slots {
     next_step_at: Timestamp,
     /// Visits owed, in slot-milliseconds (the remainder of a division).
     owed: u128,
-    /// Customers packed now, and their packed bytes.
-    cold: usize,
-    cold_bytes: usize,
-    /// Customers packed and unpacked so far.
-    packed: u64,
-    unpacked: u64,
+    /// Customers packed now, their bytes, and the counts so far.
+    packing: Packing,
 }
 
 impl Default for Slots {
@@ -96,10 +93,7 @@ impl Default for Slots {
             swept_at: Timestamp::MIN,
             next_step_at: Timestamp::MIN,
             owed: 0,
-            cold: 0,
-            cold_bytes: 0,
-            packed: 0,
-            unpacked: 0,
+            packing: Packing::default(),
         }
     }
 }
@@ -110,19 +104,10 @@ impl Slots {
         self.slots.len()
     }
 
-    /// Customers packed now.
-    pub fn cold(&self) -> usize {
-        self.cold
-    }
-
-    /// Packed bytes of the customers packed now.
-    pub fn cold_bytes(&self) -> usize {
-        self.cold_bytes
-    }
-
-    /// Customers packed, and unpacked, so far.
-    pub fn packed_and_unpacked(&self) -> (u64, u64) {
-        (self.packed, self.unpacked)
+    /// Customers packed now, their bytes, and how often customers were
+    /// packed and unpacked.
+    pub fn packing(&self) -> Packing {
+        self.packing
     }
 
     /// A new slot holding `customer`.
@@ -161,10 +146,10 @@ impl Slots {
     fn unpack(&mut self, index: usize) {
         let place = &mut self.slots[index];
         if let Some(bytes) = place.packed() {
-            self.cold_bytes -= bytes.len();
+            self.packing.cold_bytes -= bytes.len();
             *place = Slot::Hot(thaw(bytes));
-            self.cold -= 1;
-            self.unpacked += 1;
+            self.packing.cold_now -= 1;
+            self.packing.unpacked += 1;
         }
     }
 
@@ -246,10 +231,10 @@ impl Slots {
                 }
                 _ => Slot::PackedBlock(ThinVec::from(self.scratch.as_slice())),
             };
-            self.cold_bytes += self.scratch.len();
+            self.packing.cold_bytes += self.scratch.len();
             self.scratch.fill(0);
-            self.cold += 1;
-            self.packed += 1;
+            self.packing.cold_now += 1;
+            self.packing.packed += 1;
         }
     }
 }
@@ -286,10 +271,14 @@ mod tests {
     fn customers_are_packed_within_a_quarter_period_after_going_idle() {
         let mut slots = slots(1000);
         run(&mut slots, START + DAY - Span(1), Span::seconds(60));
-        assert_eq!(slots.cold(), 0, "nobody is packed before a day of quiet");
+        assert_eq!(
+            slots.packing().cold_now,
+            0,
+            "nobody is packed before a day of quiet"
+        );
         run(&mut slots, START + DAY + Span(DAY.0 / 4), Span::seconds(60));
         assert_eq!(
-            slots.cold(),
+            slots.packing().cold_now,
             1000,
             "everybody within a quarter of a day more"
         );
@@ -299,7 +288,7 @@ mod tests {
     fn a_jump_of_the_clock_visits_every_slot() {
         let mut slots = slots(1000);
         slots.sweep(START + DAY * 2, DAY, DAY);
-        assert_eq!(slots.cold(), 1000);
+        assert_eq!(slots.packing().cold_now, 1000);
         // Nothing of the last customer packed lingers outside its slot
         // (it might be erased next).
         assert!(slots.scratch.iter().all(|byte| *byte == 0));
@@ -309,26 +298,30 @@ mod tests {
     fn an_event_unpacks_and_restarts_the_wait() {
         let mut slots = slots(10);
         slots.sweep(START + DAY, DAY, DAY);
-        assert_eq!(slots.cold(), 10);
+        assert_eq!(slots.packing().cold_now, 10);
         let customer = slots.get_mut(3).expect("a customer");
         assert_eq!(&*customer.key, "u3");
         customer.touched = START + DAY;
-        assert_eq!((slots.cold(), slots.packed_and_unpacked()), (9, (10, 1)));
+        let packing = slots.packing();
+        assert_eq!(
+            (packing.cold_now, packing.packed, packing.unpacked),
+            (9, 10, 1)
+        );
         slots.sweep(START + DAY * 2 - Span(1), DAY, DAY);
         assert!(
             matches!(slots.slot(3), Some(Slot::Hot(_))),
             "touched a day ago less 1 ms"
         );
         slots.sweep(START + DAY * 3, DAY, DAY);
-        assert_eq!(slots.cold(), 10);
+        assert_eq!(slots.packing().cold_now, 10);
         assert_eq!(
             slots.take(3).map(|customer| customer.key),
             Some("u3".into())
         );
         assert!(matches!(slots.slot(3), Some(Slot::Vacant)));
-        assert_eq!(slots.cold(), 9);
+        assert_eq!(slots.packing().cold_now, 9);
         // Ten alike customers, packed alike: the bytes count nine now.
         let each = slots.slots.iter().find_map(Slot::packed).map(<[u8]>::len);
-        assert_eq!(Some(slots.cold_bytes()), each.map(|each| each * 9));
+        assert_eq!(Some(slots.packing().cold_bytes), each.map(|each| each * 9));
     }
 }
