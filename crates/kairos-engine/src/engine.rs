@@ -220,7 +220,8 @@ impl Engine {
     /// input): the clock may still be advanced to fire what is pending, but
     /// idle customers are no longer packed, which would be work for nothing
     /// (every customer goes idle while a backtest runs its clock through the
-    /// year after its input). Decisions do not change.
+    /// year after its input). Decisions do not change. Advancing to
+    /// `Timestamp::MAX` does the same.
     pub fn close_input(&mut self) {
         self.input_closed = true;
     }
