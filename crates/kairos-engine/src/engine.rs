@@ -436,8 +436,10 @@ impl Engine {
         );
     }
 
-    /// Fires every timer due at `first.due` for `first.customer`, then runs
-    /// the resulting decisions through the policy, highest priority first
+    /// Fires every timer due at `first.due` for `first.customer`, including
+    /// those set for that instant while firing (a window close that matches
+    /// starts its ladder there), then runs the resulting decisions through
+    /// the policy, highest priority first, ties in the pipeline file's order
     /// (arbitration between triggers firing at the same instant).
     fn fire(&mut self, first: TimerEntry) {
         let mut batch: SmallVec<[TimerEntry; 4]> = smallvec![first];
@@ -454,40 +456,51 @@ impl Engine {
         }
         self.advance_now(first.due);
         let slot = first.customer;
-        let Some(mut ctx) = self.ctx(slot) else {
-            return;
-        };
         let mut candidates: Vec<(Candidate, bool)> = Vec::new();
-        for entry in batch {
-            match entry.purpose {
-                TimerPurpose::Ladder => {
-                    if let Some(candidate) =
-                        patterns::on_ladder_timer(&mut ctx, entry.token, entry.due)
-                    {
-                        candidates.push((candidate, true));
+        while !batch.is_empty() {
+            let Some(mut ctx) = self.ctx(slot) else {
+                return;
+            };
+            for entry in batch.drain(..) {
+                match entry.purpose {
+                    TimerPurpose::Ladder => {
+                        if let Some(candidate) =
+                            patterns::on_ladder_timer(&mut ctx, entry.token, entry.due)
+                        {
+                            candidates.push((candidate, true));
+                        }
                     }
-                }
-                TimerPurpose::WindowClose => {
-                    patterns::on_window_close(&mut ctx, entry.token, entry.due)
-                }
-                TimerPurpose::Deferred => {
-                    let Some(occasional) = ctx.customer.occasional_if_any() else {
-                        continue;
-                    };
-                    let deferred = &mut occasional.deferred;
-                    if let Some(position) = deferred.iter().position(|d| d.token == entry.token) {
-                        let deferred = deferred.swap_remove(position);
-                        let candidate = Candidate {
-                            trigger: deferred.trigger,
-                            entity: deferred.entity,
-                            decision: *deferred.decision,
+                    TimerPurpose::WindowClose => {
+                        patterns::on_window_close(&mut ctx, entry.token, entry.due)
+                    }
+                    TimerPurpose::Deferred => {
+                        let Some(occasional) = ctx.customer.occasional_if_any() else {
+                            continue;
                         };
-                        candidates.push((candidate, false));
+                        let deferred = &mut occasional.deferred;
+                        if let Some(position) = deferred.iter().position(|d| d.token == entry.token)
+                        {
+                            let deferred = deferred.swap_remove(position);
+                            let candidate = Candidate {
+                                trigger: deferred.trigger,
+                                entity: deferred.entity,
+                                decision: *deferred.decision,
+                            };
+                            candidates.push((candidate, false));
+                        }
                     }
                 }
             }
+            // Timers set for this very instant while handling the batch
+            // join it, so that arbitration sees their decisions too.
+            while let Some(next) = self.timers.pop_if_same(first.due, first.customer) {
+                batch.push(next);
+            }
+            batch.retain(|entry| is_pending(&self.customers, entry));
         }
-        candidates.sort_by_key(|(candidate, _)| Reverse(candidate.decision.priority));
+        candidates.sort_by_key(|(candidate, _)| {
+            (Reverse(candidate.decision.priority), candidate.trigger)
+        });
         for (candidate, first_pass) in candidates {
             self.deliver(slot, candidate, first_pass);
         }

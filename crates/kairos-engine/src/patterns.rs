@@ -267,6 +267,31 @@ impl Ctx<'_> {
     /// Cancels ladders of `trigger` for the keys an event addresses (all of
     /// the customer's keys when the event lacks the key property).
     fn cancel_for_keys(&mut self, trigger: u16, keys: &EventKeys) {
+        // A decision held for quiet hours is pending too, and outlives its
+        // ladder when it came from the last step: cancelled with the ladder.
+        let timers = &mut *self.timers;
+        let cid = self.cid;
+        if let Some(occasional) = self.customer.occasional_if_any() {
+            occasional.deferred.retain(|deferred| {
+                let addressed = deferred.trigger == trigger
+                    && match keys {
+                        EventKeys::Customer | EventKeys::Missing => true,
+                        EventKeys::Entities(list) => deferred
+                            .entity
+                            .as_deref()
+                            .is_some_and(|entity| list.iter().any(|k| k == entity)),
+                    };
+                if addressed {
+                    timers.remove(&TimerEntry {
+                        due: deferred.due,
+                        customer: cid,
+                        token: deferred.token,
+                        purpose: TimerPurpose::Deferred,
+                    });
+                }
+                !addressed
+            });
+        }
         // Backwards: cancelling may remove the state at `index`.
         for index in self.trigger_range(trigger).rev() {
             let state = &self.customer.states[index];
@@ -1085,6 +1110,16 @@ fn tumbling_index(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> i64 {
 }
 
 fn tumbling_end(time: Timestamp, size: Span, zone: chrono_tz::Tz) -> Timestamp {
+    if size.0 % Span::DAY.0 == 0 {
+        // Local midnight after the window, at that instant's own offset.
+        let days = (tumbling_index(time, size, zone) + 1).saturating_mul(size.0 / Span::DAY.0);
+        let end = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::try_days(days)?))
+            .and_then(|date| crate::local_time::at_local(date, 0, zone));
+        if let Some(end) = end {
+            return end;
+        }
+    }
     let offset = tumbling_offset_ms(time, size, zone);
     let end = (tumbling_index(time, size, zone) + 1)
         .saturating_mul(size.0.max(1))
@@ -1175,7 +1210,23 @@ fn on_schedule_event(
             };
             let index = ctx.find_or_insert(trigger_index, None, || Memory::Yearly { date: (0, 0) });
             let unchanged = matches!(ctx.customer.states[index].memory(), Memory::Yearly { date: known } if *known == date);
-            if unchanged && ctx.customer.states[index].ladder.is_some() {
+            // Unchanged only while the pending anchor is still the trait's
+            // time of day in the customer's zone, which may have been learned
+            // since.
+            let anchor_holds = ctx.customer.states[index]
+                .ladder
+                .as_ref()
+                .is_some_and(|ladder| {
+                    ladder.next_step > 0 || {
+                        let ScheduleSource::YearlyTrait { minute_of_day, .. } = source else {
+                            return true;
+                        };
+                        let zone = zone_of(plan, ctx.customer);
+                        next_yearly(ctx.now - first_at, date.0, date.1, *minute_of_day, zone)
+                            == Some(ladder.anchor)
+                    }
+                });
+            if unchanged && anchor_holds {
                 return;
             }
             ctx.customer.states[index].set_memory(Memory::Yearly { date });

@@ -127,32 +127,22 @@ pub fn judge(
         return Err(Suppression::Arbitration);
     }
     let zone = zone_of(plan, customer);
-    let class = cap_class(trigger.category);
-    if class != CapClass::Uncapped {
-        let today = local_day(now, zone);
-        let same_day = customer
-            .sent()
-            .iter()
-            .filter(|sent| {
-                sent.cap == class && sent.channel == channel && local_day(sent.at, zone) == today
-            })
-            .count() as u32;
-        let daily_cap = match class {
-            CapClass::Targeted => policy.daily_caps.targeted,
-            _ => policy.daily_caps.content,
-        };
-        let this_week = customer
-            .sent()
-            .iter()
-            .filter(|sent| sent.cap != CapClass::Uncapped && now - sent.at < Span::DAY * 7)
-            .count() as u32;
-        if same_day >= daily_cap || this_week >= policy.weekly_marketing_cap {
-            return Err(Suppression::FrequencyCap);
-        }
-    }
+    // Caps count the calendar day the message is sent on: a decision that
+    // waits for tomorrow morning (quiet hours) or a later hour (send-time
+    // optimisation) is not capped by today's sends. Its second pass checks
+    // the caps when it comes due.
+    let capped = over_frequency_cap(plan, customer, trigger.category, channel, now, zone);
     if !first_pass {
-        return Ok(None);
+        return if capped {
+            Err(Suppression::FrequencyCap)
+        } else {
+            Ok(None)
+        };
     }
+    let suppressed_now = |reason| match capped {
+        true => Suppression::FrequencyCap,
+        false => reason,
+    };
     let mut send_at = now;
     if trigger.deliver_within > Span::ZERO {
         if let Some(best_hour) = best_hour(customer, policy.send_time_min_feedback) {
@@ -181,15 +171,55 @@ pub fn judge(
         };
         if inside {
             if quiet_mode == QuietHoursMode::Drop {
-                return Err(Suppression::QuietHours);
+                return Err(suppressed_now(Suppression::QuietHours));
             }
             match next_local_minute(send_at, quiet.end_minute, zone) {
                 Some(morning) if morning <= decision.expires_at => send_at = morning,
-                _ => return Err(Suppression::QuietHours),
+                _ => return Err(suppressed_now(Suppression::QuietHours)),
             }
         }
     }
-    Ok((send_at > now).then_some(send_at))
+    match send_at > now {
+        true => Ok(Some(send_at)),
+        false if capped => Err(Suppression::FrequencyCap),
+        false => Ok(None),
+    }
+}
+
+/// Whether sending on `channel` at `at` would pass the daily cap of the
+/// category's class (per calendar day in the customer's zone) or the weekly
+/// marketing cap.
+fn over_frequency_cap(
+    plan: &Plan,
+    customer: &Customer,
+    category: Category,
+    channel: u8,
+    at: Timestamp,
+    zone: Tz,
+) -> bool {
+    let policy = &plan.pipeline.policy;
+    let class = cap_class(category);
+    if class == CapClass::Uncapped {
+        return false;
+    }
+    let today = local_day(at, zone);
+    let same_day = customer
+        .sent()
+        .iter()
+        .filter(|sent| {
+            sent.cap == class && sent.channel == channel && local_day(sent.at, zone) == today
+        })
+        .count() as u32;
+    let daily_cap = match class {
+        CapClass::Targeted => policy.daily_caps.targeted,
+        _ => policy.daily_caps.content,
+    };
+    let this_week = customer
+        .sent()
+        .iter()
+        .filter(|sent| sent.cap != CapClass::Uncapped && at - sent.at < Span::DAY * 7)
+        .count() as u32;
+    same_day >= daily_cap || this_week >= policy.weekly_marketing_cap
 }
 
 /// The local hour with most opens/clicks, once there are enough of them.
