@@ -53,6 +53,8 @@ pub struct Engine {
     /// wrap), so a cancelled timer left in the table cannot be taken for a
     /// new occupant's (see `timers`).
     free_slots: Vec<(u32, u32)>,
+    /// The ops pseudo-customer's slot, once a rate trigger has matched.
+    ops_slot: Option<u32>,
     /// Every known id (userId or anonymousId) → customer slot.
     ids: IdIndex,
     timers: TimerTable,
@@ -91,6 +93,7 @@ impl Engine {
             now: Timestamp::MIN,
             customers: Slots::default(),
             free_slots: Vec::new(),
+            ops_slot: None,
             ids: IdIndex::default(),
             timers: TimerTable::default(),
             globals: Globals::default(),
@@ -177,7 +180,11 @@ impl Engine {
         self.stats.events += 1;
         if event.time < self.watermark {
             self.stats.late += 1;
-            if self.plan.pipeline.settings.late_events == LateEvents::Drop {
+            // An erasure is carried out however late it comes: dropping it
+            // would keep what the customer asked to have removed.
+            if self.plan.pipeline.settings.late_events == LateEvents::Drop
+                && !is_erasure(&self.plan, &event)
+            {
                 self.stats.late_dropped += 1;
                 return;
             }
@@ -340,9 +347,7 @@ impl Engine {
     /// Applies one event; `message_hash` is its [`Event::message_hash`].
     fn apply(&mut self, event: &Event, message_hash: u64) {
         self.advance_now(event.time);
-        if event.event_type == EventType::Track
-            && event.name == self.plan.pipeline.settings.erasure_event
-        {
+        if is_erasure(&self.plan, event) {
             for id in [event.user_id.as_deref(), event.anonymous_id.as_deref()]
                 .into_iter()
                 .flatten()
@@ -367,10 +372,21 @@ impl Engine {
             return;
         }
         let plan = ctx.plan;
+        let zone_before = ctx.customer.profile.timezone;
         update_profile(plan, ctx.customer, event);
         let emptied = update_carts(ctx.customer, event, max_carts);
-        for &trigger in plan.triggers_for(&event.name) {
+        let triggers = plan.triggers_for(&event.name);
+        for &trigger in triggers {
             patterns::on_event(&mut ctx, trigger, event, emptied.as_deref());
+        }
+        if ctx.customer.profile.timezone != zone_before {
+            // A birthday at 09:00 local time moves with the zone, whichever
+            // event told it.
+            for &trigger in &plan.yearly_schedules {
+                if !triggers.contains(&trigger) {
+                    patterns::on_event(&mut ctx, trigger, event, None);
+                }
+            }
         }
         let rates = plan.rates_for(&event.name).to_vec();
         for trigger in rates {
@@ -415,7 +431,7 @@ impl Engine {
         }
         memory.last_match = Some(now);
         self.globals.breaker_until = self.globals.breaker_until.max(now + *pause_marketing);
-        let ops = self.customer_slot(OPS_CUSTOMER);
+        let ops = self.ops_slot();
         let Some(mut ctx) = self.ctx(ops) else {
             return;
         };
@@ -577,17 +593,36 @@ impl Engine {
         if let Some(slot) = self.ids.get(id) {
             return slot;
         }
-        let mut customer = Customer::new(id);
-        let slot = match self.free_slots.pop() {
+        let slot = self.new_slot(id);
+        self.ids.insert(id, slot);
+        slot
+    }
+
+    /// The slot of the pseudo-customer global triggers act for. It is kept
+    /// out of the id index, so no customer's id (not even `_ops`) reaches
+    /// its state, and erasing or merging customers never touches it.
+    fn ops_slot(&mut self) -> u32 {
+        match self.ops_slot {
+            Some(slot) => slot,
+            None => {
+                let slot = self.new_slot(OPS_CUSTOMER);
+                self.ops_slot = Some(slot);
+                slot
+            }
+        }
+    }
+
+    /// A new customer keyed `key` in a free slot or a new one.
+    fn new_slot(&mut self, key: &str) -> u32 {
+        let mut customer = Customer::new(key);
+        match self.free_slots.pop() {
             Some((slot, next_token)) => {
                 customer.next_token = next_token;
                 self.customers.put(slot, customer);
                 slot
             }
             None => self.customers.push(customer),
-        };
-        self.ids.insert(id, slot);
-        slot
+        }
     }
 
     /// Finds the person an event belongs to, linking `anonymousId` /
@@ -762,6 +797,11 @@ fn is_pending(customers: &Slots, entry: &TimerEntry) -> bool {
             .iter()
             .any(|deferred| deferred.token == entry.token && deferred.due == entry.due),
     }
+}
+
+/// Whether `event` asks for its customer's erasure.
+fn is_erasure(plan: &Plan, event: &Event) -> bool {
+    event.event_type == EventType::Track && event.name == plan.pipeline.settings.erasure_event
 }
 
 fn deferred_entry(slot: u32, deferred: &DeferredDecision) -> TimerEntry {

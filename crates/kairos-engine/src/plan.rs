@@ -27,6 +27,10 @@ pub struct Plan {
     /// Per trigger: the event properties its ladders keep (see
     /// [`Plan::kept_property_names`]).
     kept_property_names: Vec<Vec<String>>,
+    /// Schedules of a yearly trait (a birthday at 09:00 local time): armed
+    /// by identify calls, and armed again when any event changes the
+    /// customer's time zone.
+    pub yearly_schedules: Vec<u16>,
 }
 
 impl Plan {
@@ -74,6 +78,16 @@ impl Plan {
             .filter(|(_, channel)| pipeline.policy.consent_required.contains(channel))
             .fold(0u32, |bits, (index, _)| bits | 1 << index.min(31));
         let kept_property_names = pipeline.triggers.iter().map(kept_property_names).collect();
+        let yearly_schedules = (0..pipeline.triggers.len() as u16)
+            .filter(|&index| {
+                matches!(
+                    pipeline.triggers[usize::from(index)].pattern,
+                    Pattern::Schedule {
+                        source: ScheduleSource::YearlyTrait { .. }
+                    }
+                )
+            })
+            .collect();
         Plan {
             pipeline,
             by_event,
@@ -83,6 +97,7 @@ impl Plan {
             consent_channels,
             control_variant: Arc::from("control"),
             kept_property_names,
+            yearly_schedules,
         }
     }
 

@@ -178,7 +178,7 @@ fn trigger(
         Category::Transactional | Category::Ops => QuietHoursMode::Ignore,
     };
     let quiet_hours = checker.optional(&fields, "quiet_hours", quiet_default, |c, n, f| {
-        c.choice(
+        let mode = c.choice(
             n,
             f,
             &[
@@ -186,7 +186,19 @@ fn trigger(
                 ("drop", QuietHoursMode::Drop),
                 ("ignore", QuietHoursMode::Ignore),
             ],
-        )
+        )?;
+        // The policy sends transactional and ops messages at any hour; a
+        // mode that says otherwise would be silently ignored.
+        if quiet_default == QuietHoursMode::Ignore && mode != QuietHoursMode::Ignore {
+            c.report(
+                &n.origin,
+                f,
+                "transactional and ops triggers are sent at any hour".to_string(),
+                "\"ignore\", or leave it out".to_string(),
+            );
+            return None;
+        }
+        Some(mode)
     });
     let deliver_within = checker.optional(&fields, "deliver_within", Span::ZERO, |c, n, f| {
         c.span(n, f, SpanRule::NonNegative)

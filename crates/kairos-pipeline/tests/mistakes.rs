@@ -460,3 +460,22 @@ fn at_most_a_thousand_triggers() {
     assert_eq!(error.problem, "the pipeline has 1001 triggers");
     assert_eq!(error.accepted, "at most 1000 [[trigger]] tables");
 }
+
+#[test]
+fn transactional_triggers_take_no_quiet_hours_mode() {
+    // Lines 9 and 10 follow BASE's eight.
+    let error = only_error(&with(
+        "category = \"transactional\"\nquiet_hours = \"defer\"\n",
+    ));
+    assert_eq!((error.line, error.column), (10, 15), "{error}");
+    assert_eq!(error.field, "trigger.cart.quiet_hours");
+    assert_eq!(
+        error.problem,
+        "transactional and ops triggers are sent at any hour"
+    );
+    assert_eq!(error.accepted, "\"ignore\", or leave it out");
+    crate::support::compile_ok(
+        &with("category = \"transactional\"\nquiet_hours = \"ignore\"\n"),
+        &[],
+    );
+}

@@ -1,7 +1,8 @@
-//! Policy and window edge cases a review found wrong (2026-12-06): ties and
-//! same-instant arbitration, conversions cancelling decisions held for quiet
-//! hours, local-day windows across daylight-saving changes, a birthday in a
-//! zone learned later, caps of a decision deferred to the next day.
+//! Edge cases a review found wrong (2026-12-06): ties and same-instant
+//! arbitration, conversions cancelling decisions held for quiet hours,
+//! local-day windows across daylight-saving changes, a birthday in a zone
+//! learned later, caps of a decision deferred to the next day, a customer
+//! called `_ops`, a late erasure.
 mod support;
 use serde_json::json;
 use support::{track, Harness, OPEN_POLICY};
@@ -266,7 +267,8 @@ fn a_local_day_window_lasts_25_hours_on_fall_back() {
     );
 }
 
-/// A birthday moves to 09:00 in a zone learned after it was scheduled.
+/// A birthday moves to 09:00 in a zone learned after it was scheduled,
+/// from an identify call or from any other call's `context.timezone`.
 #[test]
 fn a_birthday_moves_to_a_time_zone_learned_later() {
     let toml = with_policy(
@@ -279,21 +281,27 @@ source = { trait = "birthday", at = "09:00" }
 channel = "push"
 "#,
     );
-    let mut h = Harness::new(&toml);
-    h.send(
-        json!({"type":"identify","userId":"u1","timestamp":"2026-03-01T00:00:00Z","messageId":"m1",
-        "traits":{"birthday":"1990-03-15"}}),
-    );
-    h.send(
-        json!({"type":"identify","userId":"u1","timestamp":"2026-03-02T00:00:00Z","messageId":"m2",
-        "context":{"timezone":"Asia/Shanghai"}}),
-    );
-    h.advance("2026-04-01T00:00:00Z");
-    // 09:00 Asia/Shanghai = 01:00Z
-    assert_eq!(
-        h.summary(),
-        ["u1 birthday step1 2026-03-15T01:00:00.000Z sent"]
-    );
+    let zone_from = [
+        json!({"type": "identify", "userId": "u1", "timestamp": "2026-03-02T00:00:00Z",
+            "messageId": "m2", "context": {"timezone": "Asia/Shanghai"}}),
+        json!({"type": "track", "event": "Page Viewed", "userId": "u1", "timestamp": "2026-03-02T00:00:00Z",
+            "messageId": "m2", "context": {"timezone": "Asia/Shanghai"}}),
+    ];
+    for call in zone_from {
+        let mut h = Harness::new(&toml);
+        h.send(
+            json!({"type": "identify", "userId": "u1", "timestamp": "2026-03-01T00:00:00Z",
+            "messageId": "m1", "traits": {"birthday": "1990-03-15"}}),
+        );
+        h.send(call.clone());
+        h.advance("2026-04-01T00:00:00Z");
+        // 09:00 in Shanghai is 01:00Z.
+        assert_eq!(
+            h.summary(),
+            ["u1 birthday step1 2026-03-15T01:00:00.000Z sent"],
+            "{call}"
+        );
+    }
 }
 
 /// A decision held by quiet hours until tomorrow is capped by tomorrow's
@@ -339,4 +347,120 @@ channel = "push"
             "u1 offer step1 2026-11-23T23:00:00.000Z sent", // delivered 11-24 08:00
         ]
     );
+}
+
+/// The ops pseudo-customer that rate triggers act for is no customer's: a
+/// customer whose id is `_ops` keeps a state of their own, and erasing them
+/// leaves the ops alerts alone.
+#[test]
+fn a_customer_called_ops_is_not_the_ops_pseudo_customer() {
+    let triggers = r#"
+[[trigger]]
+id = "spike"
+kind = "rate"
+events = ["Complaint Filed"]
+window = "1h"
+baseline = "1d"
+increase_percent = 30
+min_count = 5
+pause_marketing = "0s"
+"#;
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, triggers));
+    let complaint = |n: usize, time: String| {
+        track(
+            "someone",
+            "Complaint Filed",
+            &time,
+            &format!("c{n}"),
+            json!({}),
+        )
+    };
+    // Two complaints an hour for a day, then ten in ten minutes.
+    for n in 0..52 {
+        h.send(complaint(
+            n,
+            format!(
+                "2026-11-{:02}T{:02}:{:02}:00Z",
+                1 + n / 48,
+                n / 2 % 24,
+                n % 2 * 20
+            ),
+        ));
+    }
+    h.send(track(
+        "_ops",
+        "Signed Up",
+        "2026-11-02T02:30:00Z",
+        "ops-signup",
+        json!({}),
+    ));
+    for n in 0..10 {
+        h.send(complaint(
+            100 + n,
+            format!("2026-11-02T02:{:02}:00Z", 40 + n),
+        ));
+    }
+    h.send(track(
+        "_ops",
+        "Erasure Requested",
+        "2026-11-02T03:00:00Z",
+        "ops-erase",
+        json!({}),
+    ));
+    h.finish();
+    let alerts: Vec<_> = h
+        .decisions
+        .iter()
+        .filter(|d| &*d.trigger == "spike")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{:?}", h.summary());
+    assert_eq!(&*alerts[0].user_id, "_ops");
+    assert_eq!(h.engine.stats().erasures, 1);
+    // "someone" and the ops pseudo-customer remain; the customer called
+    // `_ops` is gone (sharing a slot, the erasure took the ops state too).
+    assert_eq!(h.engine.customer_count(), 2);
+}
+
+/// With `late_events = "drop"`, an erasure arriving late is still carried
+/// out: dropping it would keep what the customer asked to have removed.
+#[test]
+fn a_late_erasure_is_carried_out_when_late_events_are_dropped() {
+    let mut h = Harness::new(&with_policy(
+        &format!("{OPEN_POLICY}\n[settings]\nlate_events = \"drop\""),
+        CART,
+    ));
+    h.send(track(
+        "u1",
+        "Product Added",
+        "2026-11-23T10:00:00Z",
+        "a",
+        json!({}),
+    ));
+    h.send(track(
+        "u2",
+        "Product Added",
+        "2026-11-23T12:00:00Z",
+        "b",
+        json!({}),
+    ));
+    // An hour behind the clock, far past the 5 s of lateness allowed.
+    h.send(track(
+        "u1",
+        "Erasure Requested",
+        "2026-11-23T11:00:00Z",
+        "e",
+        json!({}),
+    ));
+    h.send(track(
+        "u2",
+        "Order Completed",
+        "2026-11-23T11:59:00Z",
+        "late",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.engine.stats().late_dropped, 1);
+    assert_eq!(h.engine.stats().erasures, 1);
+    assert!(!h.engine.holds_anything_about("u1"));
+    assert!(h.engine.holds_anything_about("u2"));
 }
