@@ -274,6 +274,10 @@ pub struct KeyedState {
     held: Held,
     /// Pending ladder, if a match is in progress.
     pub ladder: Option<Box<Ladder>>,
+    /// The pending ladder's step 1 was held back by the cooldown: its later
+    /// steps are held back by it too (see `policy::judge`). Kept here, in
+    /// bytes the record has spare, rather than in the ladder.
+    pub held_back: bool,
 }
 
 /// A keyed state's memory and entity key in the 16 bytes of a [`Memory`]
@@ -308,6 +312,7 @@ impl KeyedState {
             token,
             held,
             ladder: None,
+            held_back: false,
         }
     }
 
@@ -783,6 +788,8 @@ pub struct DeferredDecision {
     pub entity: Option<CompactString>,
     /// When it is to be delivered.
     pub due: Timestamp,
+    /// Its journey's step 1 was held back by the cooldown.
+    pub held_back: bool,
     /// The decision (not yet final).
     pub decision: Box<Decision>,
 }

@@ -3,7 +3,7 @@
 
 use crate::config::{LateEvents, Pattern, Pipeline};
 use crate::customer::{Customer, DeferredDecision, MessageId, Population};
-use crate::decision::Decision;
+use crate::decision::{Decision, Suppression};
 use crate::globals::{Globals, RateMemory};
 use crate::growth::reserve_one;
 use crate::id_index::IdIndex;
@@ -500,6 +500,7 @@ impl Engine {
                             let candidate = Candidate {
                                 trigger: deferred.trigger,
                                 entity: deferred.entity,
+                                held_back: deferred.held_back,
                                 decision: *deferred.decision,
                             };
                             candidates.push((candidate, false));
@@ -567,9 +568,17 @@ impl Engine {
         match verdict {
             Verdict::Final => {
                 let decision = candidate.decision;
+                let held_back =
+                    decision.step == 1 && decision.suppressed == Some(Suppression::Cooldown);
                 self.stats.triggers[usize::from(candidate.trigger)]
                     .record(decision.step, decision.suppressed);
                 self.output.push_back(decision);
+                if held_back {
+                    if let Some(mut ctx) = self.ctx(slot) {
+                        let entity = candidate.entity.as_deref();
+                        patterns::hold_back_journey(&mut ctx, candidate.trigger, entity);
+                    }
+                }
             }
             Verdict::Defer(due) => {
                 let token = customer.token();
@@ -578,6 +587,7 @@ impl Engine {
                     trigger: candidate.trigger,
                     entity: candidate.entity,
                     due,
+                    held_back: candidate.held_back,
                     decision: Box::new(candidate.decision),
                 };
                 self.timers.insert(deferred_entry(slot, &deferred));

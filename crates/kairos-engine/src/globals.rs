@@ -139,9 +139,12 @@ impl Default for RankHistogram {
 }
 
 impl RankHistogram {
-    /// 5 % wide buckets from 0.01 up to ~10^12.
-    const BUCKETS: usize = 1200;
-    const GROWTH: f64 = 1.05;
+    /// 0.05 % wide buckets from 0.01 up to ~10^12: aggregates that close
+    /// tie, wider ones are told apart (5 % buckets made a hundred spends
+    /// between 1,000 and 1,099 one tie, all "top 5 %"). The tree takes
+    /// 260 KB per rank trigger; a bucket number still fits in a `u16`.
+    const BUCKETS: usize = 65_000;
+    const GROWTH: f64 = 1.0005;
     const SMALLEST: f64 = 0.01;
 
     fn bucket(value: f64) -> usize {

@@ -22,7 +22,7 @@ use crate::plan::Plan;
 use crate::policy::{zone_of, Candidate};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use compact_str::CompactString;
-use kairos_model::ids::{basis_points, stable_hash};
+use kairos_model::ids::stable_hash;
 use kairos_model::{CartItem, Event, Payload, PayloadValue, Span, Timestamp};
 use serde_json::{json, Value};
 use smallvec::{smallvec, SmallVec};
@@ -99,11 +99,15 @@ impl Ctx<'_> {
         }
         if entity.is_some() {
             let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);
-            if range.len() >= limit {
+            // Keyed states only: a customer's own state (a count's memory
+            // beside its groups' journeys) is not a key to drop.
+            let states = &self.customer.states;
+            let keyed = range
+                .clone()
+                .filter(|&index| states[index].entity_key().is_some());
+            if keyed.clone().count() >= limit {
                 // The oldest key (smallest token) makes room.
-                let states = &self.customer.states;
-                let oldest = range
-                    .clone()
+                let oldest = keyed
                     .min_by_key(|&index| states[index].token)
                     .expect("limit is at least 1");
                 self.remove_state(oldest);
@@ -169,6 +173,8 @@ impl Ctx<'_> {
         let accumulate = matches!(trigger.pattern, Pattern::Absence { .. });
         let token = self.customer.states[index].token;
         let state = &mut self.customer.states[index];
+        // A new journey (or step 1 of this one again): not held back.
+        state.held_back = false;
         // Only later (and not so much later that the lag overflows): leave
         // the timer where it is and move it when it fires (cheap restarts for
         // busy carts and activity streams).
@@ -230,6 +236,18 @@ impl Ctx<'_> {
             .ladder
             .as_ref()
             .map_or(time, |ladder| ladder.anchor.max(time))
+    }
+
+    /// Whether restarting the ladder of state `index` at `anchor` would
+    /// move it back or repeat steps already due: a late event older than
+    /// the ladder's anchor (or as old, once a step went out) changes nothing.
+    fn stale_restart(&self, index: usize, anchor: Timestamp) -> bool {
+        self.customer.states[index]
+            .ladder
+            .as_ref()
+            .is_some_and(|ladder| {
+                anchor < ladder.anchor || (anchor == ladder.anchor && ladder.next_step > 0)
+            })
     }
 
     /// Cancels the pending ladder (and deferred decisions) of a state.
@@ -343,10 +361,12 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
     if total == 0 {
         return u8::MAX;
     }
-    let point = basis_points(
+    // The whole hash, not basis points: weights go up to 1,000,000 each.
+    // (For totals dividing 10,000 this is the same point as before.)
+    let point = (stable_hash(
         plan.pipeline.settings.seed,
         &[b"variant", trigger.id.as_bytes(), customer_key.as_bytes()],
-    ) % total;
+    ) % u64::from(total)) as u32;
     let mut cumulative = 0;
     for (index, variant) in trigger.variants.iter().enumerate() {
         cumulative += variant.weight;
@@ -435,6 +455,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     if !restart && ctx.customer.states[index].ladder.is_some() {
                         continue;
                     }
+                    if ctx.stale_restart(index, event.time) {
+                        continue;
+                    }
                     ctx.start_ladder(
                         index,
                         event.time,
@@ -461,7 +484,9 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 // retail's instructions.
                 if let Some(index) = ctx.find(trigger_index, None) {
                     let latest = ctx.wait_anchor(index, event.time);
-                    ctx.start_ladder(index, latest, *first_at, &[message()], properties);
+                    if !ctx.stale_restart(index, latest) {
+                        ctx.start_ladder(index, latest, *first_at, &[message()], properties);
+                    }
                     return;
                 }
             }
@@ -506,6 +531,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     ),
                 };
                 match first_at {
+                    Some(_) if ctx.stale_restart(index, latest) => {}
                     Some(first_at) => {
                         ctx.start_ladder(index, latest, first_at, &[message()], properties.clone())
                     }
@@ -588,7 +614,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         _ => memory.window,
                     },
                 };
-                if window_id != memory.window || memory.last.get().is_none() {
+                // A sliding window with nothing left in it starts afresh.
+                let emptied = match window {
+                    Window::Sliding(size) => {
+                        memory.last.get().is_some_and(|last| now - last >= *size)
+                    }
+                    _ => false,
+                };
+                if window_id != memory.window || memory.last.get().is_none() || emptied {
                     **memory = CountMemory {
                         window: if let Window::Session(_) = window {
                             now.0
@@ -618,9 +651,17 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         {
                             Some(position) => position,
                             None => {
-                                if memory.groups.len()
-                                    >= plan.pipeline.settings.max_keys_per_trigger.max(1) * 2
+                                let limit = plan.pipeline.settings.max_keys_per_trigger.max(1) * 2;
+                                if let (true, Window::Sliding(size)) =
+                                    (memory.groups.len() >= limit, window)
                                 {
+                                    // Groups with nothing left in the window
+                                    // make room.
+                                    memory.groups.retain(|g| {
+                                        g.recent.last().is_some_and(|t| now - *t < *size)
+                                    });
+                                }
+                                if memory.groups.len() >= limit {
                                     continue;
                                 }
                                 memory.groups.push(CountGroup {
@@ -631,8 +672,15 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                 memory.groups.len() - 1
                             }
                         };
+                        let first_to_reach =
+                            *fire == CountFire::OnClose && !memory.groups.iter().any(|g| g.fired);
                         let g = &mut memory.groups[position];
                         g.count += 1;
+                        // On close, the match is the group that reached
+                        // `min` first: the one payload properties came from.
+                        if first_to_reach && g.count >= *min {
+                            g.fired = true;
+                        }
                         let mut reached = g.count >= *min;
                         // Payload properties come from the event that first
                         // brings a group to `min` (copied once, not per event).
@@ -670,7 +718,12 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     }
                 }
                 let events = if matched_group.is_some() {
-                    memory.events.clone()
+                    let events = memory.events.clone();
+                    if let Window::Sliding(_) = window {
+                        // The next match names its own events.
+                        memory.events.clear();
+                    }
+                    events
                 } else {
                     ThinVec::new()
                 };
@@ -715,10 +768,20 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         kept_properties(plan.kept_property_names(trigger_index), event);
                     if !group.is_empty() {
                         reserve_one(&mut properties, usize::MAX);
-                        properties.push(("group".to_string(), Value::String(group)));
+                        properties.push(("group".to_string(), Value::String(group.clone())));
                     }
                     if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                        ctx.start_ladder(index, now, first_at, &events, properties);
+                        // Each group's match is a journey of its own (two
+                        // orders ready at once are two messages), kept in a
+                        // state keyed by the group beside the count's.
+                        let journey = match entity {
+                            None if !group.is_empty() => {
+                                let label = Some(group.as_str());
+                                ctx.find_or_insert(trigger_index, label, Memory::default)
+                            }
+                            _ => index,
+                        };
+                        ctx.start_ladder(journey, now, first_at, &events, properties);
                     }
                 }
             }
@@ -792,6 +855,31 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 return;
             }
             let current = memory.sum(0, MEASURE_BUCKETS);
+            // The aggregate just before this amount (after older amounts
+            // rolled out): a bound it was below is re-armed, even though no
+            // event saw the aggregate fall.
+            let in_window =
+                memory.newest() - event.time.0.div_euclid(bucket_width.0) < MEASURE_BUCKETS as i64;
+            let before = if in_window { current - amount } else { current };
+            let band_of = |value: f64| -> Option<u16> {
+                match bound {
+                    Bound::AtLeast(limit) => (value >= *limit).then_some(0),
+                    Bound::NearNextTier {
+                        tiers,
+                        within_percent,
+                    } => tiers
+                        .iter()
+                        .position(|tier| value < *tier)
+                        .filter(|&next| value >= tiers[next] * (1.0 - within_percent / 100.0))
+                        .map(|next| next as u16),
+                    _ => None,
+                }
+            };
+            if let Bound::AtLeast(_) | Bound::NearNextTier { .. } = bound {
+                if band_of(before) != *memory.matched() {
+                    *memory.matched() = None;
+                }
+            }
             let band: Option<u16> = match bound {
                 Bound::AtLeast(limit) => (current >= *limit).then_some(0),
                 Bound::NearNextTier {
@@ -811,8 +899,12 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                     if let Some(old) = memory.ranked().take() {
                         ranks.remove(old);
                     }
-                    *memory.ranked() = Some(ranks.insert(current));
-                    (ranks.len() >= 20 && ranks.in_top(current, *percent)).then_some(0)
+                    // Only customers with a non-zero aggregate are ranked.
+                    if current > 0.0 {
+                        *memory.ranked() = Some(ranks.insert(current));
+                    }
+                    (current > 0.0 && ranks.len() >= 20 && ranks.in_top(current, *percent))
+                        .then_some(0)
                 }
                 Bound::DropPercent(percent) => {
                     let previous = memory.sum(MEASURE_BUCKETS, MEASURE_BUCKETS);
@@ -866,6 +958,14 @@ impl MeasureMut<'_> {
         match self {
             MeasureMut::Sums(memory) => memory.sum(from, count),
             MeasureMut::Counts(memory) => memory.sum(from, count),
+        }
+    }
+
+    /// Index of the newest bucket.
+    fn newest(&self) -> i64 {
+        match self {
+            MeasureMut::Sums(memory) => memory.newest,
+            MeasureMut::Counts(memory) => memory.newest,
         }
     }
 
@@ -1420,6 +1520,15 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
     candidate
 }
 
+/// Marks the pending ladder of `trigger` for `entity` (the customer's own
+/// when `None`) as a journey whose step 1 the cooldown held back.
+pub fn hold_back_journey(ctx: &mut Ctx<'_>, trigger: u16, entity: Option<&str>) {
+    if let Some(index) = ctx.find(trigger, entity) {
+        let state = &mut ctx.customer.states[index];
+        state.held_back = state.ladder.is_some();
+    }
+}
+
 /// A count window closed: match if some group reached `min` without `unless`.
 pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     let Some(index) = ctx.find_token(token) else {
@@ -1477,7 +1586,8 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     let group = memory
         .groups
         .iter()
-        .find(|g| g.count >= *min)
+        .find(|g| g.fired && g.count >= *min)
+        .or_else(|| memory.groups.iter().find(|g| g.count >= *min))
         .map(|g| g.value.to_string());
     match group {
         Some(group) if memory.unless_at.get().is_none() => {
@@ -1598,6 +1708,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     Candidate {
         trigger: state.trigger,
         entity: state.entity_key().map(Into::into),
+        held_back: state.held_back,
         decision,
     }
 }

@@ -15,8 +15,11 @@ pub struct Plan {
     by_event: HashMap<String, Vec<u16>>,
     /// Customer triggers listening to `*` (used for names no trigger names).
     any_event: Vec<u16>,
-    /// Event name → rate triggers counting it.
+    /// Event name → rate triggers counting it (including every rate
+    /// trigger counting `*`).
     rates_by_event: HashMap<String, Vec<u16>>,
+    /// Rate triggers counting `*` (used for names no rate trigger names).
+    any_rate: Vec<u16>,
     /// Every channel any trigger or variant uses, numbered.
     pub channels: Vec<String>,
     /// Bit per channel index: channels that need the customer's consent.
@@ -39,12 +42,16 @@ impl Plan {
         let mut by_event: HashMap<String, Vec<u16>> = HashMap::new();
         let mut any_event = Vec::new();
         let mut rates_by_event: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut any_rate = Vec::new();
         let mut channels: Vec<String> = Vec::new();
         for (index, trigger) in pipeline.triggers.iter().enumerate() {
             let index = index as u16;
             let names = event_names(trigger);
             if let Pattern::Rate { .. } = trigger.pattern {
-                for name in names {
+                if names.contains(&"*") {
+                    any_rate.push(index);
+                }
+                for name in names.into_iter().filter(|name| *name != "*") {
                     push_unique(rates_by_event.entry(name.to_string()).or_default(), index);
                 }
             } else if names.contains(&"*") {
@@ -64,6 +71,11 @@ impl Plan {
         }
         for list in by_event.values_mut() {
             list.extend(&any_event);
+            list.sort_unstable();
+            list.dedup();
+        }
+        for list in rates_by_event.values_mut() {
+            list.extend(&any_rate);
             list.sort_unstable();
             list.dedup();
         }
@@ -93,6 +105,7 @@ impl Plan {
             by_event,
             any_event,
             rates_by_event,
+            any_rate,
             channels,
             consent_channels,
             control_variant: Arc::from("control"),
@@ -122,7 +135,7 @@ impl Plan {
         self.rates_by_event
             .get(name)
             .map(Vec::as_slice)
-            .unwrap_or(&[])
+            .unwrap_or(&self.any_rate)
     }
 
     /// A trigger by index.

@@ -23,6 +23,8 @@ pub struct Candidate {
     pub trigger: u16,
     /// Entity key of the state it came from.
     pub entity: Option<CompactString>,
+    /// Its journey's step 1 was held back by the cooldown.
+    pub held_back: bool,
     /// The decision so far (`suppressed` is `None`).
     pub decision: Decision,
 }
@@ -106,9 +108,10 @@ pub fn judge(
         return Err(Suppression::Expired);
     }
     // The cooldown separates journeys (a second cart's reminder), not the
-    // steps of one ladder: only a new match (step 1) is held back by it.
+    // steps of one ladder: a new match (step 1) is held back by it, and so
+    // are the later steps of a journey whose step 1 it held back.
     if trigger.cooldown > Span::ZERO
-        && decision.step == 1
+        && (decision.step == 1 || candidate.held_back)
         && customer
             .sent()
             .iter()

@@ -202,6 +202,16 @@ fn count(checker: &mut Checker, fields: &Fields<'_>) -> (Option<Pattern>, Option
             ],
         )
     });
+    if let (Some(Window::Sliding(_)), Some(CountFire::OnClose), Some(node)) =
+        (&window, &fire, fields.get("fire"))
+    {
+        checker.report(
+            &node.origin,
+            &fields.field("fire"),
+            "a sliding window never closes, so it cannot fire on close",
+            "\"on_reach\" with a sliding window, or a tumbling or session window",
+        );
+    }
     let delay = delay(checker, fields);
     let pattern = (|| {
         Some(Pattern::Count {

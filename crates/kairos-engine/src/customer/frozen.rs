@@ -368,7 +368,8 @@ impl Pack for CartLine {
 /// instead of three tags: an idle retail customer has three states.
 impl Pack for KeyedState {
     fn pack(&self, out: &mut Packer) {
-        out.u64(self.trigger.into());
+        // The trigger index and, below it, whether the journey is held back.
+        out.u64(u64::from(self.trigger) << 1 | u64::from(self.held_back));
         out.u64(self.token.into());
         let (keyed, memory) = match &self.held {
             Held::Customer(memory) => (0, memory),
@@ -388,7 +389,7 @@ impl Pack for KeyedState {
     }
 
     fn unpack(input: &mut Unpacker<'_>) -> Self {
-        let trigger = input.u16();
+        let trigger_and_held_back = input.u64();
         let token = input.u32();
         let shape = input.u8();
         let kind = shape >> 3;
@@ -406,10 +407,11 @@ impl Pack for KeyedState {
         };
         let ladder = (shape & 0b100 != 0).then(|| Box::new(Ladder::unpack(input)));
         KeyedState {
-            trigger,
+            trigger: (trigger_and_held_back >> 1) as u16,
             token,
             held,
             ladder,
+            held_back: trigger_and_held_back & 1 != 0,
         }
     }
 }
@@ -894,6 +896,7 @@ mod tests {
         states[0].ladder = ladder(Reasons::None, ThinVec::new());
         states[11].ladder = ladder(Reasons::One(uuid.clone()), properties.clone());
         states[12].ladder = ladder(Reasons::Many(thin_vec![text, uuid]), ThinVec::new());
+        states[12].held_back = true;
         customer.states = states;
         customer.next_token = 4_000_000;
         let occasional = customer.occasional_mut();
@@ -949,6 +952,7 @@ mod tests {
             trigger: 0,
             entity: None,
             due: NOW,
+            held_back: false,
             decision: Box::new(crate::decision::Decision {
                 action_id: "act_0".into(),
                 user_id: "user-2".into(),
