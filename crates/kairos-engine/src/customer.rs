@@ -229,8 +229,14 @@ pub struct Profile {
     pub timezone: Option<Tz>,
     /// Birthday as (month, day).
     pub birthday: Option<(u8, u8)>,
-    /// Consent granted, bit per channel index.
-    pub consent: u32,
+    /// Consent granted, one bit per channel (see [`Plan::consent_bit`]).
+    pub consent: u16,
+    /// Channels the customer has said yes or no to: a merge keeps the
+    /// identified person's word where they gave one, so a withdrawal is not
+    /// undone by an old grant from another device.
+    ///
+    /// [`Plan::consent_bit`]: crate::plan::Plan::consent_bit
+    pub consent_stated: u16,
 }
 
 /// A cart's contents.

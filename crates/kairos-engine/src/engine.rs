@@ -666,7 +666,13 @@ impl Engine {
                 self.ids.insert(user, device);
                 if let Some(customer) = self.customers.get_mut(device) {
                     let device_id = std::mem::replace(&mut customer.key, user.into());
-                    customer.occasional_mut().aliases.push(device_id);
+                    let occasional = customer.occasional_mut();
+                    occasional.aliases.push(device_id);
+                    // Decisions held for later go out under the person's
+                    // id, as a merge's do.
+                    for deferred in &mut occasional.deferred {
+                        deferred.decision.user_id = user.into();
+                    }
                 }
                 device
             }
@@ -719,7 +725,7 @@ impl Engine {
                     .iter_mut()
                     .find(|l| l.product_id == line.product_id)
                 {
-                    Some(known) => known.quantity += line.quantity,
+                    Some(known) => known.quantity = known.quantity.saturating_add(line.quantity),
                     None => existing.lines.push(line),
                 }
             }
@@ -727,7 +733,10 @@ impl Engine {
         let profile = &mut target.profile;
         profile.timezone = profile.timezone.or(source.profile.timezone);
         profile.birthday = profile.birthday.or(source.profile.birthday);
-        profile.consent |= source.profile.consent;
+        // Consent: the identified person's word where they gave one.
+        let (theirs, stated) = (&source.profile, profile.consent_stated);
+        profile.consent |= theirs.consent & !stated;
+        profile.consent_stated |= theirs.consent_stated;
         for mut state in source.states {
             let taken = target.states.iter().any(|mine| {
                 mine.trigger == state.trigger && mine.entity_key() == state.entity_key()
@@ -770,6 +779,16 @@ impl Engine {
         }
         // Patterns find a trigger's states by binary search.
         target.states.sort_by_key(|state| state.trigger);
+        // Two people's keys may add up to more than a customer keeps: the
+        // oldest go, as when a new key comes in (`max_keys_per_trigger`).
+        let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);
+        while target.carts.len() > limit {
+            target.carts.remove(0);
+        }
+        while let Some(index) = over_key_limit(&target.states, limit) {
+            let state = target.states.remove(index);
+            discard_state(&mut self.timers, &mut self.globals, into, state);
+        }
         for mut deferred in occasional.deferred {
             self.timers.remove(&deferred_entry(from, &deferred));
             deferred.token = target.token();
@@ -778,6 +797,26 @@ impl Engine {
             target.occasional_mut().deferred.push(deferred);
         }
     }
+}
+
+/// The oldest (smallest token) entity-keyed state of the first trigger
+/// holding more than `limit` keys, if any.
+fn over_key_limit(states: &[crate::customer::KeyedState], limit: usize) -> Option<usize> {
+    let mut start = 0;
+    while start < states.len() {
+        let trigger = states[start].trigger;
+        let end = start
+            + states[start..]
+                .iter()
+                .take_while(|state| state.trigger == trigger)
+                .count();
+        let keyed = (start..end).filter(|&index| states[index].entity_key().is_some());
+        if keyed.clone().count() > limit {
+            return keyed.min_by_key(|&index| states[index].token);
+        }
+        start = end;
+    }
+    None
 }
 
 /// Whether a timer's owner still waits for it: the table keeps some
@@ -872,7 +911,8 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
 }
 
 fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: bool) {
-    let bit = 1u32 << plan.channel_index(channel);
+    let bit = Plan::consent_bit(plan.channel_index(channel));
+    customer.profile.consent_stated |= bit;
     if granted {
         customer.profile.consent |= bit;
     } else {

@@ -22,8 +22,9 @@ pub struct Plan {
     any_rate: Vec<u16>,
     /// Every channel any trigger or variant uses, numbered.
     pub channels: Vec<String>,
-    /// Bit per channel index: channels that need the customer's consent.
-    pub consent_channels: u32,
+    /// Consent bits (see [`Plan::consent_bit`]) of the channels that need
+    /// the customer's consent.
+    pub consent_channels: u16,
     /// The variant name of decisions from triggers without variants, shared
     /// by all of them.
     pub control_variant: Arc<str>,
@@ -88,7 +89,9 @@ impl Plan {
             .iter()
             .enumerate()
             .filter(|(_, channel)| pipeline.policy.consent_required.contains(channel))
-            .fold(0u32, |bits, (index, _)| bits | 1 << index.min(31));
+            .fold(0u16, |bits, (index, _)| {
+                bits | Plan::consent_bit(index as u8)
+            });
         let kept_property_names = pipeline.triggers.iter().map(kept_property_names).collect();
         let yearly_schedules = (0..pipeline.triggers.len() as u16)
             .filter(|&index| {
@@ -144,6 +147,12 @@ impl Plan {
     }
 
     /// The number of a channel (channels beyond 31 share the last bit).
+    /// A channel's bit in a customer's consent masks: channels past the
+    /// sixteenth share the last bit (pipelines name a handful).
+    pub fn consent_bit(channel_index: u8) -> u16 {
+        1 << channel_index.min(15)
+    }
+
     pub fn channel_index(&self, channel: &str) -> u8 {
         self.channels
             .iter()

@@ -96,8 +96,8 @@ pub fn judge(
         if marketing && in_holdout(plan, &customer.key) {
             return Err(Suppression::Holdout);
         }
-        let needs_consent = plan.consent_channels & (1 << channel) != 0;
-        if needs_consent && customer.profile.consent & (1 << channel) == 0 {
+        let bit = Plan::consent_bit(channel);
+        if plan.consent_channels & bit != 0 && customer.profile.consent & bit == 0 {
             return Err(Suppression::Consent);
         }
     }

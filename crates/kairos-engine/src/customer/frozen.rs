@@ -313,7 +313,7 @@ impl Pack for Profile {
                 out.u8(day);
             }
         }
-        out.u64(self.consent.into());
+        out.u64(u64::from(self.consent) | u64::from(self.consent_stated) << 16);
     }
 
     fn unpack(input: &mut Unpacker<'_>) -> Self {
@@ -325,10 +325,12 @@ impl Pack for Profile {
             0 => None,
             _ => Some((input.u8(), input.u8())),
         };
+        let consent = input.u32();
         Profile {
             timezone,
             birthday,
-            consent: input.u32(),
+            consent: consent as u16,
+            consent_stated: (consent >> 16) as u16,
         }
     }
 }
@@ -818,6 +820,7 @@ mod tests {
             timezone: Some(chrono_tz::Tz::Asia__Shanghai),
             birthday: Some((11, 20)),
             consent: 0b1011,
+            consent_stated: 0b1_1011,
         };
         customer.seen = SeenMessages::from_entries(&[(7, NOW - Span::HOUR), (u64::MAX, NOW)]);
         customer.carts = thin_vec![Cart {
