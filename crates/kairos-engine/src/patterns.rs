@@ -662,7 +662,14 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                                     });
                                 }
                                 if memory.groups.len() >= limit {
-                                    continue;
+                                    // The oldest group makes room (one that
+                                    // matched is kept: it is the report).
+                                    match memory.groups.iter().position(|g| !g.fired) {
+                                        Some(oldest) => {
+                                            memory.groups.remove(oldest);
+                                        }
+                                        None => continue,
+                                    }
                                 }
                                 memory.groups.push(CountGroup {
                                     hash,

@@ -1146,3 +1146,39 @@ channel = "push"
         ]
     );
 }
+
+/// Past the limit of `group_by` values in a window (twice
+/// `max_keys_per_trigger`), the oldest value makes room for a new one.
+#[test]
+fn a_new_group_value_past_the_limit_drops_the_oldest() {
+    let toml = with_policy(
+        &format!("{OPEN_POLICY}\n[settings]\nmax_keys_per_trigger = 1"),
+        r#"
+[[trigger]]
+id = "browse"
+kind = "count"
+event = "Product Viewed"
+min = 2
+window = { session = "30m" }
+group_by = ["product_id"]
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    for (minute, product) in [(0, "p1"), (1, "p2"), (2, "p3"), (3, "p3")] {
+        let time = format!("2026-11-23T10:0{minute}:00Z");
+        let id = format!("v{minute}");
+        h.send(track(
+            "u1",
+            "Product Viewed",
+            &time,
+            &id,
+            json!({"product_id": product}),
+        ));
+    }
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 browse step1 2026-11-23T10:03:00.000Z sent"]
+    );
+}
