@@ -387,6 +387,10 @@ impl Engine {
                     patterns::on_event(&mut ctx, trigger, event, None);
                 }
             }
+            // So does a period end in the customer's zone.
+            for &trigger in &plan.period_schedules {
+                patterns::on_zone_change(&mut ctx, trigger);
+            }
         }
         let rates = plan.rates_for(&event.name).to_vec();
         for trigger in rates {

@@ -250,13 +250,41 @@ impl Ctx<'_> {
             })
     }
 
+    /// Whether a cancel event reaches the pending ladder of state `index`.
+    /// A recurring schedule always has its next occurrence pending: a
+    /// cancel reaches the occurrence under way (a birthday whose first
+    /// step went out, the period now running), not one to come, which a
+    /// cancel of the one before armed.
+    fn cancellable(&self, index: usize) -> bool {
+        let state = &self.customer.states[index];
+        let Some(ladder) = state.ladder.as_ref() else {
+            return false;
+        };
+        match &self.plan.trigger(state.trigger).pattern {
+            Pattern::Schedule {
+                source: ScheduleSource::YearlyTrait { .. },
+            } => ladder.next_step > 0,
+            Pattern::Schedule {
+                source: ScheduleSource::PeriodEnd { period, .. },
+            } => {
+                let zone = zone_of(self.plan, self.customer);
+                ladder.next_step > 0
+                    || ladder.anchor <= self.now
+                    || period_of(self.now, *period, zone).map(|(_, end)| end) == Some(ladder.anchor)
+            }
+            _ => true,
+        }
+    }
+
     /// Cancels the pending ladder (and deferred decisions) of a state.
     fn cancel_ladder(&mut self, index: usize) {
         let token = self.customer.states[index].token;
         let trigger = self.customer.states[index].trigger;
+        let mut cancelled_anchor = None;
         if let Some(ladder) = self.customer.states[index].ladder.take() {
             self.timers
                 .remove(&self.timer(ladder.timer_at(), token, TimerPurpose::Ladder));
+            cancelled_anchor = Some(ladder.anchor);
         }
         let entity: Option<CompactString> =
             self.customer.states[index].entity_key().map(Into::into);
@@ -279,6 +307,12 @@ impl Ctx<'_> {
         let state = &self.customer.states[index];
         if matches!(state.memory(), Memory::None) {
             self.remove_state(index);
+            return;
+        }
+        // A recurring schedule goes on with its next occurrence: a
+        // cancelled birthday or period end is this one's, not every one's.
+        if let Some(anchor) = cancelled_anchor {
+            rearm_recurring(self, index, trigger, anchor);
         }
     }
 
@@ -313,7 +347,7 @@ impl Ctx<'_> {
         // Backwards: cancelling may remove the state at `index`.
         for index in self.trigger_range(trigger).rev() {
             let state = &self.customer.states[index];
-            if state.ladder.is_none() {
+            if state.ladder.is_none() || !self.cancellable(index) {
                 continue;
             }
             let addressed = match keys {
@@ -1311,8 +1345,25 @@ fn on_schedule_event(
     let stores = &plan.pipeline.stores;
     let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
     match source {
-        ScheduleSource::YearlyTrait { .. } => {
-            let Some(date) = ctx.customer.profile.birthday else {
+        ScheduleSource::YearlyTrait { name, .. } => {
+            // The trait the schedule names: a birthday is kept in the
+            // profile; another trait's date in the schedule's own state.
+            let known = ctx.find(trigger_index, None).and_then(|index| {
+                match ctx.customer.states[index].memory() {
+                    Memory::Yearly { date } if *date != (0, 0) => Some(*date),
+                    _ => None,
+                }
+            });
+            let date = match name.as_str() {
+                "birthday" => ctx.customer.profile.birthday,
+                _ => event
+                    .traits
+                    .get(name.as_str())
+                    .and_then(Value::as_str)
+                    .and_then(crate::local_time::parse_month_day)
+                    .or(known),
+            };
+            let Some(date) = date else {
                 return;
             };
             let index = ctx.find_or_insert(trigger_index, None, || Memory::Yearly { date: (0, 0) });
@@ -1328,9 +1379,17 @@ fn on_schedule_event(
                         let ScheduleSource::YearlyTrait { minute_of_day, .. } = source else {
                             return true;
                         };
+                        // (Not necessarily the next one after now: a
+                        // cancelled year's ladder moves on to the next.)
                         let zone = zone_of(plan, ctx.customer);
-                        next_yearly(ctx.now - first_at, date.0, date.1, *minute_of_day, zone)
-                            == Some(ladder.anchor)
+                        ladder.anchor >= ctx.now - first_at
+                            && next_yearly(
+                                ladder.anchor - Span(1),
+                                date.0,
+                                date.1,
+                                *minute_of_day,
+                                zone,
+                            ) == Some(ladder.anchor)
                     }
                 });
             if unchanged && anchor_holds {
@@ -1371,7 +1430,9 @@ fn on_schedule_event(
                 Some(property) => event.property_number(property).unwrap_or(0.0),
                 None => 1.0,
             };
-            let keep = condition.periods.max(1) as usize;
+            // The periods judged, and the one after them: a step due at or
+            // after a period's end judges that period, not the new one.
+            let keep = condition.periods.max(1) as usize + 1;
             let index = ctx.find_or_insert(trigger_index, None, || {
                 Memory::Periods(Box::new(PeriodMemory {
                     first: period_index,
@@ -1390,6 +1451,59 @@ fn on_schedule_event(
                 ctx.start_ladder(index, end, first_at, reason, Properties::new());
             }
         }
+    }
+}
+
+/// The customer's time zone changed: a period end still ahead moves to the
+/// end of the period in the new zone, as a birthday moves to 09:00 there.
+pub fn on_zone_change(ctx: &mut Ctx<'_>, trigger_index: u16) {
+    let trigger = ctx.plan.trigger(trigger_index);
+    let Pattern::Schedule {
+        source: ScheduleSource::PeriodEnd { period, .. },
+    } = &trigger.pattern
+    else {
+        return;
+    };
+    let Some(index) = ctx.find(trigger_index, None) else {
+        return;
+    };
+    let Some(anchor) = ctx.customer.states[index]
+        .ladder
+        .as_ref()
+        .filter(|ladder| ladder.next_step == 0 && ladder.anchor > ctx.now)
+        .map(|ladder| ladder.anchor)
+    else {
+        return;
+    };
+    let zone = zone_of(ctx.plan, ctx.customer);
+    let Some((_, end)) = period_of(ctx.now, *period, zone) else {
+        return;
+    };
+    if end != anchor {
+        let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+        ctx.start_ladder(index, end, first_at, &[], Properties::new());
+    }
+}
+
+/// Arms the next occurrence of a recurring schedule (a yearly trait, a
+/// period end) after the one anchored at `anchor`, within the horizon.
+fn rearm_recurring(ctx: &mut Ctx<'_>, index: usize, trigger_index: u16, anchor: Timestamp) {
+    let trigger = ctx.plan.trigger(trigger_index);
+    match &trigger.pattern {
+        Pattern::Schedule {
+            source: ScheduleSource::YearlyTrait { .. },
+        } => schedule_yearly(ctx, index, trigger_index, anchor + Span(1), &[]),
+        Pattern::Schedule {
+            source: ScheduleSource::PeriodEnd { period, .. },
+        } => {
+            let zone = zone_of(ctx.plan, ctx.customer);
+            let next = period_of(anchor, *period, zone);
+            if let Some((_, next_end)) = next.filter(|(_, end)| *end <= ctx.horizon) {
+                let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+                ctx.start_ladder(index, next_end, first_at, &[], Properties::new());
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1468,12 +1582,28 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         } => {
             let zone = zone_of(ctx.plan, ctx.customer);
             let state = &mut ctx.customer.states[index];
-            match (state.memory_mut(), period_of(due, *period, zone)) {
-                (Some(Memory::Periods(periods)), Some((current, _))) => {
+            // The period judged is the one that ends at the anchor (with an
+            // offset of 0s or more the step is due in the next one).
+            let anchor = state.ladder.as_ref().map_or(due, |ladder| ladder.anchor);
+            let judged = period_of(anchor - Span(1), *period, zone);
+            match (state.memory_mut(), period_of(due, *period, zone), judged) {
+                (Some(Memory::Periods(periods)), Some((current, _)), Some((judged, _))) => {
                     let keep = condition.periods.max(1) as usize;
-                    roll_periods(&mut periods.period, &mut periods.sums, current, keep);
-                    let observed = current - periods.first + 1 >= keep as i64;
-                    observed && periods.sums.iter().all(|sum| *sum < condition.below)
+                    let held = periods.sums.len().max(keep + 1);
+                    periods.sums.resize(held, 0.0);
+                    roll_periods(
+                        &mut periods.period,
+                        &mut periods.sums,
+                        current.max(judged),
+                        held,
+                    );
+                    let observed = judged - periods.first + 1 >= keep as i64;
+                    let lag = (periods.period - judged).max(0) as usize;
+                    observed
+                        && lag + keep <= periods.sums.len()
+                        && periods.sums[lag..lag + keep]
+                            .iter()
+                            .all(|sum| *sum < condition.below)
                 }
                 _ => false,
             }
@@ -1502,21 +1632,10 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
     let finished = state.ladder.take();
     match &trigger.pattern {
         Pattern::Schedule {
-            source: ScheduleSource::YearlyTrait { .. },
+            source: ScheduleSource::YearlyTrait { .. } | ScheduleSource::PeriodEnd { .. },
         } => {
             let anchor = finished.map(|l| l.anchor).unwrap_or(due);
-            schedule_yearly(ctx, index, trigger_index, anchor + Span(1), &[]);
-        }
-        Pattern::Schedule {
-            source: ScheduleSource::PeriodEnd { period, .. },
-        } => {
-            let zone = zone_of(ctx.plan, ctx.customer);
-            let anchor = finished.map(|l| l.anchor).unwrap_or(due);
-            let next = period_of(anchor, *period, zone);
-            if let Some((_, next_end)) = next.filter(|(_, end)| *end <= ctx.horizon) {
-                let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
-                ctx.start_ladder(index, next_end, first_at, &[], Properties::new());
-            }
+            rearm_recurring(ctx, index, trigger_index, anchor);
         }
         _ => {
             if matches!(ctx.customer.states[index].memory(), Memory::None) {

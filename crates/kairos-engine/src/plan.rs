@@ -35,6 +35,9 @@ pub struct Plan {
     /// by identify calls, and armed again when any event changes the
     /// customer's time zone.
     pub yearly_schedules: Vec<u16>,
+    /// Schedules of a period end, moved when the customer's time zone
+    /// changes.
+    pub period_schedules: Vec<u16>,
 }
 
 impl Plan {
@@ -44,7 +47,15 @@ impl Plan {
         let mut any_event = Vec::new();
         let mut rates_by_event: HashMap<String, Vec<u16>> = HashMap::new();
         let mut any_rate = Vec::new();
+        // Channels that need consent are numbered first, so that each has
+        // a consent bit of its own (see `Plan::consent_bit`): a grant for
+        // one channel is never read as a grant for another.
         let mut channels: Vec<String> = Vec::new();
+        for channel in &pipeline.policy.consent_required {
+            if !channels.contains(channel) {
+                channels.push(channel.clone());
+            }
+        }
         for (index, trigger) in pipeline.triggers.iter().enumerate() {
             let index = index as u16;
             let names = event_names(trigger);
@@ -80,11 +91,6 @@ impl Plan {
             list.sort_unstable();
             list.dedup();
         }
-        for channel in &pipeline.policy.consent_required {
-            if !channels.contains(channel) {
-                channels.push(channel.clone());
-            }
-        }
         let consent_channels = channels
             .iter()
             .enumerate()
@@ -103,6 +109,16 @@ impl Plan {
                 )
             })
             .collect();
+        let period_schedules = (0..pipeline.triggers.len() as u16)
+            .filter(|&index| {
+                matches!(
+                    pipeline.triggers[usize::from(index)].pattern,
+                    Pattern::Schedule {
+                        source: ScheduleSource::PeriodEnd { .. }
+                    }
+                )
+            })
+            .collect();
         Plan {
             pipeline,
             by_event,
@@ -114,6 +130,7 @@ impl Plan {
             control_variant: Arc::from("control"),
             kept_property_names,
             yearly_schedules,
+            period_schedules,
         }
     }
 
@@ -146,13 +163,16 @@ impl Plan {
         &self.pipeline.triggers[usize::from(index)]
     }
 
-    /// The number of a channel (channels beyond 31 share the last bit).
-    /// A channel's bit in a customer's consent masks: channels past the
-    /// sixteenth share the last bit (pipelines name a handful).
+    /// A channel's bit in a customer's consent masks. Channels that need
+    /// consent are numbered first and the compiler allows at most 16 of
+    /// them, so each has a bit of its own; channels past the sixteenth
+    /// (which need no consent) have none, and a grant for them is not
+    /// recorded.
     pub fn consent_bit(channel_index: u8) -> u16 {
-        1 << channel_index.min(15)
+        1u16.checked_shl(u32::from(channel_index)).unwrap_or(0)
     }
 
+    /// The number of a channel (channels beyond 31 share the last bit).
     pub fn channel_index(&self, channel: &str) -> u8 {
         self.channels
             .iter()
@@ -218,7 +238,8 @@ fn event_names(trigger: &Trigger) -> Vec<&str> {
             matches.push(then);
         }
         Pattern::Schedule { source } => match source {
-            ScheduleSource::YearlyTrait { .. } => return vec!["identify"],
+            // Armed by identify calls; `cancel_on` events reach it too.
+            ScheduleSource::YearlyTrait { .. } => return with(matches, "identify"),
             ScheduleSource::EventTime { event, .. } => matches.push(event),
             ScheduleSource::PeriodEnd { condition, .. } => matches.push(&condition.event),
         },

@@ -146,33 +146,45 @@ pub fn judge(
         true => Suppression::FrequencyCap,
         false => reason,
     };
+    let quiet_mode = match trigger.category {
+        Category::Transactional | Category::Ops => QuietHoursMode::Ignore,
+        _ => trigger.quiet_hours,
+    };
+    let quiet = match quiet_mode {
+        QuietHoursMode::Defer | QuietHoursMode::Drop => policy.quiet_hours,
+        QuietHoursMode::Ignore => None,
+    };
+    let in_quiet_hours = |at: Timestamp| {
+        quiet.is_some_and(|quiet| {
+            let minute = local_minute_of_day(at, zone);
+            if quiet.start_minute <= quiet.end_minute {
+                minute >= quiet.start_minute && minute < quiet.end_minute
+            } else {
+                minute >= quiet.start_minute || minute < quiet.end_minute
+            }
+        })
+    };
     let mut send_at = now;
     if trigger.deliver_within > Span::ZERO {
         if let Some(best_hour) = best_hour(customer, policy.send_time_min_feedback) {
             let minute = (best_hour * 60) as u16;
             if local_hour(now, zone) != best_hour {
                 if let Some(at) = next_local_minute(now, minute, zone) {
-                    if at <= now + trigger.deliver_within {
+                    // A better hour within the allowed delay, while the
+                    // action is fresh, and not one quiet hours would hold
+                    // back further or drop.
+                    if at <= now + trigger.deliver_within
+                        && at <= decision.expires_at
+                        && !in_quiet_hours(at)
+                    {
                         send_at = at;
                     }
                 }
             }
         }
     }
-    let quiet_mode = match trigger.category {
-        Category::Transactional | Category::Ops => QuietHoursMode::Ignore,
-        _ => trigger.quiet_hours,
-    };
-    if let (Some(quiet), QuietHoursMode::Defer | QuietHoursMode::Drop) =
-        (policy.quiet_hours, quiet_mode)
-    {
-        let minute = local_minute_of_day(send_at, zone);
-        let inside = if quiet.start_minute <= quiet.end_minute {
-            minute >= quiet.start_minute && minute < quiet.end_minute
-        } else {
-            minute >= quiet.start_minute || minute < quiet.end_minute
-        };
-        if inside {
+    if let Some(quiet) = quiet {
+        if in_quiet_hours(send_at) {
             if quiet_mode == QuietHoursMode::Drop {
                 return Err(suppressed_now(Suppression::QuietHours));
             }

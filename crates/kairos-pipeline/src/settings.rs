@@ -149,7 +149,23 @@ pub(crate) fn policy(checker: &mut Checker, node: Option<&Node>) -> Policy {
         &fields,
         "consent_required",
         defaults.consent_required.clone(),
-        |c, n, f| c.list(n, f, "an array of channel names", Checker::channel),
+        |c, n, f| {
+            let channels = c.list(n, f, "an array of channel names", Checker::channel)?;
+            let mut distinct = channels.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            // Each needs a bit of its own in a customer's consent masks.
+            if distinct.len() > 16 {
+                c.report(
+                    &n.origin,
+                    f,
+                    format!("{} channels need consent", distinct.len()),
+                    "at most 16 channel names",
+                );
+                return None;
+            }
+            Some(channels)
+        },
     );
     let daily_caps = checker.optional(&fields, "daily_caps", defaults.daily_caps, |c, n, f| {
         let caps = c.table_of(n, f, &["targeted", "content"])?;

@@ -1,0 +1,426 @@
+//! Schedules and delivery policy at their edges, from a review of
+//! 2026-12-06: period ends judged at and after their end, cancels of
+//! recurring schedules, yearly traits other than a birthday, consent with many
+//! channels, send-time optimisation against quiet hours and expiry, period
+//! ends in a zone learned later.
+mod support;
+use serde_json::json;
+use support::{track, Harness, OPEN_POLICY};
+
+fn with_policy(policy: &str, triggers: &str) -> String {
+    format!("name = \"t\"\n{policy}\n{triggers}")
+}
+
+fn identify(
+    user: &str,
+    time: &str,
+    id: &str,
+    traits: serde_json::Value,
+    zone: &str,
+) -> serde_json::Value {
+    json!({"type": "identify", "userId": user, "timestamp": time, "messageId": id,
+        "traits": traits, "context": {"timezone": zone}})
+}
+
+/// "end of each month with less than 1 Order Completed" at the default
+/// offset (0s): a customer who ordered in that month is not below target.
+#[test]
+fn period_end_at_offset_zero_judges_the_period_that_ended() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 1 }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Page Viewed",
+        "2026-04-10T12:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.advance("2026-04-20T00:00:00Z");
+    // u1 ordered in March: nothing at the end of March.
+    assert_eq!(h.summary(), Vec::<String>::new());
+}
+
+/// Same with a negative offset, for comparison (documented behaviour).
+#[test]
+fn period_end_negative_offset_judges_this_period() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 1 }
+offset = "-1h"
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Page Viewed",
+        "2026-04-10T12:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.advance("2026-04-20T00:00:00Z");
+    assert_eq!(h.summary(), Vec::<String>::new());
+}
+
+/// Coffee's birthday: a voucher used (Order Completed with the coupon)
+/// cancels the day-6 reminder (`cancel_on`).
+#[test]
+fn yearly_schedule_cancel_on_cancels_the_reminder() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "birthday"
+kind = "schedule"
+source = { trait = "birthday", at = "09:00" }
+channel = "push"
+cancel_on = [{ event = "Order Completed", where = { coupon = "BDAY" } }]
+[[trigger.ladder]]
+at = "6d"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(identify(
+        "u1",
+        "2026-03-01T00:00:00Z",
+        "m1",
+        json!({"birthday": "1990-03-15"}),
+        "UTC",
+    ));
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-16T10:00:00Z",
+        "m2",
+        json!({"coupon": "BDAY"}),
+    ));
+    h.advance("2026-03-30T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 birthday step1 2026-03-15T09:00:00.000Z sent"]
+    );
+}
+
+/// A yearly schedule of another trait than `birthday` uses that trait.
+#[test]
+fn yearly_schedule_reads_its_own_trait() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "anniversary"
+kind = "schedule"
+source = { trait = "member_since", at = "09:00" }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(identify(
+        "u1",
+        "2026-03-01T00:00:00Z",
+        "m1",
+        json!({"birthday": "1990-03-15", "member_since": "2020-05-01"}),
+        "UTC",
+    ));
+    h.advance("2026-06-01T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 anniversary step1 2026-05-01T09:00:00.000Z sent"]
+    );
+}
+
+/// Consent to one channel is never consent to another, however many
+/// channels a pipeline names.
+#[test]
+fn consent_to_sms_is_not_consent_to_push_with_many_channels() {
+    let mut triggers = String::new();
+    for n in 0..15 {
+        let name = format!("ch_{}", (b'a' + n as u8) as char);
+        triggers += &format!(
+            "[[trigger]]\nid = \"t{n}\"\nkind = \"count\"\nevent = \"E{n}\"\nwindow = {{ tumbling = \"1h\" }}\nchannel = \"{name}\"\n"
+        );
+    }
+    triggers += "[[trigger]]\nid = \"promo\"\nkind = \"count\"\nevent = \"Signed Up\"\nwindow = { tumbling = \"1h\" }\nchannel = \"push\"\n";
+    let policy = r#"
+[policy]
+holdout_percent = 0
+consent_required = ["push", "sms"]
+quiet_hours = false
+arbitration_window = "0s"
+"#;
+    let mut h = Harness::new(&with_policy(policy, &triggers));
+    h.send(identify(
+        "u1",
+        "2026-03-01T00:00:00Z",
+        "m1",
+        json!({"consent": {"sms": true, "push": false}}),
+        "UTC",
+    ));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-03-01T01:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 promo step1 2026-03-01T01:00:00.000Z consent"]
+    );
+}
+
+const STO_POLICY: &str = r#"
+[policy]
+holdout_percent = 0
+consent_required = []
+quiet_hours = { start = "22:00", end = "08:00" }
+weekly_marketing_cap = 1000
+daily_caps = { targeted = 1000, content = 1000 }
+arbitration_window = "0s"
+send_time_min_feedback = 3
+"#;
+
+fn opens_at(h: &mut Harness, hour_minute: &str) {
+    for (n, day) in ["20", "21", "22"].iter().enumerate() {
+        let time = format!("2026-02-{day}T{hour_minute}:00Z");
+        h.send(track(
+            "u1",
+            "Message Opened",
+            &time,
+            &format!("o{n}"),
+            json!({"action_id": "x"}),
+        ));
+    }
+}
+
+/// Send-time optimisation delays an action within `deliver_within`; it
+/// must not turn an action that could be sent now into a dropped one: a
+/// best hour inside quiet hours is no better time.
+#[test]
+fn send_time_optimisation_does_not_drop_into_quiet_hours() {
+    let trigger = r#"
+[[trigger]]
+id = "nearby"
+kind = "count"
+event = "Location Updated"
+window = { tumbling = "1h" }
+channel = "push"
+quiet_hours = "drop"
+deliver_within = "14h"
+"#;
+    let mut h = Harness::new(&with_policy(STO_POLICY, trigger));
+    opens_at(&mut h, "23:10"); // most responsive at 23:00 UTC
+    h.send(track(
+        "u1",
+        "Location Updated",
+        "2026-03-01T10:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 nearby step1 2026-03-01T10:00:00.000Z sent"]
+    );
+}
+
+/// ... nor defer it past its own expiry.
+#[test]
+fn send_time_optimisation_does_not_defer_past_expiry() {
+    let trigger = r#"
+[[trigger]]
+id = "promo"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1h" }
+channel = "push"
+deliver_within = "12h"
+expires_after = "4h"
+"#;
+    let mut h = Harness::new(&with_policy(STO_POLICY, trigger));
+    opens_at(&mut h, "20:10");
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-03-01T10:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 promo step1 2026-03-01T10:00:00.000Z sent"]
+    );
+}
+
+/// A period end moves to the customer's zone once it is learned (as a
+/// birthday does): the March warning is due an hour before midnight in
+/// Shanghai, and judges March.
+#[test]
+fn period_end_moves_to_a_zone_learned_later() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 5 }
+offset = "-1h"
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(identify(
+        "u1",
+        "2026-03-11T00:00:00Z",
+        "m2",
+        json!({}),
+        "Asia/Shanghai",
+    ));
+    h.advance("2026-05-20T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 monthly step1 2026-03-31T15:00:00.000Z sent",
+            "u1 monthly step1 2026-04-30T15:00:00.000Z sent"
+        ]
+    );
+}
+
+/// A second use of the birthday voucher does not cancel next year's
+/// birthday: a cancel reaches the occurrence under way.
+#[test]
+fn yearly_cancel_reaches_this_years_occurrence_only() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "birthday"
+kind = "schedule"
+source = { trait = "birthday", at = "09:00" }
+channel = "push"
+cancel_on = [{ event = "Order Completed", where = { coupon = "BDAY" } }]
+[[trigger.ladder]]
+at = "6d"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(identify(
+        "u1",
+        "2026-03-01T00:00:00Z",
+        "m1",
+        json!({"birthday": "1990-03-15"}),
+        "UTC",
+    ));
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-16T10:00:00Z",
+        "m2",
+        json!({"coupon": "BDAY"}),
+    ));
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-17T10:00:00Z",
+        "m3",
+        json!({"coupon": "BDAY"}),
+    ));
+    h.send(track(
+        "u1",
+        "Page Viewed",
+        "2027-01-10T10:00:00Z",
+        "m4",
+        json!({}),
+    ));
+    h.advance("2027-04-01T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 birthday step1 2026-03-15T09:00:00.000Z sent",
+            "u1 birthday step1 2027-03-15T09:00:00.000Z sent",
+            "u1 birthday step2 2027-03-21T09:00:00.000Z sent"
+        ]
+    );
+}
+
+/// A period end cancelled by another event than the one it sums goes on
+/// with the next period.
+#[test]
+fn period_end_cancelled_goes_on_next_period() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 5 }
+offset = "-1d"
+channel = "push"
+cancel_on = ["Snoozed"]
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Snoozed",
+        "2026-03-12T12:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    // A second snooze in March does not reach April's.
+    h.send(track(
+        "u1",
+        "Snoozed",
+        "2026-03-13T12:00:00Z",
+        "m3",
+        json!({}),
+    ));
+    h.advance("2026-05-20T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 monthly step1 2026-04-30T00:00:00.000Z sent"]
+    );
+}
