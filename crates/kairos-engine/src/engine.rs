@@ -742,11 +742,13 @@ impl Engine {
         profile.consent |= theirs.consent & !stated;
         profile.consent_stated |= theirs.consent_stated;
         for mut state in source.states {
-            let taken = target.states.iter().any(|mine| {
+            let taken = target.states.iter_mut().find(|mine| {
                 mine.trigger == state.trigger && mine.entity_key() == state.entity_key()
             });
-            if taken {
-                discard_state(&mut self.timers, &mut self.globals, from, state);
+            if let Some(mine) = taken {
+                let timers = &mut self.timers;
+                patterns::merge_journey(&self.plan, timers, (from, &mut state), (into, mine));
+                discard_state(timers, &mut self.globals, from, state);
                 continue;
             }
             let token = target.token();

@@ -363,6 +363,49 @@ impl Ctx<'_> {
     }
 }
 
+/// Two ids of one person both wait on a journey of one trigger and key
+/// (`theirs` is about to go): a journey that each event restarts (a cart
+/// reminder, a wait for inactivity) runs from the person's latest event,
+/// whichever id it came on, so a later start of theirs moves into `mine`,
+/// with the causing events of both. Anything else stays as `mine` has it.
+pub fn merge_journey(
+    plan: &Plan,
+    timers: &mut TimerTable,
+    (from, theirs): (u32, &mut KeyedState),
+    (into, mine): (u32, &mut KeyedState),
+) {
+    let restarts = match &plan.trigger(mine.trigger).pattern {
+        Pattern::Absence { restart, .. } => *restart,
+        Pattern::Inactivity { .. } => true,
+        _ => false,
+    };
+    let (Some(their_ladder), Some(my_ladder)) = (&theirs.ladder, &mine.ladder) else {
+        return;
+    };
+    let later = their_ladder.next_step == 0
+        && my_ladder.next_step == 0
+        && their_ladder.anchor > my_ladder.anchor;
+    if !restarts || !later {
+        return;
+    }
+    let (Some(mut moved), Some(replaced)) = (theirs.ladder.take(), mine.ladder.take()) else {
+        return;
+    };
+    let ladder_timer = |due, customer, token| TimerEntry {
+        due,
+        customer,
+        token,
+        purpose: TimerPurpose::Ladder,
+    };
+    timers.remove(&ladder_timer(moved.timer_at(), from, theirs.token));
+    timers.remove(&ladder_timer(replaced.timer_at(), into, mine.token));
+    timers.insert(ladder_timer(moved.timer_at(), into, mine.token));
+    let mut events = replaced.events;
+    events.append(moved.events.as_slice(), MAX_REASON_EVENTS);
+    moved.events = events;
+    mine.ladder = Some(moved);
+}
+
 /// Cancels a removed state's timers and withdraws its rank contribution.
 pub fn discard_state(timers: &mut TimerTable, globals: &mut Globals, cid: u32, state: KeyedState) {
     if let Some(ladder) = &state.ladder {

@@ -114,10 +114,11 @@ arbitration_window = "0s"
     );
 }
 
-/// Two pending reminders for one cart, the person's and a device's: the
-/// person's is kept (README, identity), with its deadline and reasons.
+/// Two pending reminders for one cart, the person's and a device's: each
+/// add restarts T, so the reminder runs from the latest add of either id
+/// and names both (README, identity).
 #[test]
-fn merged_cart_reminders_keep_the_persons() {
+fn merged_cart_reminders_run_from_the_latest_add() {
     let mut h = Harness::new(&with_policy(OPEN_POLICY, CART));
     h.send(track(
         "u1",
@@ -129,8 +130,8 @@ fn merged_cart_reminders_keep_the_persons() {
     h.send(json!({"type":"track","event":"Product Added","anonymousId":"dev","timestamp":"2026-11-23T10:00:00Z","messageId":"m2","properties":{"product_id":"p2","price":2.0}}));
     h.send(json!({"type":"identify","userId":"u1","anonymousId":"dev","timestamp":"2026-11-23T10:05:00Z","messageId":"m3"}));
     h.finish();
-    assert_eq!(h.summary(), ["u1 cart step1 2026-11-23T10:20:00.000Z sent"]);
-    assert_eq!(h.decisions[0].events, ["m1"]);
+    assert_eq!(h.summary(), ["u1 cart step1 2026-11-23T10:30:00.000Z sent"]);
+    assert_eq!(h.decisions[0].events, ["m1", "m2"]);
 }
 
 /// anon A -> U (identify), then alias U -> V; erase by A; every id is free
