@@ -1804,6 +1804,14 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         .or_else(|| step_config.offer.clone());
     let entity = state.entity_key();
     let step_number = step as u32 + 1;
+    // The step's own deadline, anchor + offset: a step set up already past
+    // it (a late event's, or a "30 days before" of points expiring in ten)
+    // fires at once but was due then, and is stale as long after that.
+    let offset = match (step, variant.and_then(|v| v.first_step_at)) {
+        (0, Some(first)) => Some(first),
+        _ => resolve_offset(&step_config.at, &ladder.properties),
+    };
+    let fired_at = offset.map_or(due, |offset| (ladder.anchor + offset).min(due));
     let hash = stable_hash(
         plan.pipeline.settings.seed,
         &[
@@ -1866,9 +1874,9 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         variant: variant
             .map(|v| v.name.clone())
             .unwrap_or_else(|| plan.control_variant.clone()),
-        fired_at: due,
+        fired_at,
         decided_at: due,
-        expires_at: due + trigger.expires_after,
+        expires_at: fired_at + trigger.expires_after,
         suppressed: None,
         rule: trigger.rule.clone(),
         events,

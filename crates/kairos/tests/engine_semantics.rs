@@ -206,7 +206,8 @@ fn a_cancelled_reminder_does_not_move_the_clock() {
     ));
     h.advance("2026-11-23T11:30:00Z");
     // A late sign-up is decided at the engine's clock: 10:30, u0's nudge, the
-    // last thing that happened. The cancelled 11:00 timer did not happen.
+    // last thing that happened (it was due at 10:10, its `fired_at`). The
+    // cancelled 11:00 timer did not happen.
     h.send(track(
         "u2",
         "Signed Up",
@@ -221,10 +222,13 @@ fn a_cancelled_reminder_does_not_move_the_clock() {
             "u0 welcome step1 2026-11-23T09:30:00.000Z sent",
             "u1 welcome step1 2026-11-23T10:00:00.000Z sent",
             "u0 nudge step1 2026-11-23T10:30:00.000Z sent",
-            "u2 welcome step1 2026-11-23T10:30:00.000Z sent",
+            "u2 welcome step1 2026-11-23T10:10:00.000Z sent",
             "u2 nudge step1 2026-11-23T11:10:00.000Z sent",
         ]
     );
+    let late = h.decisions.iter().find(|d| d.user_id == "u2");
+    let decided = late.expect("welcomed").decided_at.to_string();
+    assert_eq!(decided, "2026-11-23T10:30:00.000Z");
 }
 
 #[test]
@@ -523,7 +527,7 @@ fn an_on_reach_session_has_no_close_timer_to_move_the_clock() {
     );
 }
 
-/// When u3's late sign-up on day 55 or 57 goes out shows whether a timer
+/// When u3's late sign-up on day 55 or 57 is decided shows whether a timer
 /// left behind at day 60 (by restarts pushing its deadline back by more than
 /// 32 bits of ms) still fired there and moved the clock, as it always did.
 fn welcome_day_of_a_late_sign_up(trigger: &str, u1: &[(&str, i64)], late_day: i64) -> String {
@@ -537,7 +541,7 @@ fn welcome_day_of_a_late_sign_up(trigger: &str, u1: &[(&str, i64)], late_day: i6
     h.send(track("u3", "Signed Up", &day(late_day), "u3", json!({})));
     h.advance(&day(80));
     let welcome = h.decisions.iter().find(|d| d.user_id == "u3");
-    welcome.expect("welcomed").fired_at.to_string()
+    welcome.expect("welcomed").decided_at.to_string()
 }
 
 #[test]

@@ -114,12 +114,14 @@ fn replay_on(pipeline: kairos_engine::config::Pipeline, calls: &[Value]) -> Stri
 /// Appends SDK-style retries: for each (index, shift), call `index` again
 /// with its timestamp moved `shift` later, arriving after everything else.
 /// Only retries less than the de-dup look-back (24 h) behind the newest
-/// event are kept: packing may forget older ids (`pack_idle_after`).
+/// event when they arrive are kept: packing may forget older ids
+/// (`pack_idle_after`). The newest includes retries sent before, which may
+/// be later than every original.
 fn with_retries(calls: &mut Vec<Value>, retries: &[(usize, i64)]) {
     let time = |call: &Value| {
         Timestamp::parse_rfc3339(call["timestamp"].as_str().unwrap_or_default()).map_or(0, |t| t.0)
     };
-    let newest = calls.iter().map(time).max().unwrap_or(START);
+    let mut newest = calls.iter().map(time).max().unwrap_or(START);
     for &(index, shift) in retries {
         let Some(original) = calls.get(index % calls.len().max(1)) else {
             continue;
@@ -129,6 +131,7 @@ fn with_retries(calls: &mut Vec<Value>, retries: &[(usize, i64)]) {
             let mut retry = original.clone();
             retry["timestamp"] = Value::String(Timestamp(retried).to_rfc3339());
             calls.push(retry);
+            newest = newest.max(retried);
         }
     }
 }

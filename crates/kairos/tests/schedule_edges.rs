@@ -424,3 +424,83 @@ cancel_on = ["Snoozed"]
         ["u1 monthly step1 2026-04-30T00:00:00.000Z sent"]
     );
 }
+
+/// A step already past its deadline when it is set up (points expiring in
+/// ten days, with a "30 days before" reminder) was due then: `fired_at` is
+/// its deadline, and it is stale `expires_after` later, so it is not sent.
+#[test]
+fn a_step_set_up_past_its_deadline_is_stale() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "points_expiry"
+kind = "schedule"
+source = { event = "Points Earned", property = "expires_at", default_after = "3y" }
+offset = "-30d"
+channel = "push"
+expires_after = "1d"
+[[trigger.ladder]]
+at = "-7d"
+channel = "sms"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Points Earned",
+        "2026-05-22T00:00:00Z",
+        "p1",
+        json!({"points": 100, "expires_at": "2026-06-01T00:00:00Z"}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 points_expiry step1 2026-05-02T00:00:00.000Z expired",
+            "u1 points_expiry step2 2026-05-25T00:00:00.000Z sent",
+        ]
+    );
+}
+
+/// An add arriving after its reminder's deadline (later than the allowed
+/// lateness, applied at once) fires at once, with `fired_at` = add + T as
+/// the abandoned-cart semantics require.
+#[test]
+fn a_late_add_past_its_deadline_fires_at_once_dated_add_plus_t() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "cart"
+kind = "absence"
+start = "Product Added"
+cancel = ["Order Completed"]
+after = "30m"
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    // The clock at 10:59, when the add of 10:20 comes in.
+    h.send(track(
+        "u2",
+        "Page Viewed",
+        "2026-11-23T10:59:00Z",
+        "p",
+        json!({}),
+    ));
+    h.advance("2026-11-23T11:00:00Z");
+    h.send(track(
+        "u1",
+        "Product Added",
+        "2026-11-23T10:20:00Z",
+        "a",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(h.summary(), ["u1 cart step1 2026-11-23T10:50:00.000Z sent"]);
+    assert_eq!(
+        h.decisions[0].decided_at.to_rfc3339(),
+        "2026-11-23T10:59:00.000Z"
+    );
+}
