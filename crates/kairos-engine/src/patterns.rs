@@ -1455,6 +1455,9 @@ fn on_schedule_event(
                 .get(property)
                 .and_then(Value::as_str)
                 .and_then(|text| Timestamp::parse_rfc3339(text).ok())
+                // Within the years event times may take (a mistyped year
+                // would schedule for 9999), else as if absent.
+                .filter(|at| (Event::EARLIEST_TIME..Event::AFTER_LATEST_TIME).contains(at))
                 .unwrap_or(event.time + *default_after);
             let properties = kept_properties(plan.kept_property_names(trigger_index), event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);

@@ -88,6 +88,10 @@ pub struct SegmentCall<'a> {
     pub properties: Option<Properties>,
     pub traits: Option<Properties>,
     pub context: Option<SegmentContext>,
+    /// `page`/`screen`: the page or screen name (top level, not a property).
+    pub name: Option<Value>,
+    /// `page`/`screen`: the page or screen category.
+    pub category: Option<Value>,
 }
 
 /// The parts of Segment's `context` kairos uses.
@@ -351,9 +355,8 @@ impl Event {
             return Err(InvalidEvent::IncompleteAlias);
         }
         let time = Event::event_time(
-            call.timestamp
-                .as_deref()
-                .or(call.original_timestamp.as_deref()),
+            call.timestamp.as_deref(),
+            call.original_timestamp.as_deref(),
             call.sent_at.as_deref(),
             call.received_at.as_deref(),
         )?;
@@ -362,12 +365,24 @@ impl Event {
         for (key, value) in context.traits.unwrap_or_default() {
             traits.insert_if_absent(&key, value);
         }
-        let timezone = context.timezone.or_else(|| {
+        let timezone = non_empty(context.timezone).or_else(|| {
             traits
                 .get("timezone")
                 .and_then(Value::as_str)
                 .map(Into::into)
         });
+        let mut properties = call.properties.unwrap_or_default();
+        if matches!(event_type, EventType::Page | EventType::Screen) {
+            // Segment sends a page's or screen's name and category at the
+            // top level; patterns test properties, so they are readable as
+            // `name` and `category` (as analytics.js copies `category`),
+            // unless the sender set those properties itself.
+            for (key, value) in [("name", call.name), ("category", call.category)] {
+                if let Some(value) = value.filter(|value| !value.is_null()) {
+                    properties.insert_if_absent(key, value);
+                }
+            }
+        }
         Ok(Event {
             event_type,
             name,
@@ -377,28 +392,38 @@ impl Event {
             message_id: non_empty(call.message_id).unwrap_or_else(fallback_message_id),
             time,
             timezone,
-            properties: call.properties.unwrap_or_default(),
+            properties,
             traits,
         })
     }
 
     /// Segment's clock-skew correction: when the client's `sentAt` and the
     /// server's `receivedAt` are both known, the event happened at
-    /// `receivedAt − (sentAt − timestamp)`; otherwise `timestamp` as sent,
-    /// else `receivedAt`.
+    /// `receivedAt − (sentAt − client time)`; otherwise `timestamp` as sent,
+    /// else `receivedAt`. The client time is `originalTimestamp` when the
+    /// call has one: Segment renames the client's `timestamp` so, and its
+    /// `timestamp` is then already corrected (a call exported by Segment),
+    /// so it must not be corrected twice.
     fn event_time(
         timestamp: Option<&str>,
+        original_timestamp: Option<&str>,
         sent_at: Option<&str>,
         received_at: Option<&str>,
     ) -> Result<Timestamp, InvalidEvent> {
         let received = received_at
             .map(|v| parse_time("receivedAt", v))
             .transpose()?;
+        let client_time = match original_timestamp {
+            Some(original) => Some(("originalTimestamp", original)),
+            None => timestamp.map(|timestamp| ("timestamp", timestamp)),
+        };
+        let timestamp = timestamp.or(original_timestamp);
         let time = match (timestamp, sent_at, received) {
-            (Some(timestamp), Some(sent), Some(received)) => {
-                let timestamp = parse_time("timestamp", timestamp)?;
+            (Some(_), Some(sent), Some(received)) => {
+                let (field, client) = client_time.expect("a timestamp is there");
+                let client = parse_time(field, client)?;
                 let sent = parse_time("sentAt", sent)?;
-                Ok(Timestamp(received.0 - (sent.0 - timestamp.0)))
+                Ok(Timestamp(received.0 - (sent.0 - client.0)))
             }
             (Some(timestamp), _, _) => parse_time("timestamp", timestamp),
             (None, _, Some(received)) => Ok(received),
@@ -460,7 +485,10 @@ impl Event {
 pub fn value_number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(number) => number.as_f64(),
-        Value::String(text) => text.trim().parse().ok(),
+        // Rust reads "NaN", "inf" and "1e400" as numbers; JSON has none
+        // such, and one would poison sums and comparisons (and be written
+        // as `null` where an action promises a number).
+        Value::String(text) => text.trim().parse().ok().filter(|n: &f64| n.is_finite()),
         _ => None,
     }
 }

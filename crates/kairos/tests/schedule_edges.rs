@@ -504,3 +504,33 @@ channel = "push"
         "2026-11-23T10:59:00.000Z"
     );
 }
+
+/// A date property outside the years event times may take (a mistyped
+/// year) counts as absent: `default_after` applies.
+#[test]
+fn an_expiry_in_the_year_9999_is_read_as_absent() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "points_expiry"
+kind = "schedule"
+source = { event = "Points Earned", property = "expires_at", default_after = "30d" }
+offset = "-1d"
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Points Earned",
+        "2026-05-01T00:00:00Z",
+        "p1",
+        json!({"points": 100, "expires_at": "9999-12-31T23:59:59Z"}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 points_expiry step1 2026-05-30T00:00:00.000Z sent"]
+    );
+}
