@@ -6,11 +6,7 @@ use kairos_engine::config::{Offset, Pattern, Window};
 use kairos_engine::Suppression;
 use kairos_model::Span;
 use serde_json::{json, Value};
-use support::{at, track, Harness, OPEN_POLICY};
-
-fn with_policy(policy: &str, triggers: &str) -> String {
-    format!("name = \"t\"\n{policy}\n{triggers}")
-}
+use support::{at, track, with_policy, Harness, OPEN_POLICY};
 
 const NUDGE: &str = r#"
 [[trigger]]

@@ -4,11 +4,7 @@
 mod support;
 use kairos_model::Span;
 use serde_json::json;
-use support::{track, Harness, OPEN_POLICY};
-
-fn with_policy(policy: &str, triggers: &str) -> String {
-    format!("name = \"t\"\n{policy}\n{triggers}")
-}
+use support::{track, with_policy, Harness, OPEN_POLICY};
 
 const WELCOME: &str = r#"
 [[trigger]]

@@ -5,11 +5,7 @@
 //! cooldowns across a journey.
 mod support;
 use serde_json::json;
-use support::{track, Harness, OPEN_POLICY};
-
-fn with_policy(policy: &str, triggers: &str) -> String {
-    format!("name = \"t\"\n{policy}\n{triggers}")
-}
+use support::{track, with_policy, Harness, OPEN_POLICY};
 
 // ---------------------------------------------------------------- variants
 
@@ -346,44 +342,43 @@ channel = "push"
 
 // ---------------------------------------------------------------- rate
 
-/// `"*"` is an event match for any event, and `events` takes event matches.
+/// `"*"` is an event match for any event, and `events` takes event matches:
+/// a spike of page views is seen through `"*"` as through `"Page"`.
 #[test]
 fn rate_of_any_event_counts_events() {
-    let toml = with_policy(
-        OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "spike"
-kind = "rate"
-events = ["*"]
-window = "1h"
-baseline = "1d"
-increase_percent = 30
-min_count = 5
-"#,
-    );
-    let mut h = Harness::new(&toml);
-    for hour in 0..26 {
-        let time = format!("2026-11-{:02}T{:02}:00:00Z", 1 + hour / 24, hour % 24);
-        h.send(track(
-            "someone",
-            "Page",
-            &time,
-            &format!("b{hour}"),
-            json!({}),
-        ));
+    for events in ["*", "Page"] {
+        let toml = with_policy(
+            OPEN_POLICY,
+            &format!(
+                "[[trigger]]\nid = \"spike\"\nkind = \"rate\"\nevents = [\"{events}\"]\n\
+                 window = \"1h\"\nbaseline = \"1d\"\nincrease_percent = 30\nmin_count = 5\n"
+            ),
+        );
+        let mut h = Harness::new(&toml);
+        // One page an hour for a day, then ten in ten minutes.
+        for hour in 0..26 {
+            let time = format!("2026-11-{:02}T{:02}:00:00Z", 1 + hour / 24, hour % 24);
+            h.send(track(
+                "someone",
+                "Page",
+                &time,
+                &format!("b{hour}"),
+                json!({}),
+            ));
+        }
+        for n in 0..10 {
+            let time = format!("2026-11-02T02:{:02}:00Z", 40 + n);
+            h.send(track(
+                &format!("x{n}"),
+                "Page",
+                &time,
+                &format!("s{n}"),
+                json!({}),
+            ));
+        }
+        h.finish();
+        assert_eq!(h.decisions.len(), 1, "{events}: {:?}", h.summary());
     }
-    for n in 0..10 {
-        h.send(track(
-            &format!("x{n}"),
-            "Page",
-            &format!("2026-11-02T02:{:02}:00Z", 40 + n),
-            &format!("s{n}"),
-            json!({}),
-        ));
-    }
-    h.finish();
-    assert_eq!(h.decisions.len(), 1, "{:?}", h.summary());
 }
 
 // ---------------------------------------------------------------- absence
@@ -612,48 +607,6 @@ fn sequence_out_of_order_within_lateness() {
     b.finish();
     assert_eq!(a.summary(), b.summary());
     assert_eq!(a.summary().len(), 1);
-}
-
-// ---------------------------------------------------------------- round 2
-
-/// Control for h11: the same with a named event fires.
-#[test]
-fn rate_of_a_named_event_fires() {
-    let toml = with_policy(
-        OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "spike"
-kind = "rate"
-events = ["Page"]
-window = "1h"
-baseline = "1d"
-increase_percent = 30
-min_count = 5
-"#,
-    );
-    let mut h = Harness::new(&toml);
-    for hour in 0..26 {
-        let time = format!("2026-11-{:02}T{:02}:00:00Z", 1 + hour / 24, hour % 24);
-        h.send(track(
-            "someone",
-            "Page",
-            &time,
-            &format!("b{hour}"),
-            json!({}),
-        ));
-    }
-    for n in 0..10 {
-        h.send(track(
-            &format!("x{n}"),
-            "Page",
-            &format!("2026-11-02T02:{:02}:00Z", 40 + n),
-            &format!("s{n}"),
-            json!({}),
-        ));
-    }
-    h.finish();
-    assert_eq!(h.decisions.len(), 1, "{:?}", h.summary());
 }
 
 /// on_close with group_by: the payload's product and its group agree.

@@ -5,11 +5,7 @@
 //! called `_ops`, a late erasure.
 mod support;
 use serde_json::json;
-use support::{track, Harness, OPEN_POLICY};
-
-fn with_policy(policy: &str, triggers: &str) -> String {
-    format!("name = \"t\"\n{policy}\n{triggers}")
-}
+use support::{track, with_policy, Harness, OPEN_POLICY};
 
 const ARB_POLICY: &str = "[policy]\nholdout_percent = 0\nconsent_required = []\nquiet_hours = false\ndaily_caps = { targeted = 5, content = 5 }\narbitration_window = \"10m\"";
 

@@ -5,11 +5,7 @@
 //! ends in a zone learned later.
 mod support;
 use serde_json::json;
-use support::{track, Harness, OPEN_POLICY};
-
-fn with_policy(policy: &str, triggers: &str) -> String {
-    format!("name = \"t\"\n{policy}\n{triggers}")
-}
+use support::{track, with_policy, Harness, OPEN_POLICY};
 
 fn identify(
     user: &str,
@@ -22,71 +18,39 @@ fn identify(
         "traits": traits, "context": {"timezone": zone}})
 }
 
-/// "end of each month with less than 1 Order Completed" at the default
-/// offset (0s): a customer who ordered in that month is not below target.
+/// "end of each month with less than 1 Order Completed", at the default
+/// offset (0s, due as April begins) and at -1h (due as March ends): either
+/// way March is judged, and a customer who ordered in March is not below
+/// target.
 #[test]
-fn period_end_at_offset_zero_judges_the_period_that_ended() {
-    let toml = with_policy(
-        OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "monthly"
-kind = "schedule"
-source = { period = "month", event = "Order Completed", below = 1 }
-channel = "push"
-"#,
-    );
-    let mut h = Harness::new(&toml);
-    h.send(track(
-        "u1",
-        "Order Completed",
-        "2026-03-10T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
-    h.send(track(
-        "u1",
-        "Page Viewed",
-        "2026-04-10T12:00:00Z",
-        "m2",
-        json!({}),
-    ));
-    h.advance("2026-04-20T00:00:00Z");
-    // u1 ordered in March: nothing at the end of March.
-    assert_eq!(h.summary(), Vec::<String>::new());
-}
-
-/// Same with a negative offset, for comparison (documented behaviour).
-#[test]
-fn period_end_negative_offset_judges_this_period() {
-    let toml = with_policy(
-        OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "monthly"
-kind = "schedule"
-source = { period = "month", event = "Order Completed", below = 1 }
-offset = "-1h"
-channel = "push"
-"#,
-    );
-    let mut h = Harness::new(&toml);
-    h.send(track(
-        "u1",
-        "Order Completed",
-        "2026-03-10T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
-    h.send(track(
-        "u1",
-        "Page Viewed",
-        "2026-04-10T12:00:00Z",
-        "m2",
-        json!({}),
-    ));
-    h.advance("2026-04-20T00:00:00Z");
-    assert_eq!(h.summary(), Vec::<String>::new());
+fn period_end_judges_the_period_that_ends_whatever_the_offset() {
+    for offset in ["0s", "-1h"] {
+        let toml = with_policy(
+            OPEN_POLICY,
+            &format!(
+                "[[trigger]]\nid = \"monthly\"\nkind = \"schedule\"\n\
+                 source = {{ period = \"month\", event = \"Order Completed\", below = 1 }}\n\
+                 offset = \"{offset}\"\nchannel = \"push\"\n"
+            ),
+        );
+        let mut h = Harness::new(&toml);
+        h.send(track(
+            "u1",
+            "Order Completed",
+            "2026-03-10T12:00:00Z",
+            "m1",
+            json!({}),
+        ));
+        h.send(track(
+            "u1",
+            "Page Viewed",
+            "2026-04-10T12:00:00Z",
+            "m2",
+            json!({}),
+        ));
+        h.advance("2026-04-20T00:00:00Z");
+        assert_eq!(h.summary(), Vec::<String>::new(), "offset {offset}");
+    }
 }
 
 /// Coffee's birthday: a voucher used (Order Completed with the coupon)

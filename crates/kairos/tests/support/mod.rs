@@ -21,6 +21,11 @@ pub fn pipeline(text: &str) -> kairos_engine::config::Pipeline {
     }
 }
 
+/// A pipeline named `t` with a policy section and triggers.
+pub fn with_policy(policy: &str, triggers: &str) -> String {
+    format!("name = \"t\"\n{policy}\n{triggers}")
+}
+
 /// A policy section that lets everything through, so pattern tests see every
 /// match as sent.
 pub const OPEN_POLICY: &str = r#"
