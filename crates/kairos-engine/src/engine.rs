@@ -24,11 +24,13 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 
-/// Recurring schedules (birthdays, period ends) are armed at most this far
-/// beyond the newest event seen. In production events never stop, so this
-/// changes nothing; at the end of a backtest, when the clock runs to the end
-/// of time, it stops each schedule after about a year instead of looping
-/// forever.
+/// Once the input is closed (the end of a backtest, whose clock then runs
+/// to the end of time), recurring schedules (birthdays, period ends) go on
+/// at most this far beyond the newest event, instead of looping forever.
+/// While events may still come they always go on: a clock advanced through
+/// a quiet spell (a service's wall clock) must not lose next year's
+/// birthday, and an occurrence armed then but beyond this horizon once the
+/// input closes is dropped when it comes up, as if never armed.
 const RECURRENCE_HORIZON: kairos_model::Span = kairos_model::Span(400 * 86_400_000);
 
 /// The key of the pseudo-customer that global (`rate`) triggers act for.
@@ -227,8 +229,10 @@ impl Engine {
     /// input): the clock may still be advanced to fire what is pending, but
     /// idle customers are no longer packed, which would be work for nothing
     /// (every customer goes idle while a backtest runs its clock through the
-    /// year after its input). Decisions do not change. Advancing to
-    /// `Timestamp::MAX` does the same.
+    /// year after its input), and recurring schedules stop about a year after
+    /// the newest event (see `RECURRENCE_HORIZON`), so that running the clock
+    /// deadline by deadline comes to an end. Advancing to `Timestamp::MAX`
+    /// does the same.
     pub fn close_input(&mut self) {
         self.input_closed = true;
     }
@@ -536,7 +540,10 @@ impl Engine {
             customer: self.customers.get_mut(slot)?,
             cid: slot,
             now: self.now,
-            horizon: self.newest_event + RECURRENCE_HORIZON,
+            horizon: match self.input_closed {
+                true => self.newest_event + RECURRENCE_HORIZON,
+                false => Timestamp::MAX,
+            },
         })
     }
 

@@ -1621,6 +1621,18 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
     }
     let trigger_index = state.trigger;
     let trigger = ctx.plan.trigger(trigger_index);
+    let recurring = matches!(
+        trigger.pattern,
+        Pattern::Schedule {
+            source: ScheduleSource::YearlyTrait { .. } | ScheduleSource::PeriodEnd { .. }
+        }
+    );
+    if recurring && ladder.next_step == 0 && ladder.anchor > ctx.horizon {
+        // Armed while the input was open, beyond the horizon now that it is
+        // closed: dropped, as it would not have been armed.
+        state.ladder = None;
+        return None;
+    }
     let step = usize::from(ladder.next_step);
     let holds = match &trigger.pattern {
         Pattern::Schedule {

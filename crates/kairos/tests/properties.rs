@@ -432,7 +432,9 @@ proptest! {
             }
             while engine.poll_decision().is_some() {}
         }
-        // Step through the remaining deadlines like the backtest does.
+        // Step through the remaining deadlines like the backtest does, the
+        // input closed.
+        engine.close_input();
         let mut steps = 0;
         while let Some(due) = engine.poll_timeout() {
             engine.advance_to(due + kairos_model::Span(1));
