@@ -447,7 +447,8 @@ pub enum Memory {
     TallyTwoWindows(Box<MeasureMemory<[u8; 2 * MEASURE_BUCKETS]>>),
     /// Per-period sums.
     Periods(Box<PeriodMemory>),
-    /// A yearly date (birthday) already scheduled for this year.
+    /// The yearly date (a birthday, or the date of the trait the schedule
+    /// names) its ladder was computed for.
     Yearly {
         /// (month, day) the ladder was computed for.
         date: (u8, u8),

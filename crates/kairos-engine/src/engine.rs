@@ -699,7 +699,9 @@ impl Engine {
     }
 
     /// Moves everything of customer `from` into `into`. Where both have state
-    /// for the same trigger and key, the identified person's wins.
+    /// for the same trigger and key, the identified person's wins, except a
+    /// journey each event restarts, which runs from the later start
+    /// (`patterns::merge_journey`).
     fn merge(&mut self, from: u32, into: u32) {
         let Some(mut source) = self.customers.take(from) else {
             return;

@@ -6,7 +6,9 @@
 //! ≤ that instant has been applied — the tie rule that makes an order at
 //! exactly add + 30 min cancel the reminder.
 
-use crate::config::{Bound, CountFire, KeySpec, Offset, Pattern, ScheduleSource, Trigger, Window};
+use crate::config::{
+    Bound, CountFire, KeySpec, Offset, Pattern, Period, ScheduleSource, Trigger, Window,
+};
 use crate::customer::{
     CountGroup, CountMemory, Customer, KeyedState, Ladder, Lag, MaybeTime, MeasureMemory,
     MeasureMut, Memory, MessageId, PeriodMemory, Properties, Reasons, MEASURE_BUCKETS,
@@ -1438,9 +1440,17 @@ fn on_schedule_event(
             if unchanged && anchor_holds {
                 return;
             }
+            // The same date in a new zone: the pending occurrence moves within
+            // its own year (today's, if it already went out in the old zone
+            // and next year's is pending, is not armed again).
+            let pending = ctx.customer.states[index].ladder.as_ref().map(|l| l.anchor);
+            let after = match pending {
+                Some(anchor) if unchanged => anchor + first_at - Span::DAY * 2,
+                _ => ctx.now,
+            };
             ctx.customer.states[index].set_memory(Memory::Yearly { date });
             let reason = std::slice::from_ref(message);
-            schedule_yearly(ctx, index, trigger_index, ctx.now, reason);
+            schedule_yearly(ctx, index, trigger_index, after, reason);
         }
         ScheduleSource::EventTime {
             event: wanted,
@@ -1476,9 +1486,7 @@ fn on_schedule_event(
                 Some(property) => event.property_number(property).unwrap_or(0.0),
                 None => 1.0,
             };
-            // The periods judged, and the one after them: a step due at or
-            // after a period's end judges that period, not the new one.
-            let keep = condition.periods.max(1) as usize + 1;
+            let keep = periods_held(trigger, condition.periods, *period);
             let index = ctx.find_or_insert(trigger_index, None, || {
                 Memory::Periods(Box::new(PeriodMemory {
                     first: period_index,
@@ -1500,8 +1508,35 @@ fn on_schedule_event(
     }
 }
 
+/// Periods of sums a period-end schedule keeps: the `judged` ones, the one
+/// after them (a step due at or after a period's end judges the period that
+/// ended, not the new one), and as many more as its latest step lies past
+/// the end, so that a later step still finds the period it judges.
+fn periods_held(trigger: &Trigger, judged: u32, period: Period) -> usize {
+    let latest = trigger
+        .steps
+        .iter()
+        .filter_map(|step| match step.at {
+            Offset::Fixed(at) => Some(at),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(Span::ZERO);
+    let shortest = match period {
+        Period::Month => Span::DAY * 28,
+        Period::Quarter => Span::DAY * 89,
+        Period::Year => Span::DAY * 365,
+    };
+    let past_the_end = match latest > Span::ZERO {
+        true => (latest.0 / shortest.0) as usize + 1,
+        false => 0,
+    };
+    judged.max(1) as usize + 1 + past_the_end
+}
+
 /// The customer's time zone changed: a period end still ahead moves to the
-/// end of the period in the new zone, as a birthday moves to 09:00 there.
+/// end of the same period in the new zone, as a birthday moves to 09:00
+/// there.
 pub fn on_zone_change(ctx: &mut Ctx<'_>, trigger_index: u16) {
     let trigger = ctx.plan.trigger(trigger_index);
     let Pattern::Schedule {
@@ -1521,8 +1556,12 @@ pub fn on_zone_change(ctx: &mut Ctx<'_>, trigger_index: u16) {
     else {
         return;
     };
+    // The same calendar period, ending in the new zone: never the one now
+    // running there if that is not the pending one (already judged, or
+    // cancelled). Two days before the end lies inside the period in either
+    // zone (periods are a month or longer, zones less than a day apart).
     let zone = zone_of(ctx.plan, ctx.customer);
-    let Some((_, end)) = period_of(ctx.now, *period, zone) else {
+    let Some((_, end)) = period_of(anchor - Span::DAY * 2, *period, zone) else {
         return;
     };
     if end != anchor {
@@ -1647,7 +1686,10 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
             match (state.memory_mut(), period_of(due, *period, zone), judged) {
                 (Some(Memory::Periods(periods)), Some((current, _)), Some((judged, _))) => {
                     let keep = condition.periods.max(1) as usize;
-                    let held = periods.sums.len().max(keep + 1);
+                    let held = periods
+                        .sums
+                        .len()
+                        .max(periods_held(trigger, keep as u32, *period));
                     periods.sums.resize(held, 0.0);
                     roll_periods(
                         &mut periods.period,

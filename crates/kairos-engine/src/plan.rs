@@ -172,7 +172,8 @@ impl Plan {
         1u16.checked_shl(u32::from(channel_index)).unwrap_or(0)
     }
 
-    /// The number of a channel (channels beyond 31 share the last bit).
+    /// The number of a channel (channels beyond the 32nd share number 31,
+    /// so their caps count together).
     pub fn channel_index(&self, channel: &str) -> u8 {
         self.channels
             .iter()

@@ -413,19 +413,24 @@ impl Event {
         let received = received_at
             .map(|v| parse_time("receivedAt", v))
             .transpose()?;
-        let client_time = match original_timestamp {
-            Some(original) => Some(("originalTimestamp", original)),
-            None => timestamp.map(|timestamp| ("timestamp", timestamp)),
+        // The client's clock: `originalTimestamp` when Segment renamed it.
+        let client_time = match (original_timestamp, timestamp) {
+            (Some(original), _) => Some(("originalTimestamp", original)),
+            (None, Some(timestamp)) => Some(("timestamp", timestamp)),
+            (None, None) => None,
         };
-        let timestamp = timestamp.or(original_timestamp);
-        let time = match (timestamp, sent_at, received) {
-            (Some(_), Some(sent), Some(received)) => {
-                let (field, client) = client_time.expect("a timestamp is there");
+        let time = match (client_time, sent_at, received) {
+            (Some((field, client)), Some(sent), Some(received)) => {
                 let client = parse_time(field, client)?;
                 let sent = parse_time("sentAt", sent)?;
                 Ok(Timestamp(received.0 - (sent.0 - client.0)))
             }
-            (Some(timestamp), _, _) => parse_time("timestamp", timestamp),
+            // Without both clocks, `timestamp` as sent (Segment's corrected
+            // one when there is an `originalTimestamp` too).
+            (Some((field, client)), _, _) => match timestamp {
+                Some(timestamp) => parse_time("timestamp", timestamp),
+                None => parse_time(field, client),
+            },
             (None, _, Some(received)) => Ok(received),
             (None, _, None) => Err(InvalidEvent::BadTimestamp {
                 field: "timestamp",

@@ -498,3 +498,180 @@ channel = "push"
         ["u1 points_expiry step1 2026-05-30T00:00:00.000Z sent"]
     );
 }
+
+// ----- time zones learned after a schedule was armed, later steps (review of the day's changes)
+
+fn identify_in(
+    user: &str,
+    time: &str,
+    id: &str,
+    traits: serde_json::Value,
+    zone: &str,
+) -> serde_json::Value {
+    json!({"type": "identify", "userId": user, "timestamp": time, "messageId": id,
+        "traits": traits, "context": {"timezone": zone}})
+}
+fn track_tz(user: &str, name: &str, time: &str, id: &str, zone: &str) -> serde_json::Value {
+    json!({"type": "track", "event": name, "userId": user, "timestamp": time, "messageId": id,
+        "properties": {}, "context": {"timezone": zone}})
+}
+
+/// A zone learned (westwards) an hour after today's birthday went out
+/// moves next year's, and does not arm today's again.
+#[test]
+fn a_birthday_is_not_sent_twice_when_the_zone_moves_west_after_it() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "birthday"
+kind = "schedule"
+source = { trait = "birthday", at = "09:00" }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(identify_in(
+        "u1",
+        "2026-03-01T00:00:00Z",
+        "m1",
+        json!({"birthday": "1990-03-15"}),
+        "UTC",
+    ));
+    h.send(track(
+        "u1",
+        "Page Viewed",
+        "2026-03-15T10:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.send(track_tz(
+        "u1",
+        "Page Viewed",
+        "2026-03-15T10:30:00Z",
+        "m3",
+        "America/Los_Angeles",
+    ));
+    h.advance("2026-04-01T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 birthday step1 2026-03-15T09:00:00.000Z sent"]
+    );
+}
+
+/// A period end cancelled (Snoozed) comes back when the zone changes later
+/// in the same period: on_zone_change moves the armed April end to March's.
+#[test]
+fn a_cancelled_period_end_stays_cancelled_across_a_zone_change() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 5 }
+offset = "-1d"
+channel = "push"
+cancel_on = ["Snoozed"]
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Snoozed",
+        "2026-03-12T12:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.send(track_tz(
+        "u1",
+        "Page Viewed",
+        "2026-03-14T12:00:00Z",
+        "m3",
+        "Europe/Berlin",
+    ));
+    h.advance("2026-05-20T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 monthly step1 2026-04-29T22:00:00.000Z sent"]
+    );
+}
+
+/// March's end went out at midnight UTC; a zone west of UTC learned an hour
+/// later puts "now" back in March there, and March is judged again.
+#[test]
+fn a_period_end_is_not_judged_twice_when_the_zone_moves_west_after_it() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 5 }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Page Viewed",
+        "2026-04-01T00:30:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.send(track_tz(
+        "u1",
+        "Page Viewed",
+        "2026-04-01T01:00:00Z",
+        "m3",
+        "America/Los_Angeles",
+    ));
+    h.advance("2026-04-20T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        ["u1 monthly step1 2026-04-01T00:00:00.000Z sent"]
+    );
+}
+
+/// A period end's later step due more than one period after the end: the
+/// judged period has been rolled out of the sums and the step never holds.
+#[test]
+fn a_period_end_step_past_the_end_still_judges_its_period() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "monthly"
+kind = "schedule"
+source = { period = "month", event = "Order Completed", below = 5 }
+channel = "push"
+[[trigger.ladder]]
+at = "35d"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-03-10T12:00:00Z",
+        "m1",
+        json!({}),
+    ));
+    h.advance("2026-05-20T00:00:00Z");
+    let steps: Vec<String> = h.summary();
+    assert!(steps.iter().any(|s| s.contains("step2")), "{steps:?}");
+}
