@@ -8,9 +8,20 @@ use serde_json::Value;
 use smallvec::{smallvec, SmallVec};
 use std::borrow::Cow;
 
+/// The receipt a channel sends when it has delivered one of kairos' own
+/// actions (product.md's feedback events). It is not the customer doing
+/// anything: `"*"` does not match it, or a wake-up's own delivery would
+/// count as the activity that cancels the next wake-up. (Opens and clicks
+/// are the customer's doing, and match.)
+pub const DELIVERY_RECEIPT: &str = "Message Delivered";
+
 /// Whether `event` satisfies `pattern`.
 pub fn matches(pattern: &EventMatch, event: &Event, stores: &[Store]) -> bool {
-    if pattern.name != "*" && pattern.name != event.name {
+    let named = match pattern.name.as_str() {
+        "*" => event.name != DELIVERY_RECEIPT,
+        name => name == event.name,
+    };
+    if !named {
         return false;
     }
     if let Some(identified) = pattern.identified {

@@ -1135,3 +1135,40 @@ channel = "push"
         ["u1 browse step1 2026-11-23T10:03:00.000Z sent"]
     );
 }
+
+/// "No activity of any kind" is the customer's activity: the channel's
+/// receipt for the wake-up itself (`Message Delivered`) does not cancel the
+/// wake-ups still to come; an open does.
+#[test]
+fn a_wake_ups_own_delivery_receipt_is_not_activity() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "dormant"
+kind = "inactivity"
+activity = "*"
+after = "30d"
+repeat = { every = "3d", times = 3 }
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Order Completed",
+        "2026-01-01T10:00:00Z",
+        "o",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Message Delivered",
+        "2026-01-31T10:00:05Z",
+        "d",
+        json!({}),
+    ));
+    h.finish();
+    let steps: Vec<u32> = h.decisions.iter().map(|d| d.step).collect();
+    assert_eq!(steps, [1, 2, 3], "{:?}", h.summary());
+}
