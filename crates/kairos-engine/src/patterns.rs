@@ -381,16 +381,20 @@ pub fn merge_journey(
         Pattern::Inactivity { .. } => true,
         _ => false,
     };
-    let (Some(their_ladder), Some(my_ladder)) = (&theirs.ladder, &mine.ladder) else {
-        return;
-    };
-    let later = their_ladder.next_step == 0
-        && my_ladder.next_step == 0
-        && their_ladder.anchor > my_ladder.anchor;
+    // Their journey restarts mine when it started later and has sent
+    // nothing yet, whether mine is waiting, has sent steps (a later start
+    // begins again at step 1) or is over.
+    let later = theirs.ladder.as_ref().is_some_and(|their_ladder| {
+        their_ladder.next_step == 0
+            && mine
+                .ladder
+                .as_ref()
+                .is_none_or(|my_ladder| their_ladder.anchor > my_ladder.anchor)
+    });
     if !restarts || !later {
         return;
     }
-    let (Some(mut moved), Some(replaced)) = (theirs.ladder.take(), mine.ladder.take()) else {
+    let Some(mut moved) = theirs.ladder.take() else {
         return;
     };
     let ladder_timer = |due, customer, token| TimerEntry {
@@ -400,11 +404,18 @@ pub fn merge_journey(
         purpose: TimerPurpose::Ladder,
     };
     timers.remove(&ladder_timer(moved.timer_at(), from, theirs.token));
-    timers.remove(&ladder_timer(replaced.timer_at(), into, mine.token));
+    if let Some(replaced) = mine.ladder.take() {
+        timers.remove(&ladder_timer(replaced.timer_at(), into, mine.token));
+        // Adds before the restart are this journey's too, unless it had
+        // already sent (as on one id: a restart after step 1 starts afresh).
+        if replaced.next_step == 0 {
+            let mut events = replaced.events;
+            events.append(moved.events.as_slice(), MAX_REASON_EVENTS);
+            moved.events = events;
+        }
+    }
     timers.insert(ladder_timer(moved.timer_at(), into, mine.token));
-    let mut events = replaced.events;
-    events.append(moved.events.as_slice(), MAX_REASON_EVENTS);
-    moved.events = events;
+    mine.held_back = false;
     mine.ladder = Some(moved);
 }
 
@@ -1577,7 +1588,13 @@ fn rearm_recurring(ctx: &mut Ctx<'_>, index: usize, trigger_index: u16, anchor: 
     match &trigger.pattern {
         Pattern::Schedule {
             source: ScheduleSource::YearlyTrait { .. },
-        } => schedule_yearly(ctx, index, trigger_index, anchor + Span(1), &[]),
+        } => {
+            // `schedule_yearly` takes the time of the first step: the next
+            // occurrence is the one whose first step follows this one's.
+            let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+            let after = anchor + first_at + Span(1);
+            schedule_yearly(ctx, index, trigger_index, after, &[])
+        }
         Pattern::Schedule {
             source: ScheduleSource::PeriodEnd { period, .. },
         } => {

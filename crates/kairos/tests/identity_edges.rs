@@ -207,3 +207,35 @@ fn a_merge_keeps_at_most_max_keys_per_trigger() {
     h.finish();
     assert!(h.decisions.len() <= 2, "{:?}", h.summary());
 }
+
+/// The person's reminder went out; a device then adds to the cart and is
+/// linked: the later add restarts the journey at step 1, as it would on one
+/// id, instead of being lost behind the person's step 2.
+#[test]
+fn a_later_add_on_a_device_restarts_a_reminder_already_sent() {
+    let ladder = format!("{CART}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\n");
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, &ladder));
+    h.send(track(
+        "u1",
+        "Product Added",
+        "2026-11-23T09:00:00Z",
+        "m1",
+        json!({"product_id": "p1", "price": 1.0}),
+    ));
+    h.advance("2026-11-23T09:40:00Z");
+    h.send(json!({"type": "track", "event": "Product Added", "anonymousId": "dev",
+        "timestamp": "2026-11-23T10:00:00Z", "messageId": "m2", "properties": {"product_id": "p2", "price": 2.0}}));
+    h.send(
+        json!({"type": "identify", "userId": "u1", "anonymousId": "dev",
+        "timestamp": "2026-11-23T10:05:00Z", "messageId": "m3"}),
+    );
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 cart step1 2026-11-23T09:30:00.000Z sent",
+            "u1 cart step1 2026-11-23T10:30:00.000Z sent",
+            "u1 cart step2 2026-11-24T10:00:00.000Z sent",
+        ]
+    );
+}

@@ -675,3 +675,33 @@ at = "35d"
     let steps: Vec<String> = h.summary();
     assert!(steps.iter().any(|s| s.contains("step2")), "{steps:?}");
 }
+
+/// A birthday step a day after the date (`offset = "1d"`) goes out once a
+/// year: the next occurrence is next year's, not this one again.
+#[test]
+fn a_birthday_step_after_the_date_goes_out_once_a_year() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "birthday"
+kind = "schedule"
+source = { trait = "birthday", at = "09:00" }
+offset = "1d"
+channel = "push"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(
+        json!({"type": "identify", "userId": "u1", "timestamp": "2026-03-01T00:00:00Z",
+        "messageId": "i1", "traits": {"birthday": "1990-03-15"}}),
+    );
+    h.advance("2027-04-01T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 birthday step1 2026-03-16T09:00:00.000Z sent",
+            "u1 birthday step1 2027-03-16T09:00:00.000Z sent",
+        ]
+    );
+}
