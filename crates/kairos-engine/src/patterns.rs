@@ -644,8 +644,11 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             let is_counted = matches(counted, event, stores);
             let is_unless = matches_any(unless, event, stores);
             if !is_counted && !is_unless {
-                // Any event of the customer keeps an open session alive.
-                if let Window::Session(gap) = window {
+                // Any event of the customer keeps an open session alive (a
+                // channel's delivery receipt is not the customer's doing).
+                if let (Window::Session(gap), false) =
+                    (window, event.name == crate::matching::DELIVERY_RECEIPT)
+                {
                     extend_sessions(ctx, trigger_index, event.time, *gap);
                 }
                 return;

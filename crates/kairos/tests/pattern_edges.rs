@@ -1172,3 +1172,42 @@ channel = "push"
     let steps: Vec<u32> = h.decisions.iter().map(|d| d.step).collect();
     assert_eq!(steps, [1, 2, 3], "{:?}", h.summary());
 }
+
+/// A channel's delivery receipt does not keep a browsing session open: the
+/// session closes 30 minutes after the customer's last view.
+#[test]
+fn a_delivery_receipt_does_not_keep_a_session_open() {
+    let toml = with_policy(
+        OPEN_POLICY,
+        r#"
+[[trigger]]
+id = "browse"
+kind = "count"
+event = "Product Viewed"
+min = 1
+window = { session = "30m" }
+fire = "on_close"
+channel = "email"
+"#,
+    );
+    let mut h = Harness::new(&toml);
+    h.send(track(
+        "u1",
+        "Product Viewed",
+        "2026-11-23T10:00:00Z",
+        "v",
+        json!({}),
+    ));
+    h.send(track(
+        "u1",
+        "Message Delivered",
+        "2026-11-23T10:20:00Z",
+        "d",
+        json!({}),
+    ));
+    h.finish();
+    assert_eq!(
+        h.summary(),
+        ["u1 browse step1 2026-11-23T10:30:00.000Z sent"]
+    );
+}
