@@ -379,20 +379,13 @@ impl Engine {
         let zone_before = ctx.customer.profile.timezone;
         update_profile(plan, ctx.customer, event);
         let emptied = update_carts(ctx.customer, event, max_carts);
-        let triggers = plan.triggers_for(&event.name);
-        for &trigger in triggers {
+        for &trigger in plan.triggers_for(&event.name) {
             patterns::on_event(&mut ctx, trigger, event, emptied.as_deref());
         }
         if ctx.customer.profile.timezone != zone_before {
-            // A birthday at 09:00 local time moves with the zone, whichever
-            // event told it.
-            for &trigger in &plan.yearly_schedules {
-                if !triggers.contains(&trigger) {
-                    patterns::on_event(&mut ctx, trigger, event, None);
-                }
-            }
-            // So does a period end in the customer's zone.
-            for &trigger in &plan.period_schedules {
+            // Birthdays at 09:00 local time and period ends move with the
+            // zone, whichever event told it.
+            for &trigger in &plan.zone_schedules {
                 patterns::on_zone_change(&mut ctx, trigger);
             }
         }

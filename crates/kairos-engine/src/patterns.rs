@@ -1427,44 +1427,14 @@ fn on_schedule_event(
             };
             let index = ctx.find_or_insert(trigger_index, None, || Memory::Yearly { date: (0, 0) });
             let unchanged = matches!(ctx.customer.states[index].memory(), Memory::Yearly { date: known } if *known == date);
-            // Unchanged only while the pending anchor is still the trait's
-            // time of day in the customer's zone, which may have been learned
-            // since.
-            let anchor_holds = ctx.customer.states[index]
-                .ladder
-                .as_ref()
-                .is_some_and(|ladder| {
-                    ladder.next_step > 0 || {
-                        let ScheduleSource::YearlyTrait { minute_of_day, .. } = source else {
-                            return true;
-                        };
-                        // (Not necessarily the next one after now: a
-                        // cancelled year's ladder moves on to the next.)
-                        let zone = zone_of(plan, ctx.customer);
-                        ladder.anchor >= ctx.now - first_at
-                            && next_yearly(
-                                ladder.anchor - Span(1),
-                                date.0,
-                                date.1,
-                                *minute_of_day,
-                                zone,
-                            ) == Some(ladder.anchor)
-                    }
-                });
-            if unchanged && anchor_holds {
+            // Armed for this date already (a time zone learned since moves
+            // it: `on_zone_change`).
+            if unchanged && ctx.customer.states[index].ladder.is_some() {
                 return;
             }
-            // The same date in a new zone: the pending occurrence moves within
-            // its own year (today's, if it already went out in the old zone
-            // and next year's is pending, is not armed again).
-            let pending = ctx.customer.states[index].ladder.as_ref().map(|l| l.anchor);
-            let after = match pending {
-                Some(anchor) if unchanged => anchor + first_at - Span::DAY * 2,
-                _ => ctx.now,
-            };
             ctx.customer.states[index].set_memory(Memory::Yearly { date });
             let reason = std::slice::from_ref(message);
-            schedule_yearly(ctx, index, trigger_index, after, reason);
+            schedule_yearly(ctx, index, trigger_index, ctx.now, reason);
         }
         ScheduleSource::EventTime {
             event: wanted,
@@ -1548,39 +1518,44 @@ fn periods_held(trigger: &Trigger, judged: u32, period: Period) -> usize {
     judged.max(1) as usize + 1 + past_the_end
 }
 
-/// The customer's time zone changed: a period end still ahead moves to the
-/// end of the same period in the new zone, as a birthday moves to 09:00
-/// there.
+/// The customer's time zone changed: a birthday still ahead moves to 09:00
+/// in the new zone, a period end to the end of the same period there. Two
+/// days before the pending occurrence lies in its year, or its period, in
+/// either zone (zones are less than a day apart, periods a month or more),
+/// so the occurrence moves within them: one that already went out in the
+/// old zone, or a cancelled one, is not armed again.
 pub fn on_zone_change(ctx: &mut Ctx<'_>, trigger_index: u16) {
     let trigger = ctx.plan.trigger(trigger_index);
-    let Pattern::Schedule {
-        source: ScheduleSource::PeriodEnd { period, .. },
-    } = &trigger.pattern
-    else {
+    let Pattern::Schedule { source } = &trigger.pattern else {
         return;
     };
     let Some(index) = ctx.find(trigger_index, None) else {
         return;
     };
-    let Some(anchor) = ctx.customer.states[index]
+    let Some(ladder) = ctx.customer.states[index]
         .ladder
         .as_ref()
         .filter(|ladder| ladder.next_step == 0 && ladder.anchor > ctx.now)
-        .map(|ladder| ladder.anchor)
     else {
         return;
     };
-    // The same calendar period, ending in the new zone: never the one now
-    // running there if that is not the pending one (already judged, or
-    // cancelled). Two days before the end lies inside the period in either
-    // zone (periods are a month or longer, zones less than a day apart).
-    let zone = zone_of(ctx.plan, ctx.customer);
-    let Some((_, end)) = period_of(anchor - Span::DAY * 2, *period, zone) else {
-        return;
-    };
-    if end != anchor {
-        let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
-        ctx.start_ladder(index, end, first_at, &[], Properties::new());
+    let (anchor, reasons) = (ladder.anchor, ladder.events.as_slice().to_vec());
+    let within = anchor - Span::DAY * 2;
+    let first_at = fixed_first_offset(trigger, &[]).unwrap_or(Span::ZERO);
+    match source {
+        ScheduleSource::YearlyTrait { .. } => {
+            // `schedule_yearly` takes the time of the first step.
+            schedule_yearly(ctx, index, trigger_index, within + first_at, &reasons);
+        }
+        ScheduleSource::PeriodEnd { period, .. } => {
+            let zone = zone_of(ctx.plan, ctx.customer);
+            if let Some((_, end)) =
+                period_of(within, *period, zone).filter(|(_, end)| *end != anchor)
+            {
+                ctx.start_ladder(index, end, first_at, &reasons, Properties::new());
+            }
+        }
+        ScheduleSource::EventTime { .. } => {}
     }
 }
 

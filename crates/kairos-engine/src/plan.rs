@@ -31,13 +31,9 @@ pub struct Plan {
     /// Per trigger: the event properties its ladders keep (see
     /// [`Plan::kept_property_names`]).
     kept_property_names: Vec<Vec<String>>,
-    /// Schedules of a yearly trait (a birthday at 09:00 local time): armed
-    /// by identify calls, and armed again when any event changes the
-    /// customer's time zone.
-    pub yearly_schedules: Vec<u16>,
-    /// Schedules of a period end, moved when the customer's time zone
-    /// changes.
-    pub period_schedules: Vec<u16>,
+    /// Schedules whose occurrences are local times (a birthday at 09:00, a
+    /// period end), moved when an event changes the customer's time zone.
+    pub zone_schedules: Vec<u16>,
 }
 
 impl Plan {
@@ -99,22 +95,13 @@ impl Plan {
                 bits | Plan::consent_bit(index as u8)
             });
         let kept_property_names = pipeline.triggers.iter().map(kept_property_names).collect();
-        let yearly_schedules = (0..pipeline.triggers.len() as u16)
+        let zone_schedules = (0..pipeline.triggers.len() as u16)
             .filter(|&index| {
                 matches!(
                     pipeline.triggers[usize::from(index)].pattern,
                     Pattern::Schedule {
                         source: ScheduleSource::YearlyTrait { .. }
-                    }
-                )
-            })
-            .collect();
-        let period_schedules = (0..pipeline.triggers.len() as u16)
-            .filter(|&index| {
-                matches!(
-                    pipeline.triggers[usize::from(index)].pattern,
-                    Pattern::Schedule {
-                        source: ScheduleSource::PeriodEnd { .. }
+                            | ScheduleSource::PeriodEnd { .. }
                     }
                 )
             })
@@ -129,8 +116,7 @@ impl Plan {
             consent_channels,
             control_variant: Arc::from("control"),
             kept_property_names,
-            yearly_schedules,
-            period_schedules,
+            zone_schedules,
         }
     }
 
