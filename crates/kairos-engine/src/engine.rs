@@ -810,17 +810,13 @@ impl Engine {
 /// The oldest (smallest token) entity-keyed state of the first trigger
 /// holding more than `limit` keys, if any.
 fn over_key_limit(states: &[crate::customer::KeyedState], limit: usize) -> Option<usize> {
+    // States are sorted by trigger: one range per trigger.
     let mut start = 0;
     while start < states.len() {
         let trigger = states[start].trigger;
-        let end = start
-            + states[start..]
-                .iter()
-                .take_while(|state| state.trigger == trigger)
-                .count();
-        let keyed = (start..end).filter(|&index| states[index].entity_key().is_some());
-        if keyed.clone().count() > limit {
-            return keyed.min_by_key(|&index| states[index].token);
+        let end = start + states[start..].partition_point(|state| state.trigger == trigger);
+        if let Some(oldest) = patterns::oldest_key_beyond(states, start..end, limit) {
+            return Some(oldest);
         }
         start = end;
     }

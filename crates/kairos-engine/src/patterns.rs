@@ -100,18 +100,10 @@ impl Ctx<'_> {
             return index;
         }
         if entity.is_some() {
+            // The new key makes one more: the oldest makes room.
             let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);
-            // Keyed states only: a customer's own state (a count's memory
-            // beside its groups' journeys) is not a key to drop.
-            let states = &self.customer.states;
-            let keyed = range
-                .clone()
-                .filter(|&index| states[index].entity_key().is_some());
-            if keyed.clone().count() >= limit {
-                // The oldest key (smallest token) makes room.
-                let oldest = keyed
-                    .min_by_key(|&index| states[index].token)
-                    .expect("limit is at least 1");
+            if let Some(oldest) = oldest_key_beyond(&self.customer.states, range.clone(), limit - 1)
+            {
                 self.remove_state(oldest);
                 range.end -= 1;
             }
@@ -363,6 +355,18 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// The oldest keyed state (smallest token) among `range` (one trigger's
+/// states) when it holds more than `keep` keys (`max_keys_per_trigger`). A
+/// customer's own state (a count's memory beside its groups' journeys) is
+/// not a key, and never goes.
+pub fn oldest_key_beyond(states: &[KeyedState], range: Range<usize>, keep: usize) -> Option<usize> {
+    let keyed = range.filter(|&index| states[index].entity_key().is_some());
+    if keyed.clone().count() <= keep {
+        return None;
+    }
+    keyed.min_by_key(|&index| states[index].token)
 }
 
 /// Two ids of one person both wait on a journey of one trigger and key
