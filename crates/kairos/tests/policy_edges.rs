@@ -5,7 +5,7 @@
 //! called `_ops`, a late erasure.
 mod support;
 use serde_json::json;
-use support::{track, with_policy, Harness, OPEN_POLICY};
+use support::{track, with_policy, Harness, CART_REMINDER, OPEN_POLICY};
 
 const ARB_POLICY: &str = "[policy]\nholdout_percent = 0\nconsent_required = []\nquiet_hours = false\ndaily_caps = { targeted = 5, content = 5 }\narbitration_window = \"10m\"";
 
@@ -17,16 +17,6 @@ quiet_hours = { start = "22:00", end = "08:00" }
 weekly_marketing_cap = 1000
 daily_caps = { targeted = 1000, content = 1000 }
 arbitration_window = "0s"
-"#;
-
-const CART: &str = r#"
-[[trigger]]
-id = "cart"
-kind = "absence"
-start = "Product Added"
-cancel = ["Order Completed"]
-after = "30m"
-channel = "push"
 "#;
 
 /// Equal priority, same instant: the earlier trigger in the file wins.
@@ -127,8 +117,9 @@ priority = 90
 /// the ladder's last step or more are to come.
 #[test]
 fn a_purchase_cancels_a_deferred_step() {
-    let with_second_step = format!("{CART}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\n");
-    for triggers in [CART.to_string(), with_second_step] {
+    let with_second_step =
+        format!("{CART_REMINDER}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\n");
+    for triggers in [CART_REMINDER.to_string(), with_second_step] {
         let mut h = Harness::new(&with_policy(QUIET_POLICY, &triggers));
         h.send(track(
             "u1",
@@ -155,7 +146,7 @@ fn a_purchase_cancels_a_deferred_step() {
 #[test]
 fn a_purchase_cancels_the_deferred_cart_email() {
     let triggers = format!(
-        "{CART}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\noffer = \"CART10\"\n"
+        "{CART_REMINDER}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\noffer = \"CART10\"\n"
     );
     let mut h = Harness::new(&with_policy(QUIET_POLICY, &triggers));
     h.send(track(
@@ -423,7 +414,7 @@ pause_marketing = "0s"
 fn a_late_erasure_is_carried_out_when_late_events_are_dropped() {
     let mut h = Harness::new(&with_policy(
         &format!("{OPEN_POLICY}\n[settings]\nlate_events = \"drop\""),
-        CART,
+        CART_REMINDER,
     ));
     h.send(track(
         "u1",

@@ -5,7 +5,7 @@
 //! ends in a zone learned later.
 mod support;
 use serde_json::json;
-use support::{track, with_policy, Harness, OPEN_POLICY};
+use support::{track, with_policy, Harness, CART_REMINDER, OPEN_POLICY};
 
 fn identify(
     user: &str,
@@ -432,18 +432,7 @@ channel = "sms"
 /// the abandoned-cart semantics require.
 #[test]
 fn a_late_add_past_its_deadline_fires_at_once_dated_add_plus_t() {
-    let toml = with_policy(
-        OPEN_POLICY,
-        r#"
-[[trigger]]
-id = "cart"
-kind = "absence"
-start = "Product Added"
-cancel = ["Order Completed"]
-after = "30m"
-channel = "push"
-"#,
-    );
+    let toml = with_policy(OPEN_POLICY, CART_REMINDER);
     let mut h = Harness::new(&toml);
     // The clock at 10:59, when the add of 10:20 comes in.
     h.send(track(

@@ -26,6 +26,18 @@ pub fn with_policy(policy: &str, triggers: &str) -> String {
     format!("name = \"t\"\n{policy}\n{triggers}")
 }
 
+/// The abandoned-cart reminder: 30 minutes after the last add, by push,
+/// unless an order comes first.
+pub const CART_REMINDER: &str = r#"
+[[trigger]]
+id = "cart"
+kind = "absence"
+start = "Product Added"
+cancel = ["Order Completed"]
+after = "30m"
+channel = "push"
+"#;
+
 /// A policy section that lets everything through, so pattern tests see every
 /// match as sent.
 pub const OPEN_POLICY: &str = r#"
