@@ -9,9 +9,11 @@ use crate::ids::hash_str;
 use crate::properties::Properties;
 use crate::time::Timestamp;
 use compact_str::CompactString;
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 /// Segment call types (`type` in the envelope).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +89,7 @@ pub struct SegmentCall<'a> {
     pub received_at: Option<Cow<'a, str>>,
     pub properties: Option<Properties>,
     pub traits: Option<Properties>,
+    #[serde(default, deserialize_with = "object_only")]
     pub context: Option<SegmentContext>,
     /// `page`/`screen`: the page or screen name (top level, not a property).
     pub name: Option<Value>,
@@ -101,6 +104,44 @@ pub struct SegmentContext {
     pub timezone: Option<CompactString>,
     /// Traits sent along with non-identify calls.
     pub traits: Option<Properties>,
+}
+
+/// A struct read from a JSON object only: serde's derived `Deserialize`
+/// also reads a struct from an array of its fields in declaration order,
+/// which would take `"context":["Asia/Shanghai"]` for a time zone.
+fn object_only<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    struct Object<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a JSON object")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    deserializer.deserialize_option(Object(PhantomData))
 }
 
 /// Segment lets ids be numbers; kairos keys are strings.
@@ -195,9 +236,24 @@ pub enum InvalidEvent {
         /// The limit in force.
         limit: usize,
     },
-    /// `type` missing or not one Segment defines.
+    /// `type` not one Segment defines.
     #[error("type {0:?} is unknown; accepted: {accepted}", accepted = EventType::ACCEPTED)]
     UnknownType(String),
+    /// No `type` (or `"type":null`). Its reason is `unknown_type`, as it
+    /// was before this variant said which it was.
+    #[error("call without \"type\"; accepted: a type, one of {accepted}", accepted = EventType::ACCEPTED)]
+    MissingType,
+    /// A field of the wrong JSON type (`"messageId":5`): the line is a JSON
+    /// object, but not a Segment call.
+    #[error("{field}: {found}; accepted: {accepted}")]
+    WrongType {
+        /// Which field (`messageId`, `context.timezone` ...).
+        field: &'static str,
+        /// What it held, briefly (`integer 5`, `an array`).
+        found: String,
+        /// What it may hold.
+        accepted: &'static str,
+    },
     /// A `track` call without `event`.
     #[error(
         "track call without \"event\"; accepted: a non-empty event name such as \"Product Added\""
@@ -232,7 +288,8 @@ impl InvalidEvent {
         match self {
             InvalidEvent::NotJson(_) => "not_json",
             InvalidEvent::TooLarge { .. } => "too_large",
-            InvalidEvent::UnknownType(_) => "unknown_type",
+            InvalidEvent::UnknownType(_) | InvalidEvent::MissingType => "unknown_type",
+            InvalidEvent::WrongType { .. } => "wrong_type",
             InvalidEvent::MissingEventName => "missing_event_name",
             InvalidEvent::MissingIdentity => "missing_identity",
             InvalidEvent::BadTimestamp { .. } => "bad_timestamp",
@@ -270,7 +327,17 @@ const FAST_DECODE_MAX_OPENINGS: usize = 64;
 /// same way (tests below); in particular both refuse bytes that are not
 /// UTF-8 anywhere in the payload, as JSON requires, where serde_json alone
 /// checks only the strings it keeps.
+///
+/// Only an object is a call: serde also reads a struct from an array of its
+/// fields in declaration order, which would take `["track","X","u1",...]`
+/// for a call.
 fn decode(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
+    let first = bytes
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+    if first == Some(&b'[') {
+        return Err("the line is a JSON array".to_string());
+    }
     // Counted in bytes, 255 at a time, which the compiler vectorises: for
     // a call of a few hundred bytes, cheaper than stopping at the limit.
     let openings: usize = bytes
@@ -315,6 +382,149 @@ fn decode_careful(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
     serde_json::from_str(text).map_err(|error| one_line(&error.to_string()))
 }
 
+/// Why `bytes` did not decode, said the way a person needs it: which field
+/// has the wrong type and what it may hold, or what the line is when it is
+/// JSON but not an object; otherwise the decoder's own `message` (a syntax
+/// error). Only rejected lines come here, so it may parse them again.
+#[cold]
+#[inline(never)]
+fn explain(bytes: &[u8], message: String) -> InvalidEvent {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return InvalidEvent::NotJson(message);
+    };
+    let kind = match value {
+        Value::Object(_) => None,
+        Value::Array(_) => Some("a JSON array"),
+        Value::String(_) => Some("a JSON string"),
+        Value::Number(_) => Some("a JSON number"),
+        Value::Bool(_) => Some("a JSON boolean"),
+        Value::Null => Some("JSON null"),
+    };
+    if let Some(kind) = kind {
+        return InvalidEvent::NotJson(format!("the line is {kind}"));
+    }
+    // In the order written, so that the field named is the first wrong one.
+    let Ok(Members(members)) = serde_json::from_slice::<Members>(bytes) else {
+        return InvalidEvent::NotJson(message);
+    };
+    members
+        .iter()
+        .find_map(|(name, value)| wrong_type(name, value))
+        .unwrap_or(InvalidEvent::NotJson(message))
+}
+
+/// An object's members in the order written (repeated names included).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Members;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(InOrder)
+    }
+}
+
+/// What the fields of [`SegmentCall`] may hold, besides `null`.
+const A_STRING: &str = "a string";
+const A_TYPE: &str = "a string, one of track, identify, page, screen, group, alias";
+const AN_ID: &str = "a string or a number";
+const A_TIME: &str = "a string in RFC 3339, e.g. 2026-11-23T10:31:07.012Z";
+const AN_OBJECT: &str = "a JSON object";
+const A_ZONE: &str = "a string, an IANA time zone such as Asia/Shanghai";
+
+/// The error for a member of a Segment call whose JSON type is not one
+/// [`SegmentCall`] reads, if it is such a member.
+fn wrong_type(name: &str, value: &Value) -> Option<InvalidEvent> {
+    let (field, accepted, fits): (&'static str, &'static str, fn(&Value) -> bool) = match name {
+        "type" => ("type", A_TYPE, Value::is_string),
+        "event" => ("event", A_STRING, Value::is_string),
+        "userId" => ("userId", AN_ID, is_id),
+        "anonymousId" => ("anonymousId", AN_ID, is_id),
+        "previousId" => ("previousId", AN_ID, is_id),
+        "messageId" => ("messageId", A_STRING, Value::is_string),
+        "timestamp" => ("timestamp", A_TIME, Value::is_string),
+        "originalTimestamp" => ("originalTimestamp", A_TIME, Value::is_string),
+        "sentAt" => ("sentAt", A_TIME, Value::is_string),
+        "receivedAt" => ("receivedAt", A_TIME, Value::is_string),
+        "properties" => ("properties", AN_OBJECT, Value::is_object),
+        "traits" => ("traits", AN_OBJECT, Value::is_object),
+        "context" => {
+            if let Value::Object(context) = value {
+                let member = |name: &str| context.get(name).unwrap_or(&Value::Null);
+                return mismatch(
+                    "context.timezone",
+                    A_ZONE,
+                    Value::is_string,
+                    member("timezone"),
+                )
+                .or_else(|| {
+                    mismatch(
+                        "context.traits",
+                        AN_OBJECT,
+                        Value::is_object,
+                        member("traits"),
+                    )
+                });
+            }
+            ("context", AN_OBJECT, Value::is_object)
+        }
+        _ => return None,
+    };
+    mismatch(field, accepted, fits, value)
+}
+
+/// The error for `field` holding `value`, unless it `fits` (or is null).
+fn mismatch(
+    field: &'static str,
+    accepted: &'static str,
+    fits: fn(&Value) -> bool,
+    value: &Value,
+) -> Option<InvalidEvent> {
+    (!value.is_null() && !fits(value)).then(|| InvalidEvent::WrongType {
+        field,
+        found: describe(value),
+        accepted,
+    })
+}
+
+fn is_id(value: &Value) -> bool {
+    value.is_string() || value.is_number()
+}
+
+/// A JSON value in a few words: `integer 5`, `string "x"`, `an array`.
+fn describe(value: &Value) -> String {
+    const SHOWN: usize = 40;
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(flag) => format!("boolean {flag}"),
+        Value::Number(number) if number.is_f64() => format!("number {number}"),
+        Value::Number(number) => format!("integer {number}"),
+        Value::String(text) if text.chars().count() > SHOWN => {
+            let start: String = text.chars().take(SHOWN).collect();
+            format!("string {start:?}...")
+        }
+        Value::String(text) => format!("string {text:?}"),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
 impl Event {
     /// Parses and validates one JSON-encoded Segment call. A missing
     /// `messageId` is replaced by a hash of the bytes, so a retried identical
@@ -326,7 +536,10 @@ impl Event {
                 limit: Event::MAX_BYTES,
             });
         }
-        let call = decode(bytes).map_err(InvalidEvent::NotJson)?;
+        let call = match decode(bytes) {
+            Ok(call) => call,
+            Err(message) => return Err(explain(bytes, message)),
+        };
         let fallback_id =
             || compact_str::format_compact!("gen-{:016x}", xxhash_rust::xxh3::xxh3_64(bytes));
         Event::from_segment(call, fallback_id)
@@ -338,7 +551,7 @@ impl Event {
         call: SegmentCall<'_>,
         fallback_message_id: impl FnOnce() -> CompactString,
     ) -> Result<Event, InvalidEvent> {
-        let type_text = call.call_type.unwrap_or_default();
+        let type_text = call.call_type.ok_or(InvalidEvent::MissingType)?;
         let event_type = EventType::parse(&type_text)
             .ok_or_else(|| InvalidEvent::UnknownType(type_text.to_string()))?;
         let name = match event_type {
@@ -527,6 +740,11 @@ mod tests {
         let cases = [
             ("not json", "not_json"),
             (r#"{"type":"shout","userId":"u"}"#, "unknown_type"),
+            (r#"{"userId":"u"}"#, "unknown_type"),
+            (
+                r#"{"type":"track","event":"X","userId":"u","messageId":5}"#,
+                "wrong_type",
+            ),
             (
                 r#"{"type":"track","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#,
                 "missing_event_name",
@@ -627,7 +845,145 @@ mod tests {
         assert_eq!(user("null"), None);
         let json =
             r#"{"type":"track","event":"X","userId":true,"timestamp":"2026-11-23T10:00:00Z"}"#;
-        assert_eq!(parse(json).unwrap_err().reason(), "not_json");
+        assert_eq!(parse(json).unwrap_err().reason(), "wrong_type");
+    }
+
+    #[test]
+    fn a_missing_type_is_called_missing() {
+        for json in [
+            r#"{"event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#,
+            r#"{"type":null,"event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z"}"#,
+            "{}",
+        ] {
+            let error = parse(json).unwrap_err();
+            assert_eq!(error, InvalidEvent::MissingType, "{json}");
+            assert_eq!(error.reason(), "unknown_type", "the code it always had");
+            assert_eq!(
+                error.to_string(),
+                "call without \"type\"; accepted: a type, one of track, identify, page, screen, group, alias"
+            );
+        }
+        let error = parse(r#"{"type":"shout","userId":"u"}"#).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "type \"shout\" is unknown; accepted: {}",
+                EventType::ACCEPTED
+            )
+        );
+        assert!(A_TYPE.ends_with(EventType::ACCEPTED));
+    }
+
+    /// A call with `member` added, read by the fast decoder; and with
+    /// enough brackets elsewhere to be read by the careful one.
+    fn both_ways(member: &str) -> [String; 2] {
+        let head = r#"{"type":"track","event":"X","userId":"u","timestamp":"2026-11-23T10:00:00Z""#;
+        let brackets = FAST_DECODE_MAX_OPENINGS + 1;
+        [
+            format!("{head},{member}}}"),
+            format!(
+                r#"{head},"x":{}{},{member}}}"#,
+                "[".repeat(brackets),
+                "]".repeat(brackets)
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_with_what_it_may_hold() {
+        let cases = [
+            (r#""messageId":5"#, "messageId: integer 5; accepted: a string"),
+            (
+                r#""userId":true"#,
+                "userId: boolean true; accepted: a string or a number",
+            ),
+            (
+                r#""properties":"x""#,
+                "properties: string \"x\"; accepted: a JSON object",
+            ),
+            (r#""traits":[1]"#, "traits: an array; accepted: a JSON object"),
+            (
+                r#""anonymousId":{"a":1}"#,
+                "anonymousId: an object; accepted: a string or a number",
+            ),
+            (
+                r#""sentAt":1.5"#,
+                "sentAt: number 1.5; accepted: a string in RFC 3339, e.g. 2026-11-23T10:31:07.012Z",
+            ),
+            (
+                r#""context":{"timezone":8}"#,
+                "context.timezone: integer 8; accepted: a string, an IANA time zone such as Asia/Shanghai",
+            ),
+            (
+                r#""context":{"traits":"vip"}"#,
+                "context.traits: string \"vip\"; accepted: a JSON object",
+            ),
+            // serde would read this as a context with a time zone.
+            (
+                r#""context":["Asia/Shanghai",null]"#,
+                "context: an array; accepted: a JSON object",
+            ),
+            // The first wrong one as written, not the first by name.
+            (
+                r#""receivedAt":false,"messageId":5"#,
+                "receivedAt: boolean false; accepted: a string in RFC 3339, e.g. 2026-11-23T10:31:07.012Z",
+            ),
+            // Long or unprintable text is shortened and escaped.
+            (
+                &format!(r#""messageId":["\u001b]0;x", "{}"]"#, "y".repeat(100)),
+                "messageId: an array; accepted: a string",
+            ),
+            (
+                &format!(r#""properties":"\u001b{}""#, "y".repeat(100)),
+                &format!(
+                    "properties: string \"\\u{{1b}}{}\"...; accepted: a JSON object",
+                    "y".repeat(39)
+                ),
+            ),
+        ];
+        for (member, message) in cases {
+            for json in both_ways(member) {
+                let error = parse(&json).unwrap_err();
+                assert_eq!(error.to_string(), message, "{json}");
+                assert_eq!(error.reason(), "wrong_type", "{json}");
+            }
+        }
+        let error = parse(r#"{"type":7,"userId":"u"}"#).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "type: integer 7; accepted: a string, one of {}",
+                EventType::ACCEPTED
+            )
+        );
+        // Members kairos does not read may hold anything; null is no value.
+        for member in [r#""library":5"#, r#""name":[1]"#, r#""messageId":null"#] {
+            for json in both_ways(member) {
+                assert!(parse(&json).is_ok(), "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_says_what_it_is() {
+        for (json, kind) in [
+            ("\"track\"", "a JSON string"),
+            ("5", "a JSON number"),
+            ("true", "a JSON boolean"),
+            ("null", "JSON null"),
+            ("[{\"type\":\"track\"}]", "a JSON array"),
+        ] {
+            let error = parse(json).unwrap_err();
+            assert_eq!(error.reason(), "not_json");
+            assert_eq!(
+                error.to_string(),
+                format!("not a JSON object: the line is {kind}; accepted: one Segment call as a JSON object")
+            );
+        }
+        // A syntax error keeps the decoder's own message.
+        let error = parse(r#"{"type":"track","event":"X","#).unwrap_err();
+        assert_eq!(error.reason(), "not_json");
+        assert!(error.to_string().contains("EOF"), "{error}");
     }
 
     /// Input from outside is hostile at times: nothing here may crash the
@@ -650,7 +1006,7 @@ mod tests {
             bytes
         };
         let (bad_fast, bad_careful) = (skipped_bad_utf8(1), skipped_bad_utf8(80));
-        let cases: [&[u8]; 9] = [
+        let cases: [&[u8]; 11] = [
             &bad_fast,
             &bad_careful,
             deep.as_bytes(),
@@ -660,6 +1016,9 @@ mod tests {
             b"{\"type\":\"track\",\"event\":\"X\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"",
             b"{\"type\":\"track\",\"event\":\"\\ud800\",\"userId\":\"u\",\"timestamp\":\"2026-11-23T10:00:00Z\"}",
             b"",
+            // An array of the fields in declaration order, as serde would read it.
+            b"[\"track\",\"X\",\"u\",null,null,\"m\",\"2026-11-23T10:00:00Z\",null,null,null,null,null,null,null,null]",
+            b" [\"identify\"]",
         ];
         for (index, bytes) in cases.iter().enumerate() {
             let error = Event::from_json(bytes).unwrap_err();

@@ -106,7 +106,13 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-    let column = before[line_start..].chars().count() + 1;
+    let mut on_line = &before[line_start..];
+    if line_start == 0 {
+        // A byte order mark starts the file, not its first line: editors
+        // do not count it as a column.
+        on_line = on_line.strip_prefix('\u{feff}').unwrap_or(on_line);
+    }
+    let column = on_line.chars().count() + 1;
     (line, column)
 }
 
@@ -123,6 +129,15 @@ mod tests {
         // "bé = " is 6 bytes but 5 characters.
         assert_eq!(line_column(text, 12), (2, 6));
         assert_eq!(line_column(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_column() {
+        let text = "\u{feff}a = 1\nb = 2\n";
+        // The mark is 3 bytes; `1` is at byte 7, the fifth character of line 1.
+        assert_eq!(line_column(text, 7), (1, 5));
+        assert_eq!(line_column(text, 3), (1, 1));
+        assert_eq!(line_column(text, 13), (2, 5));
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub use overrides::{Override, OverrideError};
 use check::{Checker, Fields};
 use kairos_engine::config::Pipeline;
 use raw::{Node, Value};
+use std::io::Read;
 use std::path::Path;
 
 /// Keys of the document root.
@@ -106,17 +107,44 @@ pub fn compile(
 /// read is reported as a diagnostic at line 1, column 1.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Pipeline, Vec<Diagnostic>> {
     let file_name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_file(path) {
         Ok(text) => compile(&file_name, &text, overrides),
-        Err(error) => Err(vec![Diagnostic {
+        Err(problem) => Err(vec![Diagnostic {
             file: file_name,
             line: 1,
             column: 1,
             field: "file".to_string(),
-            problem: format!("cannot read the file: {error}"),
-            accepted: "a readable UTF-8 TOML file".to_string(),
+            problem,
+            accepted: format!(
+                "a readable UTF-8 TOML file of at most {} MiB",
+                MAX_FILE_BYTES >> 20
+            ),
         }]),
     }
+}
+
+/// The largest pipeline file read. The shipped ones are a few tens of
+/// KiB; the limit is there so that a wrong path (`/dev/zero`, a data file)
+/// is refused rather than read into memory without end.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The text of the file at `path`, at most [`MAX_FILE_BYTES`] of it, or
+/// what is wrong with it.
+fn read_file(path: &Path) -> Result<String, String> {
+    let cannot_read = |error: std::io::Error| format!("cannot read the file: {error}");
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| "cannot read the file: stream did not contain valid UTF-8".to_string())
 }
 
 /// Validates the whole document. The result is meaningful only when no
@@ -145,3 +173,29 @@ fn pipeline(checker: &mut Checker, root: &Node) -> Pipeline {
 
 #[cfg(test)]
 mod schema_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_without_end_is_refused_at_the_limit() {
+        let errors = load(Path::new("/dev/zero"), &[]).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "/dev/zero:1:1: file: the file is larger than 16 MiB; accepted: a readable UTF-8 TOML file of at most 16 MiB"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_says_why() {
+        let errors = load(Path::new("/nonexistent/kairos/p.toml"), &[]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].problem.starts_with("cannot read the file: "),
+            "{}",
+            errors[0]
+        );
+    }
+}

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kairos_engine::decision::Decision;
 use kairos_engine::Engine;
 use kairos_model::{Span, Timestamp};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,6 +26,12 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         Ok(pipeline) => pipeline,
         Err(diagnostics) => {
             crate::report_diagnostics(&diagnostics);
+            // Not on stdout, which may be the actions (`--out -`).
+            eprintln!(
+                "kairos: --pipeline {}: {}",
+                args.pipeline.display(),
+                crate::errors_found(&diagnostics)
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -43,23 +49,27 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     // Outputs are created once the input is open, so that a mistake there
     // leaves an existing output file as it was, and before the run, so that
     // a path that cannot be written fails now rather than at the end.
-    let summary_file = match create_output("--summary-json", args.summary_json.as_deref()) {
-        Ok(file) => file,
+    let to_stdout = args
+        .out
+        .as_deref()
+        .is_some_and(|path| path.as_os_str() == "-");
+    let files = create_outputs([
+        ("--summary-json", args.summary_json.as_deref()),
+        ("--rejected", args.rejected.as_deref()),
+        ("--out", args.out.as_deref().filter(|_| !to_stdout)),
+    ]);
+    let [summary_file, rejected_file, out_file] = match files {
+        Ok(files) => files,
         Err(code) => return Ok(code),
     };
-    let mut rejected_file = match create_output("--rejected", args.rejected.as_deref()) {
-        Ok(file) => file.map(io::BufWriter::new),
-        Err(code) => return Ok(code),
-    };
+    let mut rejected_file = rejected_file.map(io::BufWriter::new);
     // Unbuffered: the writing thread renders a whole batch into one buffer
     // and writes it with one call, so a `BufWriter` would only copy every
     // byte once more.
-    let output: Option<Box<dyn Write + Send>> = match args.out.as_deref() {
-        Some(path) if path.as_os_str() == "-" => Some(Box::new(io::stdout())),
-        path => match create_output("--out", path) {
-            Ok(file) => file.map(|file| Box::new(file) as Box<dyn Write + Send>),
-            Err(code) => return Ok(code),
-        },
+    let output: Option<Box<dyn Write + Send>> = if to_stdout {
+        Some(Box::new(io::stdout()))
+    } else {
+        out_file.map(|file| Box::new(file) as Box<dyn Write + Send>)
     };
     let mut sink = ActionSink::open(output, &pipeline.name, args.all_decisions)?;
     let progress = progress_bar(args, reader.total_bytes);
@@ -232,19 +242,60 @@ fn same_target(one: &Path, other: &Path) -> bool {
     }
 }
 
-/// Creates the output file `flag` names, if any: a path that cannot be
-/// created is a usage error (exit 2), reported before the run.
-fn create_output(flag: &str, path: Option<&Path>) -> Result<Option<File>, ExitCode> {
-    let Some(path) = path else {
-        return Ok(None);
-    };
-    File::create(path).map(Some).map_err(|error| {
-        eprintln!(
-            "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
-            path.display()
-        );
-        ExitCode::from(2)
-    })
+/// Creates the output files the flags name, all or none: a path that
+/// cannot be created is a usage error (exit 2), reported before the run,
+/// and leaves every output as it was. Files are opened without truncating
+/// them, truncated only once all are open, and those this run created are
+/// removed again if one fails.
+fn create_outputs<const N: usize>(
+    outputs: [(&str, Option<&Path>); N],
+) -> Result<[Option<File>; N], ExitCode> {
+    let mut opened: Vec<(Option<File>, bool)> = Vec::with_capacity(N);
+    for (flag, path) in outputs {
+        let Some(path) = path else {
+            opened.push((None, false));
+            continue;
+        };
+        let existed = std::fs::symlink_metadata(path).is_ok();
+        match OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+        {
+            Ok(file) => opened.push((Some(file), !existed)),
+            Err(error) => {
+                eprintln!(
+                    "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
+                    path.display()
+                );
+                for ((_, path), (_, created)) in outputs.iter().zip(&opened) {
+                    if let (Some(path), true) = (path, created) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    let mut files = opened.into_iter().map(|(file, _)| file);
+    let files: [Option<File>; N] = std::array::from_fn(|_| files.next().flatten());
+    for ((flag, path), file) in outputs.iter().zip(&files) {
+        let (Some(path), Some(file)) = (path, file) else {
+            continue;
+        };
+        // A device (`/dev/null`) or a pipe has nothing to truncate.
+        if file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+            if let Err(error) = file.set_len(0) {
+                eprintln!(
+                    "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
+                    path.display()
+                );
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// Where decisions go: the `--out` file (sent actions, or every decision

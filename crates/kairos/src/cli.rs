@@ -42,8 +42,9 @@ pub struct BacktestArgs {
     /// Write actions as JSON lines (CloudEvents) here; `-` for stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Also write suppressed decisions (with data.suppressed set).
-    #[arg(long)]
+    /// Also write suppressed decisions (with data.suppressed set) to --out,
+    /// which it needs.
+    #[arg(long, requires = "out")]
     pub all_decisions: bool,
     /// Override a parameter: TRIGGER.PARAM=VALUE (or settings.X=V, policy.X=V).
     #[arg(long = "set", value_name = "TRIGGER.PARAM=VALUE")]

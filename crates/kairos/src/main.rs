@@ -49,7 +49,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `kairos validate`: every error, one per line, exit 2; or a one-line OK.
+/// `kairos validate`: every error, one per line on stderr, and their count
+/// on stdout, exit 2; or a one-line OK on stdout. Every line on stderr is
+/// a diagnostic (`FILE:LINE:COL: field: problem; accepted: ...`), so that
+/// editors and scripts can read them all.
 fn validate(args: &cli::ValidateArgs) -> ExitCode {
     match kairos_pipeline::load(&args.file, &args.set) {
         Ok(pipeline) => {
@@ -63,6 +66,7 @@ fn validate(args: &cli::ValidateArgs) -> ExitCode {
         }
         Err(diagnostics) => {
             report_diagnostics(&diagnostics);
+            println!("{}: {}", args.file.display(), errors_found(&diagnostics));
             ExitCode::from(2)
         }
     }
@@ -73,9 +77,13 @@ pub fn report_diagnostics(diagnostics: &[kairos_pipeline::Diagnostic]) {
     for diagnostic in diagnostics {
         eprintln!("{diagnostic}");
     }
-    eprintln!(
+}
+
+/// `N errors found`.
+pub fn errors_found(diagnostics: &[kairos_pipeline::Diagnostic]) -> String {
+    format!(
         "{} error{} found",
         diagnostics.len(),
         if diagnostics.len() == 1 { "" } else { "s" }
-    );
+    )
 }

@@ -189,6 +189,56 @@ channel = "email"
 }
 
 #[test]
+fn validate_writes_only_diagnostics_on_stderr_and_the_count_on_stdout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = write(dir.path(), "broken.toml", "name = 1\nnmae = \"x\"\n");
+    let output = kairos(&["validate", path_str(&broken)], None);
+    assert_eq!(code(&output), 2, "stderr:\n{}", stderr(&output));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for line in text.lines() {
+        assert!(
+            diagnostic(line, path_str(&broken)).is_some(),
+            "not FILE:LINE:COL: field: problem; accepted: ...: {line}"
+        );
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}: 2 errors found\n", path_str(&broken))
+    );
+}
+
+#[test]
+fn a_pipeline_file_over_16_mib_exits_2_unread() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = String::from("name = \"huge\"\n");
+    text.push_str(&"# padding\n".repeat((16 << 20) / 10 + 1));
+    let huge = write(dir.path(), "huge.toml", &text);
+    let mut pipelines = vec![path_str(&huge).to_string()];
+    if cfg!(unix) {
+        // Without end: read up to the limit only.
+        pipelines.push("/dev/zero".to_string());
+    }
+    for pipeline in &pipelines {
+        let output = kairos(&["validate", pipeline], None);
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!(
+                "{pipeline}:1:1: file: the file is larger than 16 MiB; accepted: a readable UTF-8 TOML file of at most 16 MiB"
+            )),
+            "{}",
+            stderr(&output)
+        );
+        let output = kairos(
+            &["backtest", "--pipeline", pipeline, "--events", "-"],
+            Some(CARTS.as_bytes()),
+        );
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        assert!(stderr(&output).contains("larger than 16 MiB"));
+    }
+}
+
+#[test]
 fn validate_of_a_missing_file_exits_2() {
     let output = kairos(&["validate", "/nonexistent/kairos/pipeline.toml"], None);
     assert_eq!(code(&output), 2);
@@ -237,6 +287,123 @@ this is not json
 }
 
 #[test]
+fn a_line_that_is_a_json_array_is_skipped_not_read_as_a_call() {
+    // The fields of a Segment call in the decoder's declaration order: serde
+    // reads a struct from such an array unless told not to.
+    let array = r#"["track","Product Added","u1",null,null,"mx","2026-11-23T10:05:00Z",null,null,null,{"cart_id":"c9","product_id":"p1","price":5},null,null,null,null]"#;
+    let events = format!("{CARTS}{array}\n");
+    let output = backtest(
+        "-",
+        &["--until", "2026-11-23T12:00:00Z"],
+        Some(events.as_bytes()),
+    );
+    succeeded(&output);
+    let text = stderr(&output);
+    assert!(text.contains("-:4: skipped: "), "line 4 named in:\n{text}");
+    assert!(text.contains("array"), "says what it is:\n{text}");
+    let carts: Vec<String> = actions(&output)
+        .iter()
+        .map(|action| action["data"]["payload"]["cart_id"].to_string())
+        .collect();
+    assert_eq!(carts, ["\"c1\""], "only u1's own cart:\n{text}");
+}
+
+#[test]
+fn a_byte_order_mark_does_not_cost_the_first_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = write(dir.path(), "events.jsonl", CARTS);
+    let marked = write(dir.path(), "marked.jsonl", &format!("\u{feff}{CARTS}"));
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let from_marked = backtest(path_str(&marked), &until, None);
+    succeeded(&from_marked);
+    assert!(
+        !stderr(&from_marked).contains("skipped"),
+        "{}",
+        stderr(&from_marked)
+    );
+    assert_eq!(
+        from_marked.stdout,
+        backtest(path_str(&plain), &until, None).stdout
+    );
+}
+
+#[test]
+fn a_missing_type_or_a_field_of_the_wrong_type_is_named_and_skipped() {
+    let lines = [
+        r#"{"event":"Product Added","userId":"u9","timestamp":"2026-11-23T10:00:00Z"}"#,
+        r#"{"type":"track","event":"Product Added","userId":"u9","messageId":5,"timestamp":"2026-11-23T10:00:00Z"}"#,
+        r#"{"type":"track","event":"Product Added","userId":true,"timestamp":"2026-11-23T10:00:00Z"}"#,
+        r#"{"type":"track","event":"Product Added","userId":"u9","timestamp":"2026-11-23T10:00:00Z","properties":"x"}"#,
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rejected = dir.path().join("rejected.jsonl");
+    let events = format!("{}\n{CARTS}", lines.join("\n"));
+    let output = backtest(
+        "-",
+        &[
+            "--until",
+            "2026-11-23T12:00:00Z",
+            "--rejected",
+            path_str(&rejected),
+        ],
+        Some(events.as_bytes()),
+    );
+    succeeded(&output);
+    let text = stderr(&output);
+    for expected in [
+        "-:1: skipped: call without \"type\"; accepted: a type, one of track, identify, page, screen, group, alias",
+        "-:2: skipped: messageId: integer 5; accepted: a string",
+        "-:3: skipped: userId: boolean true; accepted: a string or a number",
+        "-:4: skipped: properties: string \"x\"; accepted: a JSON object",
+    ] {
+        assert!(text.contains(expected), "{expected}\nnot in:\n{text}");
+    }
+    assert!(!text.contains("type \"\""), "{text}");
+    assert!(!text.contains("not a JSON object"), "{text}");
+    let reasons: Vec<String> = std::fs::read_to_string(&rejected)
+        .expect("rejected file")
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["reason"].to_string())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "\"unknown_type\"",
+            "\"wrong_type\"",
+            "\"wrong_type\"",
+            "\"wrong_type\""
+        ]
+    );
+    assert_eq!(actions(&output).len(), 1, "the good lines still act");
+}
+
+#[test]
+fn a_crlf_line_of_exactly_the_largest_call_is_read() {
+    let head = r#"{"type":"track","event":"Product Added","userId":"u1","messageId":"big","timestamp":"2026-11-23T10:00:00Z","properties":{"cart_id":"c1","product_id":"p9","price":12.5,"pad":""#;
+    let tail = r#""}}"#;
+    let largest = format!(
+        "{head}{}{tail}",
+        "x".repeat(1_048_576 - head.len() - tail.len())
+    );
+    assert_eq!(largest.len(), 1_048_576, "Event::MAX_BYTES");
+    let identify = CARTS.lines().next().expect("a line");
+    let events = format!("{identify}\r\n{largest}\r\n{largest}x\r\n");
+    let output = backtest(
+        "-",
+        &["--until", "2026-11-23T12:00:00Z"],
+        Some(events.as_bytes()),
+    );
+    succeeded(&output);
+    let text = stderr(&output);
+    assert!(!text.contains("-:2:"), "line 2 read:\n{text}");
+    assert!(
+        text.contains("-:3: skipped: message is 1048577 bytes; accepted: at most 1048576 bytes"),
+        "one byte more is too large:\n{text}"
+    );
+    assert_eq!(actions(&output).len(), 1, "{text}");
+}
+
+#[test]
 fn events_can_come_from_stdin() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write(dir.path(), "events.jsonl", CARTS);
@@ -278,6 +445,86 @@ fn gzip_files_are_decompressed() {
         backtest(path_str(&unnamed), &until, None).stdout,
         from_plain.stdout
     );
+}
+
+#[test]
+fn zero_padding_after_the_last_gzip_member_is_ignored_as_gzip_does() {
+    use flate2::{write::GzEncoder, Compression};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(CARTS.as_bytes()).expect("compress");
+    let mut padded = encoder.finish().expect("finish .gz");
+    padded.extend([0; 4096]);
+    let path = dir.path().join("padded.jsonl.gz");
+    std::fs::write(&path, &padded).expect("write .gz");
+    let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
+    let output = backtest(path_str(&path), &until, None);
+    succeeded(&output);
+    let plain = write(dir.path(), "carts.jsonl", CARTS);
+    assert_eq!(
+        output.stdout,
+        backtest(path_str(&plain), &until, None).stdout
+    );
+    // Anything else after the last member is still damage: exit 1.
+    padded.extend_from_slice(b"junk");
+    std::fs::write(&path, &padded).expect("write .gz");
+    let output = backtest(path_str(&path), &until, None);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("neither another member nor zero padding"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_file_compressed_other_than_by_gzip_exits_2_and_says_what_it_is() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("actions.jsonl");
+    // Magic numbers followed by bytes that are no text.
+    for (name, magic, format) in [
+        (
+            "events.jsonl.zst",
+            &b"\x28\xb5\x2f\xfd"[..],
+            "zstd-compressed",
+        ),
+        ("events.jsonl.xz", b"\xfd7zXZ\x00", "xz-compressed"),
+        ("events.jsonl.bz2", b"BZh91AY&SY", "bzip2-compressed"),
+    ] {
+        let mut bytes = magic.to_vec();
+        bytes.extend((0..=255u8).cycle().take(4000));
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).expect("write");
+        let pipeline = retail();
+        let output = kairos(
+            &[
+                "backtest",
+                "--pipeline",
+                path_str(&pipeline),
+                "--events",
+                path_str(&path),
+                "--out",
+                path_str(&out),
+            ],
+            None,
+        );
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("{} is {format}; accepted: ", path_str(&path))),
+            "{text}"
+        );
+        assert!(text.contains("JSON lines"), "{text}");
+        assert!(!text.contains("skipped"), "{text}");
+        assert!(!out.exists(), "no output for a run that never ran");
+        let output = backtest("-", &[], Some(&bytes));
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("stdin is {format}")),
+            "{}",
+            stderr(&output)
+        );
+    }
 }
 
 #[test]
@@ -420,6 +667,40 @@ fn an_input_mistake_leaves_existing_output_files_alone() {
     assert_eq!(
         std::fs::read_to_string(&kept).expect("kept"),
         "{\"old\":1}\n"
+    );
+}
+
+#[test]
+fn an_output_path_mistake_leaves_the_other_outputs_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kept = write(dir.path(), "kept.json", "{\"old\":1}\n");
+    let fresh = dir.path().join("rejected.jsonl");
+    let pipeline = retail();
+    let output = kairos(
+        &[
+            "backtest",
+            "--pipeline",
+            path_str(&pipeline),
+            "--events",
+            "-",
+            "--summary-json",
+            path_str(&kept),
+            "--rejected",
+            path_str(&fresh),
+            "--out",
+            "/nonexistent/kairos/actions.jsonl",
+        ],
+        Some(CARTS.as_bytes()),
+    );
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(stderr(&output).contains("--out /nonexistent/kairos/actions.jsonl"));
+    assert_eq!(
+        std::fs::read_to_string(&kept).expect("kept"),
+        "{\"old\":1}\n"
+    );
+    assert!(
+        !fresh.exists(),
+        "no file left behind by a run that never ran"
     );
 }
 
@@ -596,6 +877,24 @@ fn all_decisions_adds_the_suppressed_ones() {
         .filter(|a| a["data"]["suppressed"].is_null())
         .collect();
     assert_eq!(sent_in_all, sent_only.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn all_decisions_without_out_is_a_usage_error() {
+    let output = kairos(
+        &[
+            "backtest",
+            "--pipeline",
+            path_str(&retail()),
+            "--events",
+            "-",
+            "--all-decisions",
+        ],
+        Some(CARTS.as_bytes()),
+    );
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(stderr(&output).contains("--out"), "{}", stderr(&output));
+    assert!(output.stdout.is_empty());
 }
 
 #[test]
