@@ -332,6 +332,19 @@ impl KeyedState {
         }
     }
 
+    /// Whether this is the state of `entity` (`None`: the customer's own).
+    /// The same as comparing [`Self::entity_key`], without reading a boxed
+    /// key when the kinds differ.
+    #[inline]
+    pub fn is_for(&self, entity: Option<&str>) -> bool {
+        match (&self.held, entity) {
+            (Held::Customer(_), None) => true,
+            (Held::Customer(_), Some(_)) | (_, None) => false,
+            (Held::Entity(key), Some(entity)) => key.as_str() == entity,
+            (Held::EntityAndMemory(both), Some(entity)) => both.0.as_str() == entity,
+        }
+    }
+
     /// The pattern memory.
     #[inline]
     pub fn memory(&self) -> &Memory {

@@ -6,14 +6,14 @@ use crate::customer::{Customer, DeferredDecision, MessageId, Population};
 use crate::decision::{Decision, Suppression};
 use crate::globals::{Globals, RateMemory};
 use crate::growth::reserve_one;
-use crate::id_index::IdIndex;
+use crate::id_index::{IdIndex, IdKey};
 use crate::local_time::{local_hour, parse_month_day};
 use crate::lookahead::{Lookahead, Start, EVENTS_AHEAD, TIMERS_AHEAD};
 use crate::matching::{matches_any, DEFAULT_ENTITY};
 use crate::patterns::{self, discard_state, Ctx};
-use crate::plan::Plan;
+use crate::plan::{CartEvent, Handling, Plan, RouteId};
 use crate::policy::{self, Candidate, Verdict};
-use crate::reorder::{ReorderBuffer, Waiting};
+use crate::reorder::ReorderBuffer;
 use crate::slots::{Slot, Slots};
 use crate::stats::{Packing, Stats, TriggerStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
@@ -185,13 +185,13 @@ impl Engine {
             // An erasure is carried out however late it comes: dropping it
             // would keep what the customer asked to have removed.
             if self.plan.pipeline.settings.late_events == LateEvents::Drop
-                && !is_erasure(&self.plan, &event)
+                && !is_erasure(&self.plan, &event, self.plan.route_id(&event.name))
             {
                 self.stats.late_dropped += 1;
                 return;
             }
             let message_hash = event.message_hash();
-            self.apply(&event, message_hash);
+            self.apply(&event, message_hash, None);
             self.retire(event);
             self.pump();
             return;
@@ -203,11 +203,7 @@ impl Engine {
         }
         let message_hash = event.message_hash();
         let customer = Lookahead::ACTIVE.then(|| self.ids.key(event.customer_key()));
-        self.buffer.push(Waiting {
-            event,
-            message_hash,
-            customer,
-        });
+        self.buffer.push(event, message_hash, customer);
         self.pump();
     }
 
@@ -295,9 +291,17 @@ impl Engine {
                         });
                         self.look_ahead(ahead);
                     }
-                    if let Some(waiting) = self.buffer.pop() {
-                        self.apply(&waiting.event, waiting.message_hash);
-                        self.retire(waiting.event);
+                    if let Some(place) = self.buffer.pop() {
+                        // Applied where it waited (see `ReorderBuffer::lend`).
+                        let lent = self.buffer.lend();
+                        if let Some(waiting) = lent.get(place) {
+                            let (hash, key) = (waiting.message_hash, waiting.customer);
+                            self.apply(&waiting.event, hash, key);
+                        }
+                        let keep = self.spent.is_some();
+                        if let Some(event) = self.buffer.release(lent, place, keep) {
+                            self.retire(event);
+                        }
                     }
                 }
                 (_, Some(_)) => {
@@ -348,10 +352,12 @@ impl Engine {
         }
     }
 
-    /// Applies one event; `message_hash` is its [`Event::message_hash`].
-    fn apply(&mut self, event: &Event, message_hash: u64) {
+    /// Applies one event; `message_hash` is its [`Event::message_hash`],
+    /// `key` the id key of its [`Event::customer_key`] if taken on arrival.
+    fn apply(&mut self, event: &Event, message_hash: u64, key: Option<IdKey>) {
         self.advance_now(event.time);
-        if is_erasure(&self.plan, event) {
+        let route_id = self.plan.route_id(&event.name);
+        if is_erasure(&self.plan, event, route_id) {
             for id in [event.user_id.as_deref(), event.anonymous_id.as_deref()]
                 .into_iter()
                 .flatten()
@@ -360,7 +366,7 @@ impl Engine {
             }
             return;
         }
-        let slot = self.resolve_identity(event);
+        let slot = self.resolve_identity(event, key);
         let settings = &self.plan.pipeline.settings;
         let (lookback, max_carts) = (settings.dedup_lookback, settings.max_keys_per_trigger);
         let Some(mut ctx) = self.ctx(slot) else {
@@ -376,10 +382,11 @@ impl Engine {
             return;
         }
         let plan = ctx.plan;
+        let route = plan.route(route_id);
         let zone_before = ctx.customer.profile.timezone;
-        update_profile(plan, ctx.customer, event);
-        let emptied = update_carts(ctx.customer, event, max_carts);
-        for &trigger in plan.triggers_for(&event.name) {
+        update_profile(plan, ctx.customer, event, route.handling);
+        let emptied = update_carts(ctx.customer, event, route.handling, max_carts);
+        for &trigger in &route.triggers {
             patterns::on_event(&mut ctx, trigger, event, emptied.as_deref());
         }
         if ctx.customer.profile.timezone != zone_before {
@@ -389,7 +396,8 @@ impl Engine {
                 patterns::on_zone_change(&mut ctx, trigger);
             }
         }
-        let rates = plan.rates_for(&event.name).to_vec();
+        // Copied out: counting changes the engine, whose plan holds them.
+        let rates: SmallVec<[u16; 4]> = SmallVec::from_slice(&route.rates);
         for trigger in rates {
             self.on_rate(trigger, event);
         }
@@ -473,7 +481,8 @@ impl Engine {
         }
         self.advance_now(first.due);
         let slot = first.customer;
-        let mut candidates: Vec<(Candidate, bool)> = Vec::new();
+        // Mostly one (a ladder step): held inline, not allocated.
+        let mut candidates: SmallVec<[(Candidate, bool); 1]> = SmallVec::new();
         while !batch.is_empty() {
             let Some(mut ctx) = self.ctx(slot) else {
                 return;
@@ -602,13 +611,17 @@ impl Engine {
 
     // ----- identity ------------------------------------------------------
 
-    /// The slot for `id`, created when unknown.
-    fn customer_slot(&mut self, id: &str) -> u32 {
-        if let Some(slot) = self.ids.get(id) {
+    /// The slot for `id`, created when unknown; `key`: its id key, if
+    /// known already (hashing the id again is a noticeable share of the
+    /// work per event).
+    fn customer_slot(&mut self, id: &str, key: Option<IdKey>) -> u32 {
+        let key = key.unwrap_or_else(|| self.ids.key(id));
+        debug_assert_eq!(key, self.ids.key(id), "the key of another id");
+        if let Some(slot) = self.ids.get_key(key) {
             return slot;
         }
         let slot = self.new_slot(id);
-        self.ids.insert(id, slot);
+        self.ids.insert_key(key, slot);
         slot
     }
 
@@ -641,17 +654,22 @@ impl Engine {
 
     /// Finds the person an event belongs to, linking `anonymousId` /
     /// `previousId` to `userId` (merging two histories when both exist), so
-    /// state follows the person across devices.
-    fn resolve_identity(&mut self, event: &Event) -> u32 {
+    /// state follows the person across devices. `key`: the id key of the
+    /// event's [`Event::customer_key`], if taken on arrival.
+    fn resolve_identity(&mut self, event: &Event, key: Option<IdKey>) -> u32 {
         let other = event
             .previous_id
             .as_deref()
             .or(event.anonymous_id.as_deref());
         let Some(user) = event.user_id.as_deref() else {
-            return self.customer_slot(other.unwrap_or(DEFAULT_ENTITY));
+            // The customer key is the anonymousId, which is `other` unless
+            // a previousId came too.
+            let key = key.filter(|_| event.previous_id.is_none() && other.is_some());
+            return self.customer_slot(other.unwrap_or(DEFAULT_ENTITY), key);
         };
+        // The customer key is the userId.
         let Some(other) = other.filter(|other| *other != user) else {
-            return self.customer_slot(user);
+            return self.customer_slot(user, key);
         };
         match (self.ids.get(user), self.ids.get(other)) {
             (Some(person), Some(device)) if person != device => {
@@ -681,7 +699,7 @@ impl Engine {
                 device
             }
             (None, None) => {
-                let person = self.customer_slot(user);
+                let person = self.customer_slot(user, key);
                 self.ids.insert(other, person);
                 if let Some(customer) = self.customers.get_mut(person) {
                     customer.occasional_mut().aliases.push(other.into());
@@ -852,9 +870,9 @@ fn is_pending(customers: &Slots, entry: &TimerEntry) -> bool {
     }
 }
 
-/// Whether `event` asks for its customer's erasure.
-fn is_erasure(plan: &Plan, event: &Event) -> bool {
-    event.event_type == EventType::Track && event.name == plan.pipeline.settings.erasure_event
+/// Whether `event` (whose route is `route`) asks for its customer's erasure.
+fn is_erasure(plan: &Plan, event: &Event, route: RouteId) -> bool {
+    event.event_type == EventType::Track && plan.route(route).handling.erasure
 }
 
 fn deferred_entry(slot: u32, deferred: &DeferredDecision) -> TimerEntry {
@@ -866,14 +884,16 @@ fn deferred_entry(slot: u32, deferred: &DeferredDecision) -> TimerEntry {
     }
 }
 
-/// Time zone, birthday, consent and engagement hours from an event.
-fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
+/// Time zone, birthday, consent and engagement hours from an event (of a
+/// name handled as `handling` says).
+fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event, handling: Handling) {
     if let Some(zone) = event.timezone.as_deref().and_then(|name| name.parse().ok()) {
         customer.profile.timezone = Some(zone);
     }
-    if let Some(birthday) = event
-        .traits
-        .get("birthday")
+    // Most events carry no traits: skip the lookup's call.
+    if let Some(birthday) = (!event.traits.is_empty())
+        .then(|| event.traits.get("birthday"))
+        .flatten()
         .and_then(Value::as_str)
         .and_then(parse_month_day)
     {
@@ -881,7 +901,7 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
     }
     let consent_source = match event.event_type {
         EventType::Identify => event.traits.get("consent"),
-        _ if event.name == "Consent Updated" => event.properties.get("consent"),
+        _ if handling.consent_update => event.properties.get("consent"),
         _ => None,
     };
     if let Some(Value::Object(channels)) = consent_source {
@@ -889,7 +909,7 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
             set_consent(plan, customer, channel, granted.as_bool().unwrap_or(false));
         }
     }
-    if event.name == "Consent Updated" {
+    if handling.consent_update {
         if let (Some(channel), Some(granted)) = (
             event.property_text("channel"),
             event.properties.get("granted").and_then(Value::as_bool),
@@ -897,13 +917,7 @@ fn update_profile(plan: &Plan, customer: &mut Customer, event: &Event) {
             set_consent(plan, customer, &channel, granted);
         }
     }
-    if plan
-        .pipeline
-        .policy
-        .feedback_events
-        .iter()
-        .any(|name| *name == event.name)
-    {
+    if handling.feedback {
         let zone = policy::zone_of(plan, customer);
         let hour = local_hour(event.time, zone);
         let hours = customer
@@ -924,13 +938,19 @@ fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: boo
     }
 }
 
-/// Maintains cart contents from the Segment e-commerce events. Returns the
-/// id of a cart this event emptied.
-fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Option<String> {
+/// Maintains cart contents from the Segment e-commerce events (of a name
+/// handled as `handling` says). Returns the id of a cart this event emptied.
+fn update_carts(
+    customer: &mut Customer,
+    event: &Event,
+    handling: Handling,
+    max_carts: usize,
+) -> Option<String> {
     const MAX_LINES: usize = 50;
     if event.event_type != EventType::Track {
         return None;
     }
+    let cart_event = handling.cart?;
     let cart_id = || {
         event
             .property_text("cart_id")
@@ -948,8 +968,8 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             .map(|q| q.max(0.0) as u32)
             .unwrap_or(1)
     };
-    match event.name.as_str() {
-        "Product Added" => {
+    match cart_event {
+        CartEvent::ProductAdded => {
             let id = cart_id();
             if customer.carts.len() >= max_carts && !customer.carts.iter().any(|c| *c.id == *id) {
                 customer.carts.remove(0);
@@ -979,7 +999,7 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             }
             None
         }
-        "Product Removed" => {
+        CartEvent::ProductRemoved => {
             let id = cart_id();
             let (product, quantity) = (product(), quantity());
             let position = customer.carts.iter().position(|c| *c.id == *id)?;
@@ -998,13 +1018,12 @@ fn update_carts(customer: &mut Customer, event: &Event, max_carts: usize) -> Opt
             }
             None
         }
-        "Order Completed" => {
+        CartEvent::OrderCompleted => {
             match event.property_text("cart_id") {
                 Some(id) => customer.carts.retain(|c| *c.id != *id),
                 None => customer.carts.clear(),
             }
             None
         }
-        _ => None,
     }
 }

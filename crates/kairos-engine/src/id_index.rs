@@ -115,8 +115,12 @@ impl IdIndex {
 
     /// Points `id` at `slot`.
     pub fn insert(&mut self, id: &str, slot: u32) {
+        self.insert_key(self.key(id), slot);
+    }
+
+    /// Points the id with this key at `slot`.
+    pub fn insert_key(&mut self, key: IdKey, slot: u32) {
         assert!(slot != EMPTY, "customer slots stay below {EMPTY}");
-        let key = self.key(id);
         if let Some(position) = self.find(key) {
             self.entries[position].slot = slot;
             return;

@@ -49,17 +49,23 @@ pub enum Start {
     Slot(u32, Option<u64>),
 }
 
+/// Places in the ring of walks: room for the pushes a walk spans, rounded
+/// up to a power of two so that a place is a mask away from a push number
+/// (rather than a division).
+const RING: usize = (LATER_STAGES * STAGE_DISTANCE).next_power_of_two();
+
 /// Customers whose blocks are being walked, by push number.
 #[derive(Debug)]
 pub struct Lookahead {
-    ring: [Option<Start>; LATER_STAGES * STAGE_DISTANCE],
+    /// Push number `n` (modulo `RING`) → the walk it started.
+    ring: [Option<Start>; RING],
     pushed: usize,
 }
 
 impl Default for Lookahead {
     fn default() -> Self {
         Lookahead {
-            ring: [None; LATER_STAGES * STAGE_DISTANCE],
+            ring: [None; RING],
             pushed: 0,
         }
     }
@@ -88,9 +94,8 @@ impl Lookahead {
     /// Starts walking from `start` (the customer of the event just pushed,
     /// or of a timer coming up) and advances the walks started earlier.
     pub fn push<W: Walk + ?Sized>(&mut self, start: Option<Start>, walk: &W) {
-        let len = self.ring.len();
-        let here = self.pushed % len;
-        let stage = |n: usize| (here + len - n * STAGE_DISTANCE) % len;
+        // The place of the walk started `n` stages ago.
+        let stage = |n: usize| self.pushed.wrapping_sub(n * STAGE_DISTANCE) & (RING - 1);
         let first = stage(1);
         if let Some(started) = self.ring[first] {
             let walked = match started {
@@ -105,14 +110,14 @@ impl Lookahead {
         if let Some(Start::Slot(slot, _)) = self.ring[stage(2)] {
             walk.prefetch_parts(slot);
         }
-        // The oldest entry leaves the ring here, one stage later still.
-        if let Some(Start::Slot(slot, message)) = self.ring[here] {
+        // The oldest walk's last stage (its place is taken again later).
+        if let Some(Start::Slot(slot, message)) = self.ring[stage(LATER_STAGES)] {
             walk.prefetch_details(slot, message);
         }
         if let Some(Start::Event(key, _)) = start {
             walk.prefetch_index(key);
         }
-        self.ring[here] = start;
+        self.ring[stage(0)] = start;
         self.pushed = self.pushed.wrapping_add(1);
     }
 }

@@ -15,15 +15,24 @@ use std::borrow::Cow;
 /// are the customer's doing, and match.)
 pub const DELIVERY_RECEIPT: &str = "Message Delivered";
 
-/// Whether `event` satisfies `pattern`.
+/// Whether `event` satisfies `pattern`. Every trigger an event reaches asks
+/// this once or more, and most answers are no by the name alone: that test
+/// is inlined where it is asked, the rest is not.
+#[inline]
 pub fn matches(pattern: &EventMatch, event: &Event, stores: &[Store]) -> bool {
     let named = match pattern.name.as_str() {
         "*" => event.name != DELIVERY_RECEIPT,
         name => name == event.name,
     };
-    if !named {
-        return false;
-    }
+    named
+        && (pattern.identified.is_none() && pattern.filters.is_empty()
+            || qualifies(pattern, event, stores))
+}
+
+/// Whether an event of the name `pattern` wants is of the kind it wants:
+/// identified (or not) as asked, and passing its property filters.
+#[inline(never)]
+fn qualifies(pattern: &EventMatch, event: &Event, stores: &[Store]) -> bool {
     if let Some(identified) = pattern.identified {
         if event.user_id.is_some() != identified {
             return false;

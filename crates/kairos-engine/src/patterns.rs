@@ -73,13 +73,26 @@ impl Ctx<'_> {
     }
 
     fn find(&self, trigger: u16, entity: Option<&str>) -> Option<usize> {
-        self.find_in(self.trigger_range(trigger), entity)
+        self.locate(trigger, entity).ok()
     }
 
-    /// The state for `entity` among `range` (one trigger's states).
-    fn find_in(&self, mut range: Range<usize>, entity: Option<&str>) -> Option<usize> {
+    /// Where the state of `trigger` for `entity` is, or else where
+    /// `trigger`'s states are (see [`Self::trigger_range`]): one pass over
+    /// them, which stops at the state sought.
+    fn locate(&self, trigger: u16, entity: Option<&str>) -> Result<usize, Range<usize>> {
         let states = &self.customer.states;
-        range.find(|&index| states[index].entity_key() == entity)
+        let start = states.partition_point(|state| state.trigger < trigger);
+        let mut end = start;
+        for state in &states[start..] {
+            if state.trigger != trigger {
+                break;
+            }
+            if state.is_for(entity) {
+                return Ok(end);
+            }
+            end += 1;
+        }
+        Err(start..end)
     }
 
     fn find_token(&self, token: u32) -> Option<usize> {
@@ -95,10 +108,10 @@ impl Ctx<'_> {
         entity: Option<&str>,
         memory: impl FnOnce() -> Memory,
     ) -> usize {
-        let mut range = self.trigger_range(trigger);
-        if let Some(index) = self.find_in(range.clone(), entity) {
-            return index;
-        }
+        let mut range = match self.locate(trigger, entity) {
+            Ok(index) => return index,
+            Err(range) => range,
+        };
         if entity.is_some() {
             // The new key makes one more: the oldest makes room.
             let limit = self.plan.pipeline.settings.max_keys_per_trigger.max(1);

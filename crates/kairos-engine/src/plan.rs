@@ -10,16 +10,12 @@ use std::sync::Arc;
 pub struct Plan {
     /// The pipeline as configured.
     pub pipeline: Pipeline,
-    /// Event name → indexes of customer triggers that name it somewhere
-    /// (including every trigger listening to `*`), in pipeline order.
-    by_event: HashMap<String, Vec<u16>>,
-    /// Customer triggers listening to `*` (used for names no trigger names).
-    any_event: Vec<u16>,
-    /// Event name → rate triggers counting it (including every rate
-    /// trigger counting `*`).
-    rates_by_event: HashMap<String, Vec<u16>>,
-    /// Rate triggers counting `*` (used for names no rate trigger names).
-    any_rate: Vec<u16>,
+    /// Event name → its route in `routes`, for every name some trigger
+    /// names or the engine handles itself: one lookup per event tells all
+    /// of it.
+    route_ids: HashMap<String, RouteId>,
+    /// Routes by id; the first, [`RouteId::ANY`], is every other name's.
+    routes: Vec<Route>,
     /// Every channel any trigger or variant uses, numbered.
     pub channels: Vec<String>,
     /// Consent bits (see [`Plan::consent_bit`]) of the channels that need
@@ -35,6 +31,58 @@ pub struct Plan {
     /// period end), moved when an event changes the customer's time zone.
     pub zone_schedules: Vec<u16>,
 }
+
+/// Where events of one name go: the triggers they reach, and what the
+/// engine does with them itself.
+#[derive(Debug, Default)]
+pub struct Route {
+    /// Indexes of customer triggers that name it somewhere (including
+    /// every trigger listening to `*`), in pipeline order.
+    pub triggers: Vec<u16>,
+    /// Rate triggers counting it (including every rate trigger counting
+    /// `*`), in pipeline order.
+    pub rates: Vec<u16>,
+    /// What the engine does with it itself.
+    pub handling: Handling,
+}
+
+/// A route's number in the plan (see [`Plan::route_id`]): an event's route
+/// is looked up once, and read again after the engine has been changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteId(u32);
+
+impl RouteId {
+    /// The route of names no trigger names and the engine does not handle.
+    const ANY: RouteId = RouteId(0);
+}
+
+/// The event names the engine acts on itself, whatever the triggers,
+/// recognised once per name rather than compared with every event's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handling {
+    /// `settings.erasure_event`: as a track call, an erasure request.
+    pub erasure: bool,
+    /// `Consent Updated`: states consent for a channel.
+    pub consent_update: bool,
+    /// One of `policy.feedback_events`: counted in engagement hours.
+    pub feedback: bool,
+    /// A Segment e-commerce event that changes carts (as a track call).
+    pub cart: Option<CartEvent>,
+}
+
+/// The Segment e-commerce events that change carts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CartEvent {
+    /// `Product Added`.
+    ProductAdded,
+    /// `Product Removed`.
+    ProductRemoved,
+    /// `Order Completed`.
+    OrderCompleted,
+}
+
+/// The name of the event that states consent for a channel.
+pub const CONSENT_UPDATED: &str = "Consent Updated";
 
 impl Plan {
     /// Indexes a pipeline.
@@ -77,15 +125,43 @@ impl Plan {
                 }
             }
         }
-        for list in by_event.values_mut() {
-            list.extend(&any_event);
-            list.sort_unstable();
-            list.dedup();
+        let mut named: HashMap<String, Route> = HashMap::new();
+        for (name, triggers) in by_event {
+            named.entry(name).or_default().triggers = triggers;
         }
-        for list in rates_by_event.values_mut() {
-            list.extend(&any_rate);
-            list.sort_unstable();
-            list.dedup();
+        for (name, rates) in rates_by_event {
+            named.entry(name).or_default().rates = rates;
+        }
+        let mut handle = |name: &str, how: fn(&mut Handling)| {
+            how(&mut named.entry(name.to_string()).or_default().handling)
+        };
+        handle(&pipeline.settings.erasure_event, |h| h.erasure = true);
+        handle(CONSENT_UPDATED, |h| h.consent_update = true);
+        for name in &pipeline.policy.feedback_events {
+            handle(name, |h| h.feedback = true);
+        }
+        handle("Product Added", |h| h.cart = Some(CartEvent::ProductAdded));
+        handle("Product Removed", |h| {
+            h.cart = Some(CartEvent::ProductRemoved)
+        });
+        handle("Order Completed", |h| {
+            h.cart = Some(CartEvent::OrderCompleted)
+        });
+        let mut routes = vec![Route::default()];
+        let mut route_ids = HashMap::new();
+        for (name, route) in named {
+            route_ids.insert(name, RouteId(routes.len() as u32));
+            routes.push(route);
+        }
+        for route in &mut routes {
+            for (list, any) in [
+                (&mut route.triggers, &any_event),
+                (&mut route.rates, &any_rate),
+            ] {
+                list.extend(any);
+                list.sort_unstable();
+                list.dedup();
+            }
         }
         let consent_channels = channels
             .iter()
@@ -108,10 +184,8 @@ impl Plan {
             .collect();
         Plan {
             pipeline,
-            by_event,
-            any_event,
-            rates_by_event,
-            any_rate,
+            route_ids,
+            routes,
             channels,
             consent_channels,
             control_variant: Arc::from("control"),
@@ -128,20 +202,14 @@ impl Plan {
         &self.kept_property_names[usize::from(trigger)]
     }
 
-    /// Customer triggers an event with this name may affect.
-    pub fn triggers_for(&self, name: &str) -> &[u16] {
-        self.by_event
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or(&self.any_event)
+    /// The route of events with this name.
+    pub fn route_id(&self, name: &str) -> RouteId {
+        self.route_ids.get(name).copied().unwrap_or(RouteId::ANY)
     }
 
-    /// Rate triggers counting this event name.
-    pub fn rates_for(&self, name: &str) -> &[u16] {
-        self.rates_by_event
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or(&self.any_rate)
+    /// A route by id.
+    pub fn route(&self, id: RouteId) -> &Route {
+        &self.routes[id.0 as usize]
     }
 
     /// A trigger by index.

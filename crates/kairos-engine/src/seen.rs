@@ -194,10 +194,9 @@ impl SeenMessages {
                 true
             }
             SeenMessages::Many(table) => {
-                if table.get(hash).is_some_and(fresh) {
+                if !table.set_unless(hash, time, fresh) {
                     return false;
                 }
-                table.set(hash, time);
                 table.forget_before(horizon);
                 true
             }
@@ -395,6 +394,44 @@ impl SeenTable {
         }
     }
 
+    /// [`SeenTable::set`] unless `hash` is held with a time `fresh`
+    /// accepts; returns whether it set. As `get` then `set`, in one probe
+    /// when the table has room.
+    fn set_unless(
+        &mut self,
+        hash: u64,
+        time: Timestamp,
+        fresh: impl Fn(Timestamp) -> bool,
+    ) -> bool {
+        let key = Self::key(hash);
+        let mut index = self.home(hash);
+        loop {
+            match &mut self.slots[index] {
+                (0, _) => break,
+                (held, seen_at) if *held == key => {
+                    if fresh(*seen_at) {
+                        return false;
+                    }
+                    *seen_at = time;
+                    return true;
+                }
+                _ => {
+                    count_probe_step();
+                    index = (index + 1) & self.mask();
+                }
+            }
+        }
+        // Not held: it goes in the free slot the probe ended at, unless
+        // the table is full and grows first.
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.set(hash, time);
+        } else {
+            self.slots[index] = (key, time);
+            self.len += 1;
+        }
+        true
+    }
+
     /// Drops entries seen before `horizon` once the table is 3/4 full,
     /// then sizes it for what is left (at most half full afterwards, so
     /// rebuilds cost O(1) per insert).
@@ -408,14 +445,26 @@ impl SeenTable {
     /// into a table with room for half as many again, and at least
     /// `at_least`: a full table that keeps everything doubles.
     fn rebuild(&mut self, horizon: Option<Timestamp>, at_least: usize) {
-        let kept: Vec<(u64, Timestamp)> = self
-            .iter()
-            .filter(|(_, seen_at)| horizon.is_none_or(|horizon| *seen_at >= horizon))
-            .collect();
-        *self = SeenTable::with_room_for((kept.len() + kept.len() / 2).max(at_least));
-        for (hash, time) in kept {
-            self.set(hash, time);
+        let keep = |seen_at: &Timestamp| horizon.is_none_or(|horizon| *seen_at >= horizon);
+        let kept = match horizon {
+            Some(_) => self.iter().filter(|(_, seen_at)| keep(seen_at)).count(),
+            None => self.len,
+        };
+        let old = std::mem::replace(
+            self,
+            SeenTable::with_room_for((kept + kept / 2).max(at_least)),
+        );
+        // Straight from the old slots: the keys are distinct and the new
+        // table has room, so each goes in the first free slot from its home.
+        for (key, time) in old.iter().filter(|(_, seen_at)| keep(seen_at)) {
+            let mut index = self.home(key);
+            while self.slots[index].0 != 0 {
+                count_probe_step();
+                index = (index + 1) & self.mask();
+            }
+            self.slots[index] = (key, time);
         }
+        self.len = kept;
     }
 
     /// Every entry, in slot order.

@@ -33,8 +33,10 @@
 //! timer in B-tree nodes and an `O(log n)` search of a tree too large for
 //! the cache on every insert.)
 
+use hashbrown::hash_map::Entry;
+use hashbrown::HashMap;
 use kairos_model::Timestamp;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// What a timer is for, within its owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,7 +188,7 @@ fn sort_bucket(mut entries: Vec<BucketEntry>, index: i64, sorted: &mut Vec<Packe
 /// Invariants: every entry in `sorted` and `added_soon` is due before
 /// `horizon`, every entry in `later` at or after it; those two are empty
 /// only when `later` is too, so the earliest timer is always the first of
-/// one of them.
+/// one of them. `later_order` holds exactly the keys of `later`.
 #[derive(Debug)]
 pub struct TimerTable {
     /// The earliest bucket, sorted latest first (it is taken off the end),
@@ -198,8 +200,14 @@ pub struct TimerTable {
     /// Start of the first bucket still in `later`.
     horizon: i64,
     /// Later timers by bucket, unsorted; may hold cancelled timers and
-    /// duplicates.
-    later: BTreeMap<i64, Bucket>,
+    /// duplicates. Hashed, not ordered: deadlines cluster, so nearly every
+    /// timer goes to a bucket that exists, found by one hash lookup rather
+    /// than a search of a tree of every bucket (never iterated, so the
+    /// hash seed changes nothing).
+    later: HashMap<i64, Bucket>,
+    /// The buckets of `later` in order: the first is the next sorted in.
+    /// Only a new bucket searches it.
+    later_order: BTreeSet<i64>,
     /// Entries in `later`.
     later_len: usize,
     /// Buckets in which more than half the entries may be cancelled: see
@@ -224,7 +232,8 @@ impl Default for TimerTable {
             sorted: Vec::new(),
             added_soon: BTreeSet::new(),
             horizon: i64::MIN,
-            later: BTreeMap::new(),
+            later: HashMap::new(),
+            later_order: BTreeSet::new(),
             later_len: 0,
             to_compact: Vec::new(),
         }
@@ -235,22 +244,64 @@ impl TimerTable {
     /// Adds a timer.
     pub fn insert(&mut self, entry: TimerEntry) {
         let packed = Packed::from(entry);
-        if packed.due < self.horizon {
+        if packed.due < self.horizon && !self.put_back_for(packed.due) {
             self.added_soon.insert(packed);
         } else {
-            let entries = &mut self.later.entry(bucket_of(packed.due)).or_default().entries;
-            if entries.len() == entries.capacity() {
-                // Large buckets grow by a quarter, not double: buckets of
-                // clustered deadlines hold millions, and doubling would
-                // leave a third of them empty on average. (Still amortised
-                // O(1); small ones double, to reallocate less often.)
-                let len = entries.len();
-                entries.reserve_exact(if len < 1024 { len.max(4) } else { len / 4 });
-            }
-            entries.push(BucketEntry::new(packed));
-            self.later_len += 1;
+            self.add_later(packed);
             self.refill();
         }
+    }
+
+    /// Whether the earliest bucket was put back among the later ones for a
+    /// timer due before it, to sort the bucket of that timer instead. When
+    /// the earliest bucket is far ahead (a wake-up 60 days out, the only
+    /// timer when the first events come), every timer set in the meantime
+    /// would otherwise go to `added_soon`, which then holds thousands and
+    /// costs a tree search for each. Only a bucket of a few timers is put
+    /// back: one of many (a cluster of deadlines) would be sorted over and
+    /// over, each time the timers before it ran out. (Out of line: most
+    /// timers are due after the earliest bucket.)
+    #[inline(never)]
+    fn put_back_for(&mut self, due: i64) -> bool {
+        const MOST_PUT_BACK: usize = 64;
+        // (`horizon - 1` is in the sorted bucket, also when the horizon
+        // stopped at `i64::MAX`.)
+        if bucket_of(due) >= bucket_of(self.horizon.saturating_sub(1))
+            || self.sorted.len() + self.added_soon.len() > MOST_PUT_BACK
+        {
+            return false;
+        }
+        let held = std::mem::take(&mut self.sorted);
+        for packed in held.into_iter().chain(std::mem::take(&mut self.added_soon)) {
+            self.add_later(packed);
+        }
+        self.horizon = i64::MIN;
+        true
+    }
+
+    /// Adds a timer to its bucket in `later` (inlined into `insert`: a
+    /// call of its own cost the cart job ~0.3 % of its instructions).
+    #[inline(always)]
+    fn add_later(&mut self, packed: Packed) {
+        let index = bucket_of(packed.due);
+        let entries = &mut match self.later.entry(index) {
+            Entry::Occupied(bucket) => bucket.into_mut(),
+            Entry::Vacant(place) => {
+                self.later_order.insert(index);
+                place.insert(Bucket::default())
+            }
+        }
+        .entries;
+        if entries.len() == entries.capacity() {
+            // Large buckets grow by a quarter, not double: buckets of
+            // clustered deadlines hold millions, and doubling would
+            // leave a third of them empty on average. (Still amortised
+            // O(1); small ones double, to reallocate less often.)
+            let len = entries.len();
+            entries.reserve_exact(if len < 1024 { len.max(4) } else { len / 4 });
+        }
+        entries.push(BucketEntry::new(packed));
+        self.later_len += 1;
     }
 
     /// Cancels a timer. One added after its bucket was sorted is removed;
@@ -303,6 +354,7 @@ impl TimerTable {
             self.later_len -= before - bucket.entries.len();
             if bucket.entries.is_empty() {
                 self.later.remove(&index);
+                self.later_order.remove(&index);
             }
         }
         // Only `later` shrank: the sorted bucket and `added_soon` are as
@@ -360,7 +412,8 @@ impl TimerTable {
         if !self.sorted.is_empty() || !self.added_soon.is_empty() {
             return;
         }
-        if let Some((index, bucket)) = self.later.pop_first() {
+        if let Some(index) = self.later_order.pop_first() {
+            let bucket = self.later.remove(&index).unwrap_or_default();
             self.later_len -= bucket.entries.len();
             // The last bucket's end is past `i64::MAX`: the horizon stops
             // there (such deadlines lie beyond any watermark anyway).

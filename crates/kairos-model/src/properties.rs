@@ -81,19 +81,33 @@ fn fingerprint_is_whole(name: &str) -> bool {
 }
 
 impl Properties {
-    /// The value named `name`.
+    /// The value named `name`. Small enough to inline where it is called,
+    /// so that a name known there (`cart_id`, `price`) has its fingerprint
+    /// worked out when compiling; the rare long list is searched out of
+    /// line, so that its registers do not weigh on every lookup.
     #[inline]
     pub fn get(&self, name: &str) -> Option<&Value> {
-        let index = if self.0.len() <= SCANNED {
-            let (wanted, whole) = (fingerprint(name), fingerprint_is_whole(name));
-            self.0
-                .iter()
-                .position(|entry| entry.fingerprint == wanted && (whole || entry.name == name))?
+        if self.0.len() > SCANNED {
+            return self.get_sorted(name);
+        }
+        let wanted = fingerprint(name);
+        let entry = if fingerprint_is_whole(name) {
+            self.0.iter().find(|entry| entry.fingerprint == wanted)
         } else {
             self.0
-                .binary_search_by(|entry| entry.name.as_str().cmp(name))
-                .ok()?
-        };
+                .iter()
+                .find(|entry| entry.fingerprint == wanted && entry.name == name)
+        }?;
+        Some(&entry.value)
+    }
+
+    /// [`Self::get`] in a long list (sorted by name).
+    #[inline(never)]
+    fn get_sorted(&self, name: &str) -> Option<&Value> {
+        let index = self
+            .0
+            .binary_search_by(|entry| entry.name.as_str().cmp(name))
+            .ok()?;
         Some(&self.0[index].value)
     }
 
