@@ -403,6 +403,17 @@ impl SeenTable {
         time: Timestamp,
         fresh: impl Fn(Timestamp) -> bool,
     ) -> bool {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            // No room (a merge filled the table): `set` grows it first,
+            // also to update an entry, and what the table forgets next
+            // depends on that (a late event's duplicate, seen just over
+            // the look-back before the newest, is still caught).
+            if self.get(hash).is_some_and(fresh) {
+                return false;
+            }
+            self.set(hash, time);
+            return true;
+        }
         let key = Self::key(hash);
         let mut index = self.home(hash);
         loop {
@@ -421,14 +432,10 @@ impl SeenTable {
                 }
             }
         }
-        // Not held: it goes in the free slot the probe ended at, unless
-        // the table is full and grows first.
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.set(hash, time);
-        } else {
-            self.slots[index] = (key, time);
-            self.len += 1;
-        }
+        // Not held: it goes in the free slot the probe ended at (the table
+        // has room, checked above).
+        self.slots[index] = (key, time);
+        self.len += 1;
         true
     }
 
@@ -630,5 +637,31 @@ mod tests {
         let mut merged = SeenMessages::default();
         merged.absorb(seen);
         assert!(!merged.first_sighting(9_999u64.wrapping_mul(0x9e37_79b9), now, DAY));
+    }
+
+    /// A merge can leave the table with no room; the next sighting, of a
+    /// message seen over a look-back ago, then grows it as `set` would
+    /// rather than forgetting what is just past the look-back: a late
+    /// event's duplicate of one of those is still caught.
+    #[test]
+    fn a_resighting_in_a_table_a_merge_filled_forgets_nothing_yet() {
+        let second = 1_000;
+        let mut device = SeenMessages::default();
+        for i in 0..90u64 {
+            assert!(device.first_sighting(i + 1, Timestamp(i as i64 * second), DAY));
+        }
+        let mut person = SeenMessages::default();
+        for i in 0..6u64 {
+            assert!(person.first_sighting(1_000 + i, Timestamp((100 + i as i64) * second), DAY));
+        }
+        person.absorb(device);
+        let SeenMessages::Many(table) = &person else {
+            panic!("a table");
+        };
+        assert!((table.len + 1) * 4 > table.slots.len() * 3, "no room");
+        // Message 1 again, over a day after it was first seen.
+        assert!(person.first_sighting(1, Timestamp(DAY.0 + 50 * second), DAY));
+        // Message 46 (seen at 45 s), again in an event 40 s past a day.
+        assert!(!person.first_sighting(46, Timestamp(DAY.0 + 40 * second), DAY));
     }
 }

@@ -659,4 +659,28 @@ mod tests {
         }
         assert_eq!(std::mem::size_of::<BucketEntry>(), 10);
     }
+
+    /// A timer moved back among the later buckets with the earliest one
+    /// (for a timer due before it), then cancelled and set again for the
+    /// same instant, fires once; so does every other timer, in order.
+    #[test]
+    fn a_timer_put_back_cancelled_and_set_again_fires_once() {
+        let far = 100 * BUCKET_MS;
+        let mut table = TimerTable::default();
+        table.insert(timer(far, 1)); // sorted in
+        table.insert(timer(far + 5, 2)); // after the sort: set aside
+        table.insert(timer(far + 5, 2)); // twice: one timer
+        table.insert(timer(10 * BUCKET_MS, 3)); // puts the earliest bucket back
+        assert_eq!(table.next_due(), Some(Timestamp(10 * BUCKET_MS)));
+        table.remove(&timer(far + 5, 2));
+        table.insert(timer(far + 5, 2));
+        let mut fired = Vec::new();
+        while let Some(entry) = table.pop_before(Timestamp::MAX) {
+            fired.push(entry);
+        }
+        assert_eq!(
+            fired,
+            [timer(10 * BUCKET_MS, 3), timer(far, 1), timer(far + 5, 2)]
+        );
+    }
 }

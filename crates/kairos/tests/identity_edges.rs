@@ -239,3 +239,39 @@ fn a_later_add_on_a_device_restarts_a_reminder_already_sent() {
         ]
     );
 }
+
+/// A merge that fills the person's de-dup table, by an identify that
+/// repeats a message id seen over a day before, forgets nothing the
+/// look-back still covers: a late duplicate of a message seen 23 h 59 m 55 s
+/// before it is still skipped (as before the one-probe de-dup).
+#[test]
+fn a_late_duplicate_after_a_merge_that_fills_the_table_is_skipped() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, CART));
+    let base = support::at("2026-11-23T08:00:00Z");
+    let time = |seconds: i64| (base + Span(seconds * 1_000)).to_rfc3339();
+    // 90 messages from the device, 6 from the person: 96 after the merge,
+    // which leaves the table (of 128 places) no room.
+    for i in 0..90 {
+        let call = json!({"type":"track","event":"Browse","anonymousId":"dev","timestamp":time(i),"messageId":format!("d{i}")});
+        h.send(call);
+    }
+    for i in 0..6 {
+        h.send(track(
+            "u1",
+            "Browse",
+            &time(100 + i),
+            &format!("u{i}"),
+            json!({}),
+        ));
+    }
+    let day = 86_400;
+    h.send(json!({"type":"identify","userId":"u1","anonymousId":"dev","timestamp":time(day + 50),"messageId":"d0"}));
+    // Moves the watermark past the identify.
+    h.send(track("x", "Browse", &time(day + 60), "x0", json!({})));
+    // Late, and a duplicate of d45 (seen at 45 s, within a day of it).
+    h.send(json!({"type":"track","event":"Product Added","anonymousId":"dev","timestamp":time(day + 40),"messageId":"d45","properties":{"product_id":"p1"}}));
+    h.finish();
+    assert_eq!(h.engine.stats().late, 1);
+    assert_eq!(h.engine.stats().duplicates, 1);
+    assert!(h.sent().is_empty(), "{:?}", h.summary());
+}
