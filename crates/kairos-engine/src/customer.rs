@@ -745,7 +745,10 @@ impl Reasons {
         }
         if let Reasons::Many(list) = self {
             let excess = list.len().saturating_sub(limit.max(1));
-            list.drain(..excess);
+            // (An empty drain still moves the whole list onto itself.)
+            if excess > 0 {
+                list.drain(..excess);
+            }
         }
     }
 

@@ -386,8 +386,9 @@ impl Engine {
         let zone_before = ctx.customer.profile.timezone;
         update_profile(plan, ctx.customer, event, route.handling);
         let emptied = update_carts(ctx.customer, event, route.handling, max_carts);
+        let message = patterns::EventMessage::new(&event.message_id);
         for &trigger in &route.triggers {
-            patterns::on_event(&mut ctx, trigger, event, emptied.as_deref());
+            patterns::on_event(&mut ctx, trigger, event, &message, emptied.as_deref());
         }
         if ctx.customer.profile.timezone != zone_before {
             // Birthdays at 09:00 local time and period ends move with the

@@ -28,6 +28,7 @@ use kairos_model::ids::stable_hash;
 use kairos_model::{CartItem, Event, Payload, PayloadValue, Span, Timestamp};
 use serde_json::{json, Value};
 use smallvec::{smallvec, SmallVec};
+use std::cell::OnceCell;
 use std::ops::Range;
 use thin_vec::ThinVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -486,7 +487,18 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
 
 /// Properties of the anchor event a ladder needs later (offsets and
 /// payload): `names` are the trigger's ([`Plan::kept_property_names`]).
+/// Most triggers keep none (`dormant_wakeup` asks on every event): that is
+/// told where it is asked, without a call.
+#[inline(always)]
 fn kept_properties(names: &[String], event: &Event) -> Properties {
+    if names.is_empty() {
+        return Properties::new();
+    }
+    copy_properties(names, event)
+}
+
+/// [`kept_properties`] for a trigger that keeps some.
+fn copy_properties(names: &[String], event: &Event) -> Properties {
     let mut kept = Properties::new();
     for name in names {
         if let Some(value) = event.properties.get(name) {
@@ -500,33 +512,80 @@ fn kept_properties(names: &[String], event: &Event) -> Properties {
 
 /// The states an event addresses. An event without the key property uses the
 /// `default` entity (a customer's one implicit cart), except for list keys:
-/// an order without products replenishes nothing.
-fn entity_list<'a>(spec: &KeySpec, keys: &'a EventKeys) -> SmallVec<[Option<&'a str>; 2]> {
-    match keys {
-        EventKeys::Customer => smallvec![None],
-        EventKeys::Missing if matches!(spec, KeySpec::ListItem { .. }) => SmallVec::new(),
-        EventKeys::Missing => smallvec![Some(DEFAULT_ENTITY)],
-        EventKeys::Entities(list) => list.iter().map(|key| Some(key.as_ref())).collect(),
-    }
+/// an order without products replenishes nothing. Walked, not collected:
+/// gathering them into a list cost some 60 instructions an event.
+fn entity_list<'a>(
+    spec: &KeySpec,
+    keys: &'a EventKeys,
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    let (single, list): (Option<Option<&str>>, &[_]) = match keys {
+        EventKeys::Customer => (Some(None), &[]),
+        EventKeys::Missing if matches!(spec, KeySpec::ListItem { .. }) => (None, &[]),
+        EventKeys::Missing => (Some(Some(DEFAULT_ENTITY)), &[]),
+        EventKeys::Entities(list) => (None, list),
+    };
+    single
+        .into_iter()
+        .chain(list.iter().map(|key| Some(key.as_ref())))
 }
 
 fn fixed_first_offset(trigger: &Trigger, properties: &[(String, Value)]) -> Option<Span> {
-    trigger
-        .steps
-        .first()
-        .and_then(|step| resolve_offset(&step.at, properties))
+    match &trigger.steps.first()?.at {
+        // Most are: answered here, without a call.
+        Offset::Fixed(span) => Some(*span),
+        at => resolve_offset(at, properties),
+    }
 }
 
-/// Handles one event for one customer trigger. `emptied_cart` names a cart
-/// this event emptied.
-pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_cart: Option<&str>) {
+/// An event's message id as state keeps it ([`MessageId`]), made when a
+/// trigger first keeps it and then shared by every other trigger the event
+/// reaches: `dormant_wakeup` keeps the id of every event, and making it
+/// again per trigger was some 55 instructions each time.
+pub struct EventMessage<'e> {
+    /// The id as the event carries it.
+    text: &'e str,
+    /// The id as kept, once a trigger asked for it.
+    kept: OnceCell<MessageId>,
+}
+
+impl<'e> EventMessage<'e> {
+    /// The message id of an event, not yet converted.
+    pub fn new(text: &'e str) -> Self {
+        EventMessage {
+            text,
+            kept: OnceCell::new(),
+        }
+    }
+
+    /// The id as state keeps it.
+    fn get(&self) -> &MessageId {
+        self.kept.get_or_init(|| MessageId::new(self.text))
+    }
+
+    /// The id as the one reason of a match.
+    fn as_reason(&self) -> &[MessageId] {
+        std::slice::from_ref(self.get())
+    }
+}
+
+/// Handles one event for one customer trigger. `message` is the event's
+/// message id (see [`EventMessage`]); `emptied_cart` names a cart this event
+/// emptied.
+pub fn on_event(
+    ctx: &mut Ctx<'_>,
+    trigger_index: u16,
+    event: &Event,
+    message: &EventMessage<'_>,
+    emptied_cart: Option<&str>,
+) {
     let plan = ctx.plan;
     let trigger = plan.trigger(trigger_index);
     let stores = &plan.pipeline.stores;
-    let keys = event_keys(&trigger.key, event);
-    let message = || MessageId::new(&event.message_id);
+    // Made where they are needed: most triggers an event reaches stop at
+    // their first match test (a property key is a property look-up).
+    let keys = || event_keys(&trigger.key, event);
     if matches_any(&trigger.cancel_on, event, stores) {
-        ctx.cancel_for_keys(trigger_index, &keys);
+        ctx.cancel_for_keys(trigger_index, &keys());
     }
     match &trigger.pattern {
         Pattern::Absence {
@@ -536,7 +595,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             cancel_when_cart_empty,
         } => {
             if matches_any(cancel, event, stores) {
-                ctx.cancel_for_keys(trigger_index, &keys);
+                ctx.cancel_for_keys(trigger_index, &keys());
             }
             if let (true, Some(cart)) = (*cancel_when_cart_empty, emptied_cart) {
                 let cart_keys = match trigger.key {
@@ -557,7 +616,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let Some(first_at) = fixed_first_offset(trigger, &properties) else {
                     return;
                 };
-                for entity in entity_list(&trigger.key, &keys) {
+                for entity in entity_list(&trigger.key, &keys()) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
                     if !restart && ctx.customer.states[index].ladder.is_some() {
                         continue;
@@ -569,7 +628,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                         index,
                         event.time,
                         first_at,
-                        &[message()],
+                        message.as_reason(),
                         properties.clone(),
                     );
                 }
@@ -592,7 +651,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 if let Some(index) = ctx.find(trigger_index, None) {
                     let latest = ctx.wait_anchor(index, event.time);
                     if !ctx.stale_restart(index, latest) {
-                        ctx.start_ladder(index, latest, *first_at, &[message()], properties);
+                        ctx.start_ladder(index, latest, *first_at, message.as_reason(), properties);
                     }
                     return;
                 }
@@ -608,7 +667,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 } => Some((*multiplier, *floor, *min_history, *sparse_floor)),
                 _ => None,
             };
-            for entity in entity_list(&trigger.key, &keys) {
+            for entity in entity_list(&trigger.key, &keys()) {
                 let index = ctx.find_or_insert(trigger_index, entity, || match cadence {
                     Some(_) => Memory::History(ThinVec::new()),
                     None => Memory::None,
@@ -639,9 +698,13 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 };
                 match first_at {
                     Some(_) if ctx.stale_restart(index, latest) => {}
-                    Some(first_at) => {
-                        ctx.start_ladder(index, latest, first_at, &[message()], properties.clone())
-                    }
+                    Some(first_at) => ctx.start_ladder(
+                        index,
+                        latest,
+                        first_at,
+                        message.as_reason(),
+                        properties.clone(),
+                    ),
                     None => {
                         if ctx.customer.states[index].ladder.is_some() {
                             ctx.cancel_ladder(index);
@@ -671,16 +734,24 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 return;
             }
             let zone = zone_of(plan, ctx.customer);
-            for entity in entity_list(&trigger.key, &keys) {
+            for entity in entity_list(&trigger.key, &keys()) {
                 let now = event.time;
+                let fresh = || Memory::Count(Box::default());
                 // (`on_reach` sessions have no close timer to forget them by.)
-                if let (Window::Session(gap), CountFire::OnClose) = (window, fire) {
-                    if blocks_session(ctx, trigger_index, entity, now, *gap, is_unless) {
+                let mut index = if let (Window::Session(gap), CountFire::OnClose) = (window, fire) {
+                    // Looked up once for both: a session that goes on
+                    // unblocked keeps its state where it was found.
+                    let found = ctx.find(trigger_index, entity);
+                    if blocks_session(ctx, trigger_index, entity, found, now, *gap, is_unless) {
                         continue;
                     }
-                }
-                let fresh = || Memory::Count(Box::default());
-                let mut index = ctx.find_or_insert(trigger_index, entity, fresh);
+                    match found {
+                        Some(index) => index,
+                        None => ctx.find_or_insert(trigger_index, entity, fresh),
+                    }
+                } else {
+                    ctx.find_or_insert(trigger_index, entity, fresh)
+                };
                 // A tumbling window's close timer is due at the instant the
                 // next window opens, and events at an instant go before
                 // timers: close the old window first, as its timer would
@@ -750,7 +821,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 let mut matched_group = None;
                 if is_counted {
                     if memory.events.len() < MAX_REASON_EVENTS {
-                        memory.events.push(message());
+                        memory.events.push(message.get().clone());
                     }
                     for (property, value) in group_values(group_by, event) {
                         let hash = group_hash(property, value);
@@ -908,13 +979,13 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
             then,
             within,
         } => {
-            for entity in entity_list(&trigger.key, &keys) {
+            for entity in entity_list(&trigger.key, &keys()) {
                 if matches(then, event, stores) {
                     if let Some(index) = ctx.find(trigger_index, entity) {
                         if let Memory::Sequence(start) = ctx.customer.states[index].memory() {
                             let (at, first_message) = &**start;
                             if event.time - *at <= *within && event.time >= *at {
-                                let events = vec![first_message.clone(), message()];
+                                let events = vec![first_message.clone(), message.get().clone()];
                                 ctx.customer.states[index].set_memory(Memory::None);
                                 let properties =
                                     kept_properties(plan.kept_property_names(trigger_index), event);
@@ -930,13 +1001,15 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 }
                 if matches(first, event, stores) {
                     let index = ctx.find_or_insert(trigger_index, entity, Memory::default);
-                    ctx.customer.states[index]
-                        .set_memory(Memory::Sequence(Box::new((event.time, message()))));
+                    ctx.customer.states[index].set_memory(Memory::Sequence(Box::new((
+                        event.time,
+                        message.get().clone(),
+                    ))));
                 }
             }
         }
         Pattern::Schedule { source } => {
-            on_schedule_event(ctx, trigger_index, source, event, &message())
+            on_schedule_event(ctx, trigger_index, source, event, message)
         }
         Pattern::Threshold { measure, bound } => {
             if !matches(&measure.event, event, stores) {
@@ -1037,7 +1110,7 @@ pub fn on_event(ctx: &mut Ctx<'_>, trigger_index: u16, event: &Event, emptied_ca
                 reserve_one(&mut properties, usize::MAX);
                 properties.push(("value".to_string(), json!(current)));
                 if let Some(first_at) = fixed_first_offset(trigger, &properties) {
-                    ctx.start_ladder(index, event.time, first_at, &[message()], properties);
+                    ctx.start_ladder(index, event.time, first_at, message.as_reason(), properties);
                 }
             }
         }
@@ -1210,16 +1283,17 @@ fn extend_sessions(ctx: &mut Ctx<'_>, trigger_index: u16, time: Timestamp, gap: 
 /// nothing counted in it can match, so the session is kept as its end alone
 /// ([`Memory::BlockedSession`]). Handles the event and returns true when it
 /// concerns such a session (it goes on, or this event blocks it); returns
-/// false when the event is to be counted as usual.
+/// false when the event is to be counted as usual, having changed nothing.
+/// `found` is where the state of `entity` is, if it has one.
 fn blocks_session(
     ctx: &mut Ctx<'_>,
     trigger_index: u16,
     entity: Option<&str>,
+    found: Option<usize>,
     now: Timestamp,
     gap: Span,
     is_unless: bool,
 ) -> bool {
-    let found = ctx.find(trigger_index, entity);
     if let Some(index) = found {
         if let Memory::BlockedSession { close, .. } = *ctx.customer.states[index].memory() {
             if now <= close {
@@ -1260,17 +1334,15 @@ fn blocks_session(
 /// (see [`Memory::BlockedSession`]) unless the lag would no longer fit.
 fn extend_blocked_session(ctx: &mut Ctx<'_>, index: usize, until: Timestamp) {
     let state = &mut ctx.customer.states[index];
-    let placed = state.window_close();
     let Some(Memory::BlockedSession { close, lag }) = state.memory_mut() else {
         return;
     };
     if until <= *close {
         return;
     }
+    // Where its timer sits (see `KeyedState::window_close`).
+    let placed = *close - lag.span();
     *close = until;
-    let Some(placed) = placed else {
-        return;
-    };
     match Lag::new(until - placed) {
         Some(longer) => *lag = longer,
         None => {
@@ -1382,6 +1454,19 @@ fn group_label(property: &str, value: &Value) -> CompactString {
     match value {
         Value::Null => CompactString::default(),
         Value::String(text) => {
+            // A label that fits inline is put together on the stack and
+            // copied in once: each push into a CompactString checks its
+            // representation again (some 80 instructions a push).
+            let mut bytes = [0u8; std::mem::size_of::<CompactString>()];
+            if let Some(buffer) = bytes.get_mut(..property.len() + 1 + text.len()) {
+                let (name, rest) = buffer.split_at_mut(property.len());
+                name.copy_from_slice(property.as_bytes());
+                rest[0] = b'=';
+                rest[1..].copy_from_slice(text.as_bytes());
+                if let Ok(label) = std::str::from_utf8(buffer) {
+                    return CompactString::new(label);
+                }
+            }
             let mut label = CompactString::with_capacity(property.len() + 1 + text.len());
             label.push_str(property);
             label.push('=');
@@ -1414,7 +1499,7 @@ fn on_schedule_event(
     trigger_index: u16,
     source: &ScheduleSource,
     event: &Event,
-    message: &MessageId,
+    message: &EventMessage<'_>,
 ) {
     let plan = ctx.plan;
     let trigger = plan.trigger(trigger_index);
@@ -1450,7 +1535,7 @@ fn on_schedule_event(
                 return;
             }
             ctx.customer.states[index].set_memory(Memory::Yearly { date });
-            let reason = std::slice::from_ref(message);
+            let reason = message.as_reason();
             schedule_yearly(ctx, index, trigger_index, ctx.now, reason);
         }
         ScheduleSource::EventTime {
@@ -1472,7 +1557,7 @@ fn on_schedule_event(
                 .unwrap_or(event.time + *default_after);
             let properties = kept_properties(plan.kept_property_names(trigger_index), event);
             let index = ctx.find_or_insert(trigger_index, Some(&event.message_id), Memory::default);
-            let reason = std::slice::from_ref(message);
+            let reason = message.as_reason();
             ctx.start_ladder(index, anchor, first_at, reason, properties);
         }
         ScheduleSource::PeriodEnd { period, condition } => {
@@ -1502,7 +1587,7 @@ fn on_schedule_event(
                 }
             }
             if ctx.customer.states[index].ladder.is_none() {
-                let reason = std::slice::from_ref(message);
+                let reason = message.as_reason();
                 ctx.start_ladder(index, end, first_at, reason, Properties::new());
             }
         }
