@@ -468,68 +468,57 @@ impl Engine {
     /// the policy, highest priority first, ties in the pipeline file's order
     /// (arbitration between triggers firing at the same instant).
     fn fire(&mut self, first: TimerEntry) {
+        let (due, slot) = (first.due, first.customer);
         let mut batch: SmallVec<[TimerEntry; 4]> = smallvec![first];
-        while let Some(next) = self.timers.pop_if_same(first.due, first.customer) {
+        while let Some(next) = self.timers.pop_if_same(due, slot) {
             batch.push(next);
         }
         // Cancelled timers the table could not remove come up too; they must
         // not move the clock (a late event's decision depends on it). A
         // packed customer is unpacked to tell.
-        self.customers.get_mut(first.customer);
+        self.customers.get_mut(slot);
         batch.retain(|entry| is_pending(&self.customers, entry));
         if batch.is_empty() {
             return;
         }
-        self.advance_now(first.due);
-        let slot = first.customer;
-        // Mostly one (a ladder step): held inline, not allocated.
-        let mut candidates: SmallVec<[(Candidate, bool); 1]> = SmallVec::new();
+        self.advance_now(due);
+        // Mostly one (a ladder step): the first is held apart, not in a
+        // list, so that when it is alone it goes to the policy as it is
+        // (a candidate is a few hundred bytes, copied at every move).
+        let mut first_candidate: Option<(Candidate, bool)> = None;
+        let mut more: Vec<(Candidate, bool)> = Vec::new();
         while !batch.is_empty() {
             let Some(mut ctx) = self.ctx(slot) else {
                 return;
             };
             for entry in batch.drain(..) {
-                match entry.purpose {
-                    TimerPurpose::Ladder => {
-                        if let Some(candidate) =
-                            patterns::on_ladder_timer(&mut ctx, entry.token, entry.due)
-                        {
-                            candidates.push((candidate, true));
-                        }
-                    }
-                    TimerPurpose::WindowClose => {
-                        patterns::on_window_close(&mut ctx, entry.token, entry.due)
-                    }
-                    TimerPurpose::Deferred => {
-                        let Some(occasional) = ctx.customer.occasional_if_any() else {
-                            continue;
-                        };
-                        let deferred = &mut occasional.deferred;
-                        if let Some(position) = deferred.iter().position(|d| d.token == entry.token)
-                        {
-                            let deferred = deferred.swap_remove(position);
-                            let candidate = Candidate {
-                                trigger: deferred.trigger,
-                                entity: deferred.entity,
-                                held_back: deferred.held_back,
-                                decision: *deferred.decision,
-                            };
-                            candidates.push((candidate, false));
-                        }
+                if let Some(candidate) = fire_entry(&mut ctx, entry) {
+                    match first_candidate {
+                        None => first_candidate = Some(candidate),
+                        Some(_) => more.push(candidate),
                     }
                 }
             }
             // Timers set for this very instant while handling the batch
             // join it, so that arbitration sees their decisions too.
-            while let Some(next) = self.timers.pop_if_same(first.due, first.customer) {
+            while let Some(next) = self.timers.pop_if_same(due, slot) {
                 batch.push(next);
             }
             batch.retain(|entry| is_pending(&self.customers, entry));
         }
-        candidates.sort_by_key(|(candidate, _)| {
+        let Some((candidate, first_pass)) = first_candidate else {
+            return;
+        };
+        if more.is_empty() {
+            self.deliver(slot, candidate, first_pass);
+            return;
+        }
+        // Several: in the order made, then sorted (stably) for arbitration.
+        more.insert(0, (candidate, first_pass));
+        more.sort_by_key(|(candidate, _)| {
             (Reverse(candidate.decision.priority), candidate.trigger)
         });
-        for (candidate, first_pass) in candidates {
+        for (candidate, first_pass) in more {
             self.deliver(slot, candidate, first_pass);
         }
     }
@@ -556,11 +545,13 @@ impl Engine {
         let Some(customer) = self.customers.get_mut(slot) else {
             return;
         };
+        let channel = self.plan.channel_index(&candidate.decision.channel);
         let verdict = match policy::judge(
             &self.plan,
             customer,
             self.globals.breaker_until,
             &candidate,
+            channel,
             now,
             first_pass,
         ) {
@@ -574,19 +565,19 @@ impl Engine {
             }
             Ok(Some(later)) => Verdict::Defer(later),
             Ok(None) => {
-                policy::record_sent(&self.plan, customer, &candidate, now);
+                policy::record_sent(&self.plan, customer, &candidate, channel, now);
                 candidate.decision.decided_at = now;
                 Verdict::Final
             }
         };
         match verdict {
             Verdict::Final => {
-                let decision = candidate.decision;
-                let held_back =
-                    decision.step == 1 && decision.suppressed == Some(Suppression::Cooldown);
-                self.stats.triggers[usize::from(candidate.trigger)]
-                    .record(decision.step, decision.suppressed);
-                self.output.push_back(decision);
+                let (step, suppressed) = (candidate.decision.step, candidate.decision.suppressed);
+                let held_back = step == 1 && suppressed == Some(Suppression::Cooldown);
+                self.stats.triggers[usize::from(candidate.trigger)].record(step, suppressed);
+                // Moved straight into the queue, not through a local: a
+                // decision is a few hundred bytes, and each move copies it.
+                self.output.push_back(candidate.decision);
                 if held_back {
                     if let Some(mut ctx) = self.ctx(slot) {
                         let entity = candidate.entity.as_deref();
@@ -840,6 +831,32 @@ fn over_key_limit(states: &[crate::customer::KeyedState], limit: usize) -> Optio
         start = end;
     }
     None
+}
+
+/// Handles one timer of a batch (see `Engine::fire`): the decision
+/// candidate it makes, if any, and whether this is its first pass through
+/// the policy (a deferred decision coming due is not).
+fn fire_entry(ctx: &mut Ctx<'_>, entry: TimerEntry) -> Option<(Candidate, bool)> {
+    match entry.purpose {
+        TimerPurpose::Ladder => patterns::on_ladder_timer(ctx, entry.token, entry.due)
+            .map(|candidate| (candidate, true)),
+        TimerPurpose::WindowClose => {
+            patterns::on_window_close(ctx, entry.token, entry.due);
+            None
+        }
+        TimerPurpose::Deferred => {
+            let deferred = &mut ctx.customer.occasional_if_any()?.deferred;
+            let position = deferred.iter().position(|d| d.token == entry.token)?;
+            let deferred = deferred.swap_remove(position);
+            let candidate = Candidate {
+                trigger: deferred.trigger,
+                entity: deferred.entity,
+                held_back: deferred.held_back,
+                decision: *deferred.decision,
+            };
+            Some((candidate, false))
+        }
+    }
 }
 
 /// Whether a timer's owner still waits for it: the table keeps some

@@ -73,14 +73,16 @@ fn cap_class(category: Category) -> CapClass {
     }
 }
 
-/// Runs the policy for `candidate` at `now`. `first_pass` is false when a
-/// deferred decision comes due (only the time-dependent checks run, and it
-/// is not deferred again).
+/// Runs the policy for `candidate` at `now`. `channel` is the number of its
+/// channel ([`Plan::channel_index`], found once for this and
+/// [`record_sent`]). `first_pass` is false when a deferred decision comes
+/// due (only the time-dependent checks run, and it is not deferred again).
 pub fn judge(
     plan: &Plan,
     customer: &Customer,
     breaker_until: Timestamp,
     candidate: &Candidate,
+    channel: u8,
     now: Timestamp,
     first_pass: bool,
 ) -> Result<Option<Timestamp>, Suppression> {
@@ -88,7 +90,6 @@ pub fn judge(
     let policy = &plan.pipeline.policy;
     let decision = &candidate.decision;
     let marketing = trigger.category.is_marketing();
-    let channel = plan.channel_index(&decision.channel);
     if first_pass {
         if !in_rollout(plan, trigger, &customer.key) {
             return Err(Suppression::Rollout);
@@ -119,7 +120,11 @@ pub fn judge(
     {
         return Err(Suppression::Cooldown);
     }
+    // Sends are never in the future (the clock does not go back), so with
+    // no window (`0s`, "no arbitration") no send can be within it: the
+    // search is skipped.
     if marketing
+        && policy.arbitration_window > Span::ZERO
         && customer.sent().iter().any(|sent| {
             sent.cap != CapClass::Uncapped
                 && u32::from(sent.priority) >= decision.priority
@@ -217,6 +222,17 @@ fn over_frequency_cap(
     if class == CapClass::Uncapped {
         return false;
     }
+    // Either count is at most the number of sends remembered: fewer of
+    // them than both caps (the usual case, and always with caps left at
+    // their maximum) is under both without a look at a calendar day.
+    let daily_cap = match class {
+        CapClass::Targeted => policy.daily_caps.targeted,
+        _ => policy.daily_caps.content,
+    };
+    let remembered = customer.sent().len();
+    if remembered < daily_cap as usize && remembered < policy.weekly_marketing_cap as usize {
+        return false;
+    }
     let today = local_day(at, zone);
     let same_day = customer
         .sent()
@@ -225,10 +241,6 @@ fn over_frequency_cap(
             sent.cap == class && sent.channel == channel && local_day(sent.at, zone) == today
         })
         .count() as u32;
-    let daily_cap = match class {
-        CapClass::Targeted => policy.daily_caps.targeted,
-        _ => policy.daily_caps.content,
-    };
     let this_week = customer
         .sent()
         .iter()
@@ -253,24 +265,42 @@ pub fn best_hour(customer: &Customer, min_feedback: u32) -> Option<usize> {
     Some(hour)
 }
 
-/// Remembers a sent action; forgets records no check can need any more.
-pub fn record_sent(plan: &Plan, customer: &mut Customer, candidate: &Candidate, now: Timestamp) {
+/// Remembers a sent action (on channel number `channel`); forgets records
+/// no check can need any more.
+pub fn record_sent(
+    plan: &Plan,
+    customer: &mut Customer,
+    candidate: &Candidate,
+    channel: u8,
+    now: Timestamp,
+) {
     let trigger = plan.trigger(candidate.trigger);
-    let keep = plan
-        .pipeline
-        .triggers
-        .iter()
-        .map(|t| t.cooldown)
-        .max()
-        .unwrap_or(Span::ZERO)
-        .max(Span::DAY * 8)
-        .max(plan.pipeline.policy.arbitration_window);
     let sent = &mut customer.occasional_mut().sent;
-    sent.retain(|sent| now - sent.at < keep);
+    // Records are kept at least eight days and are in time order (added as
+    // the clock goes, sorted when merged): while the oldest is younger,
+    // none can go, and the pass over them (and over the triggers for the
+    // longest cooldown) is skipped. An older record missed were they out
+    // of order would only be dropped later: past every check's window, it
+    // counts in none.
+    if sent
+        .first()
+        .is_some_and(|oldest| now - oldest.at >= Span::DAY * 8)
+    {
+        let keep = plan
+            .pipeline
+            .triggers
+            .iter()
+            .map(|t| t.cooldown)
+            .max()
+            .unwrap_or(Span::ZERO)
+            .max(Span::DAY * 8)
+            .max(plan.pipeline.policy.arbitration_window);
+        sent.retain(|sent| now - sent.at < keep);
+    }
     sent.push(SentRecord {
         at: now,
         trigger: candidate.trigger,
-        channel: plan.channel_index(&candidate.decision.channel),
+        channel,
         cap: cap_class(trigger.category),
         priority: candidate.decision.priority.min(255) as u8,
     });

@@ -2,7 +2,7 @@
 //! are a contract (product.md): tools outside the repository read them. Fields
 //! may be added; none may be renamed.
 
-use crate::json_out::{write_key, write_str, write_str_parts, write_time};
+use crate::json_out::{write_key, write_str, write_str_parts, TimeTexts};
 use crate::payload::Payload;
 use crate::time::Timestamp;
 use compact_str::{format_compact, CompactString};
@@ -188,8 +188,9 @@ fn write_action(out: &mut Vec<u8>, envelope: &Envelope, data: &ActionData) {
     write_str_parts(out, &envelope.action_type);
     write_key(out, "subject");
     write_str(out, envelope.subject);
+    let mut times = TimeTexts::default();
     write_key(out, "time");
-    write_time(out, envelope.time);
+    times.write(out, envelope.time);
     write_key(out, "datacontenttype");
     write_str(out, envelope.datacontenttype);
     out.extend_from_slice(b",\"data\":{\"action_id\":");
@@ -212,7 +213,7 @@ fn write_action(out: &mut Vec<u8>, envelope: &Envelope, data: &ActionData) {
         ("expires_at", data.expires_at),
     ] {
         write_key(out, name);
-        write_time(out, at);
+        times.write(out, at);
     }
     write_key(out, "suppressed");
     match &data.suppressed {
