@@ -325,6 +325,12 @@ impl KeyedState {
     /// The entity key, if the trigger is keyed by one.
     #[inline]
     pub fn entity_key(&self) -> Option<&str> {
+        self.entity_text().map(CompactString::as_str)
+    }
+
+    /// [`Self::entity_key`] as held, for callers that keep a copy (cloning
+    /// it is cheaper than converting the text back).
+    pub fn entity_text(&self) -> Option<&CompactString> {
         match &self.held {
             Held::Customer(_) => None,
             Held::Entity(entity) => Some(entity),

@@ -167,8 +167,10 @@ impl Ctx<'_> {
         events: &[MessageId],
         properties: Properties,
     ) {
-        let trigger_index = self.customer.states[index].trigger;
-        let trigger = self.plan.trigger(trigger_index);
+        // Looked up once (the customer's key is a separate field).
+        let state = &mut self.customer.states[index];
+        let token = state.token;
+        let trigger = self.plan.trigger(state.trigger);
         let variant = pick_variant(self.plan, trigger, &self.customer.key);
         let first_at = trigger
             .variants
@@ -179,8 +181,6 @@ impl Ctx<'_> {
         // An abandoned cart's reason lists every add since the cart was
         // started; other patterns name only what caused this match.
         let accumulate = matches!(trigger.pattern, Pattern::Absence { .. });
-        let token = self.customer.states[index].token;
-        let state = &mut self.customer.states[index];
         // A new journey (or step 1 of this one again): not held back.
         state.held_back = false;
         // Only later (and not so much later that the lag overflows): leave
@@ -1956,7 +1956,10 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     let offer = variant
         .and_then(|v| v.offer.clone())
         .or_else(|| step_config.offer.clone());
-    let entity = state.entity_key();
+    // The key as the state holds it, cloned where needed rather than
+    // converted from text again.
+    let entity_text = state.entity_text();
+    let entity = entity_text.map(CompactString::as_str);
     let step_number = step as u32 + 1;
     // The step's own deadline, anchor + offset: a step set up already past
     // it (a late event's, or a "30 days before" of points expiring in ten)
@@ -1981,10 +1984,10 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     if let Some(offer) = offer {
         payload.set("offer", PayloadValue::Shared(offer));
     }
-    match (&trigger.key, entity) {
+    match (&trigger.key, entity_text) {
         (crate::config::KeySpec::Property(name), Some(entity))
         | (crate::config::KeySpec::ListItem { field: name, .. }, Some(entity)) => {
-            payload.set(name.clone(), PayloadValue::Text(entity.into()));
+            payload.set(name.clone(), PayloadValue::Text(entity.clone()));
         }
         _ => {}
     }
@@ -1993,7 +1996,8 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
             (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
             _ => true,
         });
-        let mut items = Vec::new();
+        // Sized up front: growing it line by line reallocates per decision.
+        let mut items = Vec::with_capacity(carts.clone().map(|cart| cart.lines.len()).sum());
         let mut value = 0.0;
         for cart in carts {
             value += cart.value();
@@ -2038,7 +2042,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     };
     Candidate {
         trigger: state.trigger,
-        entity: state.entity_key().map(Into::into),
+        entity: entity_text.cloned(),
         held_back: state.held_back,
         decision,
     }
