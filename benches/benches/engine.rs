@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// Same allocator as the `kairos` binary (see `benches/Cargo.toml`).
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: kairos_alloc::Allocator = kairos_alloc::Allocator;
 
 /// Customers of the retail benchmark.
 const RETAIL_CUSTOMERS: u64 = 1_000_000;

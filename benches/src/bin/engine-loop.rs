@@ -26,7 +26,7 @@ use std::time::Instant;
 /// a count of allocations (one relaxed atomic add each) so that the report
 /// can say how many the engine makes per event.
 #[cfg(not(feature = "system-allocator"))]
-static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static INNER: kairos_alloc::Allocator = kairos_alloc::Allocator;
 #[cfg(feature = "system-allocator")]
 static INNER: std::alloc::System = std::alloc::System;
 

@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 /// platform's malloc with `--features system-allocator`. Live bytes do not
 /// depend on it; the resident set size does.
 #[cfg(not(feature = "system-allocator"))]
-static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static INNER: kairos_alloc::Allocator = kairos_alloc::Allocator;
 #[cfg(feature = "system-allocator")]
 static INNER: std::alloc::System = std::alloc::System;
 

@@ -13,16 +13,10 @@ mod summary;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// The engine allocates and frees many small objects per event (the events
-/// themselves, their properties, reason ids); mimalloc's thread-local free
-/// lists handle that pattern markedly better than glibc's malloc (see
-/// BENCHMARKS.md). Version 2 of mimalloc (the crate's `v2` feature): the
-/// crate asks for every block with its alignment, and version 3 serves a
-/// block whose size is not a power of two (a 40- or 56-byte list or box)
-/// by over-allocating once the page of its size runs out of free blocks,
-/// which cost the engine time and memory (BENCHMARKS.md, 2026-12-06).
+/// mimalloc, for the many small blocks the engine allocates and frees per
+/// event (see `kairos_alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: kairos_alloc::Allocator = kairos_alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
