@@ -6,7 +6,7 @@ use kairos_engine::config::{Offset, Pattern, Window};
 use kairos_engine::Suppression;
 use kairos_model::Span;
 use serde_json::{json, Value};
-use support::{at, track, with_policy, Harness, OPEN_POLICY};
+use support::{at, plain_track, track, with_policy, Harness, OPEN_POLICY};
 
 const NUDGE: &str = r#"
 [[trigger]]
@@ -33,21 +33,14 @@ channel = "push"
 #[test]
 fn late_events_beyond_the_lateness_are_counted_and_applied() {
     let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"));
     h.send(track("u2", "Page", "2026-11-23T14:00:00Z", "m2", json!({})));
     // 1h59m late: the nudge already fired; the order is still applied.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-23T12:01:00Z",
         "m3",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.engine.stats().late, 1);
@@ -63,13 +56,7 @@ fn dropped_late_events_never_reach_state() {
         format!("{OPEN_POLICY}\n[settings]\nlate_events = \"drop\"\nallowed_lateness = \"1s\"");
     let mut h = Harness::new(&with_policy(&policy, NUDGE));
     h.send(track("u2", "Page", "2026-11-23T14:00:00Z", "m2", json!({})));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"));
     h.finish();
     assert_eq!(h.engine.stats().late_dropped, 1);
     assert!(h.decisions.is_empty());
@@ -78,27 +65,19 @@ fn dropped_late_events_never_reach_state() {
 #[test]
 fn duplicates_within_the_lookback_are_skipped() {
     let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-23T11:00:00Z",
         "dup",
-        json!({}),
     ));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"));
     // The same messageId retried hours later is ignored (it would cancel otherwise).
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-23T12:10:00Z",
         "dup",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.engine.stats().duplicates, 1);
@@ -143,12 +122,11 @@ fn erasure_removes_every_trace() {
     h.send(json!({"type":"identify","userId":"u9","anonymousId":"device-9","timestamp":"2026-11-23T12:01:00Z","messageId":"m2","traits":{"birthday":"1990-01-02"}}));
     h.advance("2026-11-23T12:01:30Z");
     assert!(h.engine.holds_anything_about("u9"));
-    h.send(track(
+    h.send(plain_track(
         "u9",
         "Erasure Requested",
         "2026-11-23T12:02:00Z",
         "m3",
-        json!({}),
     ));
     h.finish();
     assert!(!h.engine.holds_anything_about("u9"));
@@ -179,38 +157,19 @@ fn a_cancelled_reminder_does_not_move_the_clock() {
     let mut h = Harness::new(&with_policy(OPEN_POLICY, &triggers));
     // u0's nudge (10:30) is the next timer when u1's (11:00) is cancelled, so
     // u1's stays in the timer table, cancelled, and comes up at 11:00.
-    h.send(track(
-        "u0",
-        "Signed Up",
-        "2026-11-23T09:30:00Z",
-        "m0",
-        json!({}),
-    ));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T10:00:00Z",
-        "m1",
-        json!({}),
-    ));
-    h.send(track(
+    h.send(plain_track("u0", "Signed Up", "2026-11-23T09:30:00Z", "m0"));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T10:00:00Z", "m1"));
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-23T10:05:00Z",
         "m2",
-        json!({}),
     ));
     h.advance("2026-11-23T11:30:00Z");
     // A late sign-up is decided at the engine's clock: 10:30, u0's nudge, the
     // last thing that happened (it was due at 10:10, its `fired_at`). The
     // cancelled 11:00 timer did not happen.
-    h.send(track(
-        "u2",
-        "Signed Up",
-        "2026-11-23T10:10:00Z",
-        "m3",
-        json!({}),
-    ));
+    h.send(plain_track("u2", "Signed Up", "2026-11-23T10:10:00Z", "m3"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -250,20 +209,8 @@ channel = "push"
     };
     *window = Window::Tumbling(Span(9_223_372_036_854_775_000));
     let mut h = Harness::with_pipeline(pipeline);
-    h.send(track(
-        "u1",
-        "Tapped",
-        "2026-11-23T10:00:00Z",
-        "m1",
-        json!({}),
-    ));
-    h.send(track(
-        "u2",
-        "Signed Up",
-        "2026-11-23T10:00:00Z",
-        "m2",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Tapped", "2026-11-23T10:00:00Z", "m1"));
+    h.send(plain_track("u2", "Signed Up", "2026-11-23T10:00:00Z", "m2"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -614,19 +561,17 @@ fn sessions_before_1970_count_and_block_like_any_other() {
         ["u1 browse step1 1970-01-01T00:30:00.000Z sent"]
     );
     let mut h = Harness::new(&with_policy(OPEN_POLICY, &browse(1)));
-    h.send_at_any_time(track(
+    h.send_at_any_time(plain_track(
         "u1",
         "Product Added",
         "1969-12-31T23:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send_at_any_time(track(
+    h.send_at_any_time(plain_track(
         "u1",
         "Product Viewed",
         "1969-12-31T23:05:00Z",
         "v",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.summary(), Vec::<String>::new());
@@ -772,12 +717,11 @@ channel = "email"
         ));
     }
     // A single order: the sparse floor applies.
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Order Completed",
         "2026-11-01T10:00:00Z",
         "z",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -902,33 +846,29 @@ channel = "pos"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-01T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Store Visited",
         "2026-11-05T10:00:00Z",
         "b",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Product Added",
         "2026-11-01T10:00:00Z",
         "c",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Store Visited",
         "2026-11-09T10:00:00Z",
         "d",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -962,12 +902,11 @@ channel = "push"
         "one timer per customer, whatever the runtime"
     );
     // Still in touch a year later: next year's birthday too.
-    h.send(support::track(
+    h.send(support::plain_track(
         "u1",
         "Page",
         "2027-01-01T00:00:00Z",
         "m2",
-        json!({}),
     ));
     h.advance("2027-04-01T00:00:00Z");
     assert_eq!(
@@ -1198,12 +1137,11 @@ pause_marketing = "2h"
             json!({}),
         ));
     }
-    h.send(track(
+    h.send(plain_track(
         "newbie",
         "Signed Up",
         "2026-11-02T03:00:00Z",
         "w1",
-        json!({}),
     ));
     h.finish();
     let spike: Vec<_> = h
@@ -1245,13 +1183,7 @@ priority = 90
 fn arbitration_sends_only_the_next_best_action() {
     let policy = "[policy]\nholdout_percent = 0\nconsent_required = []\nquiet_hours = false\ndaily_caps = { targeted = 5, content = 5 }";
     let mut h = Harness::new(&with_policy(policy, OFFERS));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"));
     h.finish();
     let outcome: Vec<(&str, Option<Suppression>)> = h
         .decisions
@@ -1285,36 +1217,32 @@ expires_after = "12h"
 "#;
     let mut h = Harness::new(&with_policy(policy, triggers));
     // No consent yet.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Coupon Applied",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
     h.send(json!({"type":"identify","userId":"u1","timestamp":"2026-11-23T10:01:00Z","messageId":"b","traits":{"consent":{"push":true}}}));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Coupon Applied",
         "2026-11-23T10:02:00Z",
         "c",
-        json!({}),
     ));
     // Second targeted push the same local day: capped.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Coupon Applied",
         "2026-11-23T11:00:00Z",
         "d",
-        json!({}),
     ));
     // At 23:00 the next day: deferred to 08:00.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Coupon Applied",
         "2026-11-24T23:00:00Z",
         "e",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -1372,26 +1300,23 @@ at = "24h"
 channel = "email"
 "#;
     let mut h = Harness::new(&with_policy(&policy, triggers));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T11:00:00Z",
         "b",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-23T12:00:00Z",
         "c",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -1464,12 +1389,11 @@ deliver_within = "12h"
             json!({}),
         ));
     }
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-11-23T10:00:00Z",
         "v",
-        json!({}),
     ));
     h.finish();
     assert_eq!(

@@ -4,7 +4,7 @@
 mod support;
 use kairos_model::Span;
 use serde_json::json;
-use support::{track, with_policy, Harness, OPEN_POLICY};
+use support::{plain_track, track, with_policy, Harness, OPEN_POLICY};
 
 const WELCOME: &str = r#"
 [[trigger]]
@@ -42,12 +42,11 @@ fn deferred_decision_follows_identify_rekey() {
     let run = |user_known: bool| {
         let mut h = Harness::new(&with_policy(QUIET, WELCOME));
         if user_known {
-            h.send(track(
+            h.send(plain_track(
                 "u1",
                 "Page Viewed",
                 "2026-11-23T20:00:00Z",
                 "m0",
-                json!({}),
             ));
         }
         h.send(json!({"type":"track","event":"Signed Up","anonymousId":"dev","timestamp":"2026-11-23T23:00:00Z","messageId":"m1"}));
@@ -96,13 +95,7 @@ arbitration_window = "0s"
     h.send(json!({"type":"identify","userId":"u1","timestamp":"2026-11-23T10:30:00Z","messageId":"m2","traits":{"consent":{"push":true}}}));
     h.send(json!({"type":"track","event":"Consent Updated","userId":"u1","timestamp":"2026-11-23T11:00:00Z","messageId":"m3","properties":{"channel":"push","granted":false}}));
     h.send(json!({"type":"identify","userId":"u1","anonymousId":"dev","timestamp":"2026-11-23T12:00:00Z","messageId":"m4"}));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T12:30:00Z",
-        "m5",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T12:30:00Z", "m5"));
     h.finish();
     assert_eq!(
         h.summary(),

@@ -5,7 +5,7 @@
 //! cooldowns across a journey.
 mod support;
 use serde_json::json;
-use support::{track, with_policy, Harness, OPEN_POLICY};
+use support::{plain_track, track, with_policy, Harness, OPEN_POLICY};
 
 // ---------------------------------------------------------------- variants
 
@@ -400,28 +400,25 @@ channel = "push"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:20:00Z",
         "b",
-        json!({}),
     ));
     h.advance("2026-11-23T10:21:00Z");
     // Late: behind the watermark, applied at once.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:05:00Z",
         "c",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.summary(), ["u1 cart step1 2026-11-23T10:50:00.000Z sent"]);
@@ -497,19 +494,17 @@ offer = "CART10"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:20:00Z",
         "b",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -537,33 +532,29 @@ channel = "pos"
 #[test]
 fn sequence_at_exactly_within_matches_and_after_does_not() {
     let mut h = Harness::new(&with_policy(OPEN_POLICY, SEQ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-01T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Store Visited",
         "2026-11-08T10:00:00Z",
         "b",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Product Added",
         "2026-11-01T10:00:00Z",
         "c",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Store Visited",
         "2026-11-08T10:00:00.001Z",
         "d",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.summary(), ["u1 o2o step1 2026-11-08T10:00:00.000Z sent"]);
@@ -574,35 +565,31 @@ fn sequence_at_exactly_within_matches_and_after_does_not() {
 #[test]
 fn sequence_out_of_order_within_lateness() {
     let mut a = Harness::new(&with_policy(OPEN_POLICY, SEQ));
-    a.send(track(
+    a.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-01T10:00:00Z",
         "a",
-        json!({}),
     ));
-    a.send(track(
+    a.send(plain_track(
         "u1",
         "Store Visited",
         "2026-11-01T10:00:03Z",
         "b",
-        json!({}),
     ));
     a.finish();
     let mut b = Harness::new(&with_policy(OPEN_POLICY, SEQ));
-    b.send(track(
+    b.send(plain_track(
         "u1",
         "Store Visited",
         "2026-11-01T10:00:03Z",
         "b",
-        json!({}),
     ));
-    b.send(track(
+    b.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-01T10:00:00Z",
         "a",
-        json!({}),
     ));
     b.finish();
     assert_eq!(a.summary(), b.summary());
@@ -747,12 +734,11 @@ fn erasure_removes_rank_contribution() {
             json!({"revenue": f64::from(n) * 100.0}),
         ));
     }
-    h.send(track(
+    h.send(plain_track(
         "c001",
         "Erasure Requested",
         "2026-11-01T10:30:00Z",
         "e",
-        json!({}),
     ));
     h.send(track(
         "whale",
@@ -838,12 +824,11 @@ channel = "email"
             json!({}),
         ));
     }
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-25T10:00:00Z",
         "late",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.summary(), ["u1 drop step1 2026-11-25T10:00:00.000Z sent"]);
@@ -910,12 +895,11 @@ offer = "CART10"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
     h.finish();
     let d = &h.decisions;
@@ -942,28 +926,25 @@ channel = "email"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-01T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-03T10:00:00Z",
         "b",
-        json!({}),
     ));
     h.advance("2026-12-30T00:00:00Z");
     assert_eq!(h.summary(), Vec::<String>::new());
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-12-30T10:00:00Z",
         "c",
-        json!({}),
     ));
     h.finish();
     // gaps 2d and 57d: median of two = 29.5d, x2 = 59d.
@@ -1082,13 +1063,7 @@ channel = "push"
     h.send(track("u1", "Page", "2026-11-23T10:00:00Z", "a", json!({})));
     h.advance("2026-11-23T11:10:00Z");
     // Late: older than the anchor.
-    h.send(track(
-        "u1",
-        "Page",
-        "2026-11-23T09:50:00Z",
-        "late",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Page", "2026-11-23T09:50:00Z", "late"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -1154,19 +1129,17 @@ channel = "push"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-01-01T10:00:00Z",
         "o",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Message Delivered",
         "2026-01-31T10:00:05Z",
         "d",
-        json!({}),
     ));
     h.finish();
     let steps: Vec<u32> = h.decisions.iter().map(|d| d.step).collect();
@@ -1191,19 +1164,17 @@ channel = "email"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-11-23T10:00:00Z",
         "v",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Message Delivered",
         "2026-11-23T10:20:00Z",
         "d",
-        json!({}),
     ));
     h.finish();
     assert_eq!(

@@ -5,7 +5,7 @@
 //! called `_ops`, a late erasure.
 mod support;
 use serde_json::json;
-use support::{track, with_policy, Harness, CART_REMINDER, OPEN_POLICY};
+use support::{plain_track, track, with_policy, Harness, CART_REMINDER, OPEN_POLICY};
 
 const ARB_POLICY: &str = "[policy]\nholdout_percent = 0\nconsent_required = []\nquiet_hours = false\ndaily_caps = { targeted = 5, content = 5 }\narbitration_window = \"10m\"";
 
@@ -41,20 +41,13 @@ priority = 50
 "#;
     let mut h = Harness::new(&with_policy(ARB_POLICY, triggers));
     // second_in_file's state is created first (smaller token); both due at 12:00.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Page Viewed",
         "2026-11-23T10:00:00Z",
         "m1",
-        json!({}),
     ));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T11:00:00Z",
-        "m2",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T11:00:00Z", "m2"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -89,19 +82,12 @@ channel = "email"
 priority = 90
 "#;
     let mut h = Harness::new(&with_policy(ARB_POLICY, triggers));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-11-23T12:00:00Z",
-        "m1",
-        json!({}),
-    ));
-    h.send(track(
+    h.send(plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"));
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-11-23T12:00:00Z",
         "m2",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -121,20 +107,18 @@ fn a_purchase_cancels_a_deferred_step() {
         format!("{CART_REMINDER}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\n");
     for triggers in [CART_REMINDER.to_string(), with_second_step] {
         let mut h = Harness::new(&with_policy(QUIET_POLICY, &triggers));
-        h.send(track(
+        h.send(plain_track(
             "u1",
             "Product Added",
             "2026-11-23T22:00:00Z",
             "a",
-            json!({}),
         ));
         // Step 1 due 22:30 UTC (quiet): deferred to 08:00. The order comes at 02:00.
-        h.send(track(
+        h.send(plain_track(
             "u1",
             "Order Completed",
             "2026-11-24T02:00:00Z",
             "o",
-            json!({}),
         ));
         h.finish();
         assert_eq!(h.summary(), Vec::<String>::new(), "{triggers}");
@@ -149,20 +133,18 @@ fn a_purchase_cancels_the_deferred_cart_email() {
         "{CART_REMINDER}[[trigger.ladder]]\nat = \"24h\"\nchannel = \"email\"\noffer = \"CART10\"\n"
     );
     let mut h = Harness::new(&with_policy(QUIET_POLICY, &triggers));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T22:30:00Z",
         "a",
-        json!({}),
     ));
     // step 1 due 23:00 -> deferred, sent 08:00; step 2 due 11-24 22:30 -> deferred to 11-25 08:00
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-11-24T23:00:00Z",
         "o",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.summary(), ["u1 cart step1 2026-11-23T23:00:00.000Z sent"]);
@@ -189,34 +171,30 @@ channel = "push"
 fn a_local_day_window_closes_at_midnight_across_spring_forward() {
     let mut h = Harness::new(&daily_on_close_new_york());
     // Local 2026-03-08 01:00 and 01:30 EST (before the 02:00 jump).
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-03-08T06:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-03-08T06:30:00Z",
         "b",
-        json!({}),
     ));
     // Local 2026-03-09 00:30 and 00:40 EDT.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-03-09T04:30:00Z",
         "c",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-03-09T04:40:00Z",
         "d",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -233,19 +211,17 @@ fn a_local_day_window_closes_at_midnight_across_spring_forward() {
 fn a_local_day_window_lasts_25_hours_on_fall_back() {
     let mut h = Harness::new(&daily_on_close_new_york());
     // 00:30 EDT and 23:30 EST, both local 2026-11-01, which ends at 05:00Z.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-11-01T04:30:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Viewed",
         "2026-11-02T04:30:00Z",
         "b",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -312,19 +288,17 @@ window = { sliding = "1m" }
 channel = "push"
 "#;
     let mut h = Harness::new(&with_policy(policy, triggers));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Coupon Applied",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Coupon Applied",
         "2026-11-23T23:00:00Z",
         "b",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -374,12 +348,11 @@ pause_marketing = "0s"
             ),
         ));
     }
-    h.send(track(
+    h.send(plain_track(
         "_ops",
         "Signed Up",
         "2026-11-02T02:30:00Z",
         "ops-signup",
-        json!({}),
     ));
     for n in 0..10 {
         h.send(complaint(
@@ -387,12 +360,11 @@ pause_marketing = "0s"
             format!("2026-11-02T02:{:02}:00Z", 40 + n),
         ));
     }
-    h.send(track(
+    h.send(plain_track(
         "_ops",
         "Erasure Requested",
         "2026-11-02T03:00:00Z",
         "ops-erase",
-        json!({}),
     ));
     h.finish();
     let alerts: Vec<_> = h
@@ -416,34 +388,30 @@ fn a_late_erasure_is_carried_out_when_late_events_are_dropped() {
         &format!("{OPEN_POLICY}\n[settings]\nlate_events = \"drop\""),
         CART_REMINDER,
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:00:00Z",
         "a",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Product Added",
         "2026-11-23T12:00:00Z",
         "b",
-        json!({}),
     ));
     // An hour behind the clock, far past the 5 s of lateness allowed.
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Erasure Requested",
         "2026-11-23T11:00:00Z",
         "e",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Order Completed",
         "2026-11-23T11:59:00Z",
         "late",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.engine.stats().late_dropped, 1);

@@ -5,7 +5,7 @@
 //! ends in a zone learned later.
 mod support;
 use serde_json::json;
-use support::{track, with_policy, Harness, CART_REMINDER, OPEN_POLICY};
+use support::{plain_track, track, with_policy, Harness, CART_REMINDER, OPEN_POLICY};
 
 fn identify(
     user: &str,
@@ -34,19 +34,17 @@ fn period_end_judges_the_period_that_ends_whatever_the_offset() {
             ),
         );
         let mut h = Harness::new(&toml);
-        h.send(track(
+        h.send(plain_track(
             "u1",
             "Order Completed",
             "2026-03-10T12:00:00Z",
             "m1",
-            json!({}),
         ));
-        h.send(track(
+        h.send(plain_track(
             "u1",
             "Page Viewed",
             "2026-04-10T12:00:00Z",
             "m2",
-            json!({}),
         ));
         h.advance("2026-04-20T00:00:00Z");
         assert_eq!(h.summary(), Vec::<String>::new(), "offset {offset}");
@@ -147,13 +145,7 @@ arbitration_window = "0s"
         json!({"consent": {"sms": true, "push": false}}),
         "UTC",
     ));
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-03-01T01:00:00Z",
-        "m2",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-03-01T01:00:00Z", "m2"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -202,12 +194,11 @@ deliver_within = "14h"
 "#;
     let mut h = Harness::new(&with_policy(STO_POLICY, trigger));
     opens_at(&mut h, "23:10"); // most responsive at 23:00 UTC
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Location Updated",
         "2026-03-01T10:00:00Z",
         "m1",
-        json!({}),
     ));
     h.finish();
     assert_eq!(
@@ -231,13 +222,7 @@ expires_after = "4h"
 "#;
     let mut h = Harness::new(&with_policy(STO_POLICY, trigger));
     opens_at(&mut h, "20:10");
-    h.send(track(
-        "u1",
-        "Signed Up",
-        "2026-03-01T10:00:00Z",
-        "m1",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Signed Up", "2026-03-01T10:00:00Z", "m1"));
     h.finish();
     assert_eq!(
         h.summary(),
@@ -262,12 +247,11 @@ channel = "push"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-03-10T12:00:00Z",
         "m1",
-        json!({}),
     ));
     h.send(identify(
         "u1",
@@ -325,12 +309,11 @@ at = "6d"
         "m3",
         json!({"coupon": "BDAY"}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Page Viewed",
         "2027-01-10T10:00:00Z",
         "m4",
-        json!({}),
     ));
     h.advance("2027-04-01T00:00:00Z");
     assert_eq!(
@@ -360,28 +343,15 @@ cancel_on = ["Snoozed"]
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-03-10T12:00:00Z",
         "m1",
-        json!({}),
     ));
-    h.send(track(
-        "u1",
-        "Snoozed",
-        "2026-03-12T12:00:00Z",
-        "m2",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Snoozed", "2026-03-12T12:00:00Z", "m2"));
     // A second snooze in March does not reach April's.
-    h.send(track(
-        "u1",
-        "Snoozed",
-        "2026-03-13T12:00:00Z",
-        "m3",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Snoozed", "2026-03-13T12:00:00Z", "m3"));
     h.advance("2026-05-20T00:00:00Z");
     assert_eq!(
         h.summary(),
@@ -435,20 +405,18 @@ fn a_late_add_past_its_deadline_fires_at_once_dated_add_plus_t() {
     let toml = with_policy(OPEN_POLICY, CART_REMINDER);
     let mut h = Harness::new(&toml);
     // The clock at 10:59, when the add of 10:20 comes in.
-    h.send(track(
+    h.send(plain_track(
         "u2",
         "Page Viewed",
         "2026-11-23T10:59:00Z",
         "p",
-        json!({}),
     ));
     h.advance("2026-11-23T11:00:00Z");
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Product Added",
         "2026-11-23T10:20:00Z",
         "a",
-        json!({}),
     ));
     h.finish();
     assert_eq!(h.summary(), ["u1 cart step1 2026-11-23T10:50:00.000Z sent"]);
@@ -527,12 +495,11 @@ channel = "push"
         json!({"birthday": "1990-03-15"}),
         "UTC",
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Page Viewed",
         "2026-03-15T10:00:00Z",
         "m2",
-        json!({}),
     ));
     h.send(track_tz(
         "u1",
@@ -565,20 +532,13 @@ cancel_on = ["Snoozed"]
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-03-10T12:00:00Z",
         "m1",
-        json!({}),
     ));
-    h.send(track(
-        "u1",
-        "Snoozed",
-        "2026-03-12T12:00:00Z",
-        "m2",
-        json!({}),
-    ));
+    h.send(plain_track("u1", "Snoozed", "2026-03-12T12:00:00Z", "m2"));
     h.send(track_tz(
         "u1",
         "Page Viewed",
@@ -608,19 +568,17 @@ channel = "push"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-03-10T12:00:00Z",
         "m1",
-        json!({}),
     ));
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Page Viewed",
         "2026-04-01T00:30:00Z",
         "m2",
-        json!({}),
     ));
     h.send(track_tz(
         "u1",
@@ -653,12 +611,11 @@ at = "35d"
 "#,
     );
     let mut h = Harness::new(&toml);
-    h.send(track(
+    h.send(plain_track(
         "u1",
         "Order Completed",
         "2026-03-10T12:00:00Z",
         "m1",
-        json!({}),
     ));
     h.advance("2026-05-20T00:00:00Z");
     let steps: Vec<String> = h.summary();

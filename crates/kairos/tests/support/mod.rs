@@ -54,6 +54,11 @@ pub fn at(text: &str) -> Timestamp {
     Timestamp::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
+/// A track call without properties.
+pub fn plain_track(user: &str, name: &str, time: &str, message_id: &str) -> Value {
+    track(user, name, time, message_id, json!({}))
+}
+
 /// A track call.
 pub fn track(user: &str, name: &str, time: &str, message_id: &str, properties: Value) -> Value {
     json!({"type": "track", "event": name, "userId": user, "timestamp": time, "messageId": message_id, "properties": properties})
