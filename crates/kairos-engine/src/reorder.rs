@@ -26,8 +26,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// An event waiting, with what the engine took from it on arrival: its
-/// message hash and its customer's id key (for the lookahead; `None` where
-/// there is no lookahead).
+/// message hash and its customer's id key (for the lookahead, and to find
+/// the customer when the event is applied without hashing the id again;
+/// `None` where there is no lookahead).
 #[derive(Debug)]
 pub struct Waiting {
     /// The event.

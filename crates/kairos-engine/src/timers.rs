@@ -6,10 +6,16 @@
 //!
 //! Deadlines far ahead sit in buckets of [`BUCKET_MS`] (about a minute), each
 //! an unsorted vector of 10-byte entries (the deadline as an offset within
-//! its bucket): adding one is a push. Only the earliest bucket is sorted,
-//! into one vector, when its time comes; the few timers set afterwards for a
-//! deadline inside it go to a small ordered set beside it, and the two are
-//! merged as they fire. Cancelling a timer in that set removes it.
+//! its bucket): adding one is a push. The buckets are found by hashing
+//! their number (deadlines cluster, so nearly every timer goes to a bucket
+//! that exists), and their numbers are kept in order beside them, to tell
+//! which comes next. Only the earliest bucket is sorted, into one vector,
+//! when its time comes; the few timers set afterwards for a deadline inside
+//! it go to a small ordered set beside it, and the two are merged as they
+//! fire; cancelling a timer in that set removes it. (A timer due before
+//! the sorted bucket puts it back among the others, if it holds only a few
+//! timers, so that the timer's own bucket is sorted in instead: see
+//! `TimerTable::put_back_for`.)
 //! Cancelling one in the sorted vector or still in a bucket leaves it there:
 //! removing it from the vector would shift up to a bucket's worth of
 //! entries, and finding it in a bucket would mean searching the bucket,
