@@ -448,44 +448,44 @@ const A_TIME: &str = "a string in RFC 3339, e.g. 2026-11-23T10:31:07.012Z";
 const AN_OBJECT: &str = "a JSON object";
 const A_ZONE: &str = "a string, an IANA time zone such as Asia/Shanghai";
 
+/// A member of a Segment call as [`SegmentCall`] reads it: its name, what
+/// it may hold besides `null`, and whether a value is that.
+type Field = (&'static str, &'static str, fn(&Value) -> bool);
+
+/// The members of a call kairos reads, by the names written.
+const FIELDS: [Field; 13] = [
+    ("type", A_TYPE, Value::is_string),
+    ("event", A_STRING, Value::is_string),
+    ("userId", AN_ID, is_id),
+    ("anonymousId", AN_ID, is_id),
+    ("previousId", AN_ID, is_id),
+    ("messageId", A_STRING, Value::is_string),
+    ("timestamp", A_TIME, Value::is_string),
+    ("originalTimestamp", A_TIME, Value::is_string),
+    ("sentAt", A_TIME, Value::is_string),
+    ("receivedAt", A_TIME, Value::is_string),
+    ("properties", AN_OBJECT, Value::is_object),
+    ("traits", AN_OBJECT, Value::is_object),
+    ("context", AN_OBJECT, Value::is_object),
+];
+
+/// The members of `context` kairos reads ([`SegmentContext`]), checked in
+/// this order.
+const CONTEXT_FIELDS: [Field; 2] = [
+    ("context.timezone", A_ZONE, Value::is_string),
+    ("context.traits", AN_OBJECT, Value::is_object),
+];
+
 /// The error for a member of a Segment call whose JSON type is not one
 /// [`SegmentCall`] reads, if it is such a member.
 fn wrong_type(name: &str, value: &Value) -> Option<InvalidEvent> {
-    let (field, accepted, fits): (&'static str, &'static str, fn(&Value) -> bool) = match name {
-        "type" => ("type", A_TYPE, Value::is_string),
-        "event" => ("event", A_STRING, Value::is_string),
-        "userId" => ("userId", AN_ID, is_id),
-        "anonymousId" => ("anonymousId", AN_ID, is_id),
-        "previousId" => ("previousId", AN_ID, is_id),
-        "messageId" => ("messageId", A_STRING, Value::is_string),
-        "timestamp" => ("timestamp", A_TIME, Value::is_string),
-        "originalTimestamp" => ("originalTimestamp", A_TIME, Value::is_string),
-        "sentAt" => ("sentAt", A_TIME, Value::is_string),
-        "receivedAt" => ("receivedAt", A_TIME, Value::is_string),
-        "properties" => ("properties", AN_OBJECT, Value::is_object),
-        "traits" => ("traits", AN_OBJECT, Value::is_object),
-        "context" => {
-            if let Value::Object(context) = value {
-                let member = |name: &str| context.get(name).unwrap_or(&Value::Null);
-                return mismatch(
-                    "context.timezone",
-                    A_ZONE,
-                    Value::is_string,
-                    member("timezone"),
-                )
-                .or_else(|| {
-                    mismatch(
-                        "context.traits",
-                        AN_OBJECT,
-                        Value::is_object,
-                        member("traits"),
-                    )
-                });
-            }
-            ("context", AN_OBJECT, Value::is_object)
-        }
-        _ => return None,
-    };
+    let &(field, accepted, fits) = FIELDS.iter().find(|(field, ..)| *field == name)?;
+    if let (Value::Object(context), "context") = (value, field) {
+        return CONTEXT_FIELDS.iter().find_map(|&(field, accepted, fits)| {
+            let member = context.get(&field["context.".len()..])?;
+            mismatch(field, accepted, fits, member)
+        });
+    }
     mismatch(field, accepted, fits, value)
 }
 

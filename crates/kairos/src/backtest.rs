@@ -250,10 +250,22 @@ fn same_target(one: &Path, other: &Path) -> bool {
 fn create_outputs<const N: usize>(
     outputs: [(&str, Option<&Path>); N],
 ) -> Result<[Option<File>; N], ExitCode> {
-    let mut opened: Vec<(Option<File>, bool)> = Vec::with_capacity(N);
-    for (flag, path) in outputs {
+    let mut files: [Option<File>; N] = std::array::from_fn(|_| None);
+    let mut created = [false; N];
+    let fail = |flag: &str, path: &Path, error: io::Error, created: &[bool; N]| {
+        eprintln!(
+            "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
+            path.display()
+        );
+        for ((_, path), created) in outputs.iter().zip(created) {
+            if let (Some(path), true) = (path, created) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        ExitCode::from(2)
+    };
+    for (index, (flag, path)) in outputs.iter().enumerate() {
         let Some(path) = path else {
-            opened.push((None, false));
             continue;
         };
         let existed = std::fs::symlink_metadata(path).is_ok();
@@ -263,23 +275,10 @@ fn create_outputs<const N: usize>(
             .truncate(false)
             .open(path)
         {
-            Ok(file) => opened.push((Some(file), !existed)),
-            Err(error) => {
-                eprintln!(
-                    "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
-                    path.display()
-                );
-                for ((_, path), (_, created)) in outputs.iter().zip(&opened) {
-                    if let (Some(path), true) = (path, created) {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-                return Err(ExitCode::from(2));
-            }
+            Ok(file) => (files[index], created[index]) = (Some(file), !existed),
+            Err(error) => return Err(fail(flag, path, error, &created)),
         }
     }
-    let mut files = opened.into_iter().map(|(file, _)| file);
-    let files: [Option<File>; N] = std::array::from_fn(|_| files.next().flatten());
     for ((flag, path), file) in outputs.iter().zip(&files) {
         let (Some(path), Some(file)) = (path, file) else {
             continue;
@@ -287,11 +286,7 @@ fn create_outputs<const N: usize>(
         // A device (`/dev/null`) or a pipe has nothing to truncate.
         if file.metadata().is_ok_and(|metadata| metadata.is_file()) {
             if let Err(error) = file.set_len(0) {
-                eprintln!(
-                    "kairos: {flag} {}: {error}; accepted: a path where a file can be created",
-                    path.display()
-                );
-                return Err(ExitCode::from(2));
+                return Err(fail(flag, path, error, &created));
             }
         }
     }

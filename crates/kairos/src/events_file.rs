@@ -44,7 +44,8 @@ const BATCHES_IN_FLIGHT: usize = 16;
 
 /// Opens `path` (`-` = stdin) and starts parsing it.
 pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
-    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
+    let stdin = path == Path::new("-");
+    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if stdin {
         (Box::new(io::stdin()), None)
     } else {
         let file = File::open(path)
@@ -65,11 +66,8 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
     let (head, input) = first_bytes(input, MAGIC_BYTES)
         .with_context(|| format!("cannot read events file {}", path.display()))?;
     if let Some(format) = unreadable_format(&head) {
-        let name = match path.to_str() {
-            Some("-") => "stdin".to_string(),
-            _ => path.display().to_string(),
-        };
-        anyhow::bail!("{name} is {format}");
+        let name = if stdin { Path::new("stdin") } else { path };
+        anyhow::bail!("{} is {format}", name.display());
     }
     let compressed = head.starts_with(&GZIP_MAGIC);
     let input: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(input));
