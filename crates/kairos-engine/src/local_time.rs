@@ -14,8 +14,6 @@ pub fn local(time: Timestamp, zone: Tz) -> Option<DateTime<Tz>> {
 /// Local calendar day number (days since 0001-01-01 local, as chrono's
 /// `num_days_from_ce`).
 pub fn local_day(time: Timestamp, zone: Tz) -> i64 {
-    /// `num_days_from_ce` of 1970-01-01.
-    const EPOCH_DAY: i64 = 719_163;
     match utc_offset(time, zone) {
         Some(offset) => (time.0 + offset).div_euclid(DAY) + EPOCH_DAY,
         None => time.0.div_euclid(DAY) + EPOCH_DAY,
@@ -35,6 +33,29 @@ pub fn local_hour(time: Timestamp, zone: Tz) -> usize {
 }
 
 const DAY: i64 = 86_400_000;
+
+/// `num_days_from_ce` of 1970-01-01.
+const EPOCH_DAY: i64 = 719_163;
+
+/// The local calendar date of `time` in `zone`: what
+/// `local(time, zone)?.date_naive()` gives, from the cached offset.
+fn local_date(time: Timestamp, zone: Tz) -> Option<NaiveDate> {
+    match utc_offset(time, zone) {
+        Some(offset) => {
+            let days = (time.0 + offset).div_euclid(DAY) + EPOCH_DAY;
+            NaiveDate::from_num_days_from_ce_opt(i32::try_from(days).ok()?)
+        }
+        None => Some(local(time, zone)?.date_naive()),
+    }
+}
+
+/// The zone's offset from UTC at `time` in milliseconds, 0 out of
+/// chrono's range (what the offset of `local(time, zone)` gives).
+pub fn utc_offset_ms(time: Timestamp, zone: Tz) -> i64 {
+    utc_offset(time, zone)
+        .or_else(|| chrono_offset(time, zone))
+        .unwrap_or(0)
+}
 
 /// Offsets are looked up per hour of UTC time.
 const HOUR: i64 = 3_600_000;
@@ -163,7 +184,7 @@ pub fn period_of(
     zone: Tz,
 ) -> Option<(i64, Timestamp)> {
     use crate::config::Period;
-    let date = local(time, zone)?.date_naive();
+    let date = local_date(time, zone)?;
     let (year, month0) = (date.year(), date.month0() as i32);
     let (index, end_year, end_month0) = match period {
         Period::Month => {
@@ -179,8 +200,59 @@ pub fn period_of(
         }
         Period::Year => (i64::from(year), year + 1, 0),
     };
-    let end_date = NaiveDate::from_ymd_opt(end_year, end_month0 as u32 + 1, 1)?;
-    Some((index, at_local(end_date, 0, zone)?))
+    let end = period_end(period, index, (end_year, end_month0), zone)?;
+    Some((index, end))
+}
+
+/// A cached end of a period (see [`period_end`]).
+#[derive(Clone, Copy)]
+struct CachedEnd {
+    zone: Tz,
+    period: crate::config::Period,
+    index: i64,
+    end: Timestamp,
+}
+
+/// Recently asked period ends, direct-mapped.
+const CACHED_ENDS: usize = 64;
+
+thread_local! {
+    static PERIOD_ENDS: [std::cell::Cell<Option<CachedEnd>>; CACHED_ENDS] =
+        const { [const { std::cell::Cell::new(None) }; CACHED_ENDS] };
+}
+
+/// Local midnight on the first day of (`year`, `month0`), which ends period
+/// `index`. Every order asks for the end of its quarter (period-end
+/// schedules), and chrono-tz finds a local midnight by a search of the
+/// zone's transitions, some 400 instructions: the answer depends only on
+/// the zone and the period, so it is cached.
+fn period_end(
+    period: crate::config::Period,
+    index: i64,
+    (year, month0): (i32, i32),
+    zone: Tz,
+) -> Option<Timestamp> {
+    let slot = (index as usize)
+        .wrapping_mul(31)
+        .wrapping_add((zone as usize).wrapping_mul(7))
+        .wrapping_add(period as usize)
+        % CACHED_ENDS;
+    PERIOD_ENDS.with(|cache| {
+        if let Some(cached) = cache[slot].get() {
+            if cached.index == index && cached.zone == zone && cached.period == period {
+                return Some(cached.end);
+            }
+        }
+        let end_date = NaiveDate::from_ymd_opt(year, month0 as u32 + 1, 1)?;
+        let end = at_local(end_date, 0, zone)?;
+        cache[slot].set(Some(CachedEnd {
+            zone,
+            period,
+            index,
+            end,
+        }));
+        Some(end)
+    })
 }
 
 #[cfg(test)]
@@ -247,6 +319,62 @@ mod tests {
     }
 
     #[test]
+    fn cached_periods_and_offsets_agree_with_chrono() {
+        use crate::config::Period;
+        // What `period_of` computed before its dates came from the cached
+        // offsets and its ends from the cache.
+        fn uncached(time: Timestamp, period: Period, zone: Tz) -> Option<(i64, Timestamp)> {
+            let date = local(time, zone)?.date_naive();
+            let (year, month0) = (date.year(), date.month0() as i32);
+            let (index, end_year, end_month0) = match period {
+                Period::Month => (i64::from(year) * 12 + i64::from(month0), year, month0 + 1),
+                Period::Quarter => {
+                    let quarter = month0 / 3;
+                    (
+                        i64::from(year) * 4 + i64::from(quarter),
+                        year,
+                        (quarter + 1) * 3,
+                    )
+                }
+                Period::Year => (i64::from(year), year + 1, 0),
+            };
+            let (end_year, end_month0) = (end_year + end_month0 / 12, end_month0 % 12);
+            let end_date = NaiveDate::from_ymd_opt(end_year, end_month0 as u32 + 1, 1)?;
+            Some((index, at_local(end_date, 0, zone)?))
+        }
+        let mut state: u64 = 7;
+        let zones = [
+            "UTC",
+            "America/New_York",
+            "Asia/Shanghai",
+            "Australia/Lord_Howe",
+        ];
+        for _ in 0..2_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // 1960 .. 2040, to the millisecond.
+            let ms = -315_619_200_000 + (state >> 20) as i64 % 2_524_608_000_000;
+            for zone in zones.map(|name| name.parse::<Tz>().unwrap()) {
+                let time = Timestamp(ms);
+                let chrono_offset = local(time, zone)
+                    .map(|l| i64::from(chrono::Offset::fix(l.offset()).local_minus_utc()) * 1000);
+                assert_eq!(utc_offset_ms(time, zone), chrono_offset.unwrap_or(0));
+                for period in [Period::Month, Period::Quarter, Period::Year] {
+                    // Twice: computed, then from the cache.
+                    for _ in 0..2 {
+                        assert_eq!(
+                            period_of(time, period, zone),
+                            uncached(time, period, zone),
+                            "{zone} {ms} {period:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn instants_beyond_the_calendar_do_not_panic() {
         for time in [
             Timestamp(i64::MIN),
@@ -256,6 +384,8 @@ mod tests {
         ] {
             let _ = local_day(time, Tz::UTC);
             let _ = local_minute_of_day(time, Tz::Asia__Tokyo);
+            let _ = period_of(time, crate::config::Period::Month, Tz::Asia__Tokyo);
+            let _ = utc_offset_ms(time, Tz::America__New_York);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::config::{EventMatch, FilterTest, KeySpec, Offset, Store};
 use kairos_model::event::value_number;
-use kairos_model::{Event, Span};
+use kairos_model::{Event, PropertyValue, Span};
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -49,12 +49,17 @@ fn qualifies(pattern: &EventMatch, event: &Event, stores: &[Store]) -> bool {
 }
 
 /// Whether any of `patterns` matches. Most lists asked (a trigger's
-/// `cancel_on`, a count's `unless`) are empty: that is told where it is
-/// asked, as the call to learn it cost some 16 instructions, five times an
-/// event on retail.
+/// `cancel_on`, a count's `unless`) are empty, and most others hold one
+/// pattern (`browse_abandonment`'s `unless`, asked on every event): both
+/// are told where they are asked, as the call cost some 16 instructions,
+/// five times an event on retail, and the loop as many again.
 #[inline(always)]
 pub fn matches_any(patterns: &[EventMatch], event: &Event, stores: &[Store]) -> bool {
-    !patterns.is_empty() && any_matches(patterns, event, stores)
+    match patterns {
+        [] => false,
+        [pattern] => matches(pattern, event, stores),
+        _ => any_matches(patterns, event, stores),
+    }
 }
 
 /// [`matches_any`] for a list that is not empty.
@@ -64,14 +69,21 @@ fn any_matches(patterns: &[EventMatch], event: &Event, stores: &[Store]) -> bool
         .any(|pattern| matches(pattern, event, stores))
 }
 
-fn passes(test: &FilterTest, value: Option<&Value>, event: &Event, stores: &[Store]) -> bool {
-    let number = || value.and_then(value_number);
+fn passes(
+    test: &FilterTest,
+    value: Option<&PropertyValue>,
+    event: &Event,
+    stores: &[Store],
+) -> bool {
+    let number = || value.and_then(PropertyValue::as_number);
     match test {
         FilterTest::Exists => value.is_some_and(|v| !v.is_null()),
-        FilterTest::Equals(expected) => value.is_some_and(|v| loosely_equal(v, expected)),
-        FilterTest::OneOf(options) => {
-            value.is_some_and(|v| options.iter().any(|option| loosely_equal(v, option)))
-        }
+        FilterTest::Equals(expected) => value.is_some_and(|v| property_loosely_equal(v, expected)),
+        FilterTest::OneOf(options) => value.is_some_and(|v| {
+            options
+                .iter()
+                .any(|option| property_loosely_equal(v, option))
+        }),
         FilterTest::LessThan(bound) => number().is_some_and(|n| n < *bound),
         FilterTest::AtMost(bound) => number().is_some_and(|n| n <= *bound),
         FilterTest::GreaterThan(bound) => number().is_some_and(|n| n > *bound),
@@ -88,6 +100,17 @@ fn loosely_equal(actual: &Value, expected: &Value) -> bool {
         return true;
     }
     match (value_number(actual), value_number(expected)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// [`loosely_equal`] for an event's property.
+fn property_loosely_equal(actual: &PropertyValue, expected: &Value) -> bool {
+    if actual == expected {
+        return true;
+    }
+    match (actual.as_number(), value_number(expected)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
@@ -127,8 +150,18 @@ pub enum EventKeys<'e> {
 /// The key name used for entity-keyed events that lack the property.
 pub const DEFAULT_ENTITY: &str = "default";
 
-/// Extracts keys.
+/// Extracts keys. Most triggers are keyed by the customer, which needs no
+/// look at the event: that is answered where it is asked, without a call.
+#[inline(always)]
 pub fn event_keys<'e>(spec: &KeySpec, event: &'e Event) -> EventKeys<'e> {
+    match spec {
+        KeySpec::Customer => EventKeys::Customer,
+        _ => entity_keys(spec, event),
+    }
+}
+
+/// [`event_keys`] for a trigger keyed by a property or a list's items.
+fn entity_keys<'e>(spec: &KeySpec, event: &'e Event) -> EventKeys<'e> {
     match spec {
         KeySpec::Customer => EventKeys::Customer,
         KeySpec::Property(name) => match event.property_text(name) {
@@ -138,11 +171,11 @@ pub fn event_keys<'e>(spec: &KeySpec, event: &'e Event) -> EventKeys<'e> {
         },
         KeySpec::ListItem { list, field } => {
             let keys: SmallVec<[Cow<'e, str>; 1]> = match event.properties.get(list) {
-                Some(Value::Array(items)) => items
+                Some(PropertyValue::Array(items)) => items
                     .iter()
                     .filter_map(|item| match item.get(field)? {
-                        Value::String(text) => Some(Cow::Borrowed(text.as_str())),
-                        Value::Number(number) => Some(Cow::Owned(number.to_string())),
+                        PropertyValue::String(text) => Some(Cow::Borrowed(text.as_str())),
+                        PropertyValue::Number(number) => Some(Cow::Owned(number.to_string())),
                         _ => None,
                     })
                     .collect(),

@@ -6,7 +6,7 @@
 //! accepted (the runtime sends it to the DLQ, backtest reports its line).
 
 use crate::ids::hash_str;
-use crate::properties::Properties;
+use crate::properties::{Properties, PropertyValue};
 use crate::time::Timestamp;
 use compact_str::CompactString;
 use serde::de::{MapAccess, Visitor};
@@ -92,9 +92,9 @@ pub struct SegmentCall<'a> {
     #[serde(default, deserialize_with = "object_only")]
     pub context: Option<SegmentContext>,
     /// `page`/`screen`: the page or screen name (top level, not a property).
-    pub name: Option<Value>,
+    pub name: Option<PropertyValue>,
     /// `page`/`screen`: the page or screen category.
-    pub category: Option<Value>,
+    pub category: Option<PropertyValue>,
 }
 
 /// The parts of Segment's `context` kairos uses.
@@ -581,7 +581,7 @@ impl Event {
         let timezone = non_empty(context.timezone).or_else(|| {
             traits
                 .get("timezone")
-                .and_then(Value::as_str)
+                .and_then(PropertyValue::as_str)
                 .map(Into::into)
         });
         let mut properties = call.properties.unwrap_or_default();
@@ -684,9 +684,9 @@ impl Event {
     #[inline]
     pub fn property_text(&self, name: &str) -> Option<Cow<'_, str>> {
         match self.properties.get(name)? {
-            Value::String(text) => Some(Cow::Borrowed(text)),
-            Value::Number(number) => Some(Cow::Owned(number.to_string())),
-            Value::Bool(flag) => Some(Cow::Borrowed(if *flag { "true" } else { "false" })),
+            PropertyValue::String(text) => Some(Cow::Borrowed(text)),
+            PropertyValue::Number(number) => Some(Cow::Owned(number.to_string())),
+            PropertyValue::Bool(flag) => Some(Cow::Borrowed(if *flag { "true" } else { "false" })),
             _ => None,
         }
     }
@@ -694,7 +694,7 @@ impl Event {
     /// A property as a number (numeric strings are accepted).
     #[inline]
     pub fn property_number(&self, name: &str) -> Option<f64> {
-        value_number(self.properties.get(name)?)
+        self.properties.get(name)?.as_number()
     }
 }
 
@@ -703,12 +703,17 @@ impl Event {
 pub fn value_number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(number) => number.as_f64(),
-        // Rust reads "NaN", "inf" and "1e400" as numbers; JSON has none
-        // such, and one would poison sums and comparisons (and be written
-        // as `null` where an action promises a number).
-        Value::String(text) => text.trim().parse().ok().filter(|n: &f64| n.is_finite()),
+        Value::String(text) => number_in_text(text),
         _ => None,
     }
+}
+
+/// Text as a number (`" 12.5"`), as [`value_number`] reads it.
+pub fn number_in_text(text: &str) -> Option<f64> {
+    // Rust reads "NaN", "inf" and "1e400" as numbers; JSON has none such,
+    // and one would poison sums and comparisons (and be written as `null`
+    // where an action promises a number).
+    text.trim().parse().ok().filter(|n: &f64| n.is_finite())
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// A JSON string holding `parts` one after the other (escaping is per
-/// character, so escaping each part is escaping the whole).
+/// character, so escaping each part is escaping the whole). Inlined: the
+/// parts are mostly a constant prefix and a name, and the prefix's check
+/// then folds away.
+#[inline(always)]
 pub(crate) fn write_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
     out.reserve(parts.iter().map(|part| part.len()).sum::<usize>() + 2);
     out.push(b'"');
@@ -38,6 +41,9 @@ pub(crate) fn write_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
 }
 
 /// `,"name":` before a field after the first (`name` needs no escaping).
+/// Inlined: with the name a constant, its three pieces are copied as
+/// constants, not by three calls of `memcpy` (an action writes sixteen).
+#[inline(always)]
 pub(crate) fn write_key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
@@ -68,9 +74,10 @@ impl TimeTexts {
                 None => return at.with_rfc3339(|text| write_str(out, text)),
             },
         };
-        out.push(b'"');
-        out.extend_from_slice(&text);
-        out.push(b'"');
+        // Quoted in place and copied whole: one copy, not three.
+        let mut quoted = [b'"'; 26];
+        quoted[1..25].copy_from_slice(&text);
+        out.extend_from_slice(&quoted);
     }
 }
 
@@ -194,15 +201,18 @@ fn needs_escaping(bytes: &[u8]) -> bool {
 
 /// Whether any of the eight bytes of `word` is below 0x20, `"` or `\`
 /// (the classic "has a zero byte" and "has a byte less than n" tests,
-/// which are exact about whether, though not about where).
+/// which are exact about whether, though not about where). Flipping bit 1
+/// of every byte maps `"` (0x22) to 0x20 and the bytes below 0x20 onto
+/// themselves (in another order), and nothing else below 0x21: one "less
+/// than 0x21" test finds both, with a quarter fewer operations per word.
 fn has_byte_to_escape(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
-    (below_space | quote | backslash) & HIGHS != 0
+    let has_less_than = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x;
+    let flipped = word ^ (ONES * 0x02);
+    let control_or_quote = has_less_than(flipped, 0x21);
+    let backslash = has_less_than(word ^ (ONES * u64::from(b'\\')), 1);
+    (control_or_quote | backslash) & HIGHS != 0
 }
 
 #[cfg(test)]
@@ -228,6 +238,22 @@ mod tests {
                     let text = String::from_utf8(text).unwrap();
                     assert_eq!(written(&text), serde_json::to_string(&text).unwrap());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_is_found_to_need_escaping_exactly_when_it_does() {
+        for byte in 0..=255u8 {
+            let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+            for position in 0..8 {
+                let mut word = [b'a'; 8];
+                word[position] = byte;
+                assert_eq!(
+                    has_byte_to_escape(u64::from_le_bytes(word)),
+                    expected,
+                    "byte {byte:#04x} at {position}"
+                );
             }
         }
     }

@@ -27,5 +27,5 @@ pub use action::{Action, ActionData, ActionReason};
 pub use compact_str::CompactString;
 pub use event::{Event, EventType, InvalidEvent, SegmentCall};
 pub use payload::{CartItem, Payload, PayloadValue};
-pub use properties::Properties;
+pub use properties::{Properties, PropertyValue};
 pub use time::{Span, SpanParseError, Timestamp};
