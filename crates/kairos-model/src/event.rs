@@ -262,7 +262,7 @@ pub enum InvalidEvent {
     /// Neither `userId` nor `anonymousId`.
     #[error("no userId or anonymousId; accepted: at least one non-empty id")]
     MissingIdentity,
-    /// Timestamp missing or unparseable.
+    /// A time field that is not an RFC 3339 time.
     #[error(
         "{field} {value:?} is not a timestamp; accepted: RFC 3339, e.g. 2026-11-23T10:31:07.012Z"
     )]
@@ -272,6 +272,14 @@ pub enum InvalidEvent {
         /// What it held.
         value: String,
     },
+    /// No time at all. Its reason is `bad_timestamp`, as it was before
+    /// this variant said the time was missing rather than malformed.
+    #[error("call without a time; accepted: timestamp (or originalTimestamp, or receivedAt) in RFC 3339, e.g. 2026-11-23T10:31:07.012Z")]
+    MissingTimestamp,
+    /// A field sent twice (`"userId"` twice): which one is meant cannot be
+    /// told, so neither is taken.
+    #[error("field {0:?} appears more than once; accepted: each field once")]
+    DuplicateField(String),
     /// `alias` without both ids.
     #[error("alias call needs previousId and userId; accepted: both non-empty")]
     IncompleteAlias,
@@ -292,7 +300,8 @@ impl InvalidEvent {
             InvalidEvent::WrongType { .. } => "wrong_type",
             InvalidEvent::MissingEventName => "missing_event_name",
             InvalidEvent::MissingIdentity => "missing_identity",
-            InvalidEvent::BadTimestamp { .. } => "bad_timestamp",
+            InvalidEvent::BadTimestamp { .. } | InvalidEvent::MissingTimestamp => "bad_timestamp",
+            InvalidEvent::DuplicateField(_) => "duplicate_field",
             InvalidEvent::IncompleteAlias => "incomplete_alias",
             InvalidEvent::TimeOutOfRange(_) => "time_out_of_range",
         }
@@ -407,9 +416,23 @@ fn explain(bytes: &[u8], message: String) -> InvalidEvent {
     let Ok(Members(members)) = serde_json::from_slice::<Members>(bytes) else {
         return InvalidEvent::NotJson(message);
     };
-    members
+    if let Some(wrong) = members
         .iter()
         .find_map(|(name, value)| wrong_type(name, value))
+    {
+        return wrong;
+    }
+    // A valid object whose types are right: a field the call reads was
+    // sent twice (the decoders refuse that; a repeated unknown field is
+    // ignored, so only the name the decoder names counts).
+    members
+        .iter()
+        .enumerate()
+        .find(|(at, (name, _))| {
+            members[..*at].iter().any(|(earlier, _)| earlier == name)
+                && message.contains(&format!("duplicate field `{name}`"))
+        })
+        .map(|(_, (name, _))| InvalidEvent::DuplicateField(name.clone()))
         .unwrap_or(InvalidEvent::NotJson(message))
 }
 
@@ -645,10 +668,7 @@ impl Event {
                 None => parse_time(field, client),
             },
             (None, _, Some(received)) => Ok(received),
-            (None, _, None) => Err(InvalidEvent::BadTimestamp {
-                field: "timestamp",
-                value: String::new(),
-            }),
+            (None, _, None) => Err(InvalidEvent::MissingTimestamp),
         }?;
         if (Event::EARLIEST_TIME..Event::AFTER_LATEST_TIME).contains(&time) {
             Ok(time)
@@ -892,6 +912,38 @@ mod tests {
                 "]".repeat(brackets)
             ),
         ]
+    }
+
+    #[test]
+    fn a_call_without_a_time_is_told_so_not_given_an_empty_one() {
+        let error = parse(r#"{"type":"track","event":"X","userId":"u"}"#).unwrap_err();
+        assert_eq!(error, InvalidEvent::MissingTimestamp);
+        assert_eq!(error.reason(), "bad_timestamp");
+        assert_eq!(
+            error.to_string(),
+            "call without a time; accepted: timestamp (or originalTimestamp, or receivedAt) in RFC 3339, e.g. 2026-11-23T10:31:07.012Z"
+        );
+    }
+
+    #[test]
+    fn a_field_sent_twice_is_named_by_both_decoders() {
+        for json in both_ways(r#""userId":"v""#) {
+            let error = parse(&json).unwrap_err();
+            assert_eq!(
+                error,
+                InvalidEvent::DuplicateField("userId".into()),
+                "{json}"
+            );
+            assert_eq!(error.reason(), "duplicate_field");
+            assert_eq!(
+                error.to_string(),
+                r#"field "userId" appears more than once; accepted: each field once"#
+            );
+        }
+        // A field the call does not read may come twice, as before.
+        for json in both_ways(r#""extra":1,"extra":2"#) {
+            assert!(parse(&json).is_ok(), "{json}");
+        }
     }
 
     #[test]
