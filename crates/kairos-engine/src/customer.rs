@@ -780,6 +780,16 @@ impl Reasons {
         }
     }
 
+    /// [`Self::replace`] with the one id an event carries, assigned in
+    /// place when there is one id already (a busy customer's inactivity
+    /// ladder).
+    pub fn replace_with_event_id(&mut self, id: &CompactString) {
+        match self {
+            Reasons::One(kept) => kept.assign_from_event(id),
+            _ => *self = Reasons::One(MessageId::from_event(id)),
+        }
+    }
+
     /// The ids, oldest first.
     pub fn as_slice(&self) -> &[MessageId] {
         match self {

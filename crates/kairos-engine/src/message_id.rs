@@ -33,6 +33,39 @@ impl MessageId {
         }
     }
 
+    /// Keeps the id an event carries: as [`MessageId::new`], but a short
+    /// text id is copied as it is held (24 bytes) rather than rebuilt
+    /// from its characters.
+    pub fn from_event(id: &CompactString) -> MessageId {
+        match parse_uuid(id.as_bytes()) {
+            Some(bytes) => MessageId::Uuid(bytes),
+            None => MessageId::Text(id.clone()),
+        }
+    }
+
+    /// Makes this the id an event carries, in place: a busy customer
+    /// restarts an inactivity ladder, and replaces its reason, on every
+    /// event, so the id is not first kept on its own and then copied. A
+    /// long text id reuses this one's buffer, as [`MessageId::assign`].
+    pub fn assign_from_event(&mut self, id: &CompactString) {
+        // The usual case first: an id held inline (24 bytes at most, so no
+        // UUID) over one held inline is a copy, with nothing to parse or free.
+        if let MessageId::Text(mine) = self {
+            if !mine.is_heap_allocated() && !id.is_heap_allocated() {
+                *mine = id.clone();
+                return;
+            }
+        }
+        match (parse_uuid(id.as_bytes()), &mut *self) {
+            (Some(bytes), _) => *self = MessageId::Uuid(bytes),
+            (None, MessageId::Text(mine)) if id.is_heap_allocated() => {
+                mine.clear();
+                mine.push_str(id);
+            }
+            (None, _) => *self = MessageId::Text(id.clone()),
+        }
+    }
+
     /// Makes this `other`, reusing a long text id's buffer (a busy customer
     /// restarts an inactivity ladder, and replaces its reason, on every
     /// event); a UUID or a short id is simply copied.
@@ -126,6 +159,26 @@ mod tests {
             let id = MessageId::new(text);
             assert_eq!(id, MessageId::Text(text.into()), "{text}");
             assert_eq!(id.to_text(), text);
+        }
+    }
+
+    #[test]
+    fn an_event_id_is_kept_and_assigned_as_new_keeps_it() {
+        let long = "ajs-next-9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64";
+        let texts = [
+            "m2a-12345",
+            "9f0c4a52-5b8e-4c1e-9d35-0b7c2f3e1a64",
+            long,
+            "",
+        ];
+        for text in texts {
+            let id = CompactString::from(text);
+            assert_eq!(MessageId::from_event(&id), MessageId::new(text), "{text}");
+            for before in texts {
+                let mut kept = MessageId::new(before);
+                kept.assign_from_event(&id);
+                assert_eq!(kept, MessageId::new(text), "{before} then {text}");
+            }
         }
     }
 

@@ -321,7 +321,8 @@ impl Ctx<'_> {
         ladder.anchor = anchor;
         ladder.due = due;
         ladder.variant = u8::MAX;
-        ladder.events.replace(message.as_reason());
+        // Straight from the event's id: not kept on its own and then copied.
+        ladder.events.replace_with_event_id(message.text);
         true
     }
 
@@ -642,14 +643,14 @@ fn fixed_first_offset(trigger: &Trigger, properties: &[(String, Value)]) -> Opti
 /// again per trigger was some 55 instructions each time.
 pub struct EventMessage<'e> {
     /// The id as the event carries it.
-    text: &'e str,
+    text: &'e CompactString,
     /// The id as kept, once a trigger asked for it.
     kept: OnceCell<MessageId>,
 }
 
 impl<'e> EventMessage<'e> {
     /// The message id of an event, not yet converted.
-    pub fn new(text: &'e str) -> Self {
+    pub fn new(text: &'e CompactString) -> Self {
         EventMessage {
             text,
             kept: OnceCell::new(),
@@ -658,7 +659,7 @@ impl<'e> EventMessage<'e> {
 
     /// The id as state keeps it.
     fn get(&self) -> &MessageId {
-        self.kept.get_or_init(|| MessageId::new(self.text))
+        self.kept.get_or_init(|| MessageId::from_event(self.text))
     }
 
     /// The id as the one reason of a match.
@@ -1129,11 +1130,7 @@ pub fn on_event(
                 Some(property) => event.property_number(property).unwrap_or(0.0),
                 None => 1.0,
             };
-            let spans = if let Bound::DropPercent(_) = bound {
-                2
-            } else {
-                1
-            };
+            let spans = 1 + usize::from(matches!(bound, Bound::DropPercent(_)));
             let bucket_width = Span((measure.window.0 / MEASURE_BUCKETS as i64).max(1));
             let counts = measure.property.is_none();
             let index =
@@ -1146,14 +1143,15 @@ pub fn on_event(
             else {
                 return;
             };
-            let Some(mut memory) = state_memory.measure_mut() else {
-                return;
-            };
             // Activity only raises the current window, so a drop can only
-            // appear when old buckets roll out of it.
+            // appear when old buckets roll out of it (tested first: most
+            // events roll nothing, and need not look at the aggregate again).
             if let (Bound::DropPercent(_), false) = (bound, rolled) {
                 return;
             }
+            let Some(mut memory) = state_memory.measure_mut() else {
+                return;
+            };
             let current = memory.sum(0, MEASURE_BUCKETS);
             // The aggregate just before this amount (after older amounts
             // rolled out): a bound it was below is re-armed, even though no
@@ -1560,18 +1558,13 @@ fn group_label(property: &str, value: &PropertyValue) -> CompactString {
     match value {
         PropertyValue::Null => CompactString::default(),
         PropertyValue::String(text) => {
-            // A label that fits inline is put together on the stack and
-            // copied in once: each push into a CompactString checks its
-            // representation again (some 80 instructions a push).
-            let mut bytes = [0u8; std::mem::size_of::<CompactString>()];
-            if let Some(buffer) = bytes.get_mut(..property.len() + 1 + text.len()) {
-                let (name, rest) = buffer.split_at_mut(property.len());
-                name.copy_from_slice(property.as_bytes());
-                rest[0] = b'=';
-                rest[1..].copy_from_slice(text.as_bytes());
-                if let Ok(label) = std::str::from_utf8(buffer) {
-                    return CompactString::new(label);
-                }
+            // A label that fits inline is put together in place, its parts
+            // copied one after the other: each push into a CompactString
+            // checks its representation again (some 80 instructions a push),
+            // and joining the parts on the stack took a UTF-8 check of the
+            // whole (some 85) to make a `str` of them again.
+            if property.len() + 1 + text.len() <= std::mem::size_of::<CompactString>() {
+                return [property, "=", text.as_str()].into_iter().collect();
             }
             let mut label = CompactString::with_capacity(property.len() + 1 + text.len());
             label.push_str(property);
@@ -1914,9 +1907,13 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         _ => true,
     };
     let candidate = holds.then(|| build_candidate(ctx, index, step, due));
-    // Next step, or the end of this ladder.
+    // Next step, or the end of this ladder. Every way out from here returns
+    // `candidate` (the ladder is still there): so it can be built where
+    // it is returned, not copied there (a few hundred bytes).
     let state = &mut ctx.customer.states[index];
-    let ladder = state.ladder.as_mut()?;
+    let Some(ladder) = state.ladder.as_mut() else {
+        return candidate;
+    };
     let next = step + 1;
     if next < trigger.steps.len() {
         let at = resolve_offset(&trigger.steps[next].at, &ladder.properties).unwrap_or(Span::ZERO);
@@ -2040,6 +2037,12 @@ pub fn on_window_close(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) {
     }
 }
 
+/// Payload names the engine sets, made at compile time (see `Payload::set`).
+const OFFER: CompactString = CompactString::const_new("offer");
+const CART: CompactString = CompactString::const_new("cart");
+const CART_VALUE: CompactString = CompactString::const_new("cart_value");
+const SCHEDULED_FOR: CompactString = CompactString::const_new("scheduled_for");
+
 /// Builds the decision for `step` of the ladder of state `index`.
 fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp) -> Candidate {
     let plan = ctx.plan;
@@ -2088,24 +2091,28 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
     );
     let mut payload = Payload::new();
     if let Some(offer) = offer {
-        payload.set("offer", PayloadValue::Shared(offer));
+        payload.set(OFFER, PayloadValue::Shared(offer));
     }
     match (&trigger.key, entity_text) {
         (crate::config::KeySpec::Property(name), Some(entity))
         | (crate::config::KeySpec::ListItem { field: name, .. }, Some(entity)) => {
-            payload.set(name.clone(), PayloadValue::Text(entity.clone()));
+            // Copied into the name's inline room, not cloned onto the heap.
+            payload.set(name.as_str(), PayloadValue::Text(entity.clone()));
         }
         _ => {}
     }
     if trigger.payload.cart {
-        let carts = carts.iter().filter(|cart| match (&trigger.key, entity) {
+        let mut carts = carts.iter().filter(|cart| match (&trigger.key, entity) {
             (crate::config::KeySpec::Property(_), Some(entity)) => &*cart.id == entity,
             _ => true,
         });
-        // Sized up front: growing it line by line reallocates per decision.
-        let mut items = Vec::with_capacity(carts.clone().map(|cart| cart.lines.len()).sum());
+        // Sized up front for the first cart, mostly the only one (growing
+        // it line by line reallocated per decision; counting the lines of
+        // every cart first compared each cart's id twice).
+        let first = carts.next();
+        let mut items = Vec::with_capacity(first.map_or(0, |cart| cart.lines.len()));
         let mut value = 0.0;
-        for cart in carts {
+        for cart in first.into_iter().chain(carts) {
             value += cart.value();
             items.extend(cart.lines.iter().map(|line| CartItem {
                 price: line.price,
@@ -2113,18 +2120,18 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
                 quantity: line.quantity,
             }));
         }
-        payload.set("cart", PayloadValue::Cart(items));
+        payload.set(CART, PayloadValue::Cart(items));
         payload.set(
-            "cart_value",
+            CART_VALUE,
             PayloadValue::Number((value * 100.0).round() / 100.0),
         );
     }
     for (name, value) in &ladder.properties {
-        payload.set(name.clone(), PayloadValue::Json(value.clone()));
+        payload.set(name.as_str(), PayloadValue::Json(value.clone()));
     }
     if let Pattern::Schedule { .. } = trigger.pattern {
         payload.set(
-            "scheduled_for",
+            SCHEDULED_FOR,
             PayloadValue::Text(ladder.anchor.to_rfc3339().into()),
         );
     }
@@ -2150,6 +2157,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         trigger: state.trigger,
         entity: entity_text.cloned(),
         held_back: state.held_back,
+        first_pass: true,
         decision,
     }
 }
@@ -2196,6 +2204,20 @@ mod tallies {
         add_to_measure(memory, time, Span::HOUR, 2 * MEASURE_BUCKETS, 1.0).expect("a measure");
         let measure = memory.measure_mut().expect("a measure");
         measure.sum(0, 2 * MEASURE_BUCKETS)
+    }
+
+    #[test]
+    fn a_group_label_is_property_equals_value_whatever_its_length() {
+        for (property, value) in [
+            ("product_id", "p1"),
+            ("category", "électroménager"),
+            ("product_id", "a value too long to be held inline"),
+            ("", ""),
+        ] {
+            let label = group_label(property, &PropertyValue::String(value.into()));
+            assert_eq!(label, format!("{property}={value}"));
+            assert_eq!(label.is_heap_allocated(), label.len() > 24, "{label}");
+        }
     }
 
     #[test]

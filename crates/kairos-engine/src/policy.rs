@@ -25,6 +25,11 @@ pub struct Candidate {
     pub entity: Option<CompactString>,
     /// Its journey's step 1 was held back by the cooldown.
     pub held_back: bool,
+    /// Whether this is its first pass through the policy (a deferred
+    /// decision coming due is not): see [`judge`]. Carried here rather
+    /// than beside it in a pair, which was a copy of the whole candidate
+    /// (a few hundred bytes) more per decision.
+    pub first_pass: bool,
     /// The decision so far (`suppressed` is `None`).
     pub decision: Decision,
 }

@@ -13,13 +13,15 @@ use compact_str::CompactString;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Named values; setting a name again replaces its value.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Payload {
-    fields: Vec<(Cow<'static, str>, PayloadValue)>,
+    // Names as compact strings rather than `Cow<'static, str>`: a name
+    // that is not a constant (a trigger's key property, `cart_id`) is then
+    // held inline, where an owned `String` took an allocation per decision.
+    fields: Vec<(CompactString, PayloadValue)>,
 }
 
 /// Fields a payload makes room for when its first is set: as many as the
@@ -60,9 +62,10 @@ impl Payload {
     }
 
     /// Sets `name` to `value`, replacing an earlier value. (Inlined: the
-    /// engine sets a few names per decision, mostly constants.)
+    /// engine sets a few names per decision, mostly constants, which it
+    /// makes with `CompactString::const_new` at compile time.)
     #[inline(always)]
-    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: PayloadValue) {
+    pub fn set(&mut self, name: impl Into<CompactString>, value: PayloadValue) {
         let name = name.into();
         match self.fields.iter_mut().find(|(known, _)| *known == name) {
             Some(field) => field.1 = value,
@@ -165,7 +168,7 @@ impl Serialize for PayloadValue {
 
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut sorted: Vec<&(Cow<'static, str>, PayloadValue)> = self.fields.iter().collect();
+        let mut sorted: Vec<&(CompactString, PayloadValue)> = self.fields.iter().collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut map = serializer.serialize_map(Some(sorted.len()))?;
         for (name, value) in sorted {
@@ -181,7 +184,7 @@ impl<'de> Deserialize<'de> for Payload {
         Ok(Payload {
             fields: map
                 .into_iter()
-                .map(|(name, value)| (Cow::Owned(name), PayloadValue::Json(value)))
+                .map(|(name, value)| (CompactString::from(name), PayloadValue::Json(value)))
                 .collect(),
         })
     }
