@@ -50,11 +50,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 fn validate(args: &cli::ValidateArgs) -> ExitCode {
     match kairos_pipeline::load(&args.file, &args.set) {
         Ok(pipeline) => {
+            let triggers = pipeline.triggers.len();
             println!(
-                "{}: ok: pipeline {:?} with {} triggers",
+                "{}: ok: pipeline {:?} with {triggers} trigger{}",
                 args.file.display(),
                 pipeline.name,
-                pipeline.triggers.len()
+                if triggers == 1 { "" } else { "s" }
             );
             ExitCode::SUCCESS
         }

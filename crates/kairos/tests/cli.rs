@@ -112,6 +112,15 @@ fn validate_accepts_the_retail_pipeline() {
     assert!(stdout.contains("20 triggers"), "{stdout}");
 }
 
+#[test]
+fn validate_counts_a_lone_trigger_in_the_singular() {
+    let lone = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/never-matches.toml");
+    let output = kairos(&["validate", path_str(&lone)], None);
+    succeeded(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.ends_with("with 1 trigger\n"), "{stdout}");
+}
+
 /// `FILE:LINE:COL: field: problem; accepted: what is`, parsed.
 fn diagnostic(line: &str, file: &str) -> Option<(u32, u32, String)> {
     let rest = line.strip_prefix(file)?.strip_prefix(':')?;
