@@ -424,12 +424,18 @@ fn explain(bytes: &[u8], message: String) -> InvalidEvent {
     }
     // A valid object whose types are right: a field the call reads was
     // sent twice (the decoders refuse that; a repeated unknown field is
-    // ignored, so only the name the decoder names counts).
+    // ignored, and a name repeated inside `context` is reported as the
+    // decoder says, so only a top-level field the call reads, named by the
+    // decoder, counts).
+    let read_by_the_call = |name: &str| {
+        FIELDS.iter().any(|(field, ..)| *field == name) || matches!(name, "name" | "category")
+    };
     members
         .iter()
         .enumerate()
         .find(|(at, (name, _))| {
-            members[..*at].iter().any(|(earlier, _)| earlier == name)
+            read_by_the_call(name)
+                && members[..*at].iter().any(|(earlier, _)| earlier == name)
                 && message.contains(&format!("duplicate field `{name}`"))
         })
         .map(|(_, (name, _))| InvalidEvent::DuplicateField(name.clone()))
@@ -943,6 +949,12 @@ mod tests {
         // A field the call does not read may come twice, as before.
         for json in both_ways(r#""extra":1,"extra":2"#) {
             assert!(parse(&json).is_ok(), "{json}");
+        }
+        // A repeat inside `context` is not blamed on an unknown top-level
+        // field of the same name sent twice.
+        let nested = r#""timezone":1,"timezone":2,"context":{"timezone":"UTC","timezone":"UTC"}"#;
+        for json in both_ways(nested) {
+            assert_eq!(parse(&json).unwrap_err().reason(), "not_json", "{json}");
         }
     }
 
