@@ -62,7 +62,6 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         Ok(files) => files,
         Err(code) => return Ok(code),
     };
-    let mut rejected_file = rejected_file.map(io::BufWriter::new);
     // Unbuffered: the writing thread renders a whole batch into one buffer
     // and writes it with one call, so a `BufWriter` would only copy every
     // byte once more.
@@ -71,6 +70,42 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     } else {
         out_file.map(|file| Box::new(file) as Box<dyn Write + Send>)
     };
+    let outputs = Outputs {
+        summary: summary_file,
+        rejected: rejected_file.map(io::BufWriter::new),
+        actions: output,
+    };
+    let replayed = replay(args, pipeline, reader, outputs);
+    if replayed.is_err() {
+        // A run that failed part-way (an output that stopped being
+        // writable) writes no summary, and leaves no empty summary file
+        // that would read as the summary of a run of nothing.
+        if let Some(path) = args.summary_json.as_deref().filter(|path| !is_device(path)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    replayed
+}
+
+/// The files a backtest writes, each opened by [`create_outputs`].
+struct Outputs {
+    summary: Option<File>,
+    rejected: Option<io::BufWriter<File>>,
+    actions: Option<Box<dyn Write + Send>>,
+}
+
+/// The replay itself, once its input and outputs are open.
+fn replay(
+    args: &BacktestArgs,
+    pipeline: kairos_engine::config::Pipeline,
+    reader: events_file::EventsReader,
+    outputs: Outputs,
+) -> anyhow::Result<ExitCode> {
+    let Outputs {
+        summary: summary_file,
+        rejected: mut rejected_file,
+        actions: output,
+    } = outputs;
     let mut sink = ActionSink::open(output, &pipeline.name, args.all_decisions)?;
     let progress = progress_bar(args, reader.total_bytes);
     let events_name = args.events.display().to_string();

@@ -679,6 +679,39 @@ fn an_input_mistake_leaves_existing_output_files_alone() {
     );
 }
 
+/// `/dev/full` takes the file open and refuses every write, as a disk that
+/// fills up during the run would.
+#[test]
+fn an_output_that_stops_being_writable_fails_the_run_and_leaves_no_summary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = write(dir.path(), "events.jsonl", CARTS);
+    let summary = dir.path().join("summary.json");
+    let pipeline = retail();
+    let output = kairos(
+        &[
+            "backtest",
+            "--pipeline",
+            path_str(&pipeline),
+            "--events",
+            path_str(&events),
+            "--all-decisions",
+            "--out",
+            "/dev/full",
+            "--summary-json",
+            path_str(&summary),
+            "--quiet",
+        ],
+        None,
+    );
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot write actions"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!summary.exists(), "an empty summary file was left behind");
+}
+
 #[test]
 fn an_output_path_mistake_leaves_the_other_outputs_alone() {
     let dir = tempfile::tempdir().expect("temp dir");
