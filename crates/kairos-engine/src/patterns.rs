@@ -111,6 +111,9 @@ impl Ctx<'_> {
         start
     }
 
+    /// Inlined: the call cost a fifth of a lookup, and `dormant_wakeup`
+    /// looks up its state on every event.
+    #[inline(always)]
     fn find(&self, trigger: u16, entity: Option<&str>) -> Option<usize> {
         self.locate(trigger, entity).ok()
     }
