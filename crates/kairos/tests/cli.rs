@@ -97,6 +97,13 @@ fn backtest(events: &str, extra: &[&str], stdin: Option<&[u8]>) -> Output {
     kairos(&args, stdin)
 }
 
+/// Asserts that `text` is in the command's stderr, showing stderr if not.
+#[track_caller]
+fn assert_stderr_has(output: &Output, text: &str) {
+    let stderr = stderr(output);
+    assert!(stderr.contains(text), "{stderr}");
+}
+
 fn succeeded(output: &Output) {
     assert_eq!(code(output), 0, "stderr:\n{}", stderr(output));
 }
@@ -231,19 +238,15 @@ fn a_pipeline_file_over_16_mib_exits_2_unread() {
     for pipeline in &pipelines {
         let output = kairos(&["validate", pipeline], None);
         assert_eq!(code(&output), 2, "{}", stderr(&output));
-        assert!(
-            stderr(&output).contains(&format!(
+        assert_stderr_has(&output, &format!(
                 "{pipeline}:1:1: file: the file is larger than 16 MiB; accepted: a readable UTF-8 TOML file of at most 16 MiB"
-            )),
-            "{}",
-            stderr(&output)
-        );
+            ));
         let output = kairos(
             &["backtest", "--pipeline", pipeline, "--events", "-"],
             Some(CARTS.as_bytes()),
         );
         assert_eq!(code(&output), 2, "{}", stderr(&output));
-        assert!(stderr(&output).contains("larger than 16 MiB"));
+        assert_stderr_has(&output, "larger than 16 MiB");
     }
 }
 
@@ -251,7 +254,7 @@ fn a_pipeline_file_over_16_mib_exits_2_unread() {
 fn validate_of_a_missing_file_exits_2() {
     let output = kairos(&["validate", "/nonexistent/kairos/pipeline.toml"], None);
     assert_eq!(code(&output), 2);
-    assert!(stderr(&output).contains("/nonexistent/kairos/pipeline.toml:1:1:"));
+    assert_stderr_has(&output, "/nonexistent/kairos/pipeline.toml:1:1:");
 }
 
 // ----- backtest input ---------------------------------------------------------
@@ -479,11 +482,7 @@ fn zero_padding_after_the_last_gzip_member_is_ignored_as_gzip_does() {
     std::fs::write(&path, &padded).expect("write .gz");
     let output = backtest(path_str(&path), &until, None);
     assert_eq!(code(&output), 1, "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("neither another member nor zero padding"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "neither another member nor zero padding");
 }
 
 #[test]
@@ -528,11 +527,7 @@ fn a_file_compressed_other_than_by_gzip_exits_2_and_says_what_it_is() {
         assert!(!out.exists(), "no output for a run that never ran");
         let output = backtest("-", &[], Some(&bytes));
         assert_eq!(code(&output), 2, "{}", stderr(&output));
-        assert!(
-            stderr(&output).contains(&format!("stdin is {format}")),
-            "{}",
-            stderr(&output)
-        );
+        assert_stderr_has(&output, &format!("stdin is {format}"));
     }
 }
 
@@ -542,8 +537,8 @@ fn a_missing_events_file_or_a_directory_exits_2() {
     for events in ["/nonexistent/kairos/events.jsonl", path_str(dir.path())] {
         let output = backtest(events, &[], None);
         assert_eq!(code(&output), 2, "stderr:\n{}", stderr(&output));
-        assert!(stderr(&output).contains(events), "{}", stderr(&output));
-        assert!(stderr(&output).contains("accepted:"), "{}", stderr(&output));
+        assert_stderr_has(&output, events);
+        assert_stderr_has(&output, "accepted:");
     }
 }
 
@@ -571,7 +566,7 @@ fn outputs_that_would_overwrite_an_input_exit_2_and_leave_it_alone() {
             None,
         );
         assert_eq!(code(&output), 2, "{flag} {target}: {}", stderr(&output));
-        assert!(stderr(&output).contains("accepted: a different path"));
+        assert_stderr_has(&output, "accepted: a different path");
     }
     // By any name: a hard link, a symlink, a path spelled differently.
     let hard = dir.path().join("hard.jsonl");
@@ -637,7 +632,7 @@ fn two_outputs_may_not_share_a_file_but_may_share_a_device() {
     for flag in ["--summary-json", "--rejected"] {
         let output = run(&[flag, "-"]);
         assert_eq!(code(&output), 2, "{flag} -: {}", stderr(&output));
-        assert!(stderr(&output).contains("stdout is for --out"));
+        assert_stderr_has(&output, "stdout is for --out");
     }
     let null = "/dev/null";
     succeeded(&run(&[
@@ -704,11 +699,7 @@ fn an_output_that_stops_being_writable_fails_the_run_and_leaves_no_summary() {
         None,
     );
     assert_eq!(code(&output), 1, "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("cannot write actions"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "cannot write actions");
     assert!(!summary.exists(), "an empty summary file was left behind");
 }
 
@@ -735,7 +726,7 @@ fn an_output_path_mistake_leaves_the_other_outputs_alone() {
         Some(CARTS.as_bytes()),
     );
     assert_eq!(code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains("--out /nonexistent/kairos/actions.jsonl"));
+    assert_stderr_has(&output, "--out /nonexistent/kairos/actions.jsonl");
     assert_eq!(
         std::fs::read_to_string(&kept).expect("kept"),
         "{\"old\":1}\n"
@@ -767,11 +758,7 @@ fn a_truncated_gzip_file_still_replays_what_precedes_the_damage() {
     let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
     let output = backtest(path_str(&truncated), &until, None);
     assert_eq!(code(&output), 1, "cut short: {}", stderr(&output));
-    assert!(
-        stderr(&output).contains("past line "),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "past line ");
     // The two carts come first, so both decisions are still made.
     let plain = write(dir.path(), "carts.jsonl", CARTS);
     assert_eq!(
@@ -857,18 +844,14 @@ fn until_stops_the_clock_before_later_deadlines() {
     );
     succeeded(&early);
     assert!(actions(&early).is_empty());
-    assert!(
-        stderr(&early).contains("1 events at or after --until"),
-        "{}",
-        stderr(&early)
-    );
+    assert_stderr_has(&early, "1 events at or after --until");
 }
 
 #[test]
 fn an_invalid_until_exits_2() {
     let output = backtest("-", &["--until", "tomorrow"], Some(CARTS.as_bytes()));
     assert_eq!(code(&output), 2);
-    assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
+    assert_stderr_has(&output, "RFC 3339");
 }
 
 #[test]
@@ -935,7 +918,7 @@ fn all_decisions_without_out_is_a_usage_error() {
         Some(CARTS.as_bytes()),
     );
     assert_eq!(code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains("--out"), "{}", stderr(&output));
+    assert_stderr_has(&output, "--out");
     assert!(output.stdout.is_empty());
 }
 
@@ -1091,24 +1074,20 @@ fn the_binary_writes_exactly_the_golden_files() {
 fn an_unknown_flag_exits_2() {
     let output = backtest("-", &["--bogus"], Some(CARTS.as_bytes()));
     assert_eq!(code(&output), 2);
-    assert!(stderr(&output).contains("--bogus"), "{}", stderr(&output));
+    assert_stderr_has(&output, "--bogus");
 }
 
 #[test]
 fn a_missing_required_flag_exits_2() {
     let output = kairos(&["backtest", "--events", "-"], Some(CARTS.as_bytes()));
     assert_eq!(code(&output), 2);
-    assert!(
-        stderr(&output).contains("--pipeline"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "--pipeline");
     let output = kairos(
         &["backtest", "--pipeline", path_str(&retail())],
         Some(CARTS.as_bytes()),
     );
     assert_eq!(code(&output), 2);
-    assert!(stderr(&output).contains("--events"), "{}", stderr(&output));
+    assert_stderr_has(&output, "--events");
 }
 
 #[test]
@@ -1142,7 +1121,7 @@ fn rejected_keeps_every_skipped_line_beyond_the_hundred_on_stderr() {
     assert_eq!(actions(&output).len(), 2, "the good lines still act");
     let shown = stderr(&output).matches(": skipped: ").count();
     assert_eq!(shown, 100, "{}", stderr(&output));
-    assert!(stderr(&output).contains("151 lines skipped in all"));
+    assert_stderr_has(&output, "151 lines skipped in all");
     let entries: Vec<Value> = std::fs::read_to_string(&rejected)
         .expect("rejected file")
         .lines()
@@ -1225,12 +1204,8 @@ fn an_oversized_line_is_skipped_by_number_and_the_next_lines_still_act() {
     let until = ["--until", "2026-11-23T12:00:00Z", "--all-decisions"];
     let output = backtest(path_str(&events), &until, None);
     succeeded(&output);
-    assert!(
-        stderr(&output).contains("events.jsonl:2: skipped: message is 3145"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(stderr(&output).contains("accepted: at most 1048576 bytes"));
+    assert_stderr_has(&output, "events.jsonl:2: skipped: message is 3145");
+    assert_stderr_has(&output, "accepted: at most 1048576 bytes");
     let plain = write(dir.path(), "carts.jsonl", CARTS);
     assert_eq!(
         brief(&actions(&output)),
