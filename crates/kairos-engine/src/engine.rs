@@ -570,7 +570,6 @@ impl Engine {
             &candidate,
             channel,
             now,
-            candidate.first_pass,
         ) {
             // Either final verdict is decided now: a decision deferred to
             // quiet hours' end and suppressed then was decided then, not

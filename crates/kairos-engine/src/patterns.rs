@@ -590,8 +590,8 @@ fn pick_variant(plan: &Plan, trigger: &Trigger, customer_key: &str) -> u8 {
 
 /// Properties of the anchor event a ladder needs later (offsets and
 /// payload): `names` are the trigger's ([`Plan::kept_property_names`]).
-/// Most triggers keep none (`dormant_wakeup` asks on every event): that is
-/// told where it is asked, without a call.
+/// Most triggers keep none: that is told where it is asked, without a
+/// call.
 #[inline(always)]
 fn kept_properties(names: &[String], event: &Event) -> Properties {
     if names.is_empty() {

@@ -30,6 +30,10 @@ pub struct Plan {
     /// Schedules whose occurrences are local times (a birthday at 09:00, a
     /// period end), moved when an event changes the customer's time zone.
     pub zone_schedules: Vec<u16>,
+    /// How long a customer's sent records are kept: the longest a check
+    /// looks back (the weekly cap's eight days, the longest cooldown, the
+    /// arbitration window).
+    pub sent_retention: kairos_model::Span,
 }
 
 /// Where events of one name go: the triggers they reach, and what the
@@ -182,6 +186,14 @@ impl Plan {
                 )
             })
             .collect();
+        let sent_retention = pipeline
+            .triggers
+            .iter()
+            .map(|trigger| trigger.cooldown)
+            .max()
+            .unwrap_or(kairos_model::Span::ZERO)
+            .max(kairos_model::Span::DAY * 8)
+            .max(pipeline.policy.arbitration_window);
         Plan {
             pipeline,
             route_ids,
@@ -191,6 +203,7 @@ impl Plan {
             control_variant: Arc::from("control"),
             kept_property_names,
             zone_schedules,
+            sent_retention,
         }
     }
 

@@ -80,8 +80,9 @@ fn cap_class(category: Category) -> CapClass {
 
 /// Runs the policy for `candidate` at `now`. `channel` is the number of its
 /// channel ([`Plan::channel_index`], found once for this and
-/// [`record_sent`]). `first_pass` is false when a deferred decision comes
-/// due (only the time-dependent checks run, and it is not deferred again).
+/// [`record_sent`]). The candidate's `first_pass` is false when a deferred
+/// decision comes due (only the time-dependent checks run, and it is not
+/// deferred again).
 pub fn judge(
     plan: &Plan,
     customer: &Customer,
@@ -89,13 +90,12 @@ pub fn judge(
     candidate: &Candidate,
     channel: u8,
     now: Timestamp,
-    first_pass: bool,
 ) -> Result<Option<Timestamp>, Suppression> {
     let trigger = plan.trigger(candidate.trigger);
     let policy = &plan.pipeline.policy;
     let decision = &candidate.decision;
     let marketing = trigger.category.is_marketing();
-    if first_pass {
+    if candidate.first_pass {
         if !in_rollout(plan, trigger, &customer.key) {
             return Err(Suppression::Rollout);
         }
@@ -145,7 +145,7 @@ pub fn judge(
     // optimisation) is not capped by today's sends. Its second pass checks
     // the caps when it comes due.
     let capped = over_frequency_cap(plan, customer, trigger.category, channel, now, zone);
-    if !first_pass {
+    if !candidate.first_pass {
         return if capped {
             Err(Suppression::FrequencyCap)
         } else {
@@ -281,25 +281,13 @@ pub fn record_sent(
 ) {
     let trigger = plan.trigger(candidate.trigger);
     let sent = &mut customer.occasional_mut().sent;
-    // Records are kept at least eight days and are in time order (added as
-    // the clock goes, sorted when merged): while the oldest is younger,
-    // none can go, and the pass over them (and over the triggers for the
-    // longest cooldown) is skipped. An older record missed were they out
+    // Records are in time order (added as the clock goes, sorted when
+    // merged): while the oldest is within the retention, none can go, and
+    // the pass over them is skipped. An older record missed were they out
     // of order would only be dropped later: past every check's window, it
     // counts in none.
-    if sent
-        .first()
-        .is_some_and(|oldest| now - oldest.at >= Span::DAY * 8)
-    {
-        let keep = plan
-            .pipeline
-            .triggers
-            .iter()
-            .map(|t| t.cooldown)
-            .max()
-            .unwrap_or(Span::ZERO)
-            .max(Span::DAY * 8)
-            .max(plan.pipeline.policy.arbitration_window);
+    let keep = plan.sent_retention;
+    if sent.first().is_some_and(|oldest| now - oldest.at >= keep) {
         sent.retain(|sent| now - sent.at < keep);
     }
     sent.push(SentRecord {
