@@ -345,7 +345,7 @@ fn decode(bytes: &[u8]) -> Result<SegmentCall<'_>, String> {
         .iter()
         .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
     if first == Some(&b'[') {
-        return Err("the line is a JSON array".to_string());
+        return Err("expected a JSON object, found `[`".to_string());
     }
     // Counted in bytes, 255 at a time, which the compiler vectorises: for
     // a call of a few hundred bytes, cheaper than stopping at the limit.
@@ -423,23 +423,31 @@ fn explain(bytes: &[u8], message: String) -> InvalidEvent {
         return wrong;
     }
     // A valid object whose types are right: a field the call reads was
-    // sent twice (the decoders refuse that; a repeated unknown field is
-    // ignored, and a name repeated inside `context` is reported as the
-    // decoder says, so only a top-level field the call reads, named by the
-    // decoder, counts).
+    // sent twice. The decoder names it; a repeated unknown field is
+    // ignored and a name repeated inside `context` is reported as the
+    // decoder says, so the name counts only if it is a top-level field the
+    // call reads and is sent twice at the top level (one pass: a hostile
+    // line of many members must not cost a pass per member).
+    let named = message
+        .split_once("duplicate field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name);
     let read_by_the_call = |name: &str| {
         FIELDS.iter().any(|(field, ..)| *field == name) || matches!(name, "name" | "category")
     };
-    members
-        .iter()
-        .enumerate()
-        .find(|(at, (name, _))| {
-            read_by_the_call(name)
-                && members[..*at].iter().any(|(earlier, _)| earlier == name)
-                && message.contains(&format!("duplicate field `{name}`"))
-        })
-        .map(|(_, (name, _))| InvalidEvent::DuplicateField(name.clone()))
-        .unwrap_or(InvalidEvent::NotJson(message))
+    match named {
+        Some(name)
+            if read_by_the_call(name)
+                && members
+                    .iter()
+                    .filter(|(member, _)| member == name)
+                    .nth(1)
+                    .is_some() =>
+        {
+            InvalidEvent::DuplicateField(name.to_string())
+        }
+        _ => InvalidEvent::NotJson(message),
+    }
 }
 
 /// An object's members in the order written (repeated names included).

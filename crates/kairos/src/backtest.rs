@@ -281,7 +281,9 @@ fn same_target(one: &Path, other: &Path) -> bool {
 /// cannot be created is a usage error (exit 2), reported before the run,
 /// and leaves every output as it was. Files are opened without truncating
 /// them, truncated only once all are open, and those this run created are
-/// removed again if one fails.
+/// removed again if one fails. (Truncating an opened file failing partway
+/// through would leave the existing files truncated before it emptied: a
+/// failure `set_len` gives only on a file it just opened for writing.)
 fn create_outputs<const N: usize>(
     outputs: [(&str, Option<&Path>); N],
 ) -> Result<[Option<File>; N], ExitCode> {
