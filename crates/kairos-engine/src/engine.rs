@@ -207,6 +207,48 @@ impl Engine {
         self.pump();
     }
 
+    /// Hands the engine one event in a live service, whose clock (the time
+    /// its input stream stored the event, or a tick's) reads `clock`. The
+    /// clock is advanced first, firing what was due before it. A service
+    /// cannot hold events back for the allowed lateness without delaying
+    /// every immediate trigger by as much, so an event up to
+    /// `allowed_lateness` behind the clock is on time: applied at once, in
+    /// arrival order. One further behind is late (see [`config::LateEvents`]),
+    /// and one ahead of the clock waits for it.
+    ///
+    /// An event more than `allowed_lateness` ahead of the clock is refused
+    /// and changes nothing: its time would carry the watermark forward and
+    /// fire everyone's timers early. The same sequence of events and clocks
+    /// gives the same decisions, which is what lets a service replay its
+    /// input after a crash.
+    ///
+    /// [`config::LateEvents`]: crate::config::LateEvents
+    pub fn handle_live_event(
+        &mut self,
+        event: Event,
+        clock: Timestamp,
+    ) -> Result<(), AheadOfClock> {
+        let lateness = self.plan.pipeline.settings.allowed_lateness;
+        if event.time > clock.saturating_add(lateness) {
+            return Err(AheadOfClock {
+                event_time: event.time,
+                clock,
+                allowed: lateness,
+            });
+        }
+        self.advance_to(clock);
+        if event.time < self.watermark && event.time >= self.watermark - lateness {
+            self.stats.events += 1;
+            let message_hash = event.message_hash();
+            self.apply(&event, message_hash, None);
+            self.retire(event);
+            self.pump();
+        } else {
+            self.handle_event(event);
+        }
+        Ok(())
+    }
+
     /// Declares that no more on-time events before `watermark` will come, and
     /// processes everything before it: buffered events and every timer due
     /// strictly before it. Calling it again with the same or an earlier time
@@ -271,6 +313,16 @@ impl Engine {
     /// some only when they come up), so waking for it may fire nothing.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.timers.next_due()
+    }
+
+    /// The earliest time at which advancing the clock does something: the
+    /// [`Engine::poll_timeout`] deadline, or an event waiting in the reorder
+    /// buffer for the watermark to pass it.
+    pub fn poll_pending(&self) -> Option<Timestamp> {
+        match (self.buffer.earliest(), self.timers.next_due()) {
+            (Some(event), Some(timer)) => Some(event.min(timer)),
+            (event, timer) => event.or(timer),
+        }
     }
 
     // ----- the loop ------------------------------------------------------
@@ -1072,4 +1124,17 @@ fn update_carts(
             None
         }
     }
+}
+
+/// An event refused by [`Engine::handle_live_event`]: dated further ahead of
+/// the live clock than the allowed lateness.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event time {} is more than {allowed} ahead of the clock ({}); accepted: up to the allowed lateness ahead", event_time.to_rfc3339(), clock.to_rfc3339())]
+pub struct AheadOfClock {
+    /// The event's time.
+    pub event_time: Timestamp,
+    /// The clock it came at.
+    pub clock: Timestamp,
+    /// `settings.allowed_lateness`.
+    pub allowed: kairos_model::Span,
 }

@@ -10,6 +10,7 @@
 //!
 //! Methods come in three kinds (after quinn-proto):
 //! - inputs: [`Engine::handle_event`], [`Engine::advance_to`], [`Engine::erase`],
+//!   [`Engine::handle_live_event`] (a live service's events, with its clock),
 //!   [`Engine::close_input`];
 //! - outputs: [`Engine::poll_decision`] (call until `None` after each input),
 //!   [`Engine::poll_timeout`] (the next deadline, so a runtime knows when to
@@ -93,5 +94,5 @@ pub mod stats;
 mod timers;
 
 pub use decision::{Decision, Suppression};
-pub use engine::{Engine, OPS_CUSTOMER};
+pub use engine::{AheadOfClock, Engine, OPS_CUSTOMER};
 pub use stats::{Packing, Stats, TriggerStats};

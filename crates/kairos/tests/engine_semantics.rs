@@ -51,6 +51,96 @@ fn late_events_beyond_the_lateness_are_counted_and_applied() {
 }
 
 #[test]
+fn a_live_event_within_the_lateness_behind_the_clock_is_applied_at_once() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, WELCOME));
+    // 2 s behind the clock (5 s allowed): applied now, not held 5 s.
+    h.send_live(
+        plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"),
+        "2026-11-23T12:00:02Z",
+    )
+    .unwrap();
+    assert_eq!(
+        h.summary(),
+        ["u1 welcome step1 2026-11-23T12:00:00.000Z sent"]
+    );
+    assert_eq!(h.engine.stats().late, 0);
+}
+
+#[test]
+fn a_live_clock_fires_timers_before_the_event_that_comes_with_it() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, NUDGE));
+    h.send_live(
+        plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"),
+        "2026-11-23T12:00:00.010Z",
+    )
+    .unwrap();
+    assert_eq!(h.engine.poll_pending(), Some(at("2026-11-23T13:00:00Z")));
+    // The order comes at 13:00:03, 3 s after the nudge was due: the clock
+    // passed the deadline first, so the nudge went out, and the order,
+    // within the lateness, is applied without being counted late.
+    h.send_live(
+        plain_track("u1", "Order Completed", "2026-11-23T13:00:00Z", "m2"),
+        "2026-11-23T13:00:03Z",
+    )
+    .unwrap();
+    assert_eq!(
+        h.summary(),
+        ["u1 nudge step1 2026-11-23T13:00:00.000Z sent"]
+    );
+    assert_eq!((h.engine.stats().events, h.engine.stats().late), (2, 0));
+}
+
+#[test]
+fn a_live_event_further_behind_than_the_lateness_is_late() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, WELCOME));
+    h.send_live(
+        plain_track("u1", "Signed Up", "2026-11-23T12:00:00Z", "m1"),
+        "2026-11-23T12:00:06Z",
+    )
+    .unwrap();
+    assert_eq!(h.engine.stats().late, 1);
+    // Applied all the same (`late_events = "apply"` by default).
+    assert_eq!(h.summary().len(), 1);
+}
+
+#[test]
+fn a_live_event_dated_ahead_of_the_clock_waits_for_it_and_one_too_far_ahead_is_refused() {
+    let mut h = Harness::new(&with_policy(OPEN_POLICY, WELCOME));
+    h.send_live(
+        plain_track("u1", "Signed Up", "2026-11-23T12:00:04Z", "m1"),
+        "2026-11-23T12:00:00Z",
+    )
+    .unwrap();
+    assert!(h.summary().is_empty(), "waits for the clock");
+    assert_eq!(h.engine.poll_pending(), Some(at("2026-11-23T12:00:04Z")));
+    let refused = h
+        .send_live(
+            plain_track("u2", "Signed Up", "2026-11-23T12:00:05.001Z", "m2"),
+            "2026-11-23T12:00:00Z",
+        )
+        .err()
+        .expect("more than 5 s ahead");
+    assert_eq!(
+        refused.to_string(),
+        "event time 2026-11-23T12:00:05.001Z is more than 5s ahead of the clock \
+         (2026-11-23T12:00:00.000Z); accepted: up to the allowed lateness ahead"
+    );
+    assert_eq!(
+        h.engine.stats().events,
+        1,
+        "the refused event was not counted"
+    );
+    h.engine.advance_to(at("2026-11-23T12:00:04.001Z"));
+    while let Some(decision) = h.engine.poll_decision() {
+        h.decisions.push(decision);
+    }
+    assert_eq!(
+        h.summary(),
+        ["u1 welcome step1 2026-11-23T12:00:04.000Z sent"]
+    );
+}
+
+#[test]
 fn dropped_late_events_never_reach_state() {
     let policy =
         format!("{OPEN_POLICY}\n[settings]\nlate_events = \"drop\"\nallowed_lateness = \"1s\"");

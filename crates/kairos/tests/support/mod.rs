@@ -89,6 +89,19 @@ impl Harness {
         self
     }
 
+    /// Sends `call` as a live service does, with its clock reading `clock`;
+    /// the engine's refusal of an event dated too far ahead, if any.
+    pub fn send_live(
+        &mut self,
+        call: Value,
+        clock: &str,
+    ) -> Result<&mut Self, kairos_engine::AheadOfClock> {
+        let event = Event::from_json(call.to_string().as_bytes()).expect("valid test event");
+        self.engine.handle_live_event(event, at(clock))?;
+        self.collect();
+        Ok(self)
+    }
+
     /// Sends `call` at its `timestamp` even outside the times JSON input
     /// accepts (2000–2099): the engine itself takes any time a program
     /// hands it.
