@@ -18,7 +18,7 @@ pub use crate::seen::SeenMessages;
 use crate::slots::{Slot, Slots};
 use chrono_tz::Tz;
 use compact_str::CompactString;
-pub use frozen::{freeze, thaw};
+pub use frozen::{freeze, pack_whole, thaw, unpack_whole};
 use kairos_model::{Span, Timestamp};
 use serde_json::Value;
 use thin_vec::ThinVec;

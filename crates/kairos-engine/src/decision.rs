@@ -31,6 +31,20 @@ pub enum Suppression {
 }
 
 impl Suppression {
+    /// Every reason, in the order declared: a snapshot writes a reason as
+    /// its place here.
+    pub(crate) const ALL: [Suppression; 9] = [
+        Suppression::Consent,
+        Suppression::FrequencyCap,
+        Suppression::QuietHours,
+        Suppression::Cooldown,
+        Suppression::Arbitration,
+        Suppression::Holdout,
+        Suppression::CircuitBreaker,
+        Suppression::Rollout,
+        Suppression::Expired,
+    ];
+
     /// The reason as it appears in `data.suppressed` and in summaries.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,5 +139,18 @@ impl Decision {
             },
             payload: self.payload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Suppression;
+
+    #[test]
+    fn every_reason_is_in_its_place() {
+        for (place, reason) in Suppression::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, place, "{reason}");
+        }
+        assert_eq!(Suppression::Expired as usize + 1, Suppression::ALL.len());
     }
 }

@@ -38,37 +38,37 @@ pub const OPS_CUSTOMER: &str = "_ops";
 
 /// The deterministic trigger engine. See the crate docs for the contract.
 pub struct Engine {
-    plan: Plan,
+    pub(crate) plan: Plan,
     /// Promise: every on-time event before this has been seen.
-    watermark: Timestamp,
+    pub(crate) watermark: Timestamp,
     /// Newest event time seen.
-    newest_event: Timestamp,
+    pub(crate) newest_event: Timestamp,
     /// Events not yet behind the watermark.
-    buffer: ReorderBuffer,
+    pub(crate) buffer: ReorderBuffer,
     /// Brings buffered events' customers into cache before they are needed.
-    lookahead: Lookahead,
+    pub(crate) lookahead: Lookahead,
     /// Time of the last applied event or fired timer; never goes backwards.
-    now: Timestamp,
-    customers: Slots,
+    pub(crate) now: Timestamp,
+    pub(crate) customers: Slots,
     /// Slots freed by erasure or merging, each with the token its next
     /// occupant starts from: tokens are not reused in a slot (until they
     /// wrap), so a cancelled timer left in the table cannot be taken for a
     /// new occupant's (see `timers`).
-    free_slots: Vec<(u32, u32)>,
+    pub(crate) free_slots: Vec<(u32, u32)>,
     /// The ops pseudo-customer's slot, once a rate trigger has matched.
-    ops_slot: Option<u32>,
+    pub(crate) ops_slot: Option<u32>,
     /// Every known id (userId or anonymousId) → customer slot.
-    ids: IdIndex,
-    timers: TimerTable,
-    globals: Globals,
-    output: VecDeque<Decision>,
+    pub(crate) ids: IdIndex,
+    pub(crate) timers: TimerTable,
+    pub(crate) globals: Globals,
+    pub(crate) output: VecDeque<Decision>,
     /// Applied events kept for the caller to drop (see
     /// [`Engine::hand_back_events`]); `None`: dropped here.
-    spent: Option<Vec<Event>>,
+    pub(crate) spent: Option<Vec<Event>>,
     /// No more events will come (see [`Engine::close_input`]), or the
     /// clock was run to the end of time.
-    input_closed: bool,
-    stats: Stats,
+    pub(crate) input_closed: bool,
+    pub(crate) stats: Stats,
 }
 
 impl Engine {

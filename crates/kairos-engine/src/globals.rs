@@ -1,6 +1,7 @@
 //! State that is not per customer: global rates (complaint spikes), the rank
 //! distributions behind "top 5 %" bands, and the marketing circuit breaker.
 
+use crate::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use kairos_model::{Span, Timestamp};
 use std::collections::VecDeque;
 use std::num::NonZeroU16;
@@ -207,6 +208,103 @@ impl RankHistogram {
             i -= i & i.wrapping_neg();
         }
         sum
+    }
+}
+
+impl Globals {
+    /// Writes everything, for a snapshot of the engine.
+    pub(crate) fn save(&self, out: &mut Writer) {
+        out.time(self.breaker_until);
+        out.len(self.rates.len());
+        for rate in &self.rates {
+            let Some(rate) = rate else {
+                out.u8(0);
+                continue;
+            };
+            out.u8(1);
+            out.i64(rate.bucket.0);
+            out.len(rate.buckets.len());
+            for (index, count) in &rate.buckets {
+                out.i64(*index);
+                out.u64(*count);
+            }
+            out.time(rate.first_seen);
+            out.i64(rate.last_match.map_or(i64::MIN, |at| at.0));
+            out.bool(rate.last_match.is_some());
+        }
+        out.len(self.ranks.len());
+        for rank in &self.ranks {
+            let Some(rank) = rank else {
+                out.u8(0);
+                continue;
+            };
+            out.u8(1);
+            // 65,001 sums, mostly zero: only the others, each after the
+            // distance from the one before.
+            out.len(rank.tree.iter().filter(|count| **count != 0).count());
+            let mut previous = 0;
+            for (index, count) in rank.tree.iter().enumerate() {
+                if *count != 0 {
+                    out.len(index - previous);
+                    out.u64((*count).into());
+                    previous = index;
+                }
+            }
+            out.u64(rank.total);
+        }
+    }
+
+    /// Reads what [`Globals::save`] wrote.
+    pub(crate) fn load(input: &mut Reader<'_>) -> Result<Globals, SnapshotError> {
+        let breaker_until = input.time()?;
+        let mut rates = Vec::new();
+        for _ in 0..input.len(1)? {
+            if !input.bool()? {
+                rates.push(None);
+                continue;
+            }
+            let bucket = Span(input.i64()?);
+            if bucket.0 <= 0 {
+                return Err(corrupt("a rate bucket of no length"));
+            }
+            let mut buckets = VecDeque::new();
+            for _ in 0..input.len(2)? {
+                buckets.push_back((input.i64()?, input.u64()?));
+            }
+            let first_seen = input.time()?;
+            let last_match = Timestamp(input.i64()?);
+            let last_match = input.bool()?.then_some(last_match);
+            rates.push(Some(RateMemory {
+                bucket,
+                buckets,
+                first_seen,
+                last_match,
+            }));
+        }
+        let mut ranks = Vec::new();
+        for _ in 0..input.len(1)? {
+            if !input.bool()? {
+                ranks.push(None);
+                continue;
+            }
+            let mut rank = RankHistogram::default();
+            let mut index = 0usize;
+            for _ in 0..input.len(2)? {
+                let gap = usize::try_from(input.u64()?).unwrap_or(usize::MAX);
+                index = index.saturating_add(gap);
+                *rank
+                    .tree
+                    .get_mut(index)
+                    .ok_or_else(|| corrupt("a rank bucket beyond the last"))? = input.u32()?;
+            }
+            rank.total = input.u64()?;
+            ranks.push(Some(rank));
+        }
+        Ok(Globals {
+            breaker_until,
+            rates,
+            ranks,
+        })
     }
 }
 

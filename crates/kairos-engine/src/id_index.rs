@@ -22,6 +22,7 @@
 //! scanning ~8 entries), so beyond two lines a probe rarely goes.
 
 use crate::lookahead::prefetch;
+use crate::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use std::hash::{BuildHasher, RandomState};
 use xxhash_rust::xxh3::xxh3_128_with_seed;
 
@@ -159,6 +160,59 @@ impl IdIndex {
         }
         self.entries[hole] = FREE;
         self.len -= 1;
+    }
+
+    /// Writes the index as laid out, with its seed: ids are held only as
+    /// their hashes, which the seed decides (a snapshot of the engine).
+    pub(crate) fn save(&self, out: &mut Writer) {
+        out.fixed(&self.seed.to_le_bytes());
+        out.len(self.entries.len());
+        out.len(self.len);
+        let mut previous = 0;
+        for (position, entry) in self.entries.iter().enumerate() {
+            if entry.slot != EMPTY {
+                out.len(position - previous);
+                previous = position;
+                out.fixed(&entry.low.to_le_bytes());
+                out.fixed(&entry.high.to_le_bytes());
+                out.u64(entry.slot.into());
+            }
+        }
+    }
+
+    /// Reads what [`IdIndex::save`] wrote: each entry where it was, so
+    /// that every id resolves as before.
+    pub(crate) fn load(input: &mut Reader<'_>) -> Result<IdIndex, SnapshotError> {
+        let seed = u64::from_le_bytes(input.fixed()?);
+        let capacity = usize::try_from(input.u64()?).unwrap_or(usize::MAX);
+        let len = input.len(14)?;
+        // A lookup stops at a free entry: there must be some.
+        if (capacity != 0 && !capacity.is_power_of_two())
+            || len.saturating_mul(4) > capacity.saturating_mul(3)
+            || capacity > 1 << 40
+        {
+            return Err(corrupt("an id index of impossible size"));
+        }
+        let mut entries = vec![FREE; capacity];
+        let mut position = 0usize;
+        for index in 0..len {
+            let gap = usize::try_from(input.u64()?).unwrap_or(usize::MAX);
+            if index > 0 && gap == 0 {
+                return Err(corrupt("two ids in one place"));
+            }
+            position = position.saturating_add(gap);
+            let low = u64::from_le_bytes(input.fixed()?);
+            let high = u32::from_le_bytes(input.fixed()?);
+            let slot = input.u32()?;
+            let place = entries
+                .get_mut(position)
+                .ok_or_else(|| corrupt("an id beyond the index"))?;
+            if slot == EMPTY {
+                return Err(corrupt("an id of no customer"));
+            }
+            *place = Entry { low, high, slot };
+        }
+        Ok(IdIndex { entries, len, seed })
     }
 
     fn home(&self, low: u64) -> usize {

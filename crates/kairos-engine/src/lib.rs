@@ -18,6 +18,9 @@
 //!   of its own, [`Engine::take_spent_events`] (after
 //!   [`Engine::hand_back_events`]);
 //! - getters: [`Engine::stats`], [`Engine::watermark`], [`Engine::packing`], ...
+//! - recovery: [`Engine::snapshot`] (after polling every decision) and
+//!   [`Engine::restore`]: a restored engine fed the rest of the input
+//!   decides as the one that never stopped.
 //!
 //! ```
 //! use kairos_engine::{Engine, config::*};
@@ -90,9 +93,11 @@ mod policy;
 mod reorder;
 mod seen;
 mod slots;
+mod snapshot;
 pub mod stats;
 mod timers;
 
 pub use decision::{Decision, Suppression};
 pub use engine::{AheadOfClock, Engine, OPS_CUSTOMER};
+pub use snapshot::SnapshotError;
 pub use stats::{Packing, Stats, TriggerStats};

@@ -205,6 +205,22 @@ impl ReorderBuffer {
         }
     }
 
+    /// The events held, in the order they leave (for a snapshot of the
+    /// engine: pushed into an empty buffer in this order, they leave in it
+    /// again, and before any pushed after them at the same time).
+    pub fn waiting(&self) -> Vec<&Event> {
+        let mut keys: Vec<StragglerKey> = self.queue[self.head..]
+            .iter()
+            .map(|&(time, place)| (time, self.arrival(place), place))
+            .chain(self.stragglers.iter().map(|Reverse(key)| *key))
+            .collect();
+        keys.sort_unstable();
+        keys.iter()
+            .filter_map(|&(_, _, place)| self.places.get(place as usize)?.as_ref())
+            .map(|held| &held.waiting.event)
+            .collect()
+    }
+
     /// The event that leaves about `n` events from now (the next is 0): exact
     /// unless stragglers or earlier arrivals come first. A hint for the
     /// lookahead.

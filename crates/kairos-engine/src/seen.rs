@@ -236,6 +236,33 @@ impl SeenMessages {
         SeenMessages::Many(Box::new(table))
     }
 
+    /// The capacity of the table form (`None` for the others): with the
+    /// entries, all a snapshot needs to hold it again as it was. Which
+    /// expired entries a table still holds, and so what a very late event
+    /// is taken for, depends on when it is next rebuilt, which its
+    /// capacity decides.
+    pub fn table_capacity(&self) -> Option<usize> {
+        match self {
+            SeenMessages::Many(table) => Some(table.slots.len()),
+            _ => None,
+        }
+    }
+
+    /// The table form with `capacity` slots (a power of two, as
+    /// [`Self::table_capacity`] gave it) holding `entries` (fewer than
+    /// three quarters of it, so none is rebuilt away while put back).
+    pub fn table_from_entries(capacity: usize, entries: &[(u64, Timestamp)]) -> SeenMessages {
+        let mut table = SeenTable {
+            slots: vec![(0, Timestamp(0)); capacity].into_boxed_slice(),
+            len: 0,
+            shift: 64 - capacity.trailing_zeros(),
+        };
+        for (hash, seen_at) in entries {
+            table.set(*hash, *seen_at);
+        }
+        SeenMessages::Many(Box::new(table))
+    }
+
     /// Adds everything from `other` (identity merge). A message id both
     /// hold keeps the newer time: whichever copy either side had already
     /// forgotten (after its look-back, or when packed), the merged history

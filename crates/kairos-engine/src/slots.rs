@@ -18,7 +18,8 @@
 //! `pack_idle_after` after its last event. A jump of the clock by a whole
 //! quarter or more visits every slot at once.
 
-use crate::customer::{freeze, thaw, Customer};
+use crate::customer::{freeze, pack_whole, thaw, unpack_whole, Customer};
+use crate::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use crate::stats::Packing;
 use kairos_model::{Span, Timestamp};
 use thin_vec::ThinVec;
@@ -168,6 +169,89 @@ impl Slots {
         self.slots.iter().any(|place| match place {
             Slot::Hot(customer) => test(customer),
             packed => packed.packed().is_some_and(|bytes| test(&thaw(bytes))),
+        })
+    }
+
+    /// Writes every slot as it is, and where the sweep stands (a snapshot
+    /// of the engine: when a customer is packed decides which of its old
+    /// de-duplication entries it forgets). Packed customers go as their
+    /// bytes; customers in working form whole (see
+    /// `customer::frozen::pack_whole`), instants relative to `base`.
+    pub(crate) fn save(&self, out: &mut Writer, base: Timestamp) {
+        out.len(self.cursor);
+        out.time(self.swept_at);
+        out.time(self.next_step_at);
+        out.fixed(&self.owed.to_le_bytes());
+        out.u64(self.packing.packed);
+        out.u64(self.packing.unpacked);
+        out.len(self.slots.len());
+        let mut whole = Vec::new();
+        for place in &self.slots {
+            match place {
+                Slot::Vacant => out.u8(0),
+                Slot::Hot(customer) => {
+                    out.u8(1);
+                    pack_whole(customer, base, &mut whole);
+                    out.bytes(&whole);
+                }
+                Slot::Packed(_) | Slot::PackedBlock(_) => {
+                    out.u8(2);
+                    out.bytes(place.packed().unwrap_or_default());
+                }
+            }
+        }
+    }
+
+    /// Reads what [`Slots::save`] wrote. Packed customers stay packed:
+    /// copied, not decoded, which is what makes restoring a million of
+    /// them quick.
+    pub(crate) fn load(input: &mut Reader<'_>) -> Result<Slots, SnapshotError> {
+        let cursor = input.len(0)?;
+        let swept_at = input.time()?;
+        let next_step_at = input.time()?;
+        let owed = u128::from_le_bytes(input.fixed()?);
+        let mut packing = Packing {
+            packed: input.u64()?,
+            unpacked: input.u64()?,
+            ..Packing::default()
+        };
+        let len = input.len(1)?;
+        let mut slots = Vec::with_capacity(len);
+        for _ in 0..len {
+            let place = match input.u8()? {
+                0 => Slot::Vacant,
+                1 => Slot::Hot(unpack_whole(input.bytes()?)),
+                2 => {
+                    let bytes = input.bytes()?;
+                    packing.cold_now += 1;
+                    packing.cold_bytes += bytes.len();
+                    match u8::try_from(bytes.len()) {
+                        Ok(len) if usize::from(len) <= INLINE => {
+                            let mut inline = Inline {
+                                len,
+                                bytes: [0; INLINE],
+                            };
+                            inline.bytes[..bytes.len()].copy_from_slice(bytes);
+                            Slot::Packed(inline)
+                        }
+                        _ => Slot::PackedBlock(ThinVec::from(bytes)),
+                    }
+                }
+                _ => return Err(corrupt("a customer slot of unknown kind")),
+            };
+            slots.push(place);
+        }
+        if cursor > len {
+            return Err(corrupt("the sweep beyond the last slot"));
+        }
+        Ok(Slots {
+            slots,
+            cursor,
+            scratch: Vec::new(),
+            swept_at,
+            next_step_at,
+            owed,
+            packing,
         })
     }
 

@@ -39,6 +39,7 @@
 //! timer in B-tree nodes and an `O(log n)` search of a tree too large for
 //! the cache on every insert.)
 
+use crate::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 use kairos_model::Timestamp;
@@ -341,6 +342,93 @@ impl TimerTable {
                 self.to_compact.push(bucket_of(due));
             }
         }
+    }
+
+    /// Writes the table as laid out, cancelled entries and all (a
+    /// snapshot of the engine: a cancelled entry coming up unpacks its
+    /// customer, and which entries remain depends on what was sorted and
+    /// compacted when).
+    pub(crate) fn save(&self, out: &mut Writer) {
+        let packed = |out: &mut Writer, entry: &Packed| {
+            out.i64(entry.due);
+            out.u64(entry.customer.into());
+            out.u64(entry.token_and_purpose.into());
+        };
+        out.len(self.sorted.len());
+        self.sorted.iter().for_each(|entry| packed(out, entry));
+        out.len(self.added_soon.len());
+        self.added_soon.iter().for_each(|entry| packed(out, entry));
+        out.i64(self.horizon);
+        out.len(self.later_order.len());
+        for index in &self.later_order {
+            let bucket = &self.later[index];
+            out.i64(*index);
+            out.u64(bucket.cancelled.into());
+            out.bool(bucket.queued);
+            out.len(bucket.entries.len());
+            for entry in &bucket.entries {
+                out.u64(entry.offset.into());
+                out.u64(entry.customer.into());
+                out.u64(entry.token_and_purpose.into());
+            }
+        }
+        out.len(self.to_compact.len());
+        self.to_compact.iter().for_each(|index| out.i64(*index));
+    }
+
+    /// Reads what [`TimerTable::save`] wrote.
+    pub(crate) fn load(input: &mut Reader<'_>) -> Result<TimerTable, SnapshotError> {
+        fn token_and_purpose(input: &mut Reader<'_>) -> Result<u32, SnapshotError> {
+            let value = input.u32()?;
+            if value & 3 == 3 {
+                return Err(corrupt("a timer of unknown purpose"));
+            }
+            Ok(value)
+        }
+        fn packed(input: &mut Reader<'_>) -> Result<Packed, SnapshotError> {
+            Ok(Packed {
+                due: input.i64()?,
+                customer: input.u32()?,
+                token_and_purpose: token_and_purpose(input)?,
+            })
+        }
+        let mut table = TimerTable::default();
+        for _ in 0..input.len(3)? {
+            table.sorted.push(packed(input)?);
+        }
+        for _ in 0..input.len(3)? {
+            table.added_soon.insert(packed(input)?);
+        }
+        table.soon_first = table.added_soon.first().copied();
+        table.horizon = input.i64()?;
+        for _ in 0..input.len(4)? {
+            let index = input.i64()?;
+            let cancelled = input.u32()?;
+            let queued = input.bool()?;
+            let len = input.len(3)?;
+            let mut entries = Vec::with_capacity(len);
+            for _ in 0..len {
+                entries.push(BucketEntry {
+                    offset: input.u16()?,
+                    customer: input.u32()?,
+                    token_and_purpose: token_and_purpose(input)?,
+                });
+            }
+            table.later_len += entries.len();
+            let bucket = Bucket {
+                entries,
+                cancelled,
+                queued,
+            };
+            if table.later.insert(index, bucket).is_some() {
+                return Err(corrupt("a bucket of timers twice"));
+            }
+            table.later_order.insert(index);
+        }
+        for _ in 0..input.len(1)? {
+            table.to_compact.push(input.i64()?);
+        }
+        Ok(table)
     }
 
     /// Whether [`Self::compact`] has work.

@@ -81,6 +81,12 @@ impl Payload {
         }
     }
 
+    /// The fields in the order they were first set (for an exact copy,
+    /// such as an engine snapshot's).
+    pub fn fields(&self) -> impl Iterator<Item = (&CompactString, &PayloadValue)> {
+        self.fields.iter().map(|(name, value)| (name, value))
+    }
+
     /// Appends the payload as compact JSON: byte for byte what its
     /// `Serialize` makes serde_json write (names in sorted order), without
     /// serde (see `json_out`).

@@ -11,9 +11,12 @@
 //! and unpacking give back the same state, field for field: the engine's
 //! decisions never depend on which form a customer was in.
 //!
-//! The format is private to one running engine (it holds trigger indexes,
-//! tokens and time-zone numbers of this build), so it has no version and a
-//! block that does not decode is a bug, not bad input.
+//! The format belongs to one build and pipeline (it holds trigger indexes,
+//! tokens and time-zone numbers), so it has no version of its own: a
+//! snapshot (see `snapshot`) carries packed customers to disk only for the
+//! same build, pipeline and time-zone database, and checks their bytes
+//! with its checksum. A block that does not decode is a bug, not bad
+//! input. A change to the format must bump the snapshot format version.
 //!
 //! Two things are not kept: de-duplication entries older than twice the
 //! look-back (see [`SeenMessages::entries_since`]), and the record's
@@ -22,18 +25,18 @@
 //! customer with decisions waiting for delivery is not packed: those are
 //! short-lived, and a [`crate::decision::Decision`] is a large structure.
 
-#[cfg(test)]
-use super::DeferredDecision;
 use super::{
-    Cart, CartLine, CountGroup, CountMemory, Customer, Held, KeyedState, Ladder, Lag, MaybeTime,
-    MeasureMemory, Memory, MessageId, Occasional, PeriodMemory, Profile, Properties, Reasons,
-    SeenMessages, SentRecord, NO_MEMORY,
+    Cart, CartLine, CountGroup, CountMemory, Customer, DeferredDecision, Held, KeyedState, Ladder,
+    Lag, MaybeTime, MeasureMemory, Memory, MessageId, Occasional, PeriodMemory, Profile,
+    Properties, Reasons, SeenMessages, SentRecord, NO_MEMORY,
 };
 use crate::customer::CapClass;
+use crate::decision::{Decision, Suppression};
 use crate::globals::RankBucket;
 use chrono_tz::TZ_VARIANTS;
 use compact_str::CompactString;
-use kairos_model::{Span, Timestamp};
+use kairos_model::{CartItem, Payload, PayloadValue, Span, Timestamp};
+use std::sync::Arc;
 use thin_vec::ThinVec;
 
 /// Packs `customer` at instant `now` into `bytes` (replacing what they
@@ -102,6 +105,71 @@ pub fn thaw(bytes: &[u8]) -> Customer {
         occasional: match input.u8() {
             0 => None,
             _ => Some(Box::new(Occasional::unpack(&mut input))),
+        },
+    };
+    assert_eq!(
+        input.at,
+        input.bytes.len(),
+        "a packed customer ends where it ends"
+    );
+    customer
+}
+
+/// Packs all of `customer` for a snapshot of the engine, instants relative
+/// to `base`. Unlike [`freeze`] it keeps what the engine still acts on
+/// and a packed customer leaves out: every de-duplication entry, in the
+/// form held (a very late event's fate depends on which expired entries
+/// are still held), the instant it was last touched (when the sweep packs
+/// it), and its decisions waiting for delivery.
+pub fn pack_whole(customer: &Customer, base: Timestamp, bytes: &mut Vec<u8>) {
+    bytes.clear();
+    let mut out = Packer {
+        bytes: std::mem::take(bytes),
+        base,
+    };
+    out.i64(base.0);
+    out.str(&customer.key);
+    customer.profile.pack(&mut out);
+    customer.seen.pack(&mut out);
+    out.list(&customer.carts);
+    out.list(&customer.states);
+    out.u64(customer.next_token.into());
+    out.time(customer.touched);
+    match &customer.occasional {
+        None => out.u8(0),
+        Some(occasional) => {
+            out.u8(1);
+            occasional.pack(&mut out);
+            out.list(&occasional.deferred);
+        }
+    }
+    *bytes = out.bytes;
+}
+
+/// Unpacks a customer packed by [`pack_whole`]. Like [`thaw`] it trusts
+/// its input: a snapshot's checksum has vouched for it.
+pub fn unpack_whole(bytes: &[u8]) -> Customer {
+    let mut input = Unpacker {
+        bytes,
+        at: 0,
+        base: Timestamp(0),
+    };
+    input.base = Timestamp(input.i64());
+    let customer = Customer {
+        key: input.str(),
+        profile: Profile::unpack(&mut input),
+        seen: SeenMessages::unpack(&mut input),
+        carts: input.list(),
+        states: input.list(),
+        next_token: input.u32(),
+        touched: input.time(),
+        occasional: match input.u8() {
+            0 => None,
+            _ => {
+                let mut occasional = Occasional::unpack(&mut input);
+                occasional.deferred = input.list();
+                Some(Box::new(occasional))
+            }
         },
     };
     assert_eq!(
@@ -760,6 +828,197 @@ impl Pack for SentRecord {
                 _ => CapClass::Uncapped,
             },
             priority: input.u8(),
+        }
+    }
+}
+
+/// Exactly as held (see [`pack_whole`]): the form, and a table's size.
+impl Pack for SeenMessages {
+    fn pack(&self, out: &mut Packer) {
+        match self {
+            SeenMessages::Two {
+                first,
+                first_at,
+                second,
+                second_after,
+            } => {
+                out.u8(0);
+                out.fixed(&first.to_le_bytes());
+                out.time(*first_at);
+                out.fixed(&second.to_le_bytes());
+                out.i64((*second_after).into());
+            }
+            SeenMessages::Few(entries) => {
+                out.u8(1);
+                out.len(entries.len());
+                for (hash, at) in entries {
+                    out.fixed(&hash.to_le_bytes());
+                    out.time(*at);
+                }
+            }
+            SeenMessages::Many(_) => {
+                out.u8(2);
+                out.len(self.table_capacity().unwrap_or(0));
+                let entries = self.entries_since(Timestamp::MIN);
+                out.len(entries.len());
+                for (hash, at) in entries {
+                    out.fixed(&hash.to_le_bytes());
+                    out.time(at);
+                }
+            }
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        fn entry(input: &mut Unpacker<'_>) -> (u64, Timestamp) {
+            let hash = u64::from_le_bytes(input.fixed());
+            (hash, input.time())
+        }
+        match input.u8() {
+            0 => SeenMessages::Two {
+                first: u64::from_le_bytes(input.fixed()),
+                first_at: input.time(),
+                second: u64::from_le_bytes(input.fixed()),
+                second_after: i32::try_from(input.i64()).expect("a packed i32"),
+            },
+            1 => SeenMessages::Few((0..input.len()).map(|_| entry(input)).collect()),
+            _ => {
+                let capacity = input.len();
+                let entries: Vec<_> = (0..input.len()).map(|_| entry(input)).collect();
+                SeenMessages::table_from_entries(capacity, &entries)
+            }
+        }
+    }
+}
+
+impl Pack for DeferredDecision {
+    fn pack(&self, out: &mut Packer) {
+        out.u64(self.token.into());
+        out.u64(self.trigger.into());
+        match &self.entity {
+            None => out.u8(0),
+            Some(entity) => {
+                out.u8(1);
+                out.str(entity);
+            }
+        }
+        out.time(self.due);
+        out.u8(self.held_back.into());
+        self.decision.pack(out);
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        DeferredDecision {
+            token: input.u32(),
+            trigger: input.u16(),
+            entity: match input.u8() {
+                0 => None,
+                _ => Some(input.str()),
+            },
+            due: input.time(),
+            held_back: input.u8() != 0,
+            decision: Box::new(Decision::unpack(input)),
+        }
+    }
+}
+
+impl Pack for Decision {
+    fn pack(&self, out: &mut Packer) {
+        out.str(&self.action_id);
+        out.str(&self.user_id);
+        out.str(&self.trigger);
+        out.u64(self.step.into());
+        out.str(&self.channel);
+        out.u64(self.priority.into());
+        out.str(&self.variant);
+        out.time(self.fired_at);
+        out.time(self.decided_at);
+        out.time(self.expires_at);
+        out.u8(self.suppressed.map_or(0, |reason| reason as u8 + 1));
+        out.str(&self.rule);
+        out.list(&self.events);
+        out.len(self.payload.fields().count());
+        for (name, value) in self.payload.fields() {
+            out.str(name);
+            value.pack(out);
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let shared = |input: &mut Unpacker<'_>| Arc::<str>::from(input.str().as_str());
+        let mut decision = Decision {
+            action_id: input.str(),
+            user_id: input.str(),
+            trigger: shared(input),
+            step: input.u32(),
+            channel: shared(input),
+            priority: input.u32(),
+            variant: shared(input),
+            fired_at: input.time(),
+            decided_at: input.time(),
+            expires_at: input.time(),
+            suppressed: match input.u8() {
+                0 => None,
+                number => Some(Suppression::ALL[usize::from(number) - 1]),
+            },
+            rule: shared(input),
+            events: input.list::<CompactString>().into_iter().collect(),
+            payload: Payload::new(),
+        };
+        for _ in 0..input.len() {
+            let name = input.str();
+            decision.payload.set(name, PayloadValue::unpack(input));
+        }
+        decision
+    }
+}
+
+impl Pack for PayloadValue {
+    fn pack(&self, out: &mut Packer) {
+        match self {
+            PayloadValue::Text(text) => {
+                out.u8(0);
+                out.str(text);
+            }
+            PayloadValue::Shared(text) => {
+                out.u8(1);
+                out.str(text);
+            }
+            PayloadValue::Number(number) => {
+                out.u8(2);
+                out.fixed(&number.to_le_bytes());
+            }
+            PayloadValue::Cart(items) => {
+                out.u8(3);
+                out.len(items.len());
+                for item in items {
+                    out.fixed(&item.price.to_le_bytes());
+                    out.str(&item.product_id);
+                    out.u64(item.quantity.into());
+                }
+            }
+            PayloadValue::Json(value) => {
+                out.u8(4);
+                out.str(&value.to_string());
+            }
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        match input.u8() {
+            0 => PayloadValue::Text(input.str()),
+            1 => PayloadValue::Shared(Arc::from(input.str().as_str())),
+            2 => PayloadValue::Number(f64::from_le_bytes(input.fixed())),
+            3 => PayloadValue::Cart(
+                (0..input.len())
+                    .map(|_| CartItem {
+                        price: f64::from_le_bytes(input.fixed()),
+                        product_id: input.str(),
+                        quantity: input.u32(),
+                    })
+                    .collect(),
+            ),
+            _ => PayloadValue::Json(serde_json::from_str(&input.str()).expect("packed JSON")),
         }
     }
 }
