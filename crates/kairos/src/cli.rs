@@ -1,7 +1,7 @@
 //! Command-line flags. Parsing only validates; the work happens elsewhere.
 
 use clap::{Args, Parser, Subcommand};
-use kairos_model::Timestamp;
+use kairos_model::{Span, Timestamp};
 use kairos_pipeline::Override;
 use std::path::PathBuf;
 
@@ -19,6 +19,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Replay a file of Segment events through a pipeline, offline.
     Backtest(BacktestArgs),
+    /// Run the engine as a service: events in from NATS JetStream, actions out.
+    Run(RunArgs),
+    /// Publish Segment calls (JSON lines) to the events stream, partitioned.
+    Publish(PublishArgs),
+    /// Send synthetic shoppers to a running `kairos run` and print its decisions live.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +70,151 @@ pub struct BacktestArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Where NATS is and how to log in (at most one of user/password, token,
+/// NKey and creds).
+#[derive(Debug, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated for a cluster.
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// User name (with --password).
+    #[arg(long, requires = "password", conflicts_with_all = ["token", "nkey", "creds"])]
+    pub user: Option<String>,
+    /// Password (with --user).
+    #[arg(long, requires = "user")]
+    pub password: Option<String>,
+    /// Authentication token.
+    #[arg(long, conflicts_with_all = ["nkey", "creds"])]
+    pub token: Option<String>,
+    /// File holding an NKey seed (SU...).
+    #[arg(long, value_name = "SEED_FILE", conflicts_with = "creds")]
+    pub nkey: Option<PathBuf>,
+    /// Credentials file (.creds, operator/JWT mode).
+    #[arg(long, value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+    /// CA certificate to trust (PEM); turns TLS on.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for servers that verify clients (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Prefix of this client's reply subjects (run: _INBOX_engine, which
+    /// deploy/nats lets only the engine read; others: _INBOX).
+    #[arg(long, value_name = "PREFIX")]
+    pub inbox_prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// The pipeline file (TOML).
+    #[arg(long)]
+    pub pipeline: PathBuf,
+    /// Override a parameter: TRIGGER.PARAM=VALUE (or settings.X=V, policy.X=V).
+    #[arg(long = "set", value_name = "TRIGGER.PARAM=VALUE")]
+    pub set: Vec<Override>,
+    /// Where snapshots of the engine's state are kept (LMDB).
+    #[arg(long, value_name = "DIR", default_value = "kairos-data")]
+    pub data_dir: PathBuf,
+    /// Serve /healthz, /readyz and /metrics here (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// How often to snapshot the engine's state (e.g. 30s, 5m).
+    #[arg(long, value_name = "SPAN", default_value = "30s", value_parser = parse_positive_span)]
+    pub snapshot_every: Span,
+    /// Discard the snapshot and start with empty state, from the newest event
+    /// (older events are not replayed: their actions were sent already).
+    #[arg(long)]
+    pub reset_state: bool,
+    /// How long the events stream keeps events: the furthest back a restart
+    /// can replay from.
+    #[arg(long, value_name = "SPAN", default_value = "7d", value_parser = parse_positive_span)]
+    pub events_max_age: Span,
+    /// Bytes of events the stream keeps (0: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub events_max_bytes: u64,
+    /// How long the actions stream keeps actions.
+    #[arg(long, value_name = "SPAN", default_value = "7d", value_parser = parse_positive_span)]
+    pub actions_max_age: Span,
+    /// How long the DLQ keeps rejected input.
+    #[arg(long, value_name = "SPAN", default_value = "30d", value_parser = parse_positive_span)]
+    pub dlq_max_age: Span,
+    /// Window in which JetStream drops a repeated Nats-Msg-Id; must exceed
+    /// --snapshot-every, so that actions republished after a crash are dropped.
+    #[arg(long, value_name = "SPAN", default_value = "10m", value_parser = parse_positive_span)]
+    pub duplicate_window: Span,
+    /// Stream replicas: 1, or 3 on a 3-node cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+    /// Events delivered and not yet acknowledged, at most.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_ack_pending: u32,
+    /// Actions published and not yet stored by JetStream, at most.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// Largest event accepted, in bytes (Segment's limit is 32 KB); larger
+    /// ones go to the DLQ.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
+    pub max_event_bytes: u32,
+    /// Logs as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// Segment calls as JSON lines; `-` for stdin; gzip (by content) is
+    /// decompressed.
+    pub events: PathBuf,
+    /// Number of partitions (the subject is kairos.events.<partition>).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub partitions: u32,
+    /// Publishes awaiting JetStream's acknowledgement, at most.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub window: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// New shoppers a second, each on one short journey.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_positive_rate)]
+    pub shoppers_per_second: f64,
+    /// Stop after this many shoppers (default: until Ctrl-C).
+    #[arg(long)]
+    pub shoppers: Option<u64>,
+    /// With --shoppers: how long to keep printing decisions after the last call.
+    #[arg(long, default_value_t = 10)]
+    pub linger_seconds: u64,
+    /// Number of partitions (as for `kairos publish`).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub partitions: u32,
+}
+
+fn parse_positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 10_000.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate; accepted: a number above 0 and at most 10000"
+        )),
+    }
+}
+
+fn parse_positive_span(text: &str) -> Result<Span, String> {
+    match Span::parse(text) {
+        Ok(span) if span.millis() > 0 => Ok(span),
+        Ok(_) => Err("must be more than zero; accepted: e.g. 500ms, 30s, 5m, 7d".to_string()),
+        Err(error) => Err(format!("{error}")),
+    }
 }
 
 fn parse_time(text: &str) -> Result<Timestamp, String> {

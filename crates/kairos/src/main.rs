@@ -7,7 +7,9 @@
 
 mod backtest;
 mod cli;
+mod demo;
 mod events_file;
+mod nats;
 mod summary;
 
 use clap::Parser;
@@ -40,6 +42,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Validate(args) => Ok(validate(&args)),
         cli::Command::Backtest(args) => backtest::run(&args),
+        cli::Command::Run(args) => nats::run(&args),
+        cli::Command::Publish(args) => nats::publish(&args),
+        cli::Command::Demo(args) => demo::run(&args),
     }
 }
 

@@ -1,0 +1,14 @@
+//! kairos on NATS JetStream: the streams it creates, the partition rule
+//! publishers follow, the engine worker behind `kairos run`, snapshots, the
+//! admin endpoints and the publisher behind `kairos publish`.
+//!
+//! The engine (`kairos_engine`) stays free of I/O; everything here is the
+//! edge around it.
+
+pub mod admin;
+pub mod connect;
+pub mod partition;
+pub mod publisher;
+pub mod snapshots;
+pub mod streams;
+pub mod worker;

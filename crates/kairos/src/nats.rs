@@ -1,0 +1,255 @@
+//! `kairos run` and `kairos publish`: the command-line side of `kairos_nats`.
+
+use crate::cli::{NatsArgs, PublishArgs, RunArgs};
+use anyhow::Context as _;
+use flate2::bufread::GzDecoder;
+use kairos_engine::Engine;
+use kairos_nats::connect::{connect, ConnectSettings};
+use kairos_nats::snapshots::SnapshotStore;
+use kairos_nats::streams::{ensure_streams, StreamSettings, EVENTS_STREAM};
+use kairos_nats::worker::{self, Health, Resumed, WorkerSettings};
+use kairos_nats::{admin, publisher::Publisher};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the first connection may take before `run` or `publish` gives
+/// up with a message (reconnections afterwards never give up).
+const FIRST_CONNECT: Duration = Duration::from_secs(10);
+
+/// Bad lines `publish` prints individually before only counting them.
+const REPORTED_BAD_LINES: u64 = 100;
+
+pub fn connect_settings(args: &NatsArgs, name: &str) -> ConnectSettings {
+    ConnectSettings {
+        url: args.nats.clone(),
+        user_password: args.user.clone().zip(args.password.clone()),
+        token: args.token.clone(),
+        nkey_seed_file: args.nkey.clone(),
+        creds_file: args.creds.clone(),
+        tls_ca: args.tls_ca.clone(),
+        tls_client: args.tls_cert.clone().zip(args.tls_key.clone()),
+        name: name.to_string(),
+        inbox_prefix: args.inbox_prefix.clone(),
+    }
+}
+
+/// The engine's reply prefix unless told otherwise (see
+/// `ConnectSettings::inbox_prefix`).
+const ENGINE_INBOX: &str = "_INBOX_engine";
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = match kairos_pipeline::load(&args.pipeline, &args.set) {
+        Ok(pipeline) => pipeline,
+        Err(diagnostics) => {
+            crate::report_diagnostics(&diagnostics);
+            eprintln!(
+                "kairos: --pipeline {}: {}",
+                args.pipeline.display(),
+                crate::errors_found(&diagnostics)
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.duplicate_window.millis() <= args.snapshot_every.millis() {
+        eprintln!(
+            "kairos: --duplicate-window {} must be longer than --snapshot-every {}: actions republished after a crash would be stored twice; accepted: a window longer than the interval",
+            args.duplicate_window, args.snapshot_every
+        );
+        return Ok(ExitCode::from(2));
+    }
+    init_logging(args.log_json);
+    let streams = StreamSettings {
+        events_max_age: span_duration(args.events_max_age),
+        events_max_bytes: match args.events_max_bytes {
+            0 => -1,
+            bytes => i64::try_from(bytes).unwrap_or(i64::MAX),
+        },
+        actions_max_age: span_duration(args.actions_max_age),
+        dlq_max_age: span_duration(args.dlq_max_age),
+        replicas: usize::from(args.replicas),
+        duplicate_window: span_duration(args.duplicate_window),
+    };
+    let settings = WorkerSettings {
+        snapshot_every: span_duration(args.snapshot_every),
+        max_ack_pending: i64::from(args.max_ack_pending),
+        max_publishes_in_flight: args.max_in_flight as usize,
+        max_event_bytes: args.max_event_bytes as usize,
+    };
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let metrics = admin::install_metrics()?;
+        let listener = match args.admin {
+            Some(address) => Some(admin::bind(address).await?),
+            None => None,
+        };
+        let mut connection = connect_settings(&args.connection, "kairos-run");
+        connection
+            .inbox_prefix
+            .get_or_insert_with(|| ENGINE_INBOX.to_string());
+        let client = connect(&connection, FIRST_CONNECT).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        ensure_streams(&js, &streams).await?;
+        let store = SnapshotStore::open(&args.data_dir)?;
+        if args.reset_state {
+            store.clear()?;
+        }
+        let resumed = match store.latest()? {
+            Some(snapshot) => {
+                let started = std::time::Instant::now();
+                let engine = Engine::restore(pipeline, &snapshot.engine).map_err(|error| {
+                    anyhow::anyhow!(
+                        "the snapshot in {} cannot be used: {error}; to start again with empty state from the newest event, run with --reset-state",
+                        args.data_dir.display()
+                    )
+                })?;
+                tracing::info!(
+                    covers_sequence = snapshot.covers_sequence,
+                    bytes = snapshot.engine.len(),
+                    took = ?started.elapsed(),
+                    customers = engine.customer_count(),
+                    "snapshot loaded"
+                );
+                Resumed {
+                    engine,
+                    next_sequence: snapshot.covers_sequence + 1,
+                }
+            }
+            None if args.reset_state => {
+                let mut stream = js.get_stream(EVENTS_STREAM).await?;
+                let last = stream.info().await?.state.last_sequence;
+                Resumed {
+                    engine: Engine::new(pipeline),
+                    next_sequence: last + 1,
+                }
+            }
+            None => Resumed {
+                engine: Engine::new(pipeline),
+                next_sequence: 1,
+            },
+        };
+        let health = Arc::new(Health::default());
+        if let Some(listener) = listener {
+            let (metrics, health, client) = (metrics, Arc::clone(&health), client.clone());
+            tokio::spawn(async move {
+                if let Err(error) = admin::serve(listener, metrics, health, client).await {
+                    tracing::error!(error = %format!("{error:#}"), "the admin server stopped");
+                }
+            });
+        }
+        worker::run(client, resumed, store, settings, health, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn span_duration(span: kairos_model::Span) -> Duration {
+    Duration::from_millis(span.millis().max(0) as u64)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested");
+}
+
+pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
+    let input = match open_lines(&args.events) {
+        Ok(input) => input,
+        Err(error) => {
+            eprintln!("kairos: {error:#}; accepted: a file of Segment calls as JSON lines, a .gz of one, or - for stdin");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_logging(false);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let client = connect(
+            &connect_settings(&args.connection, "kairos-publish"),
+            FIRST_CONNECT,
+        )
+        .await?;
+        let mut publisher = Publisher::new(client.clone(), args.partitions, args.window as usize);
+        let mut skipped = 0u64;
+        for (index, line) in input.split(b'\n').enumerate() {
+            let line = line.with_context(|| format!("reading {}", args.events.display()))?;
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if let Err(invalid) = publisher.publish(line).await? {
+                skipped += 1;
+                if skipped <= REPORTED_BAD_LINES {
+                    eprintln!(
+                        "{}:{}: skipped ({}): {invalid}",
+                        args.events.display(),
+                        index + 1,
+                        invalid.reason()
+                    );
+                }
+            }
+        }
+        let published = publisher.flush().await?;
+        client.flush().await?;
+        eprintln!("published {published} events, skipped {skipped} lines");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file or stdin, gunzipped when it starts with gzip's magic bytes.
+fn open_lines(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open events file {}", path.display()))?;
+        if file.metadata()?.is_dir() {
+            anyhow::bail!("{} is a directory", path.display());
+        }
+        Box::new(file)
+    };
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(BufReader::new(GzDecoder::new(buffered)))
+    } else {
+        Box::new(buffered)
+    })
+}

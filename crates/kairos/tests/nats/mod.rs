@@ -1,0 +1,348 @@
+//! Integration-test support for `kairos run`: a private `nats-server` per
+//! test (own port, own storage, stopped on drop), `kairos` processes that
+//! can be killed with SIGKILL, and readers of what reached the streams.
+#![allow(dead_code)]
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `nats-server` binary: `$KAIROS_NATS_SERVER`, else on `PATH`, else
+/// Debian's `/usr/sbin` (not on a normal user's `PATH`).
+fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KAIROS_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|path| path.is_file())
+        .expect("nats-server not found (KAIROS_NATS_SERVER, PATH, /usr/sbin): `deploy/test.sh` installs it")
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; taken by whoever binds it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A nats-server with JetStream, for one test.
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    store: tempfile::TempDir,
+    config: Option<PathBuf>,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        NatsServer::start_with(None)
+    }
+
+    /// A server run from a configuration file of `deploy/nats` (its
+    /// storage relative to a temporary working directory, its port and
+    /// monitoring port free ones).
+    pub fn start_with_config(config: &Path) -> NatsServer {
+        NatsServer::start_with(Some(config.to_path_buf()))
+    }
+
+    fn start_with(config: Option<PathBuf>) -> NatsServer {
+        let mut server = NatsServer {
+            child: None,
+            port: free_port(),
+            store: tempfile::tempdir().expect("a temporary directory"),
+            config,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new(nats_server_binary());
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            Some(config) => {
+                command
+                    .arg("-c")
+                    .arg(config)
+                    .args(["-m", &free_port().to_string()])
+                    .current_dir(self.store.path());
+            }
+            None => {
+                command.args(["-js", "-sd"]).arg(self.store.path());
+            }
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nats-server");
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(10));
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and
+    /// storage, after `down` without a server.
+    pub fn restart(&mut self, down: Duration) {
+        self.kill();
+        std::thread::sleep(down);
+        self.spawn();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `kairos run` process.
+pub struct Kairos {
+    child: Option<Child>,
+    pub admin: u16,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Kairos {
+    /// Starts `kairos run --nats URL --admin ... ARGS...` and waits until
+    /// `/readyz` answers 200. stderr goes to `log` (appended).
+    pub fn start(nats: &NatsServer, data_dir: &Path, log: &Path, args: &[&str]) -> Kairos {
+        let admin = free_port();
+        let mut all: Vec<String> = vec![
+            "run".into(),
+            "--nats".into(),
+            nats.url(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--admin".into(),
+            format!("127.0.0.1:{admin}"),
+        ];
+        all.extend(args.iter().map(|arg| arg.to_string()));
+        let mut kairos = Kairos {
+            child: None,
+            admin,
+            args: all,
+            log: log.to_path_buf(),
+        };
+        kairos.spawn();
+        kairos
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting kairos run");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    pub fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "kairos run exited with {status} before it was ready; log: {}",
+                    self.log_text()
+                );
+            }
+            if http_get(self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kairos run not ready after {within:?}; log: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// kill -9, then start again with the same arguments.
+    pub fn kill_and_restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for kairos") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kairos did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.admin, "/metrics")
+            .expect("/metrics answers")
+            .1
+    }
+}
+
+impl Drop for Kairos {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status, body), or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())?;
+    Some((status, body))
+}
+
+/// One message read back from a stream.
+pub struct Stored {
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+    /// When this test read it.
+    pub read_at: Instant,
+}
+
+impl Stored {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("a JSON payload")
+    }
+}
+
+/// Reads `stream` (filtered to `subject`) until `done` says so, or
+/// `within` passes; returns what was read.
+pub async fn read_stream(
+    client: &async_nats::Client,
+    stream: &str,
+    subject: &str,
+    within: Duration,
+    mut done: impl FnMut(&[Stored]) -> bool,
+) -> Vec<Stored> {
+    let js = jetstream::new(client.clone());
+    let deadline = tokio::time::Instant::now() + within;
+    let stream = loop {
+        match js.get_stream(stream).await {
+            Ok(stream) => break stream,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("no stream {stream}: {error}"),
+        }
+    };
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subject.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("an ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut read = Vec::new();
+    while !done(&read) {
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(Ok(message))) => read.push(Stored {
+                subject: message.subject.to_string(),
+                headers: message
+                    .headers
+                    .iter()
+                    .flat_map(|headers| headers.iter())
+                    .flat_map(|(name, values)| {
+                        values
+                            .iter()
+                            .map(move |value| (name.to_string(), value.to_string()))
+                    })
+                    .collect(),
+                payload: message.payload.to_vec(),
+                read_at: Instant::now(),
+            }),
+            Ok(Some(Err(error))) => panic!("reading {subject}: {error}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    read
+}
