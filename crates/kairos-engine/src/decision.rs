@@ -33,7 +33,7 @@ pub enum Suppression {
 impl Suppression {
     /// Every reason, in the order declared: a snapshot writes a reason as
     /// its place here.
-    pub(crate) const ALL: [Suppression; 9] = [
+    pub const ALL: [Suppression; 9] = [
         Suppression::Consent,
         Suppression::FrequencyCap,
         Suppression::QuietHours,

@@ -291,6 +291,21 @@ pub enum InvalidEvent {
 }
 
 impl InvalidEvent {
+    /// Every code [`InvalidEvent::reason`] gives, for metrics declared
+    /// before anything is rejected.
+    pub const REASONS: &'static [&'static str] = &[
+        "not_json",
+        "too_large",
+        "unknown_type",
+        "wrong_type",
+        "missing_event_name",
+        "missing_identity",
+        "bad_timestamp",
+        "duplicate_field",
+        "incomplete_alias",
+        "time_out_of_range",
+    ];
+
     /// Stable short code for headers and metrics labels.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -752,6 +767,34 @@ pub fn number_in_text(text: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_reason_is_listed() {
+        let one_of_each = [
+            InvalidEvent::NotJson(String::new()),
+            InvalidEvent::TooLarge { size: 2, limit: 1 },
+            InvalidEvent::UnknownType(String::new()),
+            InvalidEvent::MissingType,
+            InvalidEvent::WrongType {
+                field: "f",
+                found: String::new(),
+                accepted: "a",
+            },
+            InvalidEvent::MissingEventName,
+            InvalidEvent::MissingIdentity,
+            InvalidEvent::BadTimestamp {
+                field: "timestamp",
+                value: String::new(),
+            },
+            InvalidEvent::MissingTimestamp,
+            InvalidEvent::DuplicateField(String::new()),
+            InvalidEvent::IncompleteAlias,
+            InvalidEvent::TimeOutOfRange(String::new()),
+        ];
+        let mut given: Vec<&str> = one_of_each.iter().map(InvalidEvent::reason).collect();
+        given.dedup();
+        assert_eq!(given, InvalidEvent::REASONS);
+    }
     use super::*;
 
     fn parse(json: &str) -> Result<Event, InvalidEvent> {

@@ -92,6 +92,9 @@ pub struct Resumed {
     pub engine: Engine,
     /// The first stream sequence not yet applied to it.
     pub next_sequence: u64,
+    /// When the snapshot it came from was taken (wall time), if it came
+    /// from one.
+    pub snapshot_taken_at: Option<Timestamp>,
 }
 
 /// Runs until `shutdown` completes, then stops taking events, publishes
@@ -116,12 +119,14 @@ pub async fn run(
         store: Arc::new(store),
         saving: None,
         last_snapshot: Instant::now(),
+        saved_at: resumed.snapshot_taken_at,
         tick_sent: None,
         exported: ExportedStats::default(),
         gap_reread: None,
         rendered: Vec::new(),
         snapshot_bytes: Vec::new(),
     };
+    declare_metrics(worker.engine.pipeline());
     let mut messages = worker.subscribe().await?;
     health.ready.store(true, Ordering::Release);
     tracing::info!(next_sequence = worker.next_sequence, "taking events");
@@ -134,6 +139,9 @@ pub async fn run(
             biased;
             () = &mut shutdown => break,
             _ = housekeeping.tick() => {
+                if worker.saving.as_ref().is_some_and(|saving| saving.is_finished()) {
+                    worker.finish_saving().await?;
+                }
                 worker.export_stats();
                 if worker.last_snapshot.elapsed() >= worker.settings.snapshot_every {
                     worker.snapshot().await?;
@@ -169,6 +177,104 @@ pub async fn run(
     worker.finish_saving().await?;
     worker.export_stats();
     Ok(())
+}
+
+/// Declares every metric with its help text and every series the pipeline
+/// can produce at zero, so that dashboards and `rate()` see a series from
+/// the start rather than from its first increment.
+fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "kairos_events_total",
+        "Events applied, by Segment call type"
+    );
+    describe_counter!(
+        "kairos_events_late_total",
+        "Events more than allowed_lateness behind the stream's clock"
+    );
+    describe_counter!(
+        "kairos_events_duplicate_total",
+        "Events dropped as repeats of a messageId"
+    );
+    describe_counter!("kairos_dlq_total", "Input sent to KAIROS_DLQ, by reason");
+    describe_counter!("kairos_triggers_fired_total", "Pattern matches, by trigger");
+    describe_counter!(
+        "kairos_actions_sent_total",
+        "Actions published, by trigger and channel"
+    );
+    describe_counter!(
+        "kairos_actions_suppressed_total",
+        "Decisions not sent, by trigger and reason"
+    );
+    describe_histogram!(
+        "kairos_event_to_action_seconds",
+        Unit::Seconds,
+        "From taking the causing event or tick off the stream to JetStream storing the action"
+    );
+    describe_histogram!(
+        "kairos_event_time_to_action_seconds",
+        Unit::Seconds,
+        "From the decision's fired_at to JetStream storing the action"
+    );
+    describe_gauge!("kairos_customers", "Customers held");
+    describe_gauge!("kairos_timers_pending", "Timers held");
+    describe_gauge!(
+        "kairos_consumer_pending",
+        "Events in the stream not yet delivered to kairos"
+    );
+    describe_gauge!(
+        "kairos_actions_in_flight",
+        "Actions awaiting JetStream's acknowledgement"
+    );
+    describe_histogram!(
+        "kairos_snapshot_duration_seconds",
+        Unit::Seconds,
+        "Taking and writing a snapshot"
+    );
+    describe_gauge!(
+        "kairos_snapshot_bytes",
+        Unit::Bytes,
+        "Size of the last snapshot"
+    );
+    describe_gauge!(
+        "kairos_snapshot_sequence",
+        "The stream sequence the last snapshot covers"
+    );
+    describe_gauge!(
+        "kairos_snapshot_age_seconds",
+        Unit::Seconds,
+        "How old the state in the latest snapshot is"
+    );
+
+    counter!("kairos_events_late_total").increment(0);
+    counter!("kairos_events_duplicate_total").increment(0);
+    for event_type in kairos_model::EventType::ACCEPTED.split(", ") {
+        counter!("kairos_events_total", "type" => event_type).increment(0);
+    }
+    for reason in kairos_model::InvalidEvent::REASONS
+        .iter()
+        .chain(&["timestamp_ahead_of_clock"])
+    {
+        counter!("kairos_dlq_total", "reason" => *reason).increment(0);
+    }
+    for trigger in &pipeline.triggers {
+        let id = trigger.id.to_string();
+        counter!("kairos_triggers_fired_total", "trigger" => id.clone()).increment(0);
+        let channels = trigger.steps.iter().map(|step| &step.channel).chain(
+            trigger
+                .variants
+                .iter()
+                .filter_map(|variant| variant.channel.as_ref()),
+        );
+        for channel in channels {
+            counter!("kairos_actions_sent_total", "trigger" => id.clone(), "channel" => channel.to_string())
+                .increment(0);
+        }
+        for reason in kairos_engine::Suppression::ALL {
+            counter!("kairos_actions_suppressed_total", "trigger" => id.clone(), "reason" => reason.as_str())
+                .increment(0);
+        }
+    }
 }
 
 /// Errors after which the pull subscription cannot go on by itself.
@@ -217,6 +323,8 @@ struct Worker {
     /// A snapshot being written on a blocking thread.
     saving: Option<tokio::task::JoinHandle<anyhow::Result<SavedSnapshot>>>,
     last_snapshot: Instant,
+    /// When the state in the latest snapshot written was taken (wall time).
+    saved_at: Option<Timestamp>,
     /// When the tick not yet seen back was published.
     tick_sent: Option<Instant>,
     exported: ExportedStats,
@@ -227,6 +335,7 @@ struct Worker {
 }
 
 struct SavedSnapshot {
+    taken_at: Timestamp,
     sequence: u64,
     bytes: usize,
     took: Duration,
@@ -573,9 +682,11 @@ impl Worker {
         let bytes = std::mem::take(&mut self.snapshot_bytes);
         let sequence = self.next_sequence - 1;
         let store = Arc::clone(&self.store);
+        let taken_at = wall_clock();
         self.saving = Some(tokio::task::spawn_blocking(move || {
-            store.save(sequence, wall_clock().0, &bytes)?;
+            store.save(sequence, taken_at.0, &bytes)?;
             Ok(SavedSnapshot {
+                taken_at,
                 sequence,
                 bytes: bytes.len(),
                 took: started.elapsed(),
@@ -593,7 +704,7 @@ impl Worker {
         histogram!("kairos_snapshot_duration_seconds").record(saved.took.as_secs_f64());
         gauge!("kairos_snapshot_bytes").set(saved.bytes as f64);
         gauge!("kairos_snapshot_sequence").set(saved.sequence as f64);
-        gauge!("kairos_snapshot_timestamp_seconds").set(wall_clock().0 as f64 / 1000.0);
+        self.saved_at = Some(saved.taken_at);
         tracing::debug!(sequence = saved.sequence, bytes = saved.bytes, took = ?saved.took, "snapshot written");
         Ok(())
     }
@@ -617,6 +728,10 @@ impl Worker {
         gauge!("kairos_customers").set(self.engine.customer_count() as f64);
         gauge!("kairos_timers_pending").set(self.engine.pending_timers() as f64);
         gauge!("kairos_actions_in_flight").set(self.publishes.len() as f64);
+        if let Some(saved_at) = self.saved_at {
+            let age_ms = wall_clock().0.saturating_sub(saved_at.0).max(0);
+            gauge!("kairos_snapshot_age_seconds").set(age_ms as f64 / 1000.0);
+        }
     }
 }
 

@@ -136,6 +136,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 Resumed {
                     engine,
                     next_sequence: snapshot.covers_sequence + 1,
+                    snapshot_taken_at: Some(kairos_model::Timestamp(snapshot.taken_at_ms)),
                 }
             }
             None if args.reset_state => {
@@ -144,11 +145,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 Resumed {
                     engine: Engine::new(pipeline),
                     next_sequence: last + 1,
+                    snapshot_taken_at: None,
                 }
             }
             None => Resumed {
                 engine: Engine::new(pipeline),
                 next_sequence: 1,
+                snapshot_taken_at: None,
             },
         };
         let health = Arc::new(Health::default());

@@ -150,7 +150,12 @@ async fn bad_messages_go_to_the_dlq_with_their_reason_and_the_events_around_them
         &server,
         &dir.path().join("data"),
         &dir.path().join("kairos.log"),
-        &["--pipeline", pipeline.to_str().unwrap()],
+        &[
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--snapshot-every",
+            "300ms",
+        ],
     );
     let client = client(&server).await;
     publish_call(&client, &call("u1", "Signed Up", "good-1", json!({}))).await;
@@ -217,7 +222,11 @@ async fn bad_messages_go_to_the_dlq_with_their_reason_and_the_events_around_them
         .collect();
     assert_eq!(users, BTreeSet::from(["u1".to_string(), "u3".to_string()]));
 
+    // A snapshot has been written (every 300 ms), and counters exported
+    // (every 250 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let metrics = kairos.metrics();
+    assert_readme_metrics_exported(&metrics);
     for line in [
         "kairos_dlq_total{reason=\"not_json\"} 1",
         "kairos_dlq_total{reason=\"timestamp_ahead_of_clock\"} 1",
@@ -233,6 +242,29 @@ async fn bad_messages_go_to_the_dlq_with_their_reason_and_the_events_around_them
         http_get(kairos.admin, "/healthz").map(|(status, _)| status),
         Some(200)
     );
+}
+
+/// Every metric the README's table names is exported (once there has been
+/// something to count, and a snapshot).
+fn assert_readme_metrics_exported(metrics: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let documented: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `kairos_"))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert!(
+        documented.len() >= 15,
+        "the README's metrics table: {documented:?}"
+    );
+    for name in documented {
+        let name = format!("kairos_{name}");
+        assert!(
+            metrics.lines().any(|line| line.starts_with(&name)),
+            "{name} is in the README but not in /metrics:\n{metrics}"
+        );
+    }
 }
 
 // ----- crash safety -----------------------------------------------------------

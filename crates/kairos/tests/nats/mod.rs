@@ -140,11 +140,22 @@ impl Kairos {
     /// Starts `kairos run --nats URL --admin ... ARGS...` and waits until
     /// `/readyz` answers 200. stderr goes to `log` (appended).
     pub fn start(nats: &NatsServer, data_dir: &Path, log: &Path, args: &[&str]) -> Kairos {
+        Kairos::start_at(nats, &nats.url(), data_dir, log, args)
+    }
+
+    /// Like [`Kairos::start`], with the server's URL as given (`tls://...`).
+    pub fn start_at(
+        _nats: &NatsServer,
+        url: &str,
+        data_dir: &Path,
+        log: &Path,
+        args: &[&str],
+    ) -> Kairos {
         let admin = free_port();
         let mut all: Vec<String> = vec![
             "run".into(),
             "--nats".into(),
-            nats.url(),
+            url.to_string(),
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--admin".into(),
