@@ -199,3 +199,99 @@ async fn tls_with_a_client_certificate() {
     // The server verifies clients: trusting it is not enough.
     refused(&url, &["--tls-ca", &ca_file]);
 }
+
+/// A JWT as nats-server's operator mode reads them: header and claims in
+/// base64url, signed with the issuer's NKey (ed25519).
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("{subject}-{name}"),
+        "iat": 1_700_000_000,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let claims = encode(claims.to_string().as_bytes());
+    let signed = format!("{header}.{claims}");
+    let signature = encode(&issuer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{signature}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creds_file_in_operator_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    // JetStream needs a system account in operator mode.
+    let system = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "kairos-op",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
+        "conn": -1, "leaf": -1, "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1
+    });
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "KAIROS",
+        serde_json::json!({"type": "account", "version": 2, "limits": unlimited}),
+    );
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "engine",
+        serde_json::json!({"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1}),
+    );
+    let operator_file = write(dir.path(), "operator.jwt", &operator_jwt);
+    let config = write(
+        dir.path(),
+        "operator.conf",
+        &format!(
+            "jetstream {{ store_dir: \"./js\" }}\noperator: \"{operator_file}\"\nsystem_account: {sys}\nresolver: MEMORY\nresolver_preload: {{ {}: \"{account_jwt}\", {sys}: \"{system_jwt}\" }}\n",
+            account.public_key(),
+            sys = system.public_key(),
+        ),
+    );
+    let creds_text = format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().unwrap()
+    );
+    let creds = write(dir.path(), "engine.creds", &creds_text);
+    let server = NatsServer::start_with_config(Path::new(&config));
+    let reader = async_nats::ConnectOptions::with_credentials(&creds_text)
+        .unwrap()
+        .connect(server.url())
+        .await
+        .unwrap();
+    welcome_round_trip(&server, &server.url(), &["--creds", &creds], reader).await;
+    let stranger = nkeys::KeyPair::new_user();
+    let forged = jwt(
+        &stranger,
+        &stranger.public_key(),
+        "forged",
+        serde_json::json!({"type": "user", "version": 2}),
+    );
+    let forged = write(
+        dir.path(),
+        "forged.creds",
+        &format!(
+            "-----BEGIN NATS USER JWT-----\n{forged}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            stranger.seed().unwrap()
+        ),
+    );
+    refused(&server.url(), &["--creds", &forged]);
+}

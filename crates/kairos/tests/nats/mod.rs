@@ -36,15 +36,15 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn wait_for_port(port: u16, within: Duration) {
+fn port_open_within(port: u16, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on port {port} after {within:?}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// A nats-server with JetStream, for one test.
@@ -93,13 +93,21 @@ impl NatsServer {
                 command.args(["-js", "-sd"]).arg(self.store.path());
             }
         }
+        let log_path = self.store.path().join("nats-server.log");
+        let log = std::fs::File::create(&log_path).expect("the server's log");
         let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("starting nats-server");
         self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(10));
+        if !port_open_within(self.port, Duration::from_secs(10)) {
+            panic!(
+                "nats-server is not listening on {} after 10 s; its log:\n{}",
+                self.port,
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
     }
 
     pub fn url(&self) -> String {
