@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod connect;
+pub mod outbox;
 pub mod partition;
 pub mod publisher;
 pub mod snapshots;

@@ -50,7 +50,10 @@ impl Publisher {
         };
         let subject = event_subject(partition_of(event.customer_key(), self.partitions));
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.message_id.as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            event.message_id.as_str(),
+        );
         while self.in_flight.len() >= self.window {
             self.confirm_oldest().await?;
         }

@@ -4,9 +4,10 @@
 //! One record, replaced whole in one write transaction: LMDB commits it
 //! atomically and durably (fsync on commit), so a kill -9 at any moment
 //! leaves either the previous snapshot or the new one, never half of one.
-//! The record is the stream sequence the snapshot covers (every message up
-//! to and including it was applied), when it was taken, and the engine's
-//! bytes (`Engine::snapshot`, which carry their own checksum).
+//! The record is a [`SnapshotMeta`] (the stream sequence the snapshot
+//! covers, and where the output streams ended when it was taken) followed
+//! by the engine's bytes (`Engine::snapshot`, which carry their own
+//! checksum).
 
 use anyhow::Context as _;
 use heed::types::{Bytes, Str};
@@ -20,12 +21,55 @@ const LATEST: &str = "latest";
 /// until it commits).
 const MAP_SIZE: usize = 256 << 30;
 
-/// A snapshot read back.
-pub struct Snapshot {
-    /// Every stream message up to and including this sequence is in it.
+/// What a snapshot covers and where the streams stood when it was taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Every events-stream message up to and including this sequence is in it.
     pub covers_sequence: u64,
     /// Wall time it was taken, in ms since the Unix epoch.
     pub taken_at_ms: i64,
+    /// The last sequence of `KAIROS_ACTIONS` then: every action decided
+    /// before the snapshot is at or before it, so what follows it was
+    /// published after the snapshot.
+    pub actions_sequence: u64,
+    /// The same for `KAIROS_DLQ`.
+    pub dlq_sequence: u64,
+    /// When the events stream was created (ns since the Unix epoch): a
+    /// stream created since has other sequence numbers.
+    pub events_created_ns: i64,
+    /// Decisions from events up to this sequence are not published (a
+    /// rebuild of state from history in progress; 0: none).
+    pub mute_through: u64,
+}
+
+const META_BYTES: usize = 48;
+
+impl SnapshotMeta {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.covers_sequence.to_le_bytes());
+        out.extend_from_slice(&self.taken_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.actions_sequence.to_le_bytes());
+        out.extend_from_slice(&self.dlq_sequence.to_le_bytes());
+        out.extend_from_slice(&self.events_created_ns.to_le_bytes());
+        out.extend_from_slice(&self.mute_through.to_le_bytes());
+    }
+
+    fn read(bytes: &[u8]) -> SnapshotMeta {
+        let word = |at: usize| <[u8; 8]>::try_from(&bytes[at..at + 8]).expect("8 bytes");
+        SnapshotMeta {
+            covers_sequence: u64::from_le_bytes(word(0)),
+            taken_at_ms: i64::from_le_bytes(word(8)),
+            actions_sequence: u64::from_le_bytes(word(16)),
+            dlq_sequence: u64::from_le_bytes(word(24)),
+            events_created_ns: i64::from_le_bytes(word(32)),
+            mute_through: u64::from_le_bytes(word(40)),
+        }
+    }
+}
+
+/// A snapshot read back.
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
     /// `Engine::snapshot`'s bytes.
     pub engine: Vec<u8>,
 }
@@ -65,29 +109,22 @@ impl SnapshotStore {
             return Ok(None);
         };
         anyhow::ensure!(
-            record.len() >= 16,
+            record.len() >= META_BYTES,
             "the snapshot record is {} bytes, shorter than its header",
             record.len()
         );
-        let (header, engine) = record.split_at(16);
+        let (header, engine) = record.split_at(META_BYTES);
         Ok(Some(Snapshot {
-            covers_sequence: u64::from_le_bytes(header[..8].try_into().expect("8 bytes")),
-            taken_at_ms: i64::from_le_bytes(header[8..].try_into().expect("8 bytes")),
+            meta: SnapshotMeta::read(header),
             engine: engine.to_vec(),
         }))
     }
 
     /// Replaces the snapshot, durably: it has reached the disk when this
     /// returns.
-    pub fn save(
-        &self,
-        covers_sequence: u64,
-        taken_at_ms: i64,
-        engine: &[u8],
-    ) -> anyhow::Result<()> {
-        let mut record = Vec::with_capacity(16 + engine.len());
-        record.extend_from_slice(&covers_sequence.to_le_bytes());
-        record.extend_from_slice(&taken_at_ms.to_le_bytes());
+    pub fn save(&self, meta: &SnapshotMeta, engine: &[u8]) -> anyhow::Result<()> {
+        let mut record = Vec::with_capacity(META_BYTES + engine.len());
+        meta.write(&mut record);
         record.extend_from_slice(engine);
         let mut txn = self.env.write_txn()?;
         self.db.put(&mut txn, LATEST, &record)?;
@@ -108,19 +145,33 @@ impl SnapshotStore {
 mod tests {
     use super::*;
 
+    fn second() -> SnapshotMeta {
+        SnapshotMeta {
+            covers_sequence: 42,
+            taken_at_ms: 1_700_000_001_000,
+            actions_sequence: 7,
+            dlq_sequence: 3,
+            events_created_ns: -5,
+            mute_through: 9,
+        }
+    }
+
     #[test]
     fn a_saved_snapshot_is_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SnapshotStore::open(dir.path()).unwrap();
             assert!(store.latest().unwrap().is_none());
-            store.save(41, 1_700_000_000_000, b"first").unwrap();
-            store.save(42, 1_700_000_001_000, b"second").unwrap();
+            let first = SnapshotMeta {
+                covers_sequence: 41,
+                ..SnapshotMeta::default()
+            };
+            store.save(&first, b"first").unwrap();
+            store.save(&second(), b"second").unwrap();
         }
         let store = SnapshotStore::open(dir.path()).unwrap();
         let snapshot = store.latest().unwrap().expect("saved");
-        assert_eq!(snapshot.covers_sequence, 42);
-        assert_eq!(snapshot.taken_at_ms, 1_700_000_001_000);
+        assert_eq!(snapshot.meta, second());
         assert_eq!(snapshot.engine, b"second");
         store.clear().unwrap();
         assert!(store.latest().unwrap().is_none());

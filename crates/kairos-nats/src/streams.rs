@@ -58,6 +58,9 @@ impl StreamSettings {
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             max_age,
+            // What the server reports for "no limit": asking for 0 would
+            // read back as -1 and look like a change on every start.
+            max_bytes: -1,
             num_replicas: self.replicas,
             duplicate_window: self.duplicate_window.min(max_age),
             ..Default::default()
@@ -95,8 +98,16 @@ pub async fn ensure_streams(
                     || have.num_replicas != wanted.num_replicas
                     || have.duplicate_window != wanted.duplicate_window;
                 if differs {
+                    // Only what kairos' flags manage changes; whatever else
+                    // an operator set on the stream stays.
+                    let mut updated = have.clone();
+                    updated.subjects = wanted.subjects.clone();
+                    updated.max_age = wanted.max_age;
+                    updated.max_bytes = wanted.max_bytes;
+                    updated.num_replicas = wanted.num_replicas;
+                    updated.duplicate_window = wanted.duplicate_window;
                     tracing::info!(stream = %wanted.name, "updating stream limits");
-                    js.update_stream(wanted.clone()).await.map_err(|error| {
+                    js.update_stream(updated).await.map_err(|error| {
                         anyhow::anyhow!("updating stream {}: {error}", wanted.name)
                     })?;
                 }

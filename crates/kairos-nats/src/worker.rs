@@ -33,25 +33,29 @@
 //! acknowledgement; when either is full the worker stops taking events. A
 //! slow action stream or an outage slows intake; memory does not grow.
 
+use crate::outbox::{ids_stored_after, Outbox, Outgoing, Pushed, Stored};
 use crate::partition::{EVENTS_PREFIX, TICK_SUBJECT};
-use crate::snapshots::SnapshotStore;
-use crate::streams::{ACTIONS_PREFIX, DLQ_PREFIX, EVENTS_STREAM};
+use crate::snapshots::{SnapshotMeta, SnapshotStore};
+use crate::streams::{ACTIONS_PREFIX, ACTIONS_STREAM, DLQ_PREFIX, DLQ_STREAM, EVENTS_STREAM};
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer, context::PublishAckFuture};
+use async_nats::jetstream::{self, consumer};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
 use kairos_engine::{Decision, Engine};
 use kairos_model::{Event, Timestamp};
 use metrics::{counter, gauge, histogram};
-use std::collections::VecDeque;
-use std::future::Future;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The engine's durable consumer on the events stream.
 pub const CONSUMER: &str = "kairos-engine";
+
+/// Applied events acknowledged together (and whatever was applied, at
+/// least every housekeeping round).
+const ACK_EVERY: u32 = 128;
 
 /// What `kairos run` was asked for, beyond the connection and pipeline.
 #[derive(Clone, Debug)]
@@ -92,20 +96,23 @@ pub struct Resumed {
     pub engine: Engine,
     /// The first stream sequence not yet applied to it.
     pub next_sequence: u64,
-    /// When the snapshot it came from was taken (wall time), if it came
-    /// from one.
-    pub snapshot_taken_at: Option<Timestamp>,
+    /// The snapshot it came from, if it came from one.
+    pub snapshot: Option<SnapshotMeta>,
+    /// Decisions from events up to this sequence were published by the
+    /// run the state comes from, or belong to history replayed to rebuild
+    /// state: they are made again and not published (0: none).
+    pub mute_through: u64,
 }
 
-/// Runs until `shutdown` completes, then stops taking events, publishes
-/// what is in flight, writes a last snapshot and returns.
+/// Runs until `stopping` turns true (SIGTERM, SIGINT), then stops taking
+/// events, publishes what is in flight, writes a last snapshot and returns.
 pub async fn run(
     client: async_nats::Client,
     resumed: Resumed,
     store: SnapshotStore,
     settings: WorkerSettings,
     health: Arc<Health>,
-    shutdown: impl Future<Output = ()>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let pipeline = resumed.engine.pipeline().name.to_string();
@@ -114,69 +121,124 @@ pub async fn run(
         engine: resumed.engine,
         pipeline,
         next_sequence: resumed.next_sequence,
-        publishes: VecDeque::new(),
+        mute_through: resumed.mute_through,
+        outbox: Outbox::new(client.clone()),
         settings,
         store: Arc::new(store),
         saving: None,
         last_snapshot: Instant::now(),
-        saved_at: resumed.snapshot_taken_at,
-        tick_sent: None,
+        saved_at: resumed.snapshot.map(|meta| Timestamp(meta.taken_at_ms)),
+        events: None,
+        events_created_ns: 0,
+        replay_until: 0,
+        tick: TickState::default(),
         exported: ExportedStats::default(),
-        gap_reread: None,
+        to_ack: None,
+        applied_since_ack: 0,
         rendered: Vec::new(),
         snapshot_bytes: Vec::new(),
     };
     declare_metrics(worker.engine.pipeline());
-    let mut messages = worker.subscribe().await?;
+    worker.check_resume_point(resumed.snapshot.as_ref()).await?;
+    if let Some(meta) = &resumed.snapshot {
+        // What the run before published after its snapshot is made again
+        // by the replay; it must not be published twice, however long ago
+        // that was (JetStream's duplicate window may have passed).
+        let mut stored = ids_stored_after(&js, ACTIONS_STREAM, meta.actions_sequence).await?;
+        stored.extend(ids_stored_after(&js, DLQ_STREAM, meta.dlq_sequence).await?);
+        if !stored.is_empty() {
+            tracing::info!(
+                count = stored.len(),
+                "messages published after the snapshot will not be published again"
+            );
+        }
+        worker.outbox.skip_stored(stored);
+    }
+    // Nothing to replay: the clock moves by ticks from the start.
+    worker.tick.caught_up = worker.next_sequence > worker.replay_until;
+    if resumed.snapshot.is_none() {
+        // A first snapshot before any event: a crash before the first
+        // periodic one then resumes knowing where the output streams
+        // stood, like any other restart.
+        worker.snapshot().await?;
+    }
+    let Some(mut messages) = worker.subscribe(&mut stopping).await? else {
+        return Ok(());
+    };
     health.ready.store(true, Ordering::Release);
     tracing::info!(next_sequence = worker.next_sequence, "taking events");
-    tokio::pin!(shutdown);
     let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let tick_at = worker.tick_wait();
+        let outbox_full = worker.outbox.len() >= worker.settings.max_publishes_in_flight;
         tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            _ = stopping.changed() => break,
             _ = housekeeping.tick() => {
                 if worker.saving.as_ref().is_some_and(|saving| saving.is_finished()) {
-                    worker.finish_saving().await?;
+                    worker.finish_saving().await;
                 }
+                worker.ack_applied().await;
                 worker.export_stats();
                 if worker.last_snapshot.elapsed() >= worker.settings.snapshot_every {
                     worker.snapshot().await?;
                 }
             }
+            Some(stored) = worker.outbox.next_stored(), if !worker.outbox.is_empty() => {
+                record_latency(&stored);
+            }
             () = sleep_until(tick_at) => worker.send_tick().await,
-            delivery = messages.next() => match delivery {
+            delivery = messages.next(), if !outbox_full => match delivery {
                 Some(Ok(message)) => {
-                    if let Err(gap) = worker.take(message).await? {
-                        tracing::warn!(expected = gap.expected, got = gap.got, "sequence gap: re-reading from the first missing event");
-                        messages = worker.subscribe().await?;
+                    if let Some(gap) = worker.take(message).await? {
+                        if worker.still_in_stream(&gap).await {
+                            tracing::warn!(expected = gap.expected, got = gap.got, "a delivery was lost: re-reading from the first missing event");
+                            let Some(again) = worker.subscribe(&mut stopping).await? else { break };
+                            messages = again;
+                        } else {
+                            tracing::error!(expected = gap.expected, got = gap.got, "events deleted from the stream were skipped");
+                            worker.next_sequence = gap.got;
+                            if worker.take(gap.message).await?.is_some() {
+                                unreachable!("the message is the next one now");
+                            }
+                        }
                     }
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "pulling events");
                     if is_fatal_pull_error(&error) {
                         tokio::time::sleep(Duration::from_millis(500)).await;
-                        messages = worker.subscribe().await?;
+                        let Some(again) = worker.subscribe(&mut stopping).await? else { break };
+                        messages = again;
                     }
                 }
                 None => {
                     tracing::warn!("the events consumer ended; re-creating it");
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    messages = worker.subscribe().await?;
+                    let Some(again) = worker.subscribe(&mut stopping).await? else { break };
+                    messages = again;
                 }
             },
         }
     }
     health.ready.store(false, Ordering::Release);
+    worker.ack_applied().await;
     drop(messages);
     tracing::info!("stopping: publishing what is in flight, then a last snapshot");
     worker.snapshot().await?;
-    worker.finish_saving().await?;
+    worker.finish_saving().await;
     worker.export_stats();
     Ok(())
+}
+
+fn record_latency(stored: &Stored) {
+    if let Some(fired_at) = stored.fired_at {
+        histogram!("kairos_event_to_action_seconds")
+            .record(stored.received.elapsed().as_secs_f64());
+        let late_ms = wall_clock().0.saturating_sub(fired_at.0).max(0);
+        histogram!("kairos_event_time_to_action_seconds").record(late_ms as f64 / 1000.0);
+    }
 }
 
 /// Declares every metric with its help text and every series the pipeline
@@ -293,22 +355,30 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// A message further on than the next expected sequence.
+/// A message further on than the next expected sequence, not applied.
 struct Gap {
     expected: u64,
     got: u64,
+    message: jetstream::Message,
 }
 
-/// An action or DLQ entry published and not yet acknowledged by JetStream.
-struct Publishing {
-    subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
-    ack: PublishAckFuture,
-    /// When the event (or tick) that caused it was taken off the stream.
-    received: Instant,
-    /// The decision's `fired_at`, for actions.
-    fired_at: Option<Timestamp>,
+/// The clock ticks the worker publishes (see the module docs).
+#[derive(Default)]
+struct TickState {
+    /// When the tick not yet seen back was published (local instant and
+    /// wall time).
+    sent: Option<(Instant, Timestamp)>,
+    /// The NATS server's clock minus ours, as the last tick showed it
+    /// (stored time minus the wall time it was sent at): ticks are timed
+    /// by the server's clock, which stamps them.
+    server_ahead_ms: i64,
+    /// No tick before this: one that came back without passing the
+    /// deadline (the server's clock behind) is not followed at once.
+    not_before: Option<Instant>,
+    /// The last message taken left nothing pending in the stream: while a
+    /// backlog is replayed, its own times move the clock, and a tick would
+    /// only land behind it.
+    caught_up: bool,
 }
 
 struct Worker {
@@ -317,7 +387,9 @@ struct Worker {
     pipeline: String,
     /// The first stream sequence not yet applied.
     next_sequence: u64,
-    publishes: VecDeque<Publishing>,
+    /// See [`Resumed::mute_through`].
+    mute_through: u64,
+    outbox: Outbox,
     settings: WorkerSettings,
     store: Arc<SnapshotStore>,
     /// A snapshot being written on a blocking thread.
@@ -325,18 +397,24 @@ struct Worker {
     last_snapshot: Instant,
     /// When the state in the latest snapshot written was taken (wall time).
     saved_at: Option<Timestamp>,
-    /// When the tick not yet seen back was published.
-    tick_sent: Option<Instant>,
+    /// The events stream, once found.
+    events: Option<jetstream::stream::Stream>,
+    /// When it was created (ns since the epoch).
+    events_created_ns: i64,
+    /// The last sequence in the events stream at start: the replay of what
+    /// came before is over once past it.
+    replay_until: u64,
+    tick: TickState,
     exported: ExportedStats,
-    /// The sequence a gap was last re-read from.
-    gap_reread: Option<u64>,
+    /// The last message applied and not yet acknowledged.
+    to_ack: Option<jetstream::Message>,
+    applied_since_ack: u32,
     rendered: Vec<u8>,
     snapshot_bytes: Vec<u8>,
 }
 
 struct SavedSnapshot {
-    taken_at: Timestamp,
-    sequence: u64,
+    meta: SnapshotMeta,
     bytes: usize,
     took: Duration,
 }
@@ -350,21 +428,80 @@ struct ExportedStats {
 }
 
 impl Worker {
+    /// Refuses to resume from a snapshot of another events stream (one
+    /// deleted and created again, a server whose storage was lost): its
+    /// sequence numbers mean other events, and resuming would silently
+    /// skip or repeat them.
+    async fn check_resume_point(&mut self, snapshot: Option<&SnapshotMeta>) -> anyhow::Result<()> {
+        let mut stream = self
+            .js
+            .get_stream(EVENTS_STREAM)
+            .await
+            .context("finding the events stream")?;
+        let info = stream
+            .info()
+            .await
+            .context("reading the events stream's state")?
+            .clone();
+        self.events_created_ns = info.created.unix_timestamp_nanos() as i64;
+        self.replay_until = info.state.last_sequence;
+        self.events = Some(stream);
+        let Some(meta) = snapshot else {
+            return Ok(());
+        };
+        let recreated = meta.events_created_ns != self.events_created_ns;
+        let behind = meta.covers_sequence > info.state.last_sequence;
+        if recreated || behind {
+            anyhow::bail!(
+                "the snapshot covers events up to sequence {} of an events stream created at {} ns, but {} was created at {} ns and ends at sequence {}: it is not the stream the snapshot was taken from, and resuming would skip or repeat events; accepted: the same stream, or --reset-state (or --rebuild-state) to start again",
+                meta.covers_sequence,
+                meta.events_created_ns,
+                EVENTS_STREAM,
+                self.events_created_ns,
+                info.state.last_sequence
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether a message the gap skipped is still in the stream (a lost
+    /// delivery, to read again) rather than deleted. When that cannot be
+    /// told (NATS away), it is taken as there: reading again loses nothing.
+    async fn still_in_stream(&self, gap: &Gap) -> bool {
+        let Some(stream) = &self.events else {
+            return true;
+        };
+        for sequence in gap.expected..gap.got {
+            match stream.get_raw_message(sequence).await {
+                Ok(_) => return true,
+                Err(error)
+                    if error.kind()
+                        == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
     /// (Re-)creates the durable consumer at the next sequence to apply and
-    /// subscribes to it. The consumer is re-created rather than reused
+    /// subscribes to it, retrying while NATS is away; `None` when told to
+    /// stop meanwhile. The consumer is re-created rather than reused
     /// because its acknowledgements may run ahead of the snapshot: after a
     /// crash the engine resumes from the snapshot, not from the ack floor.
-    async fn subscribe(&mut self) -> anyhow::Result<consumer::pull::Stream> {
-        let mut attempt = 0u32;
+    async fn subscribe(
+        &mut self,
+        stopping: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<consumer::pull::Stream>> {
         loop {
             match self.try_subscribe().await {
-                Ok(stream) => return Ok(stream),
-                Err(error) if attempt < 600 => {
-                    attempt += 1;
+                Ok(stream) => return Ok(Some(stream)),
+                Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "creating the events consumer; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::select! {
+                        _ = stopping.changed() => return Ok(None),
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
                 }
-                Err(error) => return Err(error),
             }
         }
     }
@@ -376,6 +513,7 @@ impl Worker {
             .await
             .context("finding the events stream")?;
         let first = stream.info().await?.state.first_sequence;
+        self.events = Some(stream.clone());
         if first > self.next_sequence {
             if self.next_sequence > 1 {
                 tracing::error!(
@@ -398,7 +536,7 @@ impl Worker {
                 durable_name: Some(CONSUMER.to_string()),
                 filter_subject: format!("{EVENTS_PREFIX}.>"),
                 deliver_policy,
-                ack_policy: consumer::AckPolicy::Explicit,
+                ack_policy: consumer::AckPolicy::All,
                 ack_wait: Duration::from_secs(30),
                 max_ack_pending: self.settings.max_ack_pending,
                 ..Default::default()
@@ -420,7 +558,10 @@ impl Worker {
     }
 
     /// Applies one delivered message, in stream order, then acknowledges it.
-    async fn take(&mut self, message: jetstream::Message) -> anyhow::Result<Result<(), Gap>> {
+    /// Applies one delivered message, in stream order, and acknowledges it
+    /// (in batches); a message beyond the next expected one is handed back
+    /// unapplied.
+    async fn take(&mut self, message: jetstream::Message) -> anyhow::Result<Option<Gap>> {
         let received = Instant::now();
         let (sequence, clock, pending) = match message.info() {
             Ok(info) => (
@@ -430,47 +571,62 @@ impl Worker {
             ),
             Err(error) => {
                 tracing::warn!(%error, "a delivery without JetStream metadata; ignored");
-                return Ok(Ok(()));
+                return Ok(None);
             }
         };
         if sequence < self.next_sequence {
             // A redelivery of one applied already.
             let _ = message.ack().await;
-            return Ok(Ok(()));
+            return Ok(None);
         }
         if sequence > self.next_sequence {
-            let gap = Gap {
+            return Ok(Some(Gap {
                 expected: self.next_sequence,
                 got: sequence,
-            };
-            // Re-read once; a gap still there after that is a message
-            // deleted from the stream, not a lost delivery.
-            if self.gap_reread != Some(gap.expected) {
-                self.gap_reread = Some(gap.expected);
-                return Ok(Err(gap));
-            }
-            tracing::error!(
-                expected = gap.expected,
-                got = gap.got,
-                "events deleted from the stream were skipped"
-            );
+                message,
+            }));
         }
         gauge!("kairos_consumer_pending").set(pending as f64);
+        self.tick.caught_up = pending == 0;
         if message.subject.as_str() == TICK_SUBJECT {
-            self.tick_sent = None;
+            if let Some((_, sent_wall)) = self.tick.sent.take() {
+                self.tick.server_ahead_ms = clock.0 - sent_wall.0;
+            }
             self.engine.advance_to(clock);
+            if self.engine.poll_pending().is_some_and(|due| due < clock) {
+                // Still due: the server's clock was behind ours.
+                self.tick.not_before = Some(Instant::now() + Duration::from_millis(5));
+            }
         } else {
             self.apply_event(&message, sequence, clock, received)
                 .await?;
         }
         self.next_sequence = sequence + 1;
-        self.publish_decisions(received).await?;
-        // Applied: the state change is in the engine. If the process dies
-        // now, the snapshot and the stream bring it back.
-        if let Err(error) = message.ack().await {
-            tracing::debug!(%error, "acknowledging an event (it will be redelivered and skipped)");
+        if sequence > self.replay_until {
+            self.outbox.replay_done();
         }
-        Ok(Ok(()))
+        self.publish_decisions(received, sequence <= self.mute_through)
+            .await;
+        // Applied: the state change is in the engine. If the process dies
+        // now, the snapshot and the stream bring it back. Acknowledged in
+        // batches (the consumer acknowledges everything up to a message):
+        // one acknowledgement per event cost more than applying it.
+        self.to_ack = Some(message);
+        self.applied_since_ack += 1;
+        if self.applied_since_ack >= ACK_EVERY {
+            self.ack_applied().await;
+        }
+        Ok(None)
+    }
+
+    /// Acknowledges every message applied so far.
+    async fn ack_applied(&mut self) {
+        self.applied_since_ack = 0;
+        if let Some(message) = self.to_ack.take() {
+            if let Err(error) = message.ack().await {
+                tracing::debug!(%error, "acknowledging events (they will be redelivered and skipped)");
+            }
+        }
     }
 
     async fn apply_event(
@@ -498,7 +654,7 @@ impl Worker {
         };
         let event = match parsed {
             Ok(event) => event,
-            Err(rejection) => return self.reject(message, sequence, rejection, received).await,
+            Err(rejection) => return self.reject(message, sequence, rejection, received),
         };
         let event_type = event.event_type.as_str();
         match self.engine.handle_live_event(event, clock) {
@@ -511,13 +667,13 @@ impl Worker {
                     reason: "timestamp_ahead_of_clock",
                     message: ahead.to_string(),
                 };
-                self.reject(message, sequence, rejection, received).await
+                self.reject(message, sequence, rejection, received)
             }
         }
     }
 
     /// Sends a rejected message to the DLQ with the reason in its headers.
-    async fn reject(
+    fn reject(
         &mut self,
         message: &jetstream::Message,
         sequence: u64,
@@ -527,19 +683,40 @@ impl Worker {
         counter!("kairos_dlq_total", "reason" => rejection.reason).increment(1);
         let mut headers = HeaderMap::new();
         // The same id on a replay after a crash: the DLQ keeps one entry.
-        headers.insert("Nats-Msg-Id", format!("dlq-{sequence}").as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("dlq-{sequence}").as_str(),
+        );
         headers.insert("Kairos-Reason", rejection.reason);
         headers.insert("Kairos-Error", rejection.message.as_str());
         headers.insert("Kairos-Subject", message.subject.as_str());
         headers.insert("Kairos-Sequence", sequence.to_string().as_str());
         let subject = format!("{DLQ_PREFIX}.{}", rejection.reason);
-        self.publish(subject, headers, message.payload.clone(), received, None)
-            .await
+        let mut payload = message.payload.clone();
+        let room = self.outbox.room_for_payload(&headers).saturating_sub(64);
+        if payload.len() > room {
+            // The original and the headers must fit in one message; the
+            // start of an oversized payload is what a person needs to see.
+            headers.insert("Kairos-Truncated-From", payload.len().to_string().as_str());
+            payload.truncate(self.outbox.room_for_payload(&headers).saturating_sub(64));
+        }
+        self.publish(subject, headers, payload, received, None);
+        Ok(())
     }
 
-    /// Publishes every decision the engine has made.
-    async fn publish_decisions(&mut self, received: Instant) -> anyhow::Result<()> {
+    /// Publishes every decision the engine has made; with `mute`, drops
+    /// them instead (see [`Resumed::mute_through`]).
+    async fn publish_decisions(&mut self, received: Instant, mute: bool) {
         while let Some(decision) = self.engine.poll_decision() {
+            if mute {
+                continue;
+            }
+            // Room in the outbox first: a tick can fire many timers at once.
+            while self.outbox.len() >= self.settings.max_publishes_in_flight {
+                if let Some(stored) = self.outbox.next_stored().await {
+                    record_latency(&stored);
+                }
+            }
             let subject = action_subject(&decision);
             match decision.suppressed {
                 None => counter!(
@@ -556,91 +733,40 @@ impl Worker {
                 .increment(1),
             }
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", decision.action_id.as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                decision.action_id.as_str(),
+            );
             let fired_at = decision.fired_at;
             self.rendered.clear();
             decision
                 .into_action_data()
                 .write_action_json(&self.pipeline, &mut self.rendered);
             let payload = Bytes::copy_from_slice(&self.rendered);
-            self.publish(subject, headers, payload, received, Some(fired_at))
-                .await?;
+            self.publish(subject, headers, payload, received, Some(fired_at));
         }
-        Ok(())
     }
 
-    /// Publishes one message, waiting first for the oldest in flight when
-    /// `max_publishes_in_flight` are.
-    async fn publish(
+    /// Hands one message to the outbox.
+    fn publish(
         &mut self,
         subject: String,
         headers: HeaderMap,
         payload: Bytes,
         received: Instant,
         fired_at: Option<Timestamp>,
-    ) -> anyhow::Result<()> {
-        while self.publishes.len() >= self.settings.max_publishes_in_flight {
-            self.confirm_oldest().await;
-        }
-        let ack = self.send(&subject, &headers, &payload).await;
-        self.publishes.push_back(Publishing {
+    ) {
+        let outgoing = Outgoing {
             subject,
             headers,
             payload,
-            ack,
             received,
             fired_at,
-        });
-        Ok(())
-    }
-
-    /// Hands a message to the client, retrying while NATS is away.
-    async fn send(&self, subject: &str, headers: &HeaderMap, payload: &Bytes) -> PublishAckFuture {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match self
-                .js
-                .publish_with_headers(subject.to_string(), headers.clone(), payload.clone())
-                .await
-            {
-                Ok(ack) => return ack,
-                Err(error) => {
-                    tracing::warn!(%error, subject, "publishing; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-    }
-
-    /// Waits until JetStream has stored the oldest message in flight,
-    /// publishing it again (same `Nats-Msg-Id`, so never twice in the
-    /// stream) for as long as that fails: an action must not be lost.
-    async fn confirm_oldest(&mut self) {
-        let Some(mut publishing) = self.publishes.pop_front() else {
-            return;
         };
-        loop {
-            match publishing.ack.await {
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, subject = %publishing.subject, "not stored; publishing again");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    publishing.ack = self
-                        .send(
-                            &publishing.subject,
-                            &publishing.headers,
-                            &publishing.payload,
-                        )
-                        .await;
-                }
-            }
-        }
-        if let Some(fired_at) = publishing.fired_at {
-            histogram!("kairos_event_to_action_seconds")
-                .record(publishing.received.elapsed().as_secs_f64());
-            let late_ms = wall_clock().0.saturating_sub(fired_at.0).max(0);
-            histogram!("kairos_event_time_to_action_seconds").record(late_ms as f64 / 1000.0);
+        let subject = outgoing.subject.clone();
+        if self.outbox.push(outgoing) == Pushed::TooLarge {
+            counter!("kairos_publish_refused_total", "reason" => "too_large").increment(1);
+            tracing::error!(%subject, "a message larger than the server accepts was not published");
         }
     }
 
@@ -649,64 +775,110 @@ impl Worker {
     /// outage is sent again after a second).
     fn tick_wait(&self) -> Option<tokio::time::Instant> {
         let due = self.engine.poll_pending()?;
-        if let Some(sent) = self.tick_sent {
+        if !self.tick.caught_up {
+            return None;
+        }
+        if let Some((sent, _)) = self.tick.sent {
             return Some(tokio::time::Instant::from_std(
                 sent + Duration::from_secs(1),
             ));
         }
-        // A tick stamped at `due` would not pass it: the clock must be
-        // strictly later.
-        let wait_ms = (due.0 + 1).saturating_sub(wall_clock().0).max(0) as u64;
-        Some(tokio::time::Instant::now() + Duration::from_millis(wait_ms))
+        // The tick's stored time must pass `due`: the server stamps it, by
+        // its clock.
+        let server_now = wall_clock().0 + self.tick.server_ahead_ms;
+        let wait_ms = (due.0 + 1).saturating_sub(server_now).max(0) as u64;
+        let at = Instant::now() + Duration::from_millis(wait_ms);
+        let at = self
+            .tick
+            .not_before
+            .map_or(at, |not_before| at.max(not_before));
+        Some(tokio::time::Instant::from_std(at))
     }
 
     async fn send_tick(&mut self) {
-        self.tick_sent = Some(Instant::now());
+        self.tick.sent = Some((Instant::now(), wall_clock()));
+        self.tick.not_before = None;
         if let Err(error) = self.js.publish(TICK_SUBJECT, Bytes::new()).await {
             tracing::warn!(%error, "publishing a clock tick");
         }
     }
 
     /// Writes a snapshot covering every message applied so far, once every
-    /// action decided from them is stored. The write itself goes on on a
-    /// blocking thread while events continue; one at a time.
+    /// action decided from them is stored; the write itself goes on on a
+    /// blocking thread while events continue, one at a time. A snapshot
+    /// that cannot be taken now (NATS away) is tried again at the next
+    /// round; only a failure of the engine itself is an error.
     async fn snapshot(&mut self) -> anyhow::Result<()> {
-        self.finish_saving().await?;
-        while !self.publishes.is_empty() {
-            self.confirm_oldest().await;
+        self.finish_saving().await;
+        while let Some(stored) = self.outbox.next_stored().await {
+            record_latency(&stored);
         }
+        self.last_snapshot = Instant::now();
+        let (actions_sequence, dlq_sequence) = match self.output_ends().await {
+            Ok(ends) => ends,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "no snapshot this round");
+                return Ok(());
+            }
+        };
         let started = Instant::now();
         self.engine
             .snapshot(&mut self.snapshot_bytes)
             .context("taking a snapshot")?;
         let bytes = std::mem::take(&mut self.snapshot_bytes);
-        let sequence = self.next_sequence - 1;
+        let meta = SnapshotMeta {
+            covers_sequence: self.next_sequence - 1,
+            taken_at_ms: wall_clock().0,
+            actions_sequence,
+            dlq_sequence,
+            events_created_ns: self.events_created_ns,
+            mute_through: self.mute_through,
+        };
         let store = Arc::clone(&self.store);
-        let taken_at = wall_clock();
         self.saving = Some(tokio::task::spawn_blocking(move || {
-            store.save(sequence, taken_at.0, &bytes)?;
+            store.save(&meta, &bytes)?;
             Ok(SavedSnapshot {
-                taken_at,
-                sequence,
+                meta,
                 bytes: bytes.len(),
                 took: started.elapsed(),
             })
         }));
-        self.last_snapshot = Instant::now();
         Ok(())
     }
 
-    async fn finish_saving(&mut self) -> anyhow::Result<()> {
+    /// The last sequences of the actions and DLQ streams.
+    async fn output_ends(&self) -> anyhow::Result<(u64, u64)> {
+        let mut ends = [0; 2];
+        for (end, name) in ends.iter_mut().zip([ACTIONS_STREAM, DLQ_STREAM]) {
+            let mut stream = self.js.get_stream(name).await?;
+            *end = stream.info().await?.state.last_sequence;
+        }
+        Ok((ends[0], ends[1]))
+    }
+
+    /// Waits for the snapshot being written, if any, and records it. A
+    /// failed write (a full disk) is logged: the previous snapshot stays,
+    /// and the next round tries again.
+    async fn finish_saving(&mut self) {
         let Some(saving) = self.saving.take() else {
-            return Ok(());
+            return;
         };
-        let saved = saving.await.context("the snapshot writer panicked")??;
+        let saved = match saving.await {
+            Ok(Ok(saved)) => saved,
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "writing a snapshot");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "the snapshot writer failed");
+                return;
+            }
+        };
         histogram!("kairos_snapshot_duration_seconds").record(saved.took.as_secs_f64());
         gauge!("kairos_snapshot_bytes").set(saved.bytes as f64);
-        gauge!("kairos_snapshot_sequence").set(saved.sequence as f64);
-        self.saved_at = Some(saved.taken_at);
-        tracing::debug!(sequence = saved.sequence, bytes = saved.bytes, took = ?saved.took, "snapshot written");
-        Ok(())
+        gauge!("kairos_snapshot_sequence").set(saved.meta.covers_sequence as f64);
+        self.saved_at = Some(Timestamp(saved.meta.taken_at_ms));
+        tracing::debug!(sequence = saved.meta.covers_sequence, bytes = saved.bytes, took = ?saved.took, "snapshot written");
     }
 
     /// Brings the exported metrics up to date with the engine's counters.
@@ -727,7 +899,7 @@ impl Worker {
         }
         gauge!("kairos_customers").set(self.engine.customer_count() as f64);
         gauge!("kairos_timers_pending").set(self.engine.pending_timers() as f64);
-        gauge!("kairos_actions_in_flight").set(self.publishes.len() as f64);
+        gauge!("kairos_actions_in_flight").set(self.outbox.len() as f64);
         if let Some(saved_at) = self.saved_at {
             let age_ms = wall_clock().0.saturating_sub(saved_at.0).max(0);
             gauge!("kairos_snapshot_age_seconds").set(age_ms as f64 / 1000.0);

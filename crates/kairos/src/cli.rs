@@ -130,8 +130,13 @@ pub struct RunArgs {
     pub snapshot_every: Span,
     /// Discard the snapshot and start with empty state, from the newest event
     /// (older events are not replayed: their actions were sent already).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rebuild_state")]
     pub reset_state: bool,
+    /// Discard the snapshot and rebuild the state by replaying every event
+    /// the stream still holds, publishing nothing for them (their actions
+    /// were sent already): for a changed pipeline or a new kairos build.
+    #[arg(long)]
+    pub rebuild_state: bool,
     /// How long the events stream keeps events: the furthest back a restart
     /// can replay from.
     #[arg(long, value_name = "SPAN", default_value = "7d", value_parser = parse_positive_span)]

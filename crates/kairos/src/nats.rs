@@ -101,59 +101,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = runtime()?;
     runtime.block_on(async {
-        let metrics = admin::install_metrics()?;
-        let listener = match args.admin {
-            Some(address) => Some(admin::bind(address).await?),
-            None => None,
-        };
-        let mut connection = connect_settings(&args.connection, "kairos-run");
-        connection
-            .inbox_prefix
-            .get_or_insert_with(|| ENGINE_INBOX.to_string());
-        let client = connect(&connection, FIRST_CONNECT).await?;
-        let js = async_nats::jetstream::new(client.clone());
-        ensure_streams(&js, &streams).await?;
-        let store = SnapshotStore::open(&args.data_dir)?;
-        if args.reset_state {
-            store.clear()?;
-        }
-        let resumed = match store.latest()? {
-            Some(snapshot) => {
-                let started = std::time::Instant::now();
-                let engine = Engine::restore(pipeline, &snapshot.engine).map_err(|error| {
-                    anyhow::anyhow!(
-                        "the snapshot in {} cannot be used: {error}; to start again with empty state from the newest event, run with --reset-state",
-                        args.data_dir.display()
-                    )
-                })?;
-                tracing::info!(
-                    covers_sequence = snapshot.covers_sequence,
-                    bytes = snapshot.engine.len(),
-                    took = ?started.elapsed(),
-                    customers = engine.customer_count(),
-                    "snapshot loaded"
-                );
-                Resumed {
-                    engine,
-                    next_sequence: snapshot.covers_sequence + 1,
-                    snapshot_taken_at: Some(kairos_model::Timestamp(snapshot.taken_at_ms)),
-                }
+        // Signals are caught from the first moment: one during start-up
+        // stops it cleanly too (exit 0), instead of killing the process.
+        let mut stopping = stop_on_signals()?;
+        let start = start(args, pipeline, &streams);
+        let started = tokio::select! {
+            started = start => started?,
+            _ = stopping.changed() => {
+                tracing::info!("stopped during start-up");
+                return anyhow::Ok(());
             }
-            None if args.reset_state => {
-                let mut stream = js.get_stream(EVENTS_STREAM).await?;
-                let last = stream.info().await?.state.last_sequence;
-                Resumed {
-                    engine: Engine::new(pipeline),
-                    next_sequence: last + 1,
-                    snapshot_taken_at: None,
-                }
-            }
-            None => Resumed {
-                engine: Engine::new(pipeline),
-                next_sequence: 1,
-                snapshot_taken_at: None,
-            },
         };
+        let Started {
+            client,
+            resumed,
+            store,
+            listener,
+            metrics,
+        } = started;
         let health = Arc::new(Health::default());
         if let Some(listener) = listener {
             let (metrics, health, client) = (metrics, Arc::clone(&health), client.clone());
@@ -163,33 +128,119 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        worker::run(client, resumed, store, settings, health, shutdown_signal()).await?;
+        worker::run(client, resumed, store, settings, health, stopping).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn span_duration(span: kairos_model::Span) -> Duration {
-    Duration::from_millis(span.millis().max(0) as u64)
+/// What start-up prepares for the worker.
+struct Started {
+    client: async_nats::Client,
+    resumed: Resumed,
+    store: SnapshotStore,
+    listener: Option<tokio::net::TcpListener>,
+    metrics: admin::PrometheusHandle,
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+/// Connects, creates the streams, and restores the engine from the latest
+/// snapshot (or starts it empty, or rebuilds it, as the flags say).
+async fn start(
+    args: &RunArgs,
+    pipeline: kairos_engine::config::Pipeline,
+    streams: &StreamSettings,
+) -> anyhow::Result<Started> {
+    let metrics = admin::install_metrics()?;
+    let listener = match args.admin {
+        Some(address) => Some(admin::bind(address).await?),
+        None => None,
+    };
+    let mut connection = connect_settings(&args.connection, "kairos-run");
+    connection
+        .inbox_prefix
+        .get_or_insert_with(|| ENGINE_INBOX.to_string());
+    let client = connect(&connection, FIRST_CONNECT).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    ensure_streams(&js, streams).await?;
+    let store = SnapshotStore::open(&args.data_dir)?;
+    let events_end = || async {
+        let mut stream = js.get_stream(EVENTS_STREAM).await?;
+        anyhow::Ok(stream.info().await?.state.last_sequence)
+    };
+    let resumed = if args.reset_state || args.rebuild_state {
+        store.clear()?;
+        // Everything already in the stream was handled by the runs before
+        // (their actions are out): reset skips it; rebuild replays it into
+        // the state, publishing nothing for it.
+        let last = events_end().await?;
+        Resumed {
+            engine: Engine::new(pipeline),
+            next_sequence: if args.rebuild_state { 1 } else { last + 1 },
+            snapshot: None,
+            mute_through: last,
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutdown requested");
+    } else {
+        match store.latest()? {
+            Some(snapshot) => {
+                let started = std::time::Instant::now();
+                let engine = Engine::restore(pipeline, &snapshot.engine).map_err(|error| {
+                    anyhow::anyhow!(
+                        "the snapshot in {} cannot be used: {error}; accepted: the pipeline and kairos build it was taken with, or --rebuild-state (state rebuilt from the events the stream still holds, nothing published for them) or --reset-state (empty state from the newest event)",
+                        args.data_dir.display()
+                    )
+                })?;
+                tracing::info!(
+                    covers_sequence = snapshot.meta.covers_sequence,
+                    actions_sequence = snapshot.meta.actions_sequence,
+                    bytes = snapshot.engine.len(),
+                    took = ?started.elapsed(),
+                    customers = engine.customer_count(),
+                    "snapshot loaded"
+                );
+                Resumed {
+                    engine,
+                    next_sequence: snapshot.meta.covers_sequence + 1,
+                    mute_through: snapshot.meta.mute_through,
+                    snapshot: Some(snapshot.meta),
+                }
+            }
+            None => Resumed {
+                engine: Engine::new(pipeline),
+                next_sequence: 1,
+                snapshot: None,
+                mute_through: 0,
+            },
+        }
+    };
+    Ok(Started {
+        client,
+        resumed,
+        store,
+        listener,
+        metrics,
+    })
+}
+
+/// Turns true on SIGTERM or SIGINT.
+fn stop_on_signals() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut terminate = signal(SignalKind::terminate()).context("catching SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("catching SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("shutdown requested");
+        let _ = stop.send(true);
+    });
+    Ok(stopping)
+}
+
+fn span_duration(span: kairos_model::Span) -> Duration {
+    Duration::from_millis(span.millis().max(0) as u64)
 }
 
 pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {

@@ -36,7 +36,7 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("secured.toml");
     std::fs::write(&pipeline, PIPELINE).unwrap();
-    let _kairos = Kairos::start(
+    let mut kairos = Kairos::start(
         &server,
         &dir.path().join("data"),
         &dir.path().join("kairos.log"),
@@ -95,6 +95,44 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
     .await;
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].json()["data"]["trigger"], "welcome");
+
+    // A restart reads back what it published since its snapshot (to leave
+    // it out of the replay) and resumes, all with the engine's permissions.
+    tokio::task::block_in_place(|| kairos.kill_and_restart());
+    std::fs::write(
+        &events,
+        r#"{"type":"track","event":"Signed Up","userId":"u2","messageId":"m2","timestamp":"2026-11-23T10:01:00Z"}
+"#,
+    )
+    .unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args([
+            "publish",
+            "--nats",
+            &server.url(),
+            "--user",
+            "publisher",
+            "--password",
+            "dev-publisher-pw",
+        ])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let read = read_stream(
+        &actions,
+        "KAIROS_ACTIONS",
+        "kairos.actions.email",
+        Duration::from_secs(10),
+        |read| read.len() >= 2,
+    )
+    .await;
+    assert_eq!(
+        read.len(),
+        2,
+        "one welcome each, none twice; log:\n{}",
+        kairos.log_text()
+    );
 
     // A publisher may not move the engine's clock or forge actions.
     let publisher = async_nats::ConnectOptions::with_user_and_password(
