@@ -106,7 +106,7 @@ impl Outbox {
     }
 
     /// Publishes `outgoing` (see [`Pushed`]).
-    pub fn push(&mut self, outgoing: Outgoing) -> Pushed {
+    pub async fn push(&mut self, outgoing: Outgoing) -> Pushed {
         if let Some(id) = outgoing.headers.get(async_nats::header::NATS_MESSAGE_ID) {
             if self.stored_before.remove(id.as_str()) {
                 return Pushed::StoredBefore;
@@ -115,8 +115,24 @@ impl Outbox {
         if outgoing.payload.len() > self.room_for_payload(&outgoing.headers) {
             return Pushed::TooLarge;
         }
-        self.pending
-            .push(confirm(self.js.clone(), outgoing, Duration::ZERO));
+        // Handed to the client now, in the order made; only the wait for
+        // JetStream's answer is left to the set.
+        let sent = self
+            .js
+            .publish_with_headers(
+                outgoing.subject.clone(),
+                outgoing.headers.clone(),
+                outgoing.payload.clone(),
+            )
+            .await;
+        let confirmation: Confirmation = match sent {
+            Ok(ack) => Box::pin(async move {
+                let result = ack.await.map_err(|error| error.to_string());
+                (outgoing, result)
+            }),
+            Err(error) => Box::pin(async move { (outgoing, Err(error.to_string())) }),
+        };
+        self.pending.push(confirmation);
         Pushed::Queued
     }
 

@@ -654,7 +654,7 @@ impl Worker {
         };
         let event = match parsed {
             Ok(event) => event,
-            Err(rejection) => return self.reject(message, sequence, rejection, received),
+            Err(rejection) => return self.reject(message, sequence, rejection, received).await,
         };
         let event_type = event.event_type.as_str();
         match self.engine.handle_live_event(event, clock) {
@@ -667,13 +667,13 @@ impl Worker {
                     reason: "timestamp_ahead_of_clock",
                     message: ahead.to_string(),
                 };
-                self.reject(message, sequence, rejection, received)
+                self.reject(message, sequence, rejection, received).await
             }
         }
     }
 
     /// Sends a rejected message to the DLQ with the reason in its headers.
-    fn reject(
+    async fn reject(
         &mut self,
         message: &jetstream::Message,
         sequence: u64,
@@ -700,7 +700,8 @@ impl Worker {
             headers.insert("Kairos-Truncated-From", payload.len().to_string().as_str());
             payload.truncate(self.outbox.room_for_payload(&headers).saturating_sub(64));
         }
-        self.publish(subject, headers, payload, received, None);
+        self.publish(subject, headers, payload, received, None)
+            .await;
         Ok(())
     }
 
@@ -743,12 +744,13 @@ impl Worker {
                 .into_action_data()
                 .write_action_json(&self.pipeline, &mut self.rendered);
             let payload = Bytes::copy_from_slice(&self.rendered);
-            self.publish(subject, headers, payload, received, Some(fired_at));
+            self.publish(subject, headers, payload, received, Some(fired_at))
+                .await;
         }
     }
 
     /// Hands one message to the outbox.
-    fn publish(
+    async fn publish(
         &mut self,
         subject: String,
         headers: HeaderMap,
@@ -764,7 +766,7 @@ impl Worker {
             fired_at,
         };
         let subject = outgoing.subject.clone();
-        if self.outbox.push(outgoing) == Pushed::TooLarge {
+        if self.outbox.push(outgoing).await == Pushed::TooLarge {
             counter!("kairos_publish_refused_total", "reason" => "too_large").increment(1);
             tracing::error!(%subject, "a message larger than the server accepts was not published");
         }
