@@ -419,11 +419,28 @@ async fn kill_9_three_times_under_load_loses_and_duplicates_no_action() {
     );
     let client = client(&server).await;
     let traffic = tokio::spawn(steady_traffic(client.clone(), "u", 1200, 150));
-    // Kill at moments that fall differently against the snapshot interval.
-    for pause in [1_900, 2_350, 1_600] {
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+    // Kill at random moments of the 8 s of traffic (1.2–2.8 s apart), so
+    // that runs fall differently against the snapshot interval; the
+    // moments are in the failure message.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let pauses: Vec<u64> = (0..3u64)
+        .map(|n| {
+            1_200
+                + (seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(n * 1442695040888963407)
+                    >> 20)
+                    % 1_600
+        })
+        .collect();
+    for pause in &pauses {
+        tokio::time::sleep(Duration::from_millis(*pause)).await;
         tokio::task::block_in_place(|| kairos.kill_and_restart());
     }
+    eprintln!("killed after pauses of {pauses:?} ms");
     let calls = traffic.await.unwrap();
     let expected = backtest_ids(dir.path(), &pipeline, &calls);
     assert_eq!(
@@ -494,4 +511,79 @@ async fn sigterm_finishes_in_flight_work_snapshots_and_exits_0() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("snapshot loaded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_actions_stream_gone_intake_stops_at_the_in_flight_bound_and_nothing_is_lost() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write_pipeline(dir.path());
+    let kairos = Kairos::start(
+        &server,
+        &dir.path().join("data"),
+        &dir.path().join("kairos.log"),
+        &[
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--max-in-flight",
+            "8",
+            "--log-json",
+        ],
+    );
+    let client = client(&server).await;
+    let js = async_nats::jetstream::new(client.clone());
+    let actions_config = js
+        .get_stream("KAIROS_ACTIONS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    js.delete_stream("KAIROS_ACTIONS").await.unwrap();
+    for n in 0..50 {
+        publish_call(
+            &client,
+            &call(&format!("u{n}"), "Signed Up", &format!("m{n}"), json!({})),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nowhere to put actions: eight wait to be stored, and kairos stops
+    // taking events rather than holding more.
+    let metrics = kairos.metrics();
+    assert!(metrics.contains("kairos_actions_in_flight 8"), "{metrics}");
+    let taken: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("kairos_events_total{type=\"track\"} "))
+        .and_then(|value| value.parse().ok())
+        .expect("kairos_events_total");
+    assert!(
+        taken <= 10.0,
+        "took {taken} events with nowhere to put their actions"
+    );
+    js.create_stream(actions_config).await.unwrap();
+    let welcomes = read_stream(
+        &client,
+        "KAIROS_ACTIONS",
+        "kairos.actions.email",
+        Duration::from_secs(15),
+        |read| read.len() >= 50,
+    )
+    .await;
+    let users: BTreeSet<String> = welcomes
+        .iter()
+        .map(|a| a.json()["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        (welcomes.len(), users.len()),
+        (50, 50),
+        "every welcome once"
+    );
+    // --log-json: every log line is a JSON object.
+    let log = kairos.log_text();
+    assert!(
+        log.lines()
+            .all(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object())),
+        "{log}"
+    );
 }
