@@ -199,8 +199,8 @@ pub async fn run(
                         } else {
                             tracing::error!(expected = gap.expected, got = gap.got, "events deleted from the stream were skipped");
                             worker.next_sequence = gap.got;
-                            if worker.take(gap.message).await?.is_some() {
-                                unreachable!("the message is the next one now");
+                            if let Some(again) = worker.take(gap.message).await? {
+                                tracing::error!(expected = again.expected, got = again.got, "a skipped event could not be taken");
                             }
                         }
                     }
@@ -308,6 +308,11 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
         "How old the state in the latest snapshot is"
     );
 
+    describe_counter!(
+        "kairos_publish_refused_total",
+        "Messages larger than the server accepts, not published"
+    );
+    counter!("kairos_publish_refused_total", "reason" => "too_large").increment(0);
     counter!("kairos_events_late_total").increment(0);
     counter!("kairos_events_duplicate_total").increment(0);
     for event_type in kairos_model::EventType::ACCEPTED.split(", ") {
