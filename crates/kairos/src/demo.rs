@@ -45,7 +45,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         let mut decisions = client.subscribe("kairos.actions.>").await?;
-        println!("time          channel       customer  trigger                 step  outcome");
+        println!("time          channel       customer      trigger                 step  outcome");
         let printer = tokio::spawn(async move {
             while let Some(message) = decisions.next().await {
                 if let Ok(action) = serde_json::from_slice::<Value>(&message.payload) {
@@ -220,7 +220,7 @@ fn print_decision(action: &Value) {
         Some(reason) => format!("not sent: {reason}"),
     };
     let line = format!(
-        "{time}  {:<12}  {:<8}  {:<22}  {:>4}  {outcome}",
+        "{time}  {:<12}  {:<12}  {:<22}  {:>4}  {outcome}",
         text(&data["channel"]),
         text(&data["user_id"]),
         text(&data["trigger"]),
