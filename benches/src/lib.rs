@@ -143,6 +143,28 @@ pub fn parse(line: &str) -> Event {
         .unwrap_or_else(|error| panic!("generated line rejected: {error}: {line}"))
 }
 
+/// The pipeline a measuring binary runs `customers` customers through,
+/// announced on stdout so that its figures say what they measured. A
+/// pipeline that does not compile leaves nothing to measure: its
+/// diagnostics go to stderr and the process exits 2.
+pub fn load_pipeline_for(
+    path: &std::path::Path,
+    customers: u64,
+) -> kairos_engine::config::Pipeline {
+    let pipeline = kairos_pipeline::load(path, &[]).unwrap_or_else(|diagnostics| {
+        for diagnostic in diagnostics {
+            eprintln!("{diagnostic}");
+        }
+        std::process::exit(2)
+    });
+    println!(
+        "pipeline {} ({} triggers), {customers} customers",
+        path.display(),
+        pipeline.triggers.len()
+    );
+    pipeline
+}
+
 /// One identify (time zone, birthday, consent) and one page view for every
 /// customer `0..customers`, in customer order, spread evenly over
 /// `start_ms .. start_ms + span_ms`: a population of known, idle customers.

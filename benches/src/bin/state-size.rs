@@ -208,17 +208,7 @@ fn main() {
             }
         }
     }
-    let pipeline = kairos_pipeline::load(&pipeline_path, &[]).unwrap_or_else(|diagnostics| {
-        for diagnostic in diagnostics {
-            eprintln!("{diagnostic}");
-        }
-        std::process::exit(2)
-    });
-    println!(
-        "pipeline {} ({} triggers), {customers} customers",
-        pipeline_path.display(),
-        pipeline.triggers.len()
-    );
+    let pipeline = kairos_benches::load_pipeline_for(&pipeline_path, customers);
     let parse = |line: &str| -> Event {
         let mut event = kairos_benches::parse(line);
         if uuids {

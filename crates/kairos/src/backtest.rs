@@ -22,18 +22,9 @@ use std::time::Instant;
 const REPORTED_BAD_LINES: u64 = 100;
 
 pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = match kairos_pipeline::load(&args.pipeline, &args.set) {
+    let pipeline = match crate::load_pipeline(&args.pipeline, &args.set) {
         Ok(pipeline) => pipeline,
-        Err(diagnostics) => {
-            crate::report_diagnostics(&diagnostics);
-            // Not on stdout, which may be the actions (`--out -`).
-            eprintln!(
-                "kairos: --pipeline {}: {}",
-                args.pipeline.display(),
-                crate::errors_found(&diagnostics)
-            );
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     if let Err(problem) = check_paths(args) {
         eprintln!("kairos: {problem}");

@@ -72,6 +72,25 @@ fn validate(args: &cli::ValidateArgs) -> ExitCode {
     }
 }
 
+/// The pipeline of `--pipeline`, with its `--set` overrides, for a command
+/// that runs it; or, once every diagnostic and a summary naming the file are
+/// on stderr, exit code 2. Nothing goes to stdout: `backtest --out -` writes
+/// its actions there.
+pub fn load_pipeline(
+    path: &std::path::Path,
+    overrides: &[kairos_pipeline::Override],
+) -> Result<kairos_engine::config::Pipeline, ExitCode> {
+    kairos_pipeline::load(path, overrides).map_err(|diagnostics| {
+        report_diagnostics(&diagnostics);
+        eprintln!(
+            "kairos: --pipeline {}: {}",
+            path.display(),
+            errors_found(&diagnostics)
+        );
+        ExitCode::from(2)
+    })
+}
+
 /// Prints pipeline diagnostics to stderr, one per line.
 pub fn report_diagnostics(diagnostics: &[kairos_pipeline::Diagnostic]) {
     for diagnostic in diagnostics {

@@ -62,17 +62,9 @@ fn init_logging(json: bool) {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = match kairos_pipeline::load(&args.pipeline, &args.set) {
+    let pipeline = match crate::load_pipeline(&args.pipeline, &args.set) {
         Ok(pipeline) => pipeline,
-        Err(diagnostics) => {
-            crate::report_diagnostics(&diagnostics);
-            eprintln!(
-                "kairos: --pipeline {}: {}",
-                args.pipeline.display(),
-                crate::errors_found(&diagnostics)
-            );
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     if args.duplicate_window.millis() <= args.snapshot_every.millis() {
         eprintln!(

@@ -5,26 +5,17 @@
 
 mod nats;
 
-use nats::{read_stream, Kairos, NatsServer};
+use nats::{
+    kairos_publish, kairos_run_once, pipeline_text, read_actions, write_file, Kairos, NatsServer,
+    DEFAULT_CAPS_POLICY, WELCOME_TRIGGER,
+};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-const PIPELINE: &str = r#"
-name = "auth"
-[policy]
-holdout_percent = 0
-consent_required = []
-quiet_hours = false
-arbitration_window = "0s"
-
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "email"
-"#;
+fn write_pipeline(dir: &Path) -> String {
+    let text = pipeline_text("auth", DEFAULT_CAPS_POLICY, WELCOME_TRIGGER);
+    write_file(dir, "auth.toml", &text)
+}
 
 /// Starts `kairos run` with `login`, publishes one sign-up with
 /// `kairos publish` and the same login, and reads the welcome back with
@@ -36,9 +27,8 @@ async fn welcome_round_trip(
     reader: async_nats::Client,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = dir.path().join("auth.toml");
-    std::fs::write(&pipeline, PIPELINE).unwrap();
-    let mut args = vec!["--pipeline", pipeline.to_str().unwrap()];
+    let pipeline = write_pipeline(dir.path());
+    let mut args = vec!["--pipeline", pipeline.as_str()];
     args.extend_from_slice(login);
     let _kairos = Kairos::start_at(
         server,
@@ -47,31 +37,18 @@ async fn welcome_round_trip(
         &dir.path().join("kairos.log"),
         &args,
     );
-    let events = dir.path().join("events.jsonl");
-    std::fs::write(
-        &events,
+    let published = kairos_publish(
+        dir.path(),
+        url,
+        login,
         "{\"type\":\"track\",\"event\":\"Signed Up\",\"userId\":\"u1\",\"messageId\":\"m1\",\"timestamp\":\"2026-11-23T10:00:00Z\"}\n",
-    )
-    .unwrap();
-    let published = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args(["publish", "--nats", url])
-        .args(login)
-        .arg(&events)
-        .output()
-        .unwrap();
+    );
     assert!(
         published.status.success(),
         "{}",
         String::from_utf8_lossy(&published.stderr)
     );
-    let read = read_stream(
-        &reader,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(10),
-        |read| !read.is_empty(),
-    )
-    .await;
+    let read = read_actions(&reader, "kairos.actions.email", 1, Duration::from_secs(10)).await;
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].json()["data"]["trigger"], "welcome");
 }
@@ -79,37 +56,19 @@ async fn welcome_round_trip(
 /// `kairos run` with `login` cannot connect: exit 1, saying so.
 fn refused(url: &str, login: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = dir.path().join("auth.toml");
-    std::fs::write(&pipeline, PIPELINE).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args([
-            "run",
-            "--nats",
-            url,
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .args(login)
-        .output()
-        .unwrap();
+    let pipeline = write_pipeline(dir.path());
+    let args = [&["--pipeline", pipeline.as_str()], login].concat();
+    let output = kairos_run_once(url, &dir.path().join("data"), &args);
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot connect to NATS"), "{stderr}");
     stderr
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = write_file(
         dir.path(),
         "token.conf",
         "jetstream { store_dir: \"./js\" }\nauthorization { token: \"s3cret-token\" }\n",
@@ -127,8 +86,8 @@ async fn a_token() {
 async fn an_nkey() {
     let dir = tempfile::tempdir().unwrap();
     let user = nkeys::KeyPair::new_user();
-    let seed = write(dir.path(), "user.nk", &user.seed().unwrap());
-    let config = write(
+    let seed = write_file(dir.path(), "user.nk", &user.seed().unwrap());
+    let config = write_file(
         dir.path(),
         "nkey.conf",
         &format!("jetstream {{ store_dir: \"./js\" }}\nauthorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n", user.public_key()),
@@ -139,7 +98,7 @@ async fn an_nkey() {
         .await
         .unwrap();
     welcome_round_trip(&server, &server.url(), &["--nkey", &seed], reader).await;
-    let stranger = write(
+    let stranger = write_file(
         dir.path(),
         "stranger.nk",
         &nkeys::KeyPair::new_user().seed().unwrap(),
@@ -166,12 +125,12 @@ async fn tls_with_a_client_certificate() {
     };
     let (server_cert, server_key) = issue(vec!["localhost".into()]);
     let (client_cert, client_key) = issue(vec!["kairos-engine".into()]);
-    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
-    let server_cert = write(dir.path(), "server.pem", &server_cert);
-    let server_key = write(dir.path(), "server-key.pem", &server_key);
-    let client_cert = write(dir.path(), "client.pem", &client_cert);
-    let client_key = write(dir.path(), "client-key.pem", &client_key);
-    let config = write(
+    let ca_file = write_file(dir.path(), "ca.pem", &ca.pem());
+    let server_cert = write_file(dir.path(), "server.pem", &server_cert);
+    let server_key = write_file(dir.path(), "server-key.pem", &server_key);
+    let client_cert = write_file(dir.path(), "client.pem", &client_cert);
+    let client_key = write_file(dir.path(), "client-key.pem", &client_key);
+    let config = write_file(
         dir.path(),
         "tls.conf",
         &format!(
@@ -220,6 +179,13 @@ fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Val
     format!("{signed}.{signature}")
 }
 
+/// A `.creds` file's text: a user's JWT and the NKey seed it was issued to.
+fn creds_file_text(jwt: &str, seed: &str) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creds_file_in_operator_mode() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,8 +222,8 @@ async fn a_creds_file_in_operator_mode() {
         "engine",
         serde_json::json!({"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1}),
     );
-    let operator_file = write(dir.path(), "operator.jwt", &operator_jwt);
-    let config = write(
+    let operator_file = write_file(dir.path(), "operator.jwt", &operator_jwt);
+    let config = write_file(
         dir.path(),
         "operator.conf",
         &format!(
@@ -266,11 +232,8 @@ async fn a_creds_file_in_operator_mode() {
             sys = system.public_key(),
         ),
     );
-    let creds_text = format!(
-        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
-        user.seed().unwrap()
-    );
-    let creds = write(dir.path(), "engine.creds", &creds_text);
+    let creds_text = creds_file_text(&user_jwt, &user.seed().unwrap());
+    let creds = write_file(dir.path(), "engine.creds", &creds_text);
     let server = NatsServer::start_with_config(Path::new(&config));
     let reader = async_nats::ConnectOptions::with_credentials(&creds_text)
         .unwrap()
@@ -285,13 +248,10 @@ async fn a_creds_file_in_operator_mode() {
         "forged",
         serde_json::json!({"type": "user", "version": 2}),
     );
-    let forged = write(
+    let forged = write_file(
         dir.path(),
         "forged.creds",
-        &format!(
-            "-----BEGIN NATS USER JWT-----\n{forged}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
-            stranger.seed().unwrap()
-        ),
+        &creds_file_text(&forged, &stranger.seed().unwrap()),
     );
     refused(&server.url(), &["--creds", &forged]);
 }

@@ -6,85 +6,28 @@
 
 mod nats;
 
-use nats::{read_stream, Kairos, NatsServer, Stored};
-use serde_json::{json, Value};
+use nats::{
+    client, count_action_ids, kairos_run_once, now_rfc3339, pipeline_text, publish_call_on,
+    publish_raw, read_actions, read_all_actions, read_stream, sign_up, write_file, Kairos,
+    NatsServer, Stored, UNCAPPED_POLICY, WELCOME_TRIGGER,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-const PIPELINE: &str = r#"
-name = "live"
+/// Every event of these tests goes to one partition.
+const EVENTS: &str = "kairos.events.0";
 
-[policy]
-holdout_percent = 0
-consent_required = []
-quiet_hours = false
-weekly_marketing_cap = 100000
-daily_caps = { targeted = 100000, content = 100000 }
-arbitration_window = "0s"
-
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "email"
-"#;
-
-fn now() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    kairos_model::Timestamp(ms).to_rfc3339()
+fn welcome_pipeline() -> String {
+    pipeline_text("live", UNCAPPED_POLICY, WELCOME_TRIGGER)
 }
 
-fn sign_up(user: &str, message_id: &str) -> Value {
-    json!({"type": "track", "event": "Signed Up", "userId": user, "messageId": message_id, "timestamp": now()})
-}
-
-fn write_pipeline(dir: &Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("live.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn client(server: &NatsServer) -> async_nats::Client {
-    async_nats::connect(server.url()).await.expect("connect")
-}
-
-async fn publish_raw(client: &async_nats::Client, subject: &str, id: &str, payload: Vec<u8>) {
-    let js = async_nats::jetstream::new(client.clone());
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    js.publish_with_headers(subject.to_string(), headers, payload.into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
-}
-
-async fn publish_call(client: &async_nats::Client, call: &Value) {
-    let id = call["messageId"].as_str().unwrap();
-    publish_raw(client, "kairos.events.0", id, call.to_string().into_bytes()).await;
+fn write_pipeline(dir: &Path, text: &str) -> String {
+    write_file(dir, "live.toml", text)
 }
 
 async fn action_counts(client: &async_nats::Client) -> BTreeMap<String, usize> {
-    let all = read_stream(
-        client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.>",
-        Duration::from_secs(2),
-        |_| false,
-    )
-    .await;
-    let mut counts = BTreeMap::new();
-    for action in &all {
-        *counts
-            .entry(action.json()["id"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
-    }
-    counts
+    count_action_ids(&read_all_actions(client, Duration::from_secs(2)).await)
 }
 
 fn last_lines(text: &str) -> String {
@@ -95,38 +38,25 @@ fn last_lines(text: &str) -> String {
 async fn an_event_as_large_as_nats_takes_goes_to_the_dlq_truncated_and_the_stream_goes_on() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_pipeline(dir.path(), PIPELINE);
-    let kairos = Kairos::start(
+    let pipeline = write_pipeline(dir.path(), &welcome_pipeline());
+    let kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
-        &[
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--snapshot-every",
-            "1s",
-        ],
+        dir.path(),
+        &["--pipeline", &pipeline, "--snapshot-every", "1s"],
     );
     let client = client(&server).await;
     // Just under NATS' 1 MiB: stored in the events stream; its DLQ copy,
     // with kairos' headers added, would not be.
     let big = format!(
         r#"{{"type":"track","event":"Signed Up","userId":"u2","messageId":"big","timestamp":"{}","properties":{{"pad":"{}"}}}}"#,
-        now(),
+        now_rfc3339(),
         "x".repeat(1_048_576 - 300)
     );
     let size = big.len();
-    publish_raw(&client, "kairos.events.0", "big", big.into_bytes()).await;
+    publish_raw(&client, EVENTS, "big", big.into_bytes()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    publish_call(&client, &sign_up("u1", "after-big")).await;
-    let welcomes = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(10),
-        |read| !read.is_empty(),
-    )
-    .await;
+    publish_call_on(&client, EVENTS, &sign_up("u1", "after-big")).await;
+    let welcomes = read_actions(&client, "kairos.actions.email", 1, Duration::from_secs(10)).await;
     let dlq = read_stream(
         &client,
         "KAIROS_DLQ",
@@ -154,14 +84,13 @@ async fn an_event_as_large_as_nats_takes_goes_to_the_dlq_truncated_and_the_strea
 async fn a_restart_after_jetstreams_duplicate_window_has_passed_publishes_nothing_twice() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_pipeline(dir.path(), PIPELINE);
-    let mut kairos = Kairos::start(
+    let pipeline = write_pipeline(dir.path(), &welcome_pipeline());
+    let mut kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
+        dir.path(),
         &[
             "--pipeline",
-            pipeline.to_str().unwrap(),
+            &pipeline,
             "--snapshot-every",
             "1500ms",
             "--duplicate-window",
@@ -169,22 +98,15 @@ async fn a_restart_after_jetstreams_duplicate_window_has_passed_publishes_nothin
         ],
     );
     let client = client(&server).await;
-    publish_call(&client, &sign_up("u1", "m1")).await;
-    let first = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.>",
-        Duration::from_secs(5),
-        |read| !read.is_empty(),
-    )
-    .await;
+    publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
+    let first = read_actions(&client, "kairos.actions.>", 1, Duration::from_secs(5)).await;
     assert_eq!(first.len(), 1);
     // Killed before its next snapshot, down for longer than the window:
     // JetStream no longer recognises the replayed action's id.
     tokio::task::block_in_place(|| kairos.kill9());
     tokio::time::sleep(Duration::from_secs(3)).await;
     tokio::task::block_in_place(|| kairos.kill_and_restart());
-    publish_call(&client, &sign_up("u2", "m2")).await;
+    publish_call_on(&client, EVENTS, &sign_up("u2", "m2")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let counts = action_counts(&client).await;
     assert_eq!(counts.len(), 2, "{counts:?}");
@@ -199,28 +121,16 @@ async fn a_restart_after_jetstreams_duplicate_window_has_passed_publishes_nothin
 async fn latency_is_recorded_when_the_action_is_stored_not_at_the_next_snapshot() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_pipeline(dir.path(), PIPELINE);
-    let kairos = Kairos::start(
+    let pipeline = write_pipeline(dir.path(), &welcome_pipeline());
+    let kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
-        &[
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--snapshot-every",
-            "5m",
-        ],
+        dir.path(),
+        &["--pipeline", &pipeline, "--snapshot-every", "5m"],
     );
     let client = client(&server).await;
-    publish_call(&client, &sign_up("u1", "m1")).await;
-    let read: Vec<Stored> = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(5),
-        |read| !read.is_empty(),
-    )
-    .await;
+    publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
+    let read: Vec<Stored> =
+        read_actions(&client, "kairos.actions.email", 1, Duration::from_secs(5)).await;
     assert_eq!(read.len(), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let metrics = kairos.metrics();
@@ -235,40 +145,24 @@ async fn latency_is_recorded_when_the_action_is_stored_not_at_the_next_snapshot(
 async fn a_snapshot_of_a_stream_since_re_created_is_refused_with_what_to_do() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_pipeline(dir.path(), PIPELINE);
+    let pipeline = write_pipeline(dir.path(), &welcome_pipeline());
     let (data, log) = (dir.path().join("data"), dir.path().join("kairos.log"));
-    let args = [
-        "--pipeline",
-        pipeline.to_str().unwrap(),
-        "--snapshot-every",
-        "5m",
-    ];
+    let args = ["--pipeline", &pipeline, "--snapshot-every", "5m"];
     let mut kairos = Kairos::start(&server, &data, &log, &args);
     let client = client(&server).await;
     for n in 0..3 {
-        publish_call(&client, &sign_up(&format!("u{n}"), &format!("m{n}"))).await;
+        publish_call_on(
+            &client,
+            EVENTS,
+            &sign_up(&format!("u{n}"), &format!("m{n}")),
+        )
+        .await;
     }
-    read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(5),
-        |read| read.len() >= 3,
-    )
-    .await;
+    read_actions(&client, "kairos.actions.email", 3, Duration::from_secs(5)).await;
     assert!(tokio::task::block_in_place(|| kairos.terminate()).success());
     let js = async_nats::jetstream::new(client.clone());
     js.delete_stream("KAIROS_EVENTS").await.expect("deleted");
-    let run = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
-            .args(["run", "--nats", &server.url(), "--data-dir"])
-            .arg(&data)
-            .args(args)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let refused = tokio::task::block_in_place(|| run(&[]));
+    let refused = tokio::task::block_in_place(|| kairos_run_once(&server.url(), &data, &args));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
@@ -285,15 +179,8 @@ async fn a_snapshot_of_a_stream_since_re_created_is_refused_with_what_to_do() {
             &[&args[..], &["--reset-state"]].concat(),
         )
     });
-    publish_call(&client, &sign_up("v1", "v1")).await;
-    let all = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(5),
-        |read| read.len() >= 4,
-    )
-    .await;
+    publish_call_on(&client, EVENTS, &sign_up("v1", "v1")).await;
+    let all = read_actions(&client, "kairos.actions.email", 4, Duration::from_secs(5)).await;
     assert_eq!(all.len(), 4);
 }
 
@@ -301,42 +188,19 @@ async fn a_snapshot_of_a_stream_since_re_created_is_refused_with_what_to_do() {
 async fn a_changed_pipeline_is_refused_and_rebuild_state_replays_history_without_publishing_it() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_pipeline(dir.path(), PIPELINE);
+    let pipeline = write_pipeline(dir.path(), &welcome_pipeline());
     let (data, log) = (dir.path().join("data"), dir.path().join("kairos.log"));
-    let mut kairos = Kairos::start(
-        &server,
-        &data,
-        &log,
-        &["--pipeline", pipeline.to_str().unwrap()],
-    );
+    let mut kairos = Kairos::start(&server, &data, &log, &["--pipeline", &pipeline]);
     let client = client(&server).await;
-    publish_call(&client, &sign_up("u1", "m1")).await;
-    read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(5),
-        |read| !read.is_empty(),
-    )
-    .await;
+    publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
+    read_actions(&client, "kairos.actions.email", 1, Duration::from_secs(5)).await;
     assert!(tokio::task::block_in_place(|| kairos.terminate()).success());
     // The welcome now goes by push.
     let changed = write_pipeline(
         dir.path(),
-        &PIPELINE.replace("channel = \"email\"", "channel = \"push\""),
+        &welcome_pipeline().replace("channel = \"email\"", "channel = \"push\""),
     );
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args([
-            "run",
-            "--nats",
-            &server.url(),
-            "--pipeline",
-            changed.to_str().unwrap(),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let refused = kairos_run_once(&server.url(), &data, &["--pipeline", &changed]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--rebuild-state"), "{stderr}");
@@ -345,21 +209,14 @@ async fn a_changed_pipeline_is_refused_and_rebuild_state_replays_history_without
             &server,
             &data,
             &log,
-            &["--pipeline", changed.to_str().unwrap(), "--rebuild-state"],
+            &["--pipeline", &changed, "--rebuild-state"],
         )
     });
     // u1's sign-up is history: in the state (a second sign-up the same day
     // does not welcome again), not published again.
-    publish_call(&client, &sign_up("u1", "m1-again")).await;
-    publish_call(&client, &sign_up("u2", "m2")).await;
-    let push = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.push",
-        Duration::from_secs(5),
-        |read| !read.is_empty(),
-    )
-    .await;
+    publish_call_on(&client, EVENTS, &sign_up("u1", "m1-again")).await;
+    publish_call_on(&client, EVENTS, &sign_up("u2", "m2")).await;
+    let push = read_actions(&client, "kairos.actions.push", 1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let counts = action_counts(&client).await;
     assert_eq!(push.len(), 1);

@@ -4,33 +4,19 @@
 
 mod nats;
 
-use nats::{http_get, read_stream, Kairos, NatsServer, Stored};
+use nats::{
+    call, client, count_action_ids, http_get, pipeline_text, publish_call, publish_raw,
+    read_actions, read_all_actions, read_stream, write_file, Kairos, NatsServer, UNCAPPED_POLICY,
+    WELCOME_TRIGGER,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A welcome push on every sign-up (immediate), and a cart reminder 2 s
-/// after the last add unless an order comes; an open policy, so every
-/// match is sent whatever the hour.
-const PIPELINE: &str = r#"
-name = "live"
-
-[policy]
-holdout_percent = 0
-consent_required = []
-quiet_hours = false
-weekly_marketing_cap = 100000
-daily_caps = { targeted = 100000, content = 100000 }
-arbitration_window = "0s"
-
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "email"
-
+/// A cart reminder 2 s after the last add unless an order comes: short
+/// enough to wait for on the wall clock.
+const CART_TRIGGER: &str = r#"
 [[trigger]]
 id = "cart"
 kind = "absence"
@@ -41,57 +27,15 @@ after = "2s"
 channel = "push"
 "#;
 
-fn now_rfc3339() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    kairos_model::Timestamp(ms).to_rfc3339()
-}
-
-fn call(user: &str, name: &str, message_id: &str, properties: Value) -> Value {
-    json!({"type": "track", "event": name, "userId": user, "messageId": message_id,
-           "timestamp": now_rfc3339(), "properties": properties})
-}
-
-fn write_pipeline(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("live.toml");
-    std::fs::write(&path, PIPELINE).unwrap();
-    path
-}
-
-async fn client(server: &NatsServer) -> async_nats::Client {
-    async_nats::connect(server.url()).await.expect("connect")
-}
-
-/// Publishes one raw payload the way a publisher must (partition subject,
-/// message id), waiting for JetStream's acknowledgement.
-async fn publish_raw(client: &async_nats::Client, subject: &str, id: &str, payload: Vec<u8>) {
-    let js = async_nats::jetstream::new(client.clone());
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    js.publish_with_headers(subject.to_string(), headers, payload.into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
-}
-
-async fn publish_call(client: &async_nats::Client, call: &Value) {
-    let user = call["userId"].as_str().unwrap();
-    let subject = format!(
-        "kairos.events.{}",
-        kairos_nats::partition::partition_of(user, 16)
+/// A welcome email on every sign-up (immediate), and the cart reminder; an
+/// open policy, so every match is sent whatever the hour.
+fn write_pipeline(dir: &Path) -> String {
+    let text = pipeline_text(
+        "live",
+        UNCAPPED_POLICY,
+        &format!("{WELCOME_TRIGGER}{CART_TRIGGER}"),
     );
-    let id = call["messageId"].as_str().unwrap();
-    publish_raw(client, &subject, id, call.to_string().into_bytes()).await;
-}
-
-fn action_ids(actions: &[Stored]) -> Vec<String> {
-    actions
-        .iter()
-        .map(|a| a.json()["id"].as_str().unwrap().to_string())
-        .collect()
+    write_file(dir, "live.toml", &text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,12 +43,7 @@ async fn a_cart_reminder_fires_on_the_wall_clock_with_no_further_traffic() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_pipeline(dir.path());
-    let _kairos = Kairos::start(
-        &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
-        &["--pipeline", pipeline.to_str().unwrap()],
-    );
+    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
     let client = client(&server).await;
     let added = call(
         "u1",
@@ -114,14 +53,7 @@ async fn a_cart_reminder_fires_on_the_wall_clock_with_no_further_traffic() {
     );
     let added_at = Instant::now();
     publish_call(&client, &added).await;
-    let read = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.push",
-        Duration::from_secs(10),
-        |read| !read.is_empty(),
-    )
-    .await;
+    let read = read_actions(&client, "kairos.actions.push", 1, Duration::from_secs(10)).await;
     assert_eq!(read.len(), 1, "one reminder");
     let waited = read[0].read_at - added_at;
     // 2 s after the add, by the wall clock, with nothing else arriving;
@@ -146,16 +78,10 @@ async fn bad_messages_go_to_the_dlq_with_their_reason_and_the_events_around_them
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_pipeline(dir.path());
-    let kairos = Kairos::start(
+    let kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
-        &[
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--snapshot-every",
-            "300ms",
-        ],
+        dir.path(),
+        &["--pipeline", &pipeline, "--snapshot-every", "300ms"],
     );
     let client = client(&server).await;
     publish_call(&client, &call("u1", "Signed Up", "good-1", json!({}))).await;
@@ -208,14 +134,7 @@ async fn bad_messages_go_to_the_dlq_with_their_reason_and_the_events_around_them
         );
         assert_eq!(entry.header("Kairos-Subject"), Some("kairos.events.0"));
     }
-    let welcomes = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(10),
-        |read| read.len() >= 2,
-    )
-    .await;
+    let welcomes = read_actions(&client, "kairos.actions.email", 2, Duration::from_secs(10)).await;
     let users: BTreeSet<String> = welcomes
         .iter()
         .map(|a| a.json()["subject"].as_str().unwrap().to_string())
@@ -323,7 +242,7 @@ async fn steady_traffic(
 }
 
 /// The sent actions' ids a backtest of `calls` through the pipeline gives.
-fn backtest_ids(dir: &Path, pipeline: &Path, calls: &[Value]) -> BTreeSet<String> {
+fn backtest_ids(dir: &Path, pipeline: &str, calls: &[Value]) -> BTreeSet<String> {
     let events = dir.join("published.jsonl");
     let lines: String = calls.iter().map(|c| format!("{c}\n")).collect();
     std::fs::write(&events, lines).unwrap();
@@ -356,33 +275,21 @@ async fn stored_action_counts(
     client: &async_nats::Client,
     expected: usize,
 ) -> BTreeMap<String, usize> {
-    let actions = read_stream(
+    let actions = read_actions(
         client,
-        "KAIROS_ACTIONS",
         "kairos.actions.>",
+        expected,
         Duration::from_secs(20),
-        |read| read.len() >= expected,
     )
     .await;
     // Anything beyond the expected count (a duplicate) would still be
     // arriving: read on briefly.
-    let extra = read_stream(
-        client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.>",
-        Duration::from_secs(1),
-        |_| false,
-    )
-    .await;
-    let mut counts = BTreeMap::new();
-    for id in action_ids(if extra.len() > actions.len() {
+    let extra = read_all_actions(client, Duration::from_secs(1)).await;
+    count_action_ids(if extra.len() > actions.len() {
         &extra
     } else {
         &actions
-    }) {
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    counts
+    })
 }
 
 fn assert_same_actions(expected: &BTreeSet<String>, stored: &BTreeMap<String, usize>) {
@@ -406,16 +313,10 @@ async fn kill_9_three_times_under_load_loses_and_duplicates_no_action() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_pipeline(dir.path());
-    let mut kairos = Kairos::start(
+    let mut kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
-        &[
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--snapshot-every",
-            "700ms",
-        ],
+        dir.path(),
+        &["--pipeline", &pipeline, "--snapshot-every", "700ms"],
     );
     let client = client(&server).await;
     let traffic = tokio::spawn(steady_traffic(client.clone(), "u", 1200, 150));
@@ -463,16 +364,10 @@ async fn a_nats_server_restart_mid_run_loses_nothing() {
     let mut server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_pipeline(dir.path());
-    let _kairos = Kairos::start(
+    let _kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
-        &[
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--snapshot-every",
-            "1s",
-        ],
+        dir.path(),
+        &["--pipeline", &pipeline, "--snapshot-every", "1s"],
     );
     let first = steady_traffic(client(&server).await, "u", 200, 200).await;
     tokio::task::block_in_place(|| server.restart(Duration::from_millis(1500)));
@@ -491,12 +386,7 @@ async fn sigterm_finishes_in_flight_work_snapshots_and_exits_0() {
     let pipeline = write_pipeline(dir.path());
     let data = dir.path().join("data");
     let log = dir.path().join("kairos.log");
-    let args = [
-        "--pipeline",
-        pipeline.to_str().unwrap(),
-        "--snapshot-every",
-        "5m",
-    ];
+    let args = ["--pipeline", &pipeline, "--snapshot-every", "5m"];
     let mut kairos = Kairos::start(&server, &data, &log, &args);
     let client = client(&server).await;
     let calls = steady_traffic(client.clone(), "u", 100, 200).await;
@@ -518,13 +408,12 @@ async fn with_the_actions_stream_gone_intake_stops_at_the_in_flight_bound_and_no
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_pipeline(dir.path());
-    let kairos = Kairos::start(
+    let kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
+        dir.path(),
         &[
             "--pipeline",
-            pipeline.to_str().unwrap(),
+            &pipeline,
             "--max-in-flight",
             "8",
             "--log-json",
@@ -562,14 +451,7 @@ async fn with_the_actions_stream_gone_intake_stops_at_the_in_flight_bound_and_no
         "took {taken} events with nowhere to put their actions"
     );
     js.create_stream(actions_config).await.unwrap();
-    let welcomes = read_stream(
-        &client,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(15),
-        |read| read.len() >= 50,
-    )
-    .await;
+    let welcomes = read_actions(&client, "kairos.actions.email", 50, Duration::from_secs(15)).await;
     let users: BTreeSet<String> = welcomes
         .iter()
         .map(|a| a.json()["subject"].as_str().unwrap().to_string())

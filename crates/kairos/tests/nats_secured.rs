@@ -5,44 +5,35 @@
 
 mod nats;
 
-use nats::{read_stream, Kairos, NatsServer};
+use nats::{
+    kairos_publish, pipeline_text, read_actions, write_file, Kairos, NatsServer,
+    DEFAULT_CAPS_POLICY, WELCOME_TRIGGER,
+};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-const PIPELINE: &str = r#"
-name = "secured"
-[policy]
-holdout_percent = 0
-consent_required = []
-quiet_hours = false
-arbitration_window = "0s"
-
-[[trigger]]
-id = "welcome"
-kind = "count"
-event = "Signed Up"
-window = { tumbling = "1d" }
-channel = "email"
-"#;
+/// The publisher's login in `deploy/nats/kairos.conf`.
+const PUBLISHER: [&str; 4] = ["--user", "publisher", "--password", "dev-publisher-pw"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
     let server = NatsServer::start_with_config(&repo().join("deploy/nats/kairos.conf"));
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = dir.path().join("secured.toml");
-    std::fs::write(&pipeline, PIPELINE).unwrap();
-    let mut kairos = Kairos::start(
+    let pipeline = write_file(
+        dir.path(),
+        "secured.toml",
+        &pipeline_text("secured", DEFAULT_CAPS_POLICY, WELCOME_TRIGGER),
+    );
+    let mut kairos = Kairos::start_in(
         &server,
-        &dir.path().join("data"),
-        &dir.path().join("kairos.log"),
+        dir.path(),
         &[
             "--pipeline",
-            pipeline.to_str().unwrap(),
+            &pipeline,
             "--user",
             "engine",
             "--password",
@@ -50,26 +41,13 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
         ],
     );
 
-    let events = dir.path().join("events.jsonl");
-    std::fs::write(
-        &events,
+    let published = kairos_publish(
+        dir.path(),
+        &server.url(),
+        &PUBLISHER,
         r#"{"type":"track","event":"Signed Up","userId":"u1","messageId":"m1","timestamp":"2026-11-23T10:00:00Z"}
 "#,
-    )
-    .unwrap();
-    let published = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args([
-            "publish",
-            "--nats",
-            &server.url(),
-            "--user",
-            "publisher",
-            "--password",
-            "dev-publisher-pw",
-        ])
-        .arg(&events)
-        .output()
-        .unwrap();
+    );
     let stderr = String::from_utf8_lossy(&published.stderr);
     assert!(published.status.success(), "{stderr}");
     assert!(
@@ -85,48 +63,22 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
     .connect(server.url())
     .await
     .unwrap();
-    let read = read_stream(
-        &actions,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(10),
-        |read| !read.is_empty(),
-    )
-    .await;
+    let read = read_actions(&actions, "kairos.actions.email", 1, Duration::from_secs(10)).await;
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].json()["data"]["trigger"], "welcome");
 
     // A restart reads back what it published since its snapshot (to leave
     // it out of the replay) and resumes, all with the engine's permissions.
     tokio::task::block_in_place(|| kairos.kill_and_restart());
-    std::fs::write(
-        &events,
+    let again = kairos_publish(
+        dir.path(),
+        &server.url(),
+        &PUBLISHER,
         r#"{"type":"track","event":"Signed Up","userId":"u2","messageId":"m2","timestamp":"2026-11-23T10:01:00Z"}
 "#,
-    )
-    .unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_kairos"))
-        .args([
-            "publish",
-            "--nats",
-            &server.url(),
-            "--user",
-            "publisher",
-            "--password",
-            "dev-publisher-pw",
-        ])
-        .arg(&events)
-        .output()
-        .unwrap();
+    );
     assert!(again.status.success());
-    let read = read_stream(
-        &actions,
-        "KAIROS_ACTIONS",
-        "kairos.actions.email",
-        Duration::from_secs(10),
-        |read| read.len() >= 2,
-    )
-    .await;
+    let read = read_actions(&actions, "kairos.actions.email", 2, Duration::from_secs(10)).await;
     assert_eq!(
         read.len(),
         2,

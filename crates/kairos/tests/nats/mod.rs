@@ -5,11 +5,151 @@
 
 use async_nats::jetstream;
 use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A `[policy]` that holds nothing back, with caps no test comes near: every
+/// match is sent at once, whatever the hour.
+pub const UNCAPPED_POLICY: &str = r#"
+[policy]
+holdout_percent = 0
+consent_required = []
+quiet_hours = false
+weekly_marketing_cap = 100000
+daily_caps = { targeted = 100000, content = 100000 }
+arbitration_window = "0s"
+"#;
+
+/// A `[policy]` that holds nothing back but leaves the caps at their
+/// defaults, enough for tests that welcome each customer once.
+pub const DEFAULT_CAPS_POLICY: &str = r#"
+[policy]
+holdout_percent = 0
+consent_required = []
+quiet_hours = false
+arbitration_window = "0s"
+"#;
+
+/// A welcome email on a customer's first sign-up of the day, sent at once:
+/// the action most tests cause and then look for in the actions stream.
+pub const WELCOME_TRIGGER: &str = r#"
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+window = { tumbling = "1d" }
+channel = "email"
+"#;
+
+/// Pipeline TOML named `name`, with a policy section and triggers.
+pub fn pipeline_text(name: &str, policy: &str, triggers: &str) -> String {
+    format!("name = \"{name}\"\n{policy}\n{triggers}")
+}
+
+/// Writes `text` to `dir/name`; returns the path as text, as command lines
+/// and server configurations take it.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The wall clock in RFC 3339: live events carry the time they happen, or
+/// `kairos run` would see them as late or ahead of its clock.
+pub fn now_rfc3339() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    kairos_model::Timestamp(ms).to_rfc3339()
+}
+
+/// A Segment track call, timed now.
+pub fn call(user: &str, name: &str, message_id: &str, properties: Value) -> Value {
+    json!({"type": "track", "event": name, "userId": user, "messageId": message_id,
+           "timestamp": now_rfc3339(), "properties": properties})
+}
+
+/// A `Signed Up` track call without properties, timed now.
+pub fn sign_up(user: &str, message_id: &str) -> Value {
+    json!({"type": "track", "event": "Signed Up", "userId": user, "messageId": message_id, "timestamp": now_rfc3339()})
+}
+
+/// A client of `server` without a login.
+pub async fn client(server: &NatsServer) -> async_nats::Client {
+    async_nats::connect(server.url()).await.expect("connect")
+}
+
+/// Publishes one raw payload with its message id (JetStream's duplicate
+/// check), waiting for JetStream's acknowledgement.
+pub async fn publish_raw(client: &async_nats::Client, subject: &str, id: &str, payload: Vec<u8>) {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    js.publish_with_headers(subject.to_string(), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+/// Publishes a call the way a publisher must: on its customer's partition
+/// subject, with its `messageId` as the message id.
+pub async fn publish_call(client: &async_nats::Client, call: &Value) {
+    let user = call["userId"].as_str().unwrap();
+    let subject = format!(
+        "kairos.events.{}",
+        kairos_nats::partition::partition_of(user, 16)
+    );
+    publish_call_on(client, &subject, call).await;
+}
+
+/// Publishes a call on `subject`, whichever customer it is for.
+pub async fn publish_call_on(client: &async_nats::Client, subject: &str, call: &Value) {
+    let id = call["messageId"].as_str().unwrap();
+    publish_raw(client, subject, id, call.to_string().into_bytes()).await;
+}
+
+/// How many times each action id is among `actions`: more than once is a
+/// duplicate.
+pub fn count_action_ids(actions: &[Stored]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for action in actions {
+        *counts
+            .entry(action.json()["id"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Writes `events` (Segment calls, one JSON line each) to
+/// `dir/events.jsonl` and runs `kairos publish --nats URL LOGIN...` on that
+/// file to its end.
+pub fn kairos_publish(dir: &Path, url: &str, login: &[&str], events: &str) -> Output {
+    let file = write_file(dir, "events.jsonl", events);
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["publish", "--nats", url])
+        .args(login)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// Runs `kairos run --nats URL --data-dir DATA ARGS...` to its end: for a
+/// run expected to be refused, which exits rather than serving.
+pub fn kairos_run_once(url: &str, data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["run", "--nats", url, "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
 
 /// The `nats-server` binary: `$KAIROS_NATS_SERVER`, else on `PATH`, else
 /// Debian's `/usr/sbin` (not on a normal user's `PATH`).
@@ -149,6 +289,12 @@ impl Kairos {
     /// `/readyz` answers 200. stderr goes to `log` (appended).
     pub fn start(nats: &NatsServer, data_dir: &Path, log: &Path, args: &[&str]) -> Kairos {
         Kairos::start_at(nats, &nats.url(), data_dir, log, args)
+    }
+
+    /// Like [`Kairos::start`], with the data directory and the log in `dir`
+    /// (`data/`, `kairos.log`).
+    pub fn start_in(nats: &NatsServer, dir: &Path, args: &[&str]) -> Kairos {
+        Kairos::start(nats, &dir.join("data"), &dir.join("kairos.log"), args)
     }
 
     /// Like [`Kairos::start`], with the server's URL as given (`tls://...`).
@@ -311,6 +457,29 @@ impl Stored {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).expect("a JSON payload")
     }
+}
+
+/// Reads the actions stream (filtered to `subject`) until `at_least`
+/// actions are read, or `within` passes; returns what was read.
+pub async fn read_actions(
+    client: &async_nats::Client,
+    subject: &str,
+    at_least: usize,
+    within: Duration,
+) -> Vec<Stored> {
+    read_stream(client, "KAIROS_ACTIONS", subject, within, |read| {
+        read.len() >= at_least
+    })
+    .await
+}
+
+/// Reads every action that reaches the actions stream within `within`:
+/// for counting, where one more than expected (a duplicate) must be seen.
+pub async fn read_all_actions(client: &async_nats::Client, within: Duration) -> Vec<Stored> {
+    read_stream(client, "KAIROS_ACTIONS", "kairos.actions.>", within, |_| {
+        false
+    })
+    .await
 }
 
 /// Reads `stream` (filtered to `subject`) until `done` says so, or
