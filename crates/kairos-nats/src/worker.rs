@@ -157,10 +157,11 @@ pub async fn run(
     // Nothing to replay: the clock moves by ticks from the start.
     worker.tick.caught_up = worker.next_sequence > worker.replay_until;
     if resumed.snapshot.is_none() {
-        // A first snapshot before any event: a crash before the first
-        // periodic one then resumes knowing where the output streams
-        // stood, like any other restart.
-        worker.snapshot().await?;
+        // A first snapshot, written before any event is taken: a crash
+        // before the first periodic one then resumes knowing where the
+        // output streams stood, like any other restart.
+        worker.snapshot(Duration::ZERO).await?;
+        worker.finish_saving().await;
     }
     let Some(mut messages) = worker.subscribe(&mut stopping).await? else {
         return Ok(());
@@ -182,7 +183,7 @@ pub async fn run(
                 worker.ack_applied().await;
                 worker.export_stats();
                 if worker.last_snapshot.elapsed() >= worker.settings.snapshot_every {
-                    worker.snapshot().await?;
+                    worker.snapshot(Duration::from_secs(5)).await?;
                 }
             }
             Some(stored) = worker.outbox.next_stored(), if !worker.outbox.is_empty() => {
@@ -226,7 +227,7 @@ pub async fn run(
     worker.ack_applied().await;
     drop(messages);
     tracing::info!("stopping: publishing what is in flight, then a last snapshot");
-    worker.snapshot().await?;
+    worker.snapshot(Duration::from_secs(30)).await?;
     worker.finish_saving().await;
     worker.export_stats();
     Ok(())
@@ -717,12 +718,11 @@ impl Worker {
             if mute {
                 continue;
             }
-            // Room in the outbox first: a tick can fire many timers at once.
-            while self.outbox.len() >= self.settings.max_publishes_in_flight {
-                if let Some(stored) = self.outbox.next_stored().await {
-                    record_latency(&stored);
-                }
-            }
+            // No waiting here for room in the outbox: one input's decisions
+            // (a tick can fire many timers) are taken whole, and the loop
+            // takes no further event while the outbox is over its bound.
+            // Waiting here would stop the loop itself, its metrics and its
+            // response to SIGTERM, for as long as NATS is away.
             let subject = action_subject(&decision);
             match decision.suppressed {
                 None => counter!(
@@ -815,12 +815,24 @@ impl Worker {
     /// blocking thread while events continue, one at a time. A snapshot
     /// that cannot be taken now (NATS away) is tried again at the next
     /// round; only a failure of the engine itself is an error.
-    async fn snapshot(&mut self) -> anyhow::Result<()> {
+    async fn snapshot(&mut self, drain_within: Duration) -> anyhow::Result<()> {
         self.finish_saving().await;
-        while let Some(stored) = self.outbox.next_stored().await {
-            record_latency(&stored);
-        }
         self.last_snapshot = Instant::now();
+        let drained = tokio::time::timeout(drain_within, async {
+            while let Some(stored) = self.outbox.next_stored().await {
+                record_latency(&stored);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            // Nothing is lost by skipping it: the next start replays from
+            // the one before, and makes these actions again.
+            tracing::warn!(
+                in_flight = self.outbox.len(),
+                "no snapshot this round: JetStream did not store the actions in flight within {drain_within:?}"
+            );
+            return Ok(());
+        }
         let (actions_sequence, dlq_sequence) = match self.output_ends().await {
             Ok(ends) => ends,
             Err(error) => {
