@@ -437,10 +437,17 @@ async fn with_the_actions_stream_gone_intake_stops_at_the_in_flight_bound_and_no
         .await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Nowhere to put actions: eight wait to be stored, and kairos stops
-    // taking events rather than holding more.
+    // Nowhere to put actions: kairos stops taking events once eight wait
+    // to be stored. The input that fills the outbox is applied whole, and
+    // may carry an event before it whose time the clock had not yet
+    // reached (applied with it), so one or two more can wait.
     let metrics = kairos.metrics();
-    assert!(metrics.contains("kairos_actions_in_flight 8"), "{metrics}");
+    let in_flight: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("kairos_actions_in_flight "))
+        .and_then(|value| value.parse().ok())
+        .expect("kairos_actions_in_flight");
+    assert!((8.0..=10.0).contains(&in_flight), "{metrics}");
     let taken: f64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("kairos_events_total{type=\"track\"} "))
