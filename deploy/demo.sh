@@ -72,4 +72,9 @@ kairos is running on nats://127.0.0.1:$port with pipelines/retail.toml (demo thr
   metrics: http://127.0.0.1:$admin/metrics    log: $work/kairos.log
 Synthetic shoppers follow; every decision is printed as it is published. Ctrl-C stops everything.
 TEXT
-"$bin"/kairos demo --nats "nats://127.0.0.1:$port"
+# In the background, waited for: a signal sent to this script alone (a
+# supervisor's SIGTERM, `timeout`) then stops everything too, where bash
+# would hold it until a foreground command ended.
+"$bin"/kairos demo --nats "nats://127.0.0.1:$port" &
+pids+=($!)
+wait "$!"
