@@ -14,7 +14,8 @@
 //!   [`Engine::close_input`];
 //! - outputs: [`Engine::poll_decision`] (call until `None` after each input),
 //!   [`Engine::poll_timeout`] (the next deadline, so a runtime knows when to
-//!   call `advance_to`), and, for a caller that frees events on a thread
+//!   call `advance_to`), [`Engine::poll_pending`] (the same, counting events
+//!   that wait for the clock), and, for a caller that frees events on a thread
 //!   of its own, [`Engine::take_spent_events`] (after
 //!   [`Engine::hand_back_events`]);
 //! - getters: [`Engine::stats`], [`Engine::watermark`], [`Engine::packing`], ...
