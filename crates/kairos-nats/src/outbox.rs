@@ -84,6 +84,11 @@ impl Outbox {
         self.stored_before = ids;
     }
 
+    /// Whether ids of [`Outbox::skip_stored`] are still to come.
+    pub fn replaying(&self) -> bool {
+        !self.stored_before.is_empty()
+    }
+
     /// Forgets the ids of [`Outbox::skip_stored`] once the replay is past
     /// them.
     pub fn replay_done(&mut self) {
@@ -183,7 +188,8 @@ fn confirm(js: jetstream::Context, outgoing: Outgoing, delay: Duration) -> Confi
 }
 
 /// The `Nats-Msg-Id`s of the messages of `stream` after sequence `after`:
-/// what an earlier run published after its last snapshot.
+/// what an earlier run published after its last snapshot. Messages the
+/// stream no longer holds (purged, expired) are not waited for.
 pub async fn ids_stored_after(
     js: &jetstream::Context,
     stream: &str,
@@ -191,14 +197,15 @@ pub async fn ids_stored_after(
 ) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     let mut handle = js.get_stream(stream).await?;
-    let last = handle.info().await?.state.last_sequence;
-    if last <= after {
+    let state = handle.info().await?.state.clone();
+    let start = (after + 1).max(state.first_sequence);
+    if state.messages == 0 || start > state.last_sequence {
         return Ok(ids);
     }
     let consumer = handle
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
+                start_sequence: start,
             },
             headers_only: true,
             ..Default::default()
@@ -217,11 +224,8 @@ pub async fn ids_stored_after(
         {
             ids.insert(id.to_string());
         }
-        let sequence = message
-            .info()
-            .map_err(|error| anyhow::anyhow!("{error}"))?
-            .stream_sequence;
-        if sequence >= last {
+        let info = message.info().map_err(|error| anyhow::anyhow!("{error}"))?;
+        if info.pending == 0 || info.stream_sequence >= state.last_sequence {
             break;
         }
     }

@@ -53,8 +53,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The engine's durable consumer on the events stream.
 pub const CONSUMER: &str = "kairos-engine";
 
-/// Applied events acknowledged together (and whatever was applied, at
-/// least every housekeeping round).
+/// Applied events acknowledged together, at most (half of
+/// `max_ack_pending` when that is smaller, so that the bound never waits
+/// for the housekeeping round), and whatever was applied at least every
+/// round.
 const ACK_EVERY: u32 = 128;
 
 /// What `kairos run` was asked for, beyond the connection and pipeline.
@@ -98,6 +100,10 @@ pub struct Resumed {
     pub next_sequence: u64,
     /// The snapshot it came from, if it came from one.
     pub snapshot: Option<SnapshotMeta>,
+    /// The latest snapshot of the run before (the one restored, or the one
+    /// a reset or rebuild set aside): what that run published after it is
+    /// read back and not published again.
+    pub read_back: Option<SnapshotMeta>,
     /// Decisions from events up to this sequence were published by the
     /// run the state comes from, or belong to history replayed to rebuild
     /// state: they are made again and not published (0: none).
@@ -131,6 +137,7 @@ pub async fn run(
         events: None,
         events_created_ns: 0,
         replay_until: 0,
+        output_floor: None,
         tick: TickState::default(),
         exported: ExportedStats::default(),
         to_ack: None,
@@ -140,7 +147,7 @@ pub async fn run(
     };
     declare_metrics(worker.engine.pipeline());
     worker.check_resume_point(resumed.snapshot.as_ref()).await?;
-    if let Some(meta) = &resumed.snapshot {
+    if let Some(meta) = &resumed.read_back {
         // What the run before published after its snapshot is made again
         // by the replay; it must not be published twice, however long ago
         // that was (JetStream's duplicate window may have passed).
@@ -151,17 +158,33 @@ pub async fn run(
                 count = stored.len(),
                 "messages published after the snapshot will not be published again"
             );
+            // Until the replay has made them all, a snapshot must still
+            // say they come after it.
+            worker.output_floor = Some((meta.actions_sequence, meta.dlq_sequence));
         }
         worker.outbox.skip_stored(stored);
     }
-    // Nothing to replay: the clock moves by ticks from the start.
-    worker.tick.caught_up = worker.next_sequence > worker.replay_until;
     if resumed.snapshot.is_none() {
-        // A first snapshot, written before any event is taken: a crash
+        // A first snapshot, on disk before any event is taken: a crash
         // before the first periodic one then resumes knowing where the
-        // output streams stood, like any other restart.
-        worker.snapshot(Duration::ZERO).await?;
-        worker.finish_saving().await;
+        // output streams stood (and, after a reset or rebuild, what not to
+        // publish), like any other restart.
+        let mut attempts = 0;
+        loop {
+            worker.snapshot(Duration::ZERO).await?;
+            if worker.finish_saving().await {
+                break;
+            }
+            attempts += 1;
+            anyhow::ensure!(
+                attempts < 120,
+                "no first snapshot after {attempts} attempts"
+            );
+            tokio::select! {
+                _ = stopping.changed() => return Ok(()),
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
     }
     let Some(mut messages) = worker.subscribe(&mut stopping).await? else {
         return Ok(());
@@ -410,6 +433,10 @@ struct Worker {
     /// The last sequence in the events stream at start: the replay of what
     /// came before is over once past it.
     replay_until: u64,
+    /// While the replay has not yet made every message read back, the
+    /// output streams' ends of the snapshot it resumed from (see
+    /// [`Resumed::read_back`]).
+    output_floor: Option<(u64, u64)>,
     tick: TickState,
     exported: ExportedStats,
     /// The last message applied and not yet acknowledged.
@@ -518,7 +545,8 @@ impl Worker {
             .get_stream(EVENTS_STREAM)
             .await
             .context("finding the events stream")?;
-        let first = stream.info().await?.state.first_sequence;
+        let state = stream.info().await?.state.clone();
+        let first = state.first_sequence;
         self.events = Some(stream.clone());
         if first > self.next_sequence {
             if self.next_sequence > 1 {
@@ -529,6 +557,8 @@ impl Worker {
             }
             self.next_sequence = first;
         }
+        // Nothing left to replay (or what was is gone): ticks move the clock.
+        self.tick.caught_up = self.next_sequence > state.last_sequence;
         let _ = stream.delete_consumer(CONSUMER).await;
         let deliver_policy = if self.next_sequence <= 1 {
             consumer::DeliverPolicy::All
@@ -619,7 +649,9 @@ impl Worker {
         // one acknowledgement per event cost more than applying it.
         self.to_ack = Some(message);
         self.applied_since_ack += 1;
-        if self.applied_since_ack >= ACK_EVERY {
+        let batch =
+            ACK_EVERY.min(u32::try_from(self.settings.max_ack_pending / 2).unwrap_or(u32::MAX));
+        if self.applied_since_ack >= batch.max(1) {
             self.ack_applied().await;
         }
         Ok(None)
@@ -833,7 +865,14 @@ impl Worker {
             );
             return Ok(());
         }
-        let (actions_sequence, dlq_sequence) = match self.output_ends().await {
+        if !self.outbox.replaying() {
+            self.output_floor = None;
+        }
+        let ends = match self.output_floor {
+            Some(floor) => Ok(floor),
+            None => self.output_ends().await,
+        };
+        let (actions_sequence, dlq_sequence) = match ends {
             Ok(ends) => ends,
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "no snapshot this round");
@@ -878,19 +917,21 @@ impl Worker {
     /// Waits for the snapshot being written, if any, and records it. A
     /// failed write (a full disk) is logged: the previous snapshot stays,
     /// and the next round tries again.
-    async fn finish_saving(&mut self) {
+    /// Whether a snapshot was written (false: none was being written, or
+    /// the write failed).
+    async fn finish_saving(&mut self) -> bool {
         let Some(saving) = self.saving.take() else {
-            return;
+            return false;
         };
         let saved = match saving.await {
             Ok(Ok(saved)) => saved,
             Ok(Err(error)) => {
                 tracing::error!(error = %format!("{error:#}"), "writing a snapshot");
-                return;
+                return false;
             }
             Err(error) => {
                 tracing::error!(%error, "the snapshot writer failed");
-                return;
+                return false;
             }
         };
         histogram!("kairos_snapshot_duration_seconds").record(saved.took.as_secs_f64());
@@ -898,6 +939,7 @@ impl Worker {
         gauge!("kairos_snapshot_sequence").set(saved.meta.covers_sequence as f64);
         self.saved_at = Some(Timestamp(saved.meta.taken_at_ms));
         tracing::debug!(sequence = saved.meta.covers_sequence, bytes = saved.bytes, took = ?saved.took, "snapshot written");
+        true
     }
 
     /// Brings the exported metrics up to date with the engine's counters.

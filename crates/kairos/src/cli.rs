@@ -128,13 +128,13 @@ pub struct RunArgs {
     /// How often to snapshot the engine's state (e.g. 30s, 5m).
     #[arg(long, value_name = "SPAN", default_value = "30s", value_parser = parse_positive_span)]
     pub snapshot_every: Span,
-    /// Discard the snapshot and start with empty state, from the newest event
-    /// (older events are not replayed: their actions were sent already).
+    /// Discard the snapshot and start with empty state, from the first event
+    /// the last run did not handle (the newest, without a snapshot).
     #[arg(long, conflicts_with = "rebuild_state")]
     pub reset_state: bool,
     /// Discard the snapshot and rebuild the state by replaying every event
-    /// the stream still holds, publishing nothing for them (their actions
-    /// were sent already): for a changed pipeline or a new kairos build.
+    /// the stream still holds, publishing nothing for those the last run
+    /// handled: for a changed pipeline or a new kairos build.
     #[arg(long)]
     pub rebuild_state: bool,
     /// How long the events stream keeps events: the furthest back a restart

@@ -160,31 +160,50 @@ async fn start(
         let mut stream = js.get_stream(EVENTS_STREAM).await?;
         anyhow::Ok(stream.info().await?.state.last_sequence)
     };
+    // The store is not cleared for a reset or rebuild: the first snapshot
+    // of this run replaces the record in one transaction, so a run stopped
+    // before it leaves the old one, never an empty store (which would replay
+    // the whole stream and publish it again).
+    let previous = store.latest()?;
     let resumed = if args.reset_state || args.rebuild_state {
-        store.clear()?;
-        // Everything already in the stream was handled by the runs before
-        // (their actions are out): reset skips it; rebuild replays it into
-        // the state, publishing nothing for it.
         let last = events_end().await?;
-        Resumed {
-            engine: Engine::new(pipeline),
-            next_sequence: if args.rebuild_state { 1 } else { last + 1 },
-            snapshot: None,
-            mute_through: last,
+        // Where the run before got to: its events' actions went out. Events
+        // after that (published while it was down) are handled now.
+        let covered = previous
+            .as_ref()
+            .map_or(last, |old| old.meta.covers_sequence.min(last));
+        let read_back = previous.as_ref().map(|old| old.meta);
+        if args.rebuild_state {
+            // Replays what the stream still holds into the new state,
+            // publishing nothing for what the run before covered.
+            Resumed {
+                engine: Engine::new(pipeline),
+                next_sequence: 1,
+                snapshot: None,
+                read_back,
+                mute_through: covered,
+            }
+        } else {
+            Resumed {
+                engine: Engine::new(pipeline),
+                next_sequence: covered + 1,
+                snapshot: None,
+                read_back,
+                mute_through: 0,
+            }
         }
     } else {
-        match store.latest()? {
+        match previous {
             Some(snapshot) => {
                 let started = std::time::Instant::now();
                 let engine = Engine::restore(pipeline, &snapshot.engine).map_err(|error| {
                     anyhow::anyhow!(
-                        "the snapshot in {} cannot be used: {error}; accepted: the pipeline and kairos build it was taken with, or --rebuild-state (state rebuilt from the events the stream still holds, nothing published for them) or --reset-state (empty state from the newest event)",
+                        "the snapshot in {} cannot be used: {error}; accepted: the pipeline and kairos build it was taken with, or --rebuild-state (state rebuilt from the events the stream still holds, nothing published for those the last run handled) or --reset-state (empty state, from the first event the last run did not handle)",
                         args.data_dir.display()
                     )
                 })?;
                 tracing::info!(
                     covers_sequence = snapshot.meta.covers_sequence,
-                    actions_sequence = snapshot.meta.actions_sequence,
                     bytes = snapshot.engine.len(),
                     took = ?started.elapsed(),
                     customers = engine.customer_count(),
@@ -195,12 +214,14 @@ async fn start(
                     next_sequence: snapshot.meta.covers_sequence + 1,
                     mute_through: snapshot.meta.mute_through,
                     snapshot: Some(snapshot.meta),
+                    read_back: Some(snapshot.meta),
                 }
             }
             None => Resumed {
                 engine: Engine::new(pipeline),
                 next_sequence: 1,
                 snapshot: None,
+                read_back: None,
                 mute_through: 0,
             },
         }
