@@ -25,6 +25,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Send synthetic shoppers to a running `kairos run` and print its decisions live.
     Demo(DemoArgs),
+    /// Serve Segment's HTTP Tracking API: SDKs send here, events go to the events stream.
+    Collect(CollectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +187,21 @@ pub struct PublishArgs {
     /// Publishes awaiting JetStream's acknowledgement, at most.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub window: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// Listen here for HTTP (e.g. 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Write keys, TOML: [[key]] write_key = "..." source = "..." rate_per_second = N (optional).
+    #[arg(long, value_name = "FILE")]
+    pub keys: PathBuf,
+    /// Number of partitions (the subject is kairos.events.<partition>).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub partitions: u32,
 }
 
 #[derive(Debug, Args)]

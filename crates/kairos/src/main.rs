@@ -45,6 +45,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Run(args) => nats::run(&args),
         cli::Command::Publish(args) => nats::publish(&args),
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Collect(args) => nats::collect(&args),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `kairos run` and `kairos publish`: the command-line side of `kairos_nats`.
 
-use crate::cli::{NatsArgs, PublishArgs, RunArgs};
+use crate::cli::{CollectArgs, NatsArgs, PublishArgs, RunArgs};
 use anyhow::Context as _;
 use flate2::bufread::GzDecoder;
 use kairos_engine::Engine;
@@ -319,4 +319,43 @@ fn open_lines(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     } else {
         Box::new(buffered)
     })
+}
+
+pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {
+    let keys = match kairos_collector::keys::Keys::load(&args.keys) {
+        Ok(keys) => keys,
+        Err(problem) => {
+            eprintln!("kairos: --keys {problem}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_logging(false);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let mut stopping = stop_on_signals()?;
+        // Connected first: once the port is open, requests are served.
+        let client = connect(
+            &connect_settings(&args.connection, "kairos-collect"),
+            FIRST_CONNECT,
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("cannot listen on {} for --listen: {error}", args.listen)
+            })?;
+        let collector = std::sync::Arc::new(kairos_collector::server::Collector {
+            js: async_nats::jetstream::new(client),
+            keys,
+            partitions: args.partitions,
+        });
+        tracing::info!(listen = %args.listen, "collecting");
+        axum::serve(listener, kairos_collector::server::router(collector))
+            .with_graceful_shutdown(async move {
+                let _ = stopping.changed().await;
+            })
+            .await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -176,7 +176,7 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn port_open_within(port: u16, within: Duration) -> bool {
+pub fn port_open_within(port: u16, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() >= deadline {
@@ -256,6 +256,16 @@ impl NatsServer {
 
     /// Kills the server (SIGKILL) and starts it again on the same port and
     /// storage, after `down` without a server.
+    /// Kills the server (SIGKILL), leaving its storage.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Starts a stopped server again, on the same port and storage.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     pub fn restart(&mut self, down: Duration) {
         self.kill();
         std::thread::sleep(down);
@@ -533,4 +543,38 @@ pub async fn read_stream(
         }
     }
     read
+}
+
+/// A minimal HTTP/1.1 request: (status, the response's head, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
 }
