@@ -46,12 +46,16 @@ impl Source {
         let refill = now.duration_since(bucket.at).as_secs_f64() * bucket.per_second;
         bucket.tokens = (bucket.tokens + refill).min(bucket.per_second);
         bucket.at = now;
+        // A batch larger than a second's worth passes with a full bucket
+        // and leaves a debt to wait off; asking for more than the bucket
+        // holds would refuse it forever.
         let wanted = events as f64;
-        if bucket.tokens >= wanted {
+        let needed = wanted.min(bucket.per_second);
+        if bucket.tokens >= needed {
             bucket.tokens -= wanted;
             Ok(())
         } else {
-            let short = wanted - bucket.tokens;
+            let short = needed - bucket.tokens;
             Err((short / bucket.per_second).ceil().max(1.0) as u64)
         }
     }
@@ -126,6 +130,20 @@ mod tests {
         assert_eq!(web.name, "web");
         assert_eq!(web.take(2), Ok(()));
         assert_eq!(web.take(1), Err(1), "the second's two are spent");
+        let batchy =
+            Keys::parse("[[key]]\nwrite_key = \"k\"\nsource = \"s\"\nrate_per_second = 2\n")
+                .unwrap();
+        let batchy = batchy.get("k").unwrap();
+        assert_eq!(
+            batchy.take(5),
+            Ok(()),
+            "a batch over a second's worth passes a full bucket"
+        );
+        assert_eq!(
+            batchy.take(1),
+            Err(2),
+            "and leaves a debt of 3: 2 s until one more is free"
+        );
         assert!(keys.get("other").is_none());
         for (text, says) in [
             ("[[key]]\nwrite_key = \"a\"\n", "missing field `source`"),
