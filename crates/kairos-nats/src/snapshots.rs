@@ -131,14 +131,6 @@ impl SnapshotStore {
         txn.commit()?;
         Ok(())
     }
-
-    /// Forgets the snapshot (`kairos run --reset-state`).
-    pub fn clear(&self) -> anyhow::Result<()> {
-        let mut txn = self.env.write_txn()?;
-        self.db.delete(&mut txn, LATEST)?;
-        txn.commit()?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -173,7 +165,5 @@ mod tests {
         let snapshot = store.latest().unwrap().expect("saved");
         assert_eq!(snapshot.meta, second());
         assert_eq!(snapshot.engine, b"second");
-        store.clear().unwrap();
-        assert!(store.latest().unwrap().is_none());
     }
 }

@@ -1,15 +1,39 @@
 //! Second review of `kairos run` recovery: cases the fixes of 1ed615d..4f6483f
-//! leave open. Each test here is expected to FAIL on 4f6483f.
+//! left open (each failed on 4f6483f and passes since 303cce2). The doc
+//! comment of each test describes the defect as it was.
 
 mod nats;
 
 use nats::{
     client, count_action_ids, pipeline_text, publish_call_on, read_actions, read_all_actions,
-    sign_up, write_file, Kairos, NatsServer, UNCAPPED_POLICY, WELCOME_TRIGGER,
+    sign_up, write_file, Kairos, NatsServer, CART_TRIGGER, UNCAPPED_POLICY, WELCOME_TRIGGER,
 };
 use std::time::Duration;
 
 const EVENTS: &str = "kairos.events.0";
+
+/// The pipeline of these tests: a welcome on every sign-up.
+fn welcome_pipeline(dir: &std::path::Path) -> String {
+    write_file(
+        dir,
+        "live.toml",
+        &pipeline_text("live", UNCAPPED_POLICY, WELCOME_TRIGGER),
+    )
+}
+
+/// Run 1: `kairos run` with `args` welcomes `u1`; returns it and a client.
+async fn first_run_welcomes_u1(
+    server: &NatsServer,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (Kairos, async_nats::Client) {
+    let run1 = Kairos::start_in(server, dir, args);
+    let client = client(server).await;
+    publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
+    let first = read_actions(&client, "kairos.actions.>", 1, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), 1);
+    (run1, client)
+}
 
 /// Run 1 publishes actions after its last snapshot and is killed. Run 2
 /// starts after the duplicate window has passed, reads those ids back into
@@ -119,17 +143,9 @@ async fn a_snapshot_taken_during_the_replay_forgets_ids_not_yet_replayed() {
 async fn a_purged_actions_stream_after_a_crash_does_not_stop_the_start() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_file(
-        dir.path(),
-        "live.toml",
-        &pipeline_text("live", UNCAPPED_POLICY, WELCOME_TRIGGER),
-    );
+    let pipeline = welcome_pipeline(dir.path());
     let args = ["--pipeline", pipeline.as_str(), "--snapshot-every", "5m"];
-    let mut run1 = Kairos::start_in(&server, dir.path(), &args);
-    let client = client(&server).await;
-    publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
-    let first = read_actions(&client, "kairos.actions.>", 1, Duration::from_secs(10)).await;
-    assert_eq!(first.len(), 1);
+    let (mut run1, client) = first_run_welcomes_u1(&server, dir.path(), &args).await;
     tokio::task::block_in_place(|| run1.kill9());
     drop(run1);
     let js = async_nats::jetstream::new(client.clone());
@@ -139,7 +155,7 @@ async fn a_purged_actions_stream_after_a_crash_does_not_stop_the_start() {
         .purge()
         .await
         .unwrap();
-    // Panics ("exited ... before it was ready") on 4f6483f.
+    // Kairos::start panicked here ("exited ... before it was ready").
     let _run2 = tokio::task::block_in_place(|| {
         Kairos::start(
             &server,
@@ -159,17 +175,9 @@ async fn a_purged_actions_stream_after_a_crash_does_not_stop_the_start() {
 async fn rebuild_state_publishes_the_actions_of_events_the_previous_run_never_saw() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_file(
-        dir.path(),
-        "live.toml",
-        &pipeline_text("live", UNCAPPED_POLICY, WELCOME_TRIGGER),
-    );
+    let pipeline = welcome_pipeline(dir.path());
     let args = ["--pipeline", pipeline.as_str(), "--snapshot-every", "5m"];
-    let mut run1 = Kairos::start_in(&server, dir.path(), &args);
-    let client = client(&server).await;
-    publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
-    let first = read_actions(&client, "kairos.actions.>", 1, Duration::from_secs(10)).await;
-    assert_eq!(first.len(), 1);
+    let (mut run1, client) = first_run_welcomes_u1(&server, dir.path(), &args).await;
     assert!(tokio::task::block_in_place(|| run1.terminate()).success());
     drop(run1);
     // While kairos is down.
@@ -191,18 +199,6 @@ async fn rebuild_state_publishes_the_actions_of_events_the_previous_run_never_sa
         "u2 signed up while kairos was down; its welcome was never published"
     );
 }
-
-/// A cart reminder 2 s after the add.
-const CART_TRIGGER: &str = r#"
-[[trigger]]
-id = "cart"
-kind = "absence"
-key = "cart_id"
-start = "Product Added"
-cancel = ["Order Completed"]
-after = "2s"
-channel = "push"
-"#;
 
 /// The snapshot holds a pending timer; the events after it are no longer
 /// in the stream at the next start (purged here; expiry by

@@ -6,26 +6,13 @@ mod nats;
 
 use nats::{
     call, client, count_action_ids, http_get, pipeline_text, publish_call, publish_raw,
-    read_actions, read_all_actions, read_stream, write_file, Kairos, NatsServer, UNCAPPED_POLICY,
-    WELCOME_TRIGGER,
+    read_actions, read_all_actions, read_stream, write_file, Kairos, NatsServer, CART_TRIGGER,
+    UNCAPPED_POLICY, WELCOME_TRIGGER,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// A cart reminder 2 s after the last add unless an order comes: short
-/// enough to wait for on the wall clock.
-const CART_TRIGGER: &str = r#"
-[[trigger]]
-id = "cart"
-kind = "absence"
-key = "cart_id"
-start = "Product Added"
-cancel = ["Order Completed"]
-after = "2s"
-channel = "push"
-"#;
 
 /// A welcome email on every sign-up (immediate), and the cart reminder; an
 /// open policy, so every match is sent whatever the hour.

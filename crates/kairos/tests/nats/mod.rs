@@ -46,6 +46,19 @@ window = { tumbling = "1d" }
 channel = "email"
 "#;
 
+/// A cart reminder 2 s after the last add unless an order comes: short
+/// enough to wait for on the wall clock.
+pub const CART_TRIGGER: &str = r#"
+[[trigger]]
+id = "cart"
+kind = "absence"
+key = "cart_id"
+start = "Product Added"
+cancel = ["Order Completed"]
+after = "2s"
+channel = "push"
+"#;
+
 /// Pipeline TOML named `name`, with a policy section and triggers.
 pub fn pipeline_text(name: &str, policy: &str, triggers: &str) -> String {
     format!("name = \"{name}\"\n{policy}\n{triggers}")
