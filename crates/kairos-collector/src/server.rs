@@ -5,10 +5,10 @@ use crate::calls::{parse, Call, Endpoint, Refusal, MAX_BATCH_BYTES, PATHS};
 use crate::keys::Keys;
 use async_nats::jetstream;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use kairos_model::Timestamp;
@@ -43,7 +43,52 @@ pub fn router(collector: Arc<Collector>) -> Router {
             .options(|| async { with_cors(StatusCode::NO_CONTENT.into_response()) }),
         );
     }
-    router.with_state(collector)
+    router
+        .route("/v1/projects/{write_key}/settings", get(settings))
+        .with_state(collector)
+}
+
+/// The settings Segment's CDN serves a source, as analytics.js and the
+/// mobile SDKs fetch them at start (from `cdnURL` / `cdnHost`): they name
+/// this collector as the API host, so those SDKs need no Segment account
+/// and send nothing to Segment.
+async fn settings(
+    State(collector): State<Arc<Collector>>,
+    Path(write_key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if collector.keys.get(&write_key).is_none() {
+        return refuse(refusal(
+            404,
+            "unknown_write_key",
+            "no source has this write key; accepted: a write key from the keys file",
+        ));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("localhost");
+    // Behind a TLS-terminating proxy the page spoke https; here it spoke
+    // plain http.
+    let protocol = headers
+        .get("x-forwarded-proto")
+        .and_then(|proto| proto.to_str().ok())
+        .filter(|proto| matches!(*proto, "http" | "https"))
+        .unwrap_or("http");
+    let body = json!({
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": format!("{host}/v1"),
+                "protocol": protocol,
+            }
+        },
+        "plan": {"track": {"__default": {"enabled": true, "integrations": {}}}},
+        // No usage metrics to Segment's servers.
+        "metrics": {"sampleRate": 0},
+        "remotePlugins": [],
+    });
+    with_cors((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 /// A browser page on any origin may send; SDKs send these headers.
@@ -55,7 +100,7 @@ fn with_cors(mut response: Response) -> Response {
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
+        HeaderValue::from_static("GET, POST, OPTIONS"),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -88,14 +133,17 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match answer(&collector, endpoint, &headers, &body).await {
+    let started = std::time::Instant::now();
+    let response = match answer(&collector, endpoint, &headers, &body).await {
         Ok(response) => with_cors(response),
         Err(refused) => {
             metrics::counter!("kairos_collector_refused_total", "reason" => refused.reason.clone())
                 .increment(1);
             refuse(refused)
         }
-    }
+    };
+    metrics::histogram!("kairos_collector_request_seconds").record(started.elapsed());
+    response
 }
 
 async fn answer(
@@ -183,6 +231,10 @@ async fn answer(
     }
     metrics::counter!("kairos_collector_events_total", "source" => source.name.clone())
         .increment(accepted as u64);
+    for entry in &rejected {
+        let reason = entry["reason"].as_str().unwrap_or_default().to_string();
+        metrics::counter!("kairos_collector_rejected_total", "reason" => reason).increment(1);
+    }
     let body = if rejected.is_empty() {
         json!({"success": true})
     } else {

@@ -202,6 +202,12 @@ pub struct CollectArgs {
     /// Number of partitions (the subject is kairos.events.<partition>).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub partitions: u32,
+    /// Serve /healthz, /readyz and /metrics here (e.g. 127.0.0.1:9465).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// Logs as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Debug, Args)]

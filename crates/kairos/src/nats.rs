@@ -329,10 +329,15 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    init_logging(false);
+    init_logging(args.log_json);
     let runtime = runtime()?;
     runtime.block_on(async {
         let mut stopping = stop_on_signals()?;
+        let metrics = admin::install_metrics()?;
+        let admin_listener = match args.admin {
+            Some(address) => Some(admin::bind(address).await?),
+            None => None,
+        };
         // Connected first: once the port is open, requests are served.
         let client = connect(
             &connect_settings(&args.connection, "kairos-collect"),
@@ -344,7 +349,20 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {
             .map_err(|error| {
                 anyhow::anyhow!("cannot listen on {} for --listen: {error}", args.listen)
             })?;
-        let collector = std::sync::Arc::new(kairos_collector::server::Collector {
+        if let Some(admin_listener) = admin_listener {
+            // Ready whenever connected: the collector has no state to load.
+            let health = Arc::new(Health::default());
+            health
+                .ready
+                .store(true, std::sync::atomic::Ordering::Release);
+            let client = client.clone();
+            tokio::spawn(async move {
+                if let Err(error) = admin::serve(admin_listener, metrics, health, client).await {
+                    tracing::error!(error = %format!("{error:#}"), "the admin server stopped");
+                }
+            });
+        }
+        let collector = Arc::new(kairos_collector::server::Collector {
             js: async_nats::jetstream::new(client),
             keys,
             partitions: args.partitions,

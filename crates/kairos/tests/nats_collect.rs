@@ -10,16 +10,18 @@ use std::time::Duration;
 
 const KEYS: &str = "[[key]]\nwrite_key = \"wk_web\"\nsource = \"web\"\n\n[[key]]\nwrite_key = \"wk_slow\"\nsource = \"kiosk\"\nrate_per_second = 2\n";
 
-/// `kairos collect` on a free port; killed on drop.
+/// `kairos collect` on a free port, its admin endpoints on another; killed
+/// on drop.
 struct Collect {
     child: Child,
     port: u16,
+    admin_port: u16,
 }
 
 impl Collect {
     fn start(server: &NatsServer, dir: &std::path::Path) -> Collect {
         let keys = write_file(dir, "keys.toml", KEYS);
-        let port = free_port();
+        let (port, admin_port) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
             .args([
                 "collect",
@@ -29,6 +31,8 @@ impl Collect {
                 &keys,
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--admin",
+                &format!("127.0.0.1:{admin_port}"),
             ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("collect.log")).unwrap())
@@ -38,7 +42,22 @@ impl Collect {
             port_open_within(port, Duration::from_secs(15)),
             "kairos collect is not listening"
         );
-        Collect { child, port }
+        Collect {
+            child,
+            port,
+            admin_port,
+        }
+    }
+
+    /// A request without a body (`GET`, `OPTIONS`).
+    fn post_like(&self, method: &str, path: &str) -> (u16, String, serde_json::Value) {
+        let (status, head, body) = http_request(self.port, method, path, &[], b"");
+        let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        (status, head, json)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     fn post(
@@ -201,6 +220,45 @@ async fn sdk_calls_become_events_and_actions_and_mistakes_get_answers_an_sdk_can
         head.contains("retry-after: 2") || head.contains("retry-after: 1"),
         "{head}"
     );
+    // The settings analytics.js and the mobile SDKs fetch at start name
+    // this collector as their API host.
+    let (status, _, settings) = collect.post_like("GET", "/v1/projects/wk_web/settings");
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(
+        settings["integrations"]["Segment.io"],
+        serde_json::json!({"apiKey": "wk_web", "apiHost": "127.0.0.1/v1", "protocol": "http"})
+    );
+    let (status, _, unknown) = collect.post_like("GET", "/v1/projects/nope/settings");
+    assert_eq!(
+        (status, unknown["reason"].as_str()),
+        (404, Some("unknown_write_key"))
+    );
+    // Every collector metric the README names is exported, and no write
+    // key is in the metrics or the log.
+    let metrics = http_get(collect.admin_port, "/metrics")
+        .expect("/metrics")
+        .1;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let documented: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `kairos_collector_"))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert!(documented.len() >= 4, "{documented:?}");
+    for name in documented {
+        assert!(
+            metrics.contains(&format!("kairos_collector_{name}")),
+            "kairos_collector_{name} is in the README but not in /metrics:\n{metrics}"
+        );
+    }
+    let log = std::fs::read_to_string(dir.path().join("collect.log")).unwrap();
+    for text in [&metrics, &log] {
+        assert!(
+            !text.contains("wk_web") && !text.contains("wk_slow"),
+            "{text}"
+        );
+    }
     // A browser's preflight.
     let (status, head, _) = http_request(
         collect.port,
@@ -257,4 +315,282 @@ async fn with_nats_away_calls_get_503_and_a_retry_once_it_is_back_is_stored_once
     let client = client(&server).await;
     let welcomes = read_actions(&client, "kairos.actions.email", 2, Duration::from_secs(10)).await;
     assert_eq!(welcomes.len(), 1, "one welcome: the event is stored once");
+}
+
+/// The events (not ticks) the events stream holds, read until `expected`
+/// are read and a second more has brought no others.
+async fn stored_events(client: &async_nats::Client, expected: usize) -> Vec<Stored> {
+    let mut events = read_stream(
+        client,
+        "KAIROS_EVENTS",
+        "kairos.events.>",
+        Duration::from_secs(20),
+        |read| {
+            read.iter()
+                .filter(|m| m.subject != "kairos.events.tick")
+                .count()
+                >= expected
+        },
+    )
+    .await;
+    events.extend(
+        read_stream(
+            client,
+            "KAIROS_EVENTS",
+            "kairos.events.>",
+            Duration::from_secs(1),
+            |_| false,
+        )
+        .await
+        .into_iter()
+        .skip(events.len()),
+    );
+    events.retain(|m| m.subject != "kairos.events.tick");
+    events
+}
+
+/// `count` sign-ups of distinct users `{prefix}{n}` as one batch body.
+fn sign_up_batch(prefix: &str, count: usize, pad: usize) -> String {
+    let calls: Vec<serde_json::Value> = (0..count)
+        .map(|n| {
+            serde_json::json!({"type": "track", "event": "Signed Up", "userId": format!("{prefix}{n}"),
+                "messageId": format!("{prefix}-m{n}"), "timestamp": now_rfc3339(),
+                "properties": {"pad": "x".repeat(pad)}})
+        })
+        .collect();
+    serde_json::json!({"batch": calls}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_batches_and_many_concurrent_clients_are_stored_once_each_and_oversize_ones_refused() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write_file(
+        dir.path(),
+        "p.toml",
+        &pipeline_text("collect", UNCAPPED_POLICY, WELCOME_TRIGGER),
+    );
+    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
+    let collect = tokio::task::block_in_place(|| Collect::start(&server, dir.path()));
+
+    // The largest batch accepted: 2,500 events.
+    let full = sign_up_batch("full", 2_500, 0);
+    assert!(full.len() < 500 * 1024);
+    let (status, _, body) =
+        tokio::task::block_in_place(|| collect.post("/v1/batch", &[WEB], full.as_bytes()));
+    assert_eq!(
+        (status, &body),
+        (200, &serde_json::json!({"success": true}))
+    );
+    // One more event, or 500 KB, is too much.
+    for (batch, says) in [
+        (sign_up_batch("over", 2_501, 0), "2501 events"),
+        (sign_up_batch("heavy", 2_000, 300), "bytes"),
+    ] {
+        let (status, _, body) =
+            tokio::task::block_in_place(|| collect.post("/v1/batch", &[WEB], batch.as_bytes()));
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (413, Some("batch_too_large")),
+            "{body}"
+        );
+        assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+    }
+
+    // 24 clients at once, 10 batches of 25 each; every batch is sent twice
+    // (an SDK retrying after a lost answer), and every answer is 200.
+    const CLIENTS: usize = 24;
+    const BATCHES: usize = 10;
+    const EVENTS: usize = 25;
+    let port = collect.port;
+    let answers: Vec<u16> = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let senders: Vec<_> = (0..CLIENTS)
+                .map(|client| {
+                    scope.spawn(move || {
+                        let mut statuses = Vec::new();
+                        for batch in 0..BATCHES {
+                            let body = sign_up_batch(&format!("c{client}b{batch}u"), EVENTS, 0);
+                            for _attempt in 0..2 {
+                                let (status, _, _) = http_request(
+                                    port,
+                                    "POST",
+                                    "/v1/batch",
+                                    &[WEB],
+                                    body.as_bytes(),
+                                );
+                                statuses.push(status);
+                            }
+                        }
+                        statuses
+                    })
+                })
+                .collect();
+            senders
+                .into_iter()
+                .flat_map(|sender| sender.join().unwrap())
+                .collect()
+        })
+    });
+    assert!(answers.iter().all(|&status| status == 200), "{answers:?}");
+
+    let client = client(&server).await;
+    let expected = 2_500 + CLIENTS * BATCHES * EVENTS;
+    let events = stored_events(&client, expected).await;
+    let mut ids: Vec<String> = events
+        .iter()
+        .map(|event| event.json()["messageId"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (events.len(), ids.len()),
+        (expected, expected),
+        "every event stored, once"
+    );
+}
+
+// ----- Segment's own SDKs ------------------------------------------------------
+
+/// Installs `package` from its registry with `installer` (the test's
+/// network use: PyPI and npm), panicking with the installer's output if it
+/// fails.
+fn install(installer: &mut Command, package: &str) {
+    let output = installer.output().unwrap_or_else(|error| {
+        panic!("cannot run the installer for {package}: {error} (deploy/test.sh installs python3-pip and npm)")
+    });
+    assert!(
+        output.status.success(),
+        "installing {package} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs an SDK script to the end; panics with what it printed if it fails.
+fn run_sdk(script: &mut Command, sdk: &str) {
+    let output = script.output().unwrap();
+    assert!(
+        output.status.success(),
+        "the {sdk} script failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The users actions on `subject` are for, sorted.
+fn subjects_of(actions: &[Stored]) -> Vec<String> {
+    let mut users: Vec<String> = actions
+        .iter()
+        .map(|action| action.json()["subject"].as_str().unwrap().to_string())
+        .collect();
+    users.sort();
+    users
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_python_and_node_sdks_send_unchanged_and_their_events_become_actions() {
+    const USERS: usize = 12;
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write_file(
+        dir.path(),
+        "p.toml",
+        &pipeline_text(
+            "sdks",
+            UNCAPPED_POLICY,
+            &format!("{WELCOME_TRIGGER}{CART_TRIGGER}"),
+        ),
+    );
+    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
+    let collect = tokio::task::block_in_place(|| Collect::start(&server, dir.path()));
+    let sdk_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
+    let users = USERS.to_string();
+
+    tokio::task::block_in_place(|| {
+        let python_packages = dir.path().join("python");
+        install(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--target")
+                .arg(&python_packages)
+                .arg("segment-analytics-python>=2,<3")
+                // Into the test's own directory, never the system's.
+                .env("PIP_BREAK_SYSTEM_PACKAGES", "1"),
+            "segment-analytics-python",
+        );
+        run_sdk(
+            Command::new("python3")
+                .arg(format!("{sdk_dir}/send_python.py"))
+                .args([&collect.url(), "wk_web", "py", &users])
+                .env("PYTHONPATH", &python_packages),
+            "Python",
+        );
+        let node_project = dir.path().join("node");
+        std::fs::create_dir_all(&node_project).unwrap();
+        install(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                .arg(&node_project)
+                .arg("@segment/analytics-node@^3"),
+            "@segment/analytics-node",
+        );
+        // ES modules resolve packages beside the script.
+        let script = node_project.join("send_node.mjs");
+        std::fs::copy(format!("{sdk_dir}/send_node.mjs"), &script).unwrap();
+        run_sdk(
+            Command::new("node")
+                .arg(&script)
+                .args([&collect.url(), "wk_web", "node", &users]),
+            "Node",
+        );
+    });
+
+    let client = client(&server).await;
+    let welcomes = read_actions(
+        &client,
+        "kairos.actions.email",
+        2 * USERS,
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut expected: Vec<String> = (0..USERS)
+        .flat_map(|n| [format!("py{n}"), format!("node{n}")])
+        .collect();
+    expected.sort();
+    assert_eq!(subjects_of(&welcomes), expected, "a welcome for everyone");
+    // The Node shoppers left their carts; the Python ones ordered. A
+    // reminder comes 2 s after the add: wait past it for any extra.
+    let reminders = read_stream(
+        &client,
+        "KAIROS_ACTIONS",
+        "kairos.actions.push",
+        Duration::from_secs(8),
+        |_| false,
+    )
+    .await;
+    let mut node_users: Vec<String> = (0..USERS).map(|n| format!("node{n}")).collect();
+    node_users.sort();
+    assert_eq!(
+        subjects_of(&reminders),
+        node_users,
+        "reminders for Node's carts only"
+    );
+    let metrics = http_get(collect.admin_port, "/metrics")
+        .expect("the collector's /metrics")
+        .1;
+    let accepted = metrics
+        .lines()
+        .find(|line| line.starts_with("kairos_collector_events_total{source=\"web\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        accepted.ends_with(&format!(" {}", 7 * USERS)),
+        "4 calls per Python user, 3 per Node user: {accepted}"
+    );
 }
