@@ -1,0 +1,5 @@
+//! kairos-loadtest's parts: the traffic it sends on schedule and the
+//! report of what came back. The binary is `src/main.rs`.
+
+pub mod report;
+pub mod traffic;

@@ -1,0 +1,220 @@
+//! Generating the shoppers' events and sending them on schedule.
+
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// What to send.
+#[derive(Debug)]
+pub struct Plan {
+    pub rate: u32,
+    pub duration: Duration,
+    pub customers: u64,
+    pub batch: u32,
+    pub seed: u64,
+}
+
+impl Plan {
+    fn events(&self) -> u64 {
+        u64::from(self.rate) * self.duration.as_secs()
+    }
+
+    /// Time between two requests.
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(f64::from(self.batch) / f64::from(self.rate))
+    }
+}
+
+/// Where batches go.
+pub struct Collector {
+    pub batch_url: url::Url,
+    pub write_key: String,
+}
+
+/// What came back.
+pub struct Results {
+    /// Microseconds from each request's scheduled send to its answer.
+    pub latency_us: Histogram<u64>,
+    /// Events in requests sent.
+    pub events_sent: u64,
+    /// Events in requests answered 200.
+    pub events_accepted: u64,
+    /// Requests by HTTP status (0: no answer).
+    pub statuses: BTreeMap<u16, u64>,
+    /// From the first scheduled send to the last answer.
+    pub elapsed: Duration,
+    /// Events accepted in each second after the start.
+    pub accepted_per_second: Vec<u64>,
+}
+
+/// One request's outcome.
+struct Answer {
+    scheduled: Instant,
+    answered: Instant,
+    status: u16,
+    events: u64,
+}
+
+/// How far ahead of its schedule a batch is generated.
+const GENERATE_AHEAD: Duration = Duration::from_secs(2);
+/// How long after the last send the last answers are awaited.
+const DRAIN_WITHIN: Duration = Duration::from_secs(30);
+/// How often a line of progress is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Sends the plan's events to the collector at its rate; returns what
+/// came back.
+pub async fn send(plan: &Plan, collector: &Collector) -> anyhow::Result<Results> {
+    let client = reqwest::Client::builder()
+        .timeout(DRAIN_WITHIN)
+        .pool_max_idle_per_host(usize::MAX)
+        .build()?;
+    let interval = plan.interval();
+    let requests = plan.events().div_ceil(u64::from(plan.batch));
+    // Event times are the times they are sent: the schedule starts a
+    // moment from now, once the first batches are generated.
+    let start = Instant::now() + Duration::from_millis(500);
+    let start_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64 + 500;
+    let bodies = generate(plan, start_ms, interval);
+
+    let (answers, mut answered) = mpsc::unbounded_channel::<Answer>();
+    let sender = {
+        let client = client.clone();
+        let url = collector.batch_url.clone();
+        let key = collector.write_key.clone();
+        let mut bodies = bodies;
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            for index in 0..requests {
+                let Some((events, body)) = bodies.recv().await else {
+                    break;
+                };
+                let scheduled = start + interval.mul_f64(index as f64);
+                tokio::time::sleep_until(scheduled.into()).await;
+                sent += events;
+                let (client, url, key, answers) =
+                    (client.clone(), url.clone(), key.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let status = match client
+                        .post(url)
+                        .basic_auth(key, Some(""))
+                        .header("Content-Type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                    {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            // The answer is read whole: its end is the latency's.
+                            let _ = response.bytes().await;
+                            status
+                        }
+                        Err(_) => 0,
+                    };
+                    let _ = answers.send(Answer {
+                        scheduled,
+                        answered: Instant::now(),
+                        status,
+                        events,
+                    });
+                });
+            }
+            sent
+        })
+    };
+
+    let mut results = Results {
+        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)?,
+        events_sent: 0,
+        events_accepted: 0,
+        statuses: BTreeMap::new(),
+        elapsed: Duration::ZERO,
+        accepted_per_second: Vec::new(),
+    };
+    let mut received = 0u64;
+    let mut last_answer = start;
+    let mut progress = tokio::time::interval_at((start + PROGRESS_EVERY).into(), PROGRESS_EVERY);
+    let mut window = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
+    let send_end = start + plan.duration;
+    loop {
+        tokio::select! {
+            answer = answered.recv() => {
+                let Some(answer) = answer else { break };
+                received += 1;
+                let latency = answer.answered.saturating_duration_since(answer.scheduled);
+                let micros = (latency.as_micros() as u64).clamp(1, 120_000_000);
+                results.latency_us.saturating_record(micros);
+                window.saturating_record(micros);
+                *results.statuses.entry(answer.status).or_default() += 1;
+                if answer.status == 200 {
+                    results.events_accepted += answer.events;
+                    let second = answer.answered.saturating_duration_since(start).as_secs() as usize;
+                    if results.accepted_per_second.len() <= second {
+                        results.accepted_per_second.resize(second + 1, 0);
+                    }
+                    results.accepted_per_second[second] += answer.events;
+                }
+                last_answer = last_answer.max(answer.answered);
+                if received == requests {
+                    break;
+                }
+            }
+            _ = progress.tick() => {
+                let at = start.elapsed().as_secs_f64();
+                println!(
+                    "{at:6.1}s  requests {received}/{requests}  events accepted {}  p99 {:.1} ms  max {:.1} ms (last {} s)",
+                    results.events_accepted,
+                    window.value_at_quantile(0.99) as f64 / 1000.0,
+                    window.max() as f64 / 1000.0,
+                    PROGRESS_EVERY.as_secs(),
+                );
+                window.reset();
+                if Instant::now() > send_end + DRAIN_WITHIN {
+                    eprintln!("kairos-loadtest: {} requests unanswered {} s after the last send", requests - received, DRAIN_WITHIN.as_secs());
+                    break;
+                }
+            }
+        }
+    }
+    results.events_sent = sender.await?;
+    results.elapsed = last_answer.saturating_duration_since(start);
+    let unanswered = requests - received;
+    if unanswered > 0 {
+        *results.statuses.entry(0).or_default() += unanswered;
+    }
+    Ok(results)
+}
+
+/// Batches of the retail workload, each `(events, body)`, generated on a
+/// thread of their own just ahead of their schedule; event `i` is timed at
+/// its send time.
+fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<(u64, Vec<u8>)> {
+    let ahead = (GENERATE_AHEAD.as_secs_f64() / interval.as_secs_f64()).ceil() as usize;
+    let (batches, bodies) = mpsc::channel(ahead.max(2));
+    let mut config =
+        kairos_benches::Config::retail(plan.customers, plan.events()).with_seed(plan.seed);
+    config.start_ms = start_ms;
+    config.ms_per_event = 1000.0 / f64::from(plan.rate);
+    let batch = plan.batch as usize;
+    std::thread::spawn(move || {
+        let mut lines = kairos_benches::generate(&config).peekable();
+        while lines.peek().is_some() {
+            let mut body = Vec::with_capacity(batch * 320);
+            body.extend_from_slice(b"{\"batch\":[");
+            let mut events = 0;
+            for line in lines.by_ref().take(batch) {
+                if events > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(line.as_bytes());
+                events += 1;
+            }
+            body.extend_from_slice(b"]}");
+            if batches.blocking_send((events, body)).is_err() {
+                return;
+            }
+        }
+    });
+    bodies
+}

@@ -1,0 +1,79 @@
+//! The sender keeps its schedule whatever the server does: a server that
+//! stalls shows as latency, not as a slower sender (no coordinated
+//! omission). The server here is a plain HTTP endpoint standing in for
+//! the collector's answer times; the collector itself is measured by
+//! `loadtest/ingest.sh`.
+
+use axum::routing::post;
+use kairos_loadtest::traffic::{send, Collector, Plan};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_shows_as_latency_and_every_event_is_counted() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let app = {
+        let (calls, stalled) = (Arc::clone(&calls), Arc::clone(&stalled));
+        axum::Router::new().route(
+            "/v1/batch",
+            post(move |body: axum::body::Bytes| {
+                let (calls, stalled) = (Arc::clone(&calls), Arc::clone(&stalled));
+                async move {
+                    assert!(body.starts_with(b"{\"batch\":["));
+                    // The 11th request stalls every answer for 1 s: the
+                    // ones already sent, and the ones scheduled meanwhile.
+                    if calls.fetch_add(1, Ordering::SeqCst) == 10 {
+                        stalled.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        stalled.store(false, Ordering::SeqCst);
+                    }
+                    while stalled.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    "{\"success\":true}"
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // 2,000 events a second in batches of 50: a request every 25 ms, 80
+    // in all.
+    let plan = Plan {
+        rate: 2_000,
+        duration: Duration::from_secs(2),
+        customers: 1_000,
+        batch: 50,
+        seed: 7,
+    };
+    let collector = Collector {
+        batch_url: format!("http://{address}/v1/batch").parse().unwrap(),
+        write_key: "wk".into(),
+    };
+    let results = send(&plan, &collector).await.unwrap();
+    assert_eq!(results.events_sent, 4_000);
+    assert_eq!(results.events_accepted, 4_000);
+    assert_eq!(results.statuses.get(&200), Some(&80));
+    assert_eq!(calls.load(Ordering::SeqCst), 80);
+    // The stalled request waited 1 s; so, nearly, did the ones scheduled
+    // during the stall (about 40 of 80): the sender did not wait for the
+    // answers before sending them.
+    let max = results.latency_us.max();
+    assert!((1_000_000..1_500_000).contains(&max), "max {max} µs");
+    let median = results.latency_us.value_at_quantile(0.5);
+    assert!(
+        median < 100_000,
+        "most requests are not stalled: p50 {median} µs"
+    );
+    let p90 = results.latency_us.value_at_quantile(0.9);
+    assert!(p90 > 500_000, "the stall shows in the tail: p90 {p90} µs");
+    assert!(
+        results.elapsed < Duration::from_millis(3_200),
+        "sending kept its schedule: {:?}",
+        results.elapsed
+    );
+}
