@@ -1,5 +1,6 @@
 //! kairos-loadtest's parts: the traffic it sends on schedule and the
 //! report of what came back. The binary is `src/main.rs`.
 
+pub mod actions;
 pub mod report;
 pub mod traffic;

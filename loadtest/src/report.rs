@@ -1,14 +1,59 @@
 //! The results, as text for a person and JSON for a tool.
 
-use crate::traffic::{Plan, Results};
+use crate::actions::Seen;
+use crate::traffic::{Plan, Sent};
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// Latency percentiles in milliseconds.
+/// Everything measured.
+pub struct Results {
+    pub sent: Sent,
+    /// Decisions read (with --nats).
+    pub seen: Option<Seen>,
+    /// The engine's metrics at the end (with --metrics): sums by name.
+    pub engine: Option<BTreeMap<String, f64>>,
+    pub via: String,
+}
+
+/// Reads a Prometheus text page; each metric's samples summed over their
+/// labels (histograms as their `_sum` and `_count`).
+pub async fn scrape(url: &url::Url) -> anyhow::Result<BTreeMap<String, f64>> {
+    let text = reqwest::get(url.clone())
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| anyhow::anyhow!("cannot read --metrics {url}: {error}"))?
+        .text()
+        .await?;
+    Ok(parse_metrics(&text))
+}
+
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        if name.ends_with("_bucket") || name.is_empty() {
+            continue;
+        }
+        if let Ok(value) = value.parse::<f64>() {
+            *sums.entry(name.to_string()).or_insert(0.0) += value;
+        }
+    }
+    sums
+}
+
+/// Percentiles in milliseconds, from microseconds.
 fn percentiles(histogram: &Histogram<u64>) -> Value {
-    let ms = |micros: u64| (micros as f64 / 1000.0 * 1000.0).round() / 1000.0;
+    let ms = |micros: u64| (micros as f64).round() / 1000.0;
+    if histogram.is_empty() {
+        return json!({"count": 0});
+    }
     json!({
+        "count": histogram.len(),
         "p50": ms(histogram.value_at_quantile(0.50)),
         "p90": ms(histogram.value_at_quantile(0.90)),
         "p99": ms(histogram.value_at_quantile(0.99)),
@@ -17,52 +62,94 @@ fn percentiles(histogram: &Histogram<u64>) -> Value {
     })
 }
 
-fn throughput_in(results: &Results) -> f64 {
+fn per_second(results: &Sent) -> f64 {
     results.events_accepted as f64 / results.elapsed.as_secs_f64().max(1e-9)
 }
 
 pub fn json(plan: &Plan, results: &Results) -> Value {
-    json!({
-        "mode": "ingest",
-        "via": "http",
+    let sent = &results.sent;
+    let mut out = json!({
+        "via": results.via,
         "rate_target": plan.rate,
         "duration_s": plan.duration.as_secs(),
         "batch": plan.batch,
         "customers": plan.customers,
-        "events_sent": results.events_sent,
-        "events_accepted": results.events_accepted,
-        "throughput_in": throughput_in(results).round(),
-        "request_latency_ms": percentiles(&results.latency_us),
-        "statuses": results.statuses.iter().map(|(status, count)| (status.to_string(), json!(count))).collect::<serde_json::Map<_, _>>(),
-        "accepted_per_second": results.accepted_per_second,
-    })
+        "events_sent": sent.events_sent,
+        "events_accepted": sent.events_accepted,
+        "throughput_in": per_second(sent).round(),
+        "send_latency_ms": percentiles(&sent.latency_us),
+        "statuses": sent.statuses.iter().map(|(status, count)| (status.to_string(), json!(count))).collect::<Map<_, _>>(),
+        "accepted_per_second": sent.accepted_per_second,
+    });
+    if let Some(seen) = &results.seen {
+        let out = out.as_object_mut().expect("an object");
+        let seconds = seen.per_second.len().max(1) as f64;
+        out.insert(
+            "actions_received".into(),
+            json!(seen.sent + seen.suppressed),
+        );
+        out.insert("actions_sent".into(), json!(seen.sent));
+        out.insert("actions_suppressed".into(), json!(seen.suppressed));
+        out.insert(
+            "throughput_out".into(),
+            json!(((seen.sent + seen.suppressed) as f64 / seconds).round()),
+        );
+        out.insert("dlq".into(), json!(seen.dlq));
+        out.insert(
+            "immediate_latency_ms".into(),
+            percentiles(&seen.immediate_us),
+        );
+        out.insert("timer_lateness_ms".into(), percentiles(&seen.timer_us));
+        out.insert("actions_per_second".into(), json!(seen.per_second));
+    }
+    if let Some(engine) = &results.engine {
+        out["engine"] = json!(engine);
+    }
+    out
 }
 
 pub fn text(plan: &Plan, results: &Results) -> String {
-    let latency = percentiles(&results.latency_us);
+    let sent = &results.sent;
     let mut out = String::new();
+    let line = |out: &mut String, label: &str, value: &Value| {
+        if value["count"] == 0 {
+            let _ = writeln!(out, "{label}: none");
+        } else {
+            let _ = writeln!(
+                out,
+                "{label}, ms: p50 {} p90 {} p99 {} p99.9 {} max {} ({} measured)",
+                value["p50"],
+                value["p90"],
+                value["p99"],
+                value["p999"],
+                value["max"],
+                value["count"]
+            );
+        }
+    };
     let _ = writeln!(
         out,
-        "\nrate {} events/s for {} s, batches of {}, {} customers",
+        "\n{} events/s for {} s via {}, sends of {}, {} customers",
         plan.rate,
         plan.duration.as_secs(),
+        results.via,
         plan.batch,
         plan.customers
     );
     let _ = writeln!(
         out,
-        "events sent {}, accepted {} ({:.0} events/s over {:.1} s)",
-        results.events_sent,
-        results.events_accepted,
-        throughput_in(results),
-        results.elapsed.as_secs_f64()
+        "events sent {}, stored {} ({:.0} events/s over {:.1} s)",
+        sent.events_sent,
+        sent.events_accepted,
+        per_second(sent),
+        sent.elapsed.as_secs_f64()
     );
-    let _ = writeln!(
-        out,
-        "request latency from schedule, ms: p50 {} p90 {} p99 {} p99.9 {} max {}",
-        latency["p50"], latency["p90"], latency["p99"], latency["p999"], latency["max"]
+    line(
+        &mut out,
+        "send latency from schedule",
+        &percentiles(&sent.latency_us),
     );
-    let statuses: Vec<String> = results
+    let statuses: Vec<String> = sent
         .statuses
         .iter()
         .map(|(status, count)| match status {
@@ -71,5 +158,52 @@ pub fn text(plan: &Plan, results: &Results) -> String {
         })
         .collect();
     let _ = writeln!(out, "answers: {}", statuses.join(", "));
+    if let Some(seen) = &results.seen {
+        let _ = writeln!(
+            out,
+            "decisions read {} (sent {}, suppressed {}; {} from earlier traffic not measured), DLQ {}",
+            seen.sent + seen.suppressed,
+            seen.sent,
+            seen.suppressed,
+            seen.earlier,
+            seen.dlq
+        );
+        line(
+            &mut out,
+            "immediate triggers, event → action",
+            &percentiles(&seen.immediate_us),
+        );
+        line(
+            &mut out,
+            "timers, deadline → action",
+            &percentiles(&seen.timer_us),
+        );
+    }
+    if let Some(engine) = &results.engine {
+        let pick = |name: &str| engine.get(name).copied().unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "engine: events {} , DLQ {}, actions sent {}, customers {}, consumer pending {}",
+            pick("kairos_events_total"),
+            pick("kairos_dlq_total"),
+            pick("kairos_actions_sent_total"),
+            pick("kairos_customers"),
+            pick("kairos_consumer_pending")
+        );
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_are_summed_over_labels_and_buckets_left_out() {
+        let sums = super::parse_metrics(
+            "# TYPE kairos_events_total counter\nkairos_events_total{type=\"track\"} 10\nkairos_events_total{type=\"page\"} 5\nkairos_customers 3\nkairos_x_seconds_bucket{le=\"0.1\"} 9\nkairos_x_seconds_sum 0.5\n",
+        );
+        assert_eq!(sums.get("kairos_events_total"), Some(&15.0));
+        assert_eq!(sums.get("kairos_customers"), Some(&3.0));
+        assert_eq!(sums.get("kairos_x_seconds_sum"), Some(&0.5));
+        assert!(!sums.contains_key("kairos_x_seconds_bucket"));
+    }
 }

@@ -1,7 +1,9 @@
 //! Generating the shoppers' events and sending them on schedule.
 
 use hdrhistogram::Histogram;
+use kairos_nats::partition::{event_subject, partition_of};
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
@@ -32,8 +34,83 @@ pub struct Collector {
     pub write_key: String,
 }
 
-/// What came back.
-pub struct Results {
+/// How events reach kairos.
+pub enum Target {
+    /// Segment batches to `kairos collect`; a batch's latency ends with its answer.
+    Http(Collector),
+    /// Straight to JetStream, each event on its customer's partition with
+    /// its messageId as Nats-Msg-Id; a batch's latency ends when JetStream
+    /// has acknowledged all of it.
+    Nats {
+        js: async_nats::jetstream::Context,
+        partitions: u32,
+    },
+}
+
+impl Target {
+    /// Sends one batch; the HTTP status, or 200 when JetStream stored it
+    /// all (0: no answer, 503: JetStream refused or timed out).
+    async fn send(&self, client: &reqwest::Client, lines: Vec<String>) -> u16 {
+        match self {
+            Target::Http(collector) => {
+                let mut body =
+                    Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 12);
+                body.extend_from_slice(b"{\"batch\":[");
+                for (index, line) in lines.iter().enumerate() {
+                    if index > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(line.as_bytes());
+                }
+                body.extend_from_slice(b"]}");
+                match client
+                    .post(collector.batch_url.clone())
+                    .basic_auth(&collector.write_key, Some(""))
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        // The answer is read whole: its end is the latency's.
+                        let _ = response.bytes().await;
+                        status
+                    }
+                    Err(_) => 0,
+                }
+            }
+            Target::Nats { js, partitions } => {
+                let mut acks = Vec::with_capacity(lines.len());
+                for line in lines {
+                    let event = match kairos_model::Event::from_json(line.as_bytes()) {
+                        Ok(event) => event,
+                        Err(_) => return 400,
+                    };
+                    let subject = event_subject(partition_of(event.customer_key(), *partitions));
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(
+                        async_nats::header::NATS_MESSAGE_ID,
+                        event.message_id.as_str(),
+                    );
+                    match js.publish_with_headers(subject, headers, line.into()).await {
+                        Ok(ack) => acks.push(ack.into_future()),
+                        Err(_) => return 503,
+                    }
+                }
+                let stored = futures::future::join_all(acks).await;
+                if stored.iter().all(Result::is_ok) {
+                    200
+                } else {
+                    503
+                }
+            }
+        }
+    }
+}
+
+/// What came back from sending.
+pub struct Sent {
     /// Microseconds from each request's scheduled send to its answer.
     pub latency_us: Histogram<u64>,
     /// Events in requests sent.
@@ -63,9 +140,9 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(30);
 /// How often a line of progress is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// Sends the plan's events to the collector at its rate; returns what
-/// came back.
-pub async fn send(plan: &Plan, collector: &Collector) -> anyhow::Result<Results> {
+/// Sends the plan's events to `target` at its rate; returns what came
+/// back.
+pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
     let client = reqwest::Client::builder()
         .timeout(DRAIN_WITHIN)
         .pool_max_idle_per_host(usize::MAX)
@@ -76,42 +153,28 @@ pub async fn send(plan: &Plan, collector: &Collector) -> anyhow::Result<Results>
     // moment from now, once the first batches are generated.
     let start = Instant::now() + Duration::from_millis(500);
     let start_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64 + 500;
-    let bodies = generate(plan, start_ms, interval);
+    let batches = generate(plan, start_ms, interval);
 
     let (answers, mut answered) = mpsc::unbounded_channel::<Answer>();
+    let target = std::sync::Arc::new(target);
     let sender = {
         let client = client.clone();
-        let url = collector.batch_url.clone();
-        let key = collector.write_key.clone();
-        let mut bodies = bodies;
+        let mut batches = batches;
         tokio::spawn(async move {
             let mut sent = 0u64;
             for index in 0..requests {
-                let Some((events, body)) = bodies.recv().await else {
+                let Some(lines) = batches.recv().await else {
                     break;
                 };
-                let scheduled = start + interval.mul_f64(index as f64);
+                // When its last event is due: a batch waits to be full, as an
+                // SDK's does, and that wait counts.
+                let scheduled = start + interval.mul_f64(index as f64 + 1.0);
                 tokio::time::sleep_until(scheduled.into()).await;
+                let events = lines.len() as u64;
                 sent += events;
-                let (client, url, key, answers) =
-                    (client.clone(), url.clone(), key.clone(), answers.clone());
+                let (client, target, answers) = (client.clone(), target.clone(), answers.clone());
                 tokio::spawn(async move {
-                    let status = match client
-                        .post(url)
-                        .basic_auth(key, Some(""))
-                        .header("Content-Type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                    {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            // The answer is read whole: its end is the latency's.
-                            let _ = response.bytes().await;
-                            status
-                        }
-                        Err(_) => 0,
-                    };
+                    let status = target.send(&client, lines).await;
                     let _ = answers.send(Answer {
                         scheduled,
                         answered: Instant::now(),
@@ -124,7 +187,7 @@ pub async fn send(plan: &Plan, collector: &Collector) -> anyhow::Result<Results>
         })
     };
 
-    let mut results = Results {
+    let mut results = Sent {
         latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)?,
         events_sent: 0,
         events_accepted: 0,
@@ -186,35 +249,26 @@ pub async fn send(plan: &Plan, collector: &Collector) -> anyhow::Result<Results>
     Ok(results)
 }
 
-/// Batches of the retail workload, each `(events, body)`, generated on a
-/// thread of their own just ahead of their schedule; event `i` is timed at
-/// its send time.
-fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<(u64, Vec<u8>)> {
+/// Batches of the retail workload, generated on a thread of their own just
+/// ahead of their schedule; each event is timed at its scheduled send time
+/// (no jitter), so an action's `fired_at` tells when its cause was sent.
+fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Vec<String>> {
     let ahead = (GENERATE_AHEAD.as_secs_f64() / interval.as_secs_f64()).ceil() as usize;
-    let (batches, bodies) = mpsc::channel(ahead.max(2));
+    let (batches, receiver) = mpsc::channel(ahead.max(2));
     let mut config =
         kairos_benches::Config::retail(plan.customers, plan.events()).with_seed(plan.seed);
     config.start_ms = start_ms;
     config.ms_per_event = 1000.0 / f64::from(plan.rate);
+    config.max_jitter_ms = 0;
     let batch = plan.batch as usize;
     std::thread::spawn(move || {
         let mut lines = kairos_benches::generate(&config).peekable();
         while lines.peek().is_some() {
-            let mut body = Vec::with_capacity(batch * 320);
-            body.extend_from_slice(b"{\"batch\":[");
-            let mut events = 0;
-            for line in lines.by_ref().take(batch) {
-                if events > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(line.as_bytes());
-                events += 1;
-            }
-            body.extend_from_slice(b"]}");
-            if batches.blocking_send((events, body)).is_err() {
+            let lines: Vec<String> = lines.by_ref().take(batch).collect();
+            if batches.blocking_send(lines).is_err() {
                 return;
             }
         }
     });
-    bodies
+    receiver
 }

@@ -16,6 +16,8 @@ fn loadtest(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn only_loopback_targets_without_allow_remote_and_bad_numbers_are_named() {
     let (code, stderr) = loadtest(&[
+        "--via",
+        "http",
         "--collector",
         "http://10.1.2.3:8080",
         "--write-key",
@@ -31,4 +33,7 @@ fn only_loopback_targets_without_allow_remote_and_bad_numbers_are_named() {
     let (code, stderr) = loadtest(&["--write-key", "k", "--rate", "0", "--duration", "1"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--rate"), "{stderr}");
+    let (code, stderr) = loadtest(&["--rate", "10", "--duration", "1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--via nats needs --nats"), "{stderr}");
 }

@@ -5,7 +5,7 @@
 //! `loadtest/ingest.sh`.
 
 use axum::routing::post;
-use kairos_loadtest::traffic::{send, Collector, Plan};
+use kairos_loadtest::traffic::{send, Collector, Plan, Target};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +54,7 @@ async fn a_stalled_server_shows_as_latency_and_every_event_is_counted() {
         batch_url: format!("http://{address}/v1/batch").parse().unwrap(),
         write_key: "wk".into(),
     };
-    let results = send(&plan, &collector).await.unwrap();
+    let results = send(&plan, Target::Http(collector)).await.unwrap();
     assert_eq!(results.events_sent, 4_000);
     assert_eq!(results.events_accepted, 4_000);
     assert_eq!(results.statuses.get(&200), Some(&80));

@@ -1,0 +1,141 @@
+//! Reading the decisions kairos publishes while the load runs, and how
+//! long after their cause each came.
+
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use kairos_model::Timestamp;
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// How a trigger fires, which says what its delay measures. The delay is
+/// always from the decision's `decided_at` to the moment it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// On an event (count, sequence, threshold, rate, not on a window's
+    /// close): `decided_at` is the event's time, which the load generator
+    /// sets to its send time, so the delay is event → action latency.
+    Immediate,
+    /// On a deadline (absence, inactivity, schedule, a window's close, or a
+    /// decision deferred to a later hour): `decided_at` is the deadline, so
+    /// the delay is how late the timer's action came.
+    Timer,
+}
+
+/// The timing of each trigger of a pipeline file.
+pub fn timings(pipeline: &std::path::Path) -> anyhow::Result<HashMap<String, Timing>> {
+    let text = std::fs::read_to_string(pipeline)
+        .map_err(|error| anyhow::anyhow!("--pipeline {}: {error}", pipeline.display()))?;
+    let file: toml::Value = toml::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("--pipeline {}: {error}", pipeline.display()))?;
+    let mut timings = HashMap::new();
+    for trigger in file
+        .get("trigger")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(id), Some(kind)) = (
+            trigger.get("id").and_then(toml::Value::as_str),
+            trigger.get("kind").and_then(toml::Value::as_str),
+        ) else {
+            continue;
+        };
+        let on_close = trigger.get("fire").and_then(toml::Value::as_str) == Some("on_close");
+        let timing = match kind {
+            "absence" | "inactivity" | "schedule" => Timing::Timer,
+            _ if on_close => Timing::Timer,
+            _ => Timing::Immediate,
+        };
+        timings.insert(id.to_string(), timing);
+    }
+    Ok(timings)
+}
+
+/// What was read.
+pub struct Seen {
+    /// Microseconds from an immediate trigger's event to its decision.
+    pub immediate_us: Histogram<u64>,
+    /// Microseconds from a timer's deadline to its decision.
+    pub timer_us: Histogram<u64>,
+    /// Decisions sent (on a channel's subject) and suppressed.
+    pub sent: u64,
+    pub suppressed: u64,
+    /// Decisions caused by traffic from before this run, not measured.
+    pub earlier: u64,
+    /// Entries put in the DLQ.
+    pub dlq: u64,
+    /// Decisions read in each second after `since`.
+    pub per_second: Vec<u64>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
+}
+
+/// Reads `kairos.actions.>` and `kairos.dlq.>` until `stop` turns true;
+/// decisions fired before `since_ms` (earlier traffic) are counted apart.
+pub async fn watch(
+    client: async_nats::Client,
+    timings: HashMap<String, Timing>,
+    since_ms: i64,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Seen> {
+    let mut actions = client.subscribe("kairos.actions.>").await?;
+    let mut dlq = client.subscribe("kairos.dlq.>").await?;
+    let histogram = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3);
+    let mut seen = Seen {
+        immediate_us: histogram()?,
+        timer_us: histogram()?,
+        sent: 0,
+        suppressed: 0,
+        earlier: 0,
+        dlq: 0,
+        per_second: Vec::new(),
+    };
+    loop {
+        tokio::select! {
+            Some(message) = actions.next() => {
+                let read_at = now_us();
+                let Ok(action) = serde_json::from_slice::<serde_json::Value>(&message.payload) else {
+                    continue;
+                };
+                let data = &action["data"];
+                let time = |field: &str| {
+                    data[field]
+                        .as_str()
+                        .and_then(|text| Timestamp::parse_rfc3339(text).ok())
+                };
+                let (Some(fired), Some(decided)) = (time("fired_at"), time("decided_at")) else {
+                    continue;
+                };
+                if fired.0 < since_ms {
+                    seen.earlier += 1;
+                    continue;
+                }
+                if data["suppressed"].is_null() {
+                    seen.sent += 1;
+                } else {
+                    seen.suppressed += 1;
+                }
+                let delay = (read_at - decided.0 * 1000).max(1) as u64;
+                let timing = data["trigger"].as_str().and_then(|id| timings.get(id));
+                if timing == Some(&Timing::Timer) || decided.0 > fired.0 {
+                    seen.timer_us.saturating_record(delay);
+                } else {
+                    seen.immediate_us.saturating_record(delay);
+                }
+                let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
+                if seen.per_second.len() <= second {
+                    seen.per_second.resize(second + 1, 0);
+                }
+                seen.per_second[second] += 1;
+            }
+            Some(_) = dlq.next() => seen.dlq += 1,
+            _ = stop.changed() => break,
+        }
+    }
+    Ok(seen)
+}
