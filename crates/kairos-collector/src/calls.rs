@@ -2,6 +2,7 @@
 //! calls, for which write key, and what was wrong with the others. No I/O.
 
 use kairos_model::{Event, InvalidEvent, Timestamp};
+use kairos_nats::partition::message_id_header;
 use serde_json::{Map, Value};
 
 /// Segment's limits, which its SDKs respect: an event up to 32 KB, a batch
@@ -76,6 +77,8 @@ pub enum Call {
     Rejected {
         index: usize,
         invalid: InvalidEvent,
+        /// Its `Nats-Msg-Id`: the same when the request is sent again.
+        message_id: String,
         payload: Vec<u8>,
     },
 }
@@ -135,11 +138,32 @@ pub fn parse(endpoint: Endpoint, body: &[u8], received_at: Timestamp) -> Result<
                     calls: vec![Call::Ready(ready)],
                     body_write_key,
                 }),
-                Err((invalid, _)) => Err(Refusal::new(400, invalid.reason(), invalid.to_string())),
+                Err((invalid, _)) => {
+                    let status = match invalid {
+                        InvalidEvent::TooLarge { .. } => 413,
+                        _ => 400,
+                    };
+                    Err(Refusal::new(status, invalid.reason(), invalid.to_string()))
+                }
             }
         }
         Endpoint::Batch => {
-            let sent_at = object.get("sentAt").cloned();
+            let sent_at = object.get("sentAt").cloned().filter(|at| !at.is_null());
+            // The batch's sentAt times every call without its own: a bad one
+            // would send them all to the DLQ.
+            if let Some(at) = &sent_at {
+                if at
+                    .as_str()
+                    .and_then(|text| Timestamp::parse_rfc3339(text).ok())
+                    .is_none()
+                {
+                    return Err(Refusal::new(
+                        400,
+                        "bad_timestamp",
+                        format!("sentAt {at} is not a time; accepted: RFC 3339, e.g. 2026-11-23T10:00:00Z"),
+                    ));
+                }
+            }
             let Some(Value::Array(batch)) = object.remove("batch") else {
                 return Err(Refusal::new(
                     400,
@@ -160,20 +184,38 @@ pub fn parse(endpoint: Endpoint, body: &[u8], received_at: Timestamp) -> Result<
             let calls = batch
                 .into_iter()
                 .enumerate()
-                .map(|(index, call)| match call {
-                    Value::Object(call) => match prepare(call, &received, sent_at.as_ref()) {
-                        Ok(ready) => Call::Ready(ready),
-                        Err((invalid, payload)) => Call::Rejected {
+                .map(|(index, call)| {
+                    let rejected_id = |call: &Value| {
+                        format!(
+                            "rejected-{index}-{:016x}",
+                            xxhash_rust::xxh3::xxh3_64(as_sent(call).as_bytes())
+                        )
+                    };
+                    match call {
+                        Value::Object(mut call) => {
+                            // analytics.js puts its write key in every call
+                            // of a batch: no key is stored.
+                            call.remove("writeKey");
+                            let message_id = rejected_id(&Value::Object(call.clone()));
+                            match prepare(call, &received, sent_at.as_ref()) {
+                                Ok(ready) => Call::Ready(ready),
+                                Err((invalid, payload)) => Call::Rejected {
+                                    index,
+                                    invalid,
+                                    message_id,
+                                    payload,
+                                },
+                            }
+                        }
+                        other => Call::Rejected {
                             index,
-                            invalid,
-                            payload,
+                            invalid: InvalidEvent::NotJson(
+                                "a batch entry is not a JSON object".into(),
+                            ),
+                            message_id: rejected_id(&other),
+                            payload: other.to_string().into_bytes(),
                         },
-                    },
-                    other => Call::Rejected {
-                        index,
-                        invalid: InvalidEvent::NotJson("a batch entry is not a JSON object".into()),
-                        payload: other.to_string().into_bytes(),
-                    },
+                    }
                 })
                 .collect();
             Ok(Parsed {
@@ -194,8 +236,14 @@ fn prepare(
     received: &Value,
     batch_sent_at: Option<&Value>,
 ) -> Result<Ready, (InvalidEvent, Vec<u8>)> {
-    if !call.contains_key("messageId") {
-        let as_sent = Value::Object(call.clone()).to_string();
+    let has_id = match call.get("messageId") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(id)) => !id.is_empty(),
+        Some(_) => true,
+    };
+    if !has_id {
+        call.remove("messageId");
+        let as_sent = as_sent(&Value::Object(call.clone()));
         let id = format!(
             "gen-{:016x}",
             xxhash_rust::xxh3::xxh3_64(as_sent.as_bytes())
@@ -217,10 +265,26 @@ fn prepare(
     match Event::from_json(&payload) {
         Ok(event) => Ok(Ready {
             customer_key: event.customer_key().to_string(),
-            message_id: event.message_id.to_string(),
+            message_id: message_id_header(&event.message_id).into_owned(),
             payload,
         }),
         Err(invalid) => Err((invalid, payload)),
+    }
+}
+
+/// A call as its sender made it, for an id that is the same each time it
+/// is sent: without what a sender sets anew on each attempt (`sentAt`)
+/// and what the collector sets (`receivedAt`, `writeKey` removed).
+fn as_sent(call: &Value) -> String {
+    match call {
+        Value::Object(fields) => {
+            let mut fields = fields.clone();
+            for field in ["sentAt", "receivedAt", "writeKey"] {
+                fields.remove(field);
+            }
+            Value::Object(fields).to_string()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -262,6 +326,61 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_with_a_new_sent_at_or_a_null_id_gets_the_same_generated_id() {
+        let id = |body: &str, received| match &parse(
+            Endpoint::Single("track"),
+            body.as_bytes(),
+            received,
+        )
+        .unwrap()
+        .calls[0]
+        {
+            Call::Ready(ready) => ready.message_id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let call = |sent_at: &str, id: &str| {
+            format!(
+                r#"{{"event":"A","userId":"u1","timestamp":"2026-11-23T10:00:00Z","sentAt":"{sent_at}"{id}}}"#
+            )
+        };
+        let first = id(&call("2026-11-23T10:00:01Z", ""), at());
+        let later = Timestamp(at().0 + 60_000);
+        assert_eq!(first, id(&call("2026-11-23T10:01:01Z", ""), later));
+        for empty in [r#","messageId":null"#, r#","messageId":"""#] {
+            assert_eq!(first, id(&call("2026-11-23T10:01:01Z", empty), later));
+        }
+    }
+
+    #[test]
+    fn a_message_id_with_a_line_break_is_no_header_and_no_write_key_is_kept() {
+        let body = br#"{"writeKey":"wk","batch":[
+            {"type":"track","event":"A","userId":"u1","messageId":"m1\r\nNats-Expected-Last-Sequence: 1","writeKey":"wk"},
+            {"type":"track","event":"B","messageId":"m2","writeKey":"wk"}
+        ]}"#;
+        let rejected_id = |received| {
+            let parsed = parse(Endpoint::Batch, body, received).unwrap();
+            let Call::Ready(ready) = &parsed.calls[0] else {
+                panic!("{parsed:?}")
+            };
+            assert!(ready.message_id.starts_with("msgid-"), "{ready:?}");
+            let Call::Rejected {
+                message_id,
+                payload,
+                ..
+            } = &parsed.calls[1]
+            else {
+                panic!("{parsed:?}")
+            };
+            for payload in [&ready.payload, payload] {
+                assert!(!String::from_utf8_lossy(payload).contains("wk"));
+            }
+            message_id.clone()
+        };
+        // The DLQ keeps one copy when the batch is sent again.
+        assert_eq!(rejected_id(at()), rejected_id(Timestamp(at().0 + 60_000)));
+    }
+
+    #[test]
     fn a_batch_keeps_its_good_calls_and_names_the_bad_ones_by_index() {
         let body = br#"{"batch":[
             {"type":"track","event":"A","userId":"u1","messageId":"m1","timestamp":"2026-11-23T10:00:00Z"},
@@ -281,6 +400,25 @@ mod tests {
         assert_eq!(
             summary,
             ["ok m1", "1 missing_identity", "2 not_json", "ok m3"]
+        );
+    }
+
+    #[test]
+    fn a_batch_with_a_bad_sent_at_is_refused_whole() {
+        let refused = parse(
+            Endpoint::Batch,
+            br#"{"sentAt":"yesterday","batch":[{"type":"track","event":"A","userId":"u1"}]}"#,
+            at(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (refused.status, refused.reason.as_str()),
+            (400, "bad_timestamp")
+        );
+        assert!(
+            refused.message.contains("sentAt \"yesterday\""),
+            "{}",
+            refused.message
         );
     }
 

@@ -91,7 +91,8 @@ async fn settings(
     with_cors((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-/// A browser page on any origin may send; SDKs send these headers.
+/// A browser page on any origin may send; SDKs send these headers
+/// (analytics.js adds `X-Retry-Count` when it sends again).
 fn with_cors(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -104,7 +105,12 @@ fn with_cors(mut response: Response) -> Response {
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, Content-Encoding"),
+        HeaderValue::from_static("Authorization, Content-Type, Content-Encoding, X-Retry-Count"),
+    );
+    // A page's script reads how long to wait after a 429.
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Retry-After"),
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
@@ -173,6 +179,8 @@ async fn answer(
         )
     })?;
     if let Err(wait) = source.take(parsed.calls.len()) {
+        metrics::counter!("kairos_collector_refused_total", "reason" => "rate_limited")
+            .increment(1);
         let mut response = refuse(refusal(
             429,
             "rate_limited",
@@ -198,14 +206,14 @@ async fn answer(
             Call::Rejected {
                 index,
                 invalid,
+                message_id,
                 payload,
             } => {
                 rejected.push(json!({"index": index, "reason": invalid.reason(), "error": invalid.to_string()}));
                 // Through the events stream to the engine, which puts it in
                 // the DLQ with the same reason: the collector publishes
                 // events only.
-                let id = format!("rejected-{:016x}", xxhash_rust::xxh3::xxh3_64(&payload));
-                (event_subject(0), id, payload)
+                (event_subject(0), message_id, payload)
             }
         };
         let mut message_headers = async_nats::HeaderMap::new();
@@ -250,7 +258,11 @@ fn unavailable() -> Refusal {
 /// The user name of HTTP Basic authentication (the write key).
 fn basic_user(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
+    // The scheme's name is case-insensitive (RFC 9110).
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
@@ -262,10 +274,20 @@ fn basic_user(headers: &HeaderMap) -> Option<String> {
 /// The body, gunzipped when it says it is gzip; no more than a batch may
 /// hold is ever inflated (a small body can unpack to gigabytes).
 fn decompress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Refusal> {
-    let gzip = headers
+    let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case("gzip"));
+        .map(|value| value.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None | Some("" | "identity") => false,
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return Err(refusal(
+                415,
+                "unsupported_encoding",
+                &format!("Content-Encoding {other:?} is not read; accepted: gzip, or none"),
+            ))
+        }
+    };
     if !gzip {
         return Ok(body.to_vec());
     }

@@ -27,12 +27,36 @@ pub fn event_subject(partition: u32) -> String {
     format!("{EVENTS_PREFIX}.{partition}")
 }
 
+/// A call's `messageId` as its `Nats-Msg-Id` header value: as it is, unless
+/// it holds a character a header cannot (a line break would end the header
+/// and start another, which JetStream would obey); then a hash of it, the
+/// same on every retry.
+pub fn message_id_header(message_id: &str) -> std::borrow::Cow<'_, str> {
+    if message_id.chars().any(char::is_control) {
+        let hash = xxhash_rust::xxh3::xxh3_64(message_id.as_bytes());
+        std::borrow::Cow::Owned(format!("msgid-{hash:016x}"))
+    } else {
+        std::borrow::Cow::Borrowed(message_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Publishers in other languages implement the rule from the README;
     /// these values are the ones it shows, so they must never change.
+    #[test]
+    fn a_message_id_that_could_end_a_header_is_hashed() {
+        assert_eq!(message_id_header("m-1"), "m-1");
+        let odd = message_id_header("m1\r\nNats-Expected-Last-Sequence: 1");
+        assert!(odd.starts_with("msgid-") && !odd.contains('\n'), "{odd}");
+        assert_eq!(
+            odd,
+            message_id_header("m1\r\nNats-Expected-Last-Sequence: 1")
+        );
+    }
+
     #[test]
     fn the_documented_partitions_never_change() {
         // Python: xxhash.xxh3_64_intdigest(b"u1") % 16 == 1

@@ -3,7 +3,7 @@
 //! call's `messageId` as `Nats-Msg-Id` so that a retried publish is stored
 //! once.
 
-use crate::partition::{event_subject, partition_of};
+use crate::partition::{event_subject, message_id_header, partition_of};
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -52,7 +52,7 @@ impl Publisher {
         let mut headers = HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
-            event.message_id.as_str(),
+            message_id_header(&event.message_id).as_ref(),
         );
         while self.in_flight.len() >= self.window {
             self.confirm_oldest().await?;

@@ -53,6 +53,7 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
     let target = Target::Nats {
         js: async_nats::jetstream::new(client.clone()),
         partitions: 16,
+        subject_prefix: "kairos.events".into(),
     };
     let sent = send(&plan, target).await.unwrap();
     assert_eq!((sent.events_sent, sent.events_accepted), (6_000, 6_000));
