@@ -2,5 +2,7 @@
 //! report of what came back. The binary is `src/main.rs`.
 
 pub mod actions;
+pub mod measure;
+pub mod raw;
 pub mod report;
 pub mod traffic;

@@ -9,7 +9,7 @@
 //! action lateness for timers, throughput in and out, and the DLQ.
 
 use clap::Parser;
-use kairos_loadtest::{actions, report, traffic};
+use kairos_loadtest::{actions, measure, raw, report, traffic};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -56,9 +56,36 @@ struct Args {
     /// http, 10 over nats). A batch is sent when its last event is due.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2_500))]
     batch: Option<u32>,
-    /// Seed of the traffic: the same seed, rate and customers send the same events.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Seed of the traffic: the same seed, rate and customers send the same
+    /// events, message ids included, so a repeat within JetStream's
+    /// duplicate window is dropped as a duplicate (default: new each run).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Measure the broker alone: the same events published to a stream of
+    /// the load test's own and read back by a pull consumer, without kairos
+    /// (the ceiling kairos is compared with).
+    #[arg(long)]
+    raw: bool,
+    /// Raise the rate step by step (each step --duration long) from --rate
+    /// by --ramp-step until p99 or the backlog breaks its limit; report the
+    /// knee, the highest rate sustained.
+    #[arg(long)]
+    ramp: bool,
+    /// Events a second added at each step of --ramp (default: --rate).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    ramp_step: Option<u32>,
+    /// The highest rate --ramp tries.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rate: u32,
+    /// A step of --ramp is sustained while the p99 of event → action (or,
+    /// with --raw, event → delivery) stays within this, in ms.
+    #[arg(long, default_value_t = 10.0)]
+    max_p99_ms: f64,
+    /// ... and while the events stored but not yet taken when sending ends
+    /// are at most this many seconds of the step's rate (kairos: needs
+    /// --metrics).
+    #[arg(long, default_value_t = 1.0)]
+    max_backlog_seconds: f64,
     /// Also write the results as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -85,6 +112,14 @@ fn main() -> ExitCode {
     }
     if args.via == "nats" && args.nats.is_none() {
         return usage("--via nats needs --nats URL");
+    }
+    if args.raw && (args.via != "nats" || args.nats.is_none()) {
+        return usage("--raw measures NATS alone: it needs --nats URL and --via nats");
+    }
+    if args.ramp && !args.raw && args.metrics.is_none() {
+        return usage(
+            "--ramp needs --metrics URL (the engine's backlog tells whether a step was sustained)",
+        );
     }
     if args.via == "http" && args.write_key.is_empty() {
         return usage("--via http needs --write-key (one of the collector's keys file)");
@@ -115,6 +150,11 @@ async fn run(
     args: &Args,
     timings: std::collections::HashMap<String, actions::Timing>,
 ) -> anyhow::Result<ExitCode> {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| since.as_nanos() as u64)
+    });
     let plan = traffic::Plan {
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
@@ -122,7 +162,7 @@ async fn run(
         batch: args
             .batch
             .unwrap_or(if args.via == "http" { 100 } else { 10 }),
-        seed: args.seed,
+        seed,
     };
     let client = match &args.nats {
         Some(url) => Some(
@@ -134,51 +174,128 @@ async fn run(
         ),
         None => None,
     };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let since_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let watcher = client
-        .clone()
-        .map(|client| tokio::spawn(actions::watch(client, timings, since_ms, stopped)));
-    let target = match (&args.via[..], &client) {
-        ("nats", Some(client)) => traffic::Target::Nats {
-            js: async_nats::jetstream::new(client.clone()),
-            partitions: args.partitions,
-        },
-        _ => traffic::Target::Http(traffic::Collector {
-            batch_url: args.collector.join("v1/batch")?,
-            write_key: args.write_key.clone(),
-        }),
-    };
-    let sent = traffic::send(&plan, target).await?;
-    let seen = match watcher {
-        Some(watcher) => {
-            println!("reading actions for {} s more (timers due)", args.linger);
-            tokio::time::sleep(Duration::from_secs(args.linger)).await;
-            let _ = stop.send(true);
-            Some(watcher.await??)
+    let js = client.clone().map(async_nats::jetstream::new);
+    let (system, target) = match (&js, args.raw) {
+        (Some(js), true) => {
+            raw::prepare(js).await?;
+            let target = traffic::Target::Nats {
+                js: js.clone(),
+                partitions: args.partitions,
+                subject_prefix: raw::SUBJECT_PREFIX.to_string(),
+            };
+            (measure::System::Raw { js: js.clone() }, target)
         }
-        None => None,
+        _ => {
+            let target = match &js {
+                Some(js) if args.via == "nats" => traffic::Target::Nats {
+                    js: js.clone(),
+                    partitions: args.partitions,
+                    subject_prefix: kairos_nats::partition::EVENTS_PREFIX.to_string(),
+                },
+                _ => traffic::Target::Http(traffic::Collector {
+                    batch_url: args.collector.join("v1/batch")?,
+                    write_key: args.write_key.clone(),
+                }),
+            };
+            let system = measure::System::Kairos {
+                client: client.clone(),
+                timings,
+                metrics: args.metrics.clone(),
+            };
+            (system, target)
+        }
     };
-    let engine = match &args.metrics {
-        Some(url) => Some(report::scrape(url).await?),
-        None => None,
+    let outcome = if args.ramp {
+        ramp(args, &system, &target, plan).await
+    } else {
+        single(args, &system, &target, plan).await
     };
-    let results = report::Results {
-        sent,
-        seen,
-        engine,
-        via: args.via.clone(),
+    if let (Some(js), true) = (&js, args.raw) {
+        raw::remove(js).await;
+    }
+    outcome
+}
+
+/// One rate for --duration.
+async fn single(
+    args: &Args,
+    system: &measure::System,
+    target: &traffic::Target,
+    plan: traffic::Plan,
+) -> anyhow::Result<ExitCode> {
+    let linger = Duration::from_secs(args.linger);
+    let step = measure::step(system, target, plan, linger).await?;
+    print!("{}", report::step_text(&step, &args.via, args.raw));
+    let mut json = report::step_json(&step, &args.via, args.raw);
+    if args.raw {
+        json["mode"] = "raw".into();
+    }
+    write_json(args, &json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Steps of --duration from --rate up by --ramp-step until one breaks a
+/// limit (or --max-rate); the knee is the last step sustained.
+async fn ramp(
+    args: &Args,
+    system: &measure::System,
+    target: &traffic::Target,
+    first: traffic::Plan,
+) -> anyhow::Result<ExitCode> {
+    let limits = measure::Limits {
+        p99_ms: args.max_p99_ms,
+        backlog_seconds: args.max_backlog_seconds,
     };
-    print!("{}", report::text(&plan, &results));
+    let step_by = args.ramp_step.unwrap_or(first.rate);
+    // Timers of one step fire during the next and are counted apart there.
+    let linger = Duration::from_secs(2);
+    let mut steps = Vec::new();
+    for index in 0u64.. {
+        let rate = first.rate as u64 + index * step_by as u64;
+        if rate > args.max_rate as u64 {
+            break;
+        }
+        let plan = traffic::Plan {
+            rate: rate as u32,
+            // Each step's message ids its own.
+            seed: first.seed.wrapping_add(index),
+            ..first.clone()
+        };
+        println!(
+            "== step {}: {rate} events/s for {} s",
+            index + 1,
+            plan.duration.as_secs()
+        );
+        let step = measure::step(system, target, plan, linger).await?;
+        let verdict = measure::sustained(&step, &limits);
+        print!("{}", report::step_text(&step, &args.via, args.raw));
+        match &verdict {
+            Ok(()) => println!("sustained"),
+            Err(why) => println!("not sustained: {why}"),
+        }
+        let broke = verdict.is_err();
+        steps.push((step, verdict));
+        if broke {
+            break;
+        }
+    }
+    let json = report::ramp_json(&steps, &args.via, args.raw);
+    match json["knee_rate"].as_u64() {
+        Some(knee) => println!("\nknee: {knee} events/s (the highest rate sustained)"),
+        None => println!("\nno step was sustained: start lower (--rate)"),
+    }
+    write_json(args, &json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_json(args: &Args, json: &serde_json::Value) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
-        let json = report::json(&plan, &results);
         std::fs::write(path, format!("{json:#}\n"))
             .map_err(|error| anyhow::anyhow!("cannot write --json {}: {error}", path.display()))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
+
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         // nats:// is not a scheme the URL standard knows, so its host is

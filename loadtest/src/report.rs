@@ -1,21 +1,11 @@
 //! The results, as text for a person and JSON for a tool.
 
-use crate::actions::Seen;
-use crate::traffic::{Plan, Sent};
+use crate::measure::Step;
+use crate::traffic::Sent;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// Everything measured.
-pub struct Results {
-    pub sent: Sent,
-    /// Decisions read (with --nats).
-    pub seen: Option<Seen>,
-    /// The engine's metrics at the end (with --metrics): sums by name.
-    pub engine: Option<BTreeMap<String, f64>>,
-    pub via: String,
-}
 
 /// Reads a Prometheus text page; each metric's samples summed over their
 /// labels (histograms as their `_sum` and `_count`).
@@ -66,14 +56,17 @@ fn per_second(results: &Sent) -> f64 {
     results.events_accepted as f64 / results.elapsed.as_secs_f64().max(1e-9)
 }
 
-pub fn json(plan: &Plan, results: &Results) -> Value {
-    let sent = &results.sent;
+/// One step as JSON. `raw`: the broker alone, whose deliveries are timed
+/// like immediate decisions.
+pub fn step_json(step: &Step, via: &str, raw: bool) -> Value {
+    let (plan, sent) = (&step.plan, &step.sent);
     let mut out = json!({
-        "via": results.via,
+        "via": via,
         "rate_target": plan.rate,
         "duration_s": plan.duration.as_secs(),
         "batch": plan.batch,
         "customers": plan.customers,
+        "seed": plan.seed,
         "events_sent": sent.events_sent,
         "events_accepted": sent.events_accepted,
         "throughput_in": per_second(sent).round(),
@@ -81,35 +74,50 @@ pub fn json(plan: &Plan, results: &Results) -> Value {
         "statuses": sent.statuses.iter().map(|(status, count)| (status.to_string(), json!(count))).collect::<Map<_, _>>(),
         "accepted_per_second": sent.accepted_per_second,
     });
-    if let Some(seen) = &results.seen {
-        let out = out.as_object_mut().expect("an object");
-        let seconds = seen.per_second.len().max(1) as f64;
-        out.insert(
-            "actions_received".into(),
-            json!(seen.sent + seen.suppressed),
-        );
-        out.insert("actions_sent".into(), json!(seen.sent));
-        out.insert("actions_suppressed".into(), json!(seen.suppressed));
-        out.insert(
-            "throughput_out".into(),
-            json!(((seen.sent + seen.suppressed) as f64 / seconds).round()),
-        );
-        out.insert("dlq".into(), json!(seen.dlq));
-        out.insert(
-            "immediate_latency_ms".into(),
-            percentiles(&seen.immediate_us),
-        );
-        out.insert("timer_lateness_ms".into(), percentiles(&seen.timer_us));
-        out.insert("actions_per_second".into(), json!(seen.per_second));
+    let object = out.as_object_mut().expect("an object");
+    if let Some(backlog) = step.backlog {
+        object.insert("backlog_at_end".into(), json!(backlog));
     }
-    if let Some(engine) = &results.engine {
-        out["engine"] = json!(engine);
+    if let Some(seen) = &step.seen {
+        let read = seen.sent + seen.suppressed;
+        let seconds = seen.per_second.len().max(1) as f64;
+        if raw {
+            object.insert("events_delivered".into(), json!(read));
+            object.insert(
+                "throughput_out".into(),
+                json!((read as f64 / seconds).round()),
+            );
+            object.insert(
+                "delivery_latency_ms".into(),
+                percentiles(&seen.immediate_us),
+            );
+            object.insert("delivered_per_second".into(), json!(seen.per_second));
+        } else {
+            object.insert("actions_received".into(), json!(read));
+            object.insert("actions_sent".into(), json!(seen.sent));
+            object.insert("actions_suppressed".into(), json!(seen.suppressed));
+            object.insert(
+                "throughput_out".into(),
+                json!((read as f64 / seconds).round()),
+            );
+            object.insert("dlq".into(), json!(seen.dlq));
+            object.insert(
+                "immediate_latency_ms".into(),
+                percentiles(&seen.immediate_us),
+            );
+            object.insert("timer_lateness_ms".into(), percentiles(&seen.timer_us));
+            object.insert("actions_per_second".into(), json!(seen.per_second));
+        }
+    }
+    if let Some(engine) = &step.engine {
+        object.insert("engine".into(), json!(engine));
     }
     out
 }
 
-pub fn text(plan: &Plan, results: &Results) -> String {
-    let sent = &results.sent;
+/// One step for a person.
+pub fn step_text(step: &Step, via: &str, raw: bool) -> String {
+    let (plan, sent) = (&step.plan, &step.sent);
     let mut out = String::new();
     let line = |out: &mut String, label: &str, value: &Value| {
         if value["count"] == 0 {
@@ -129,12 +137,14 @@ pub fn text(plan: &Plan, results: &Results) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{} events/s for {} s via {}, sends of {}, {} customers",
+        "\n{} events/s for {} s via {}{}, sends of {}, {} customers, seed {}",
         plan.rate,
         plan.duration.as_secs(),
-        results.via,
+        via,
+        if raw { " (the broker alone)" } else { "" },
         plan.batch,
-        plan.customers
+        plan.customers,
+        plan.seed
     );
     let _ = writeln!(
         out,
@@ -154,42 +164,90 @@ pub fn text(plan: &Plan, results: &Results) -> String {
         .iter()
         .map(|(status, count)| match status {
             0 => format!("no answer: {count}"),
+            &crate::traffic::DUPLICATE => {
+                format!("stored before (duplicate message ids, not new load; use another --seed): {count}")
+            }
             status => format!("{status}: {count}"),
         })
         .collect();
     let _ = writeln!(out, "answers: {}", statuses.join(", "));
-    if let Some(seen) = &results.seen {
-        let _ = writeln!(
-            out,
-            "decisions read {} (sent {}, suppressed {}; {} from earlier traffic not measured), DLQ {}",
-            seen.sent + seen.suppressed,
-            seen.sent,
-            seen.suppressed,
-            seen.earlier,
-            seen.dlq
-        );
-        line(
-            &mut out,
-            "immediate triggers, event → action",
-            &percentiles(&seen.immediate_us),
-        );
-        line(
-            &mut out,
-            "timers, deadline → action",
-            &percentiles(&seen.timer_us),
-        );
+    if let Some(backlog) = step.backlog {
+        let _ = writeln!(out, "backlog when sending ended: {backlog} events");
     }
-    if let Some(engine) = &results.engine {
+    if let Some(seen) = &step.seen {
+        if raw {
+            let _ = writeln!(out, "delivered {}", seen.sent);
+            line(
+                &mut out,
+                "event → delivery",
+                &percentiles(&seen.immediate_us),
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "decisions read {} (sent {}, suppressed {}; {} from earlier traffic not measured), DLQ {}",
+                seen.sent + seen.suppressed,
+                seen.sent,
+                seen.suppressed,
+                seen.earlier,
+                seen.dlq
+            );
+            line(
+                &mut out,
+                "immediate triggers, event → action",
+                &percentiles(&seen.immediate_us),
+            );
+            line(
+                &mut out,
+                "timers, deadline → action",
+                &percentiles(&seen.timer_us),
+            );
+        }
+    }
+    if let Some(engine) = &step.engine {
         let pick = |name: &str| engine.get(name).copied().unwrap_or(0.0);
         let _ = writeln!(
             out,
-            "engine: events {} , DLQ {}, actions sent {}, customers {}, consumer pending {}",
+            "engine: events {}, DLQ {}, actions sent {}, customers {}, consumer pending {}",
             pick("kairos_events_total"),
             pick("kairos_dlq_total"),
             pick("kairos_actions_sent_total"),
             pick("kairos_customers"),
             pick("kairos_consumer_pending")
         );
+    }
+    out
+}
+
+/// A ramp: each step with its verdict, and the knee (the highest rate
+/// sustained).
+pub fn ramp_json(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> Value {
+    let knee = steps
+        .iter()
+        .take_while(|(_, verdict)| verdict.is_ok())
+        .last();
+    let mut out = json!({
+        "mode": "ramp",
+        "system": if raw { "raw" } else { "kairos" },
+        "knee_rate": knee.map(|(step, _)| step.plan.rate),
+        "steps": steps.iter().map(|(step, verdict)| {
+            let mut json = step_json(step, via, raw);
+            json["sustained"] = json!(verdict.is_ok());
+            if let Err(why) = verdict {
+                json["broke"] = json!(why);
+            }
+            json
+        }).collect::<Vec<_>>(),
+    });
+    if let Some((step, _)) = knee {
+        let at_knee = step_json(step, via, raw);
+        let key = if raw {
+            "delivery_latency_ms"
+        } else {
+            "immediate_latency_ms"
+        };
+        out["throughput_in"] = at_knee["throughput_in"].clone();
+        out[key] = at_knee[key].clone();
     }
     out
 }

@@ -1,14 +1,14 @@
 //! Generating the shoppers' events and sending them on schedule.
 
 use hdrhistogram::Histogram;
-use kairos_nats::partition::{event_subject, partition_of};
+use kairos_nats::partition::{message_id_header, partition_of};
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// What to send.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub rate: u32,
     pub duration: Duration,
@@ -29,12 +29,14 @@ impl Plan {
 }
 
 /// Where batches go.
+#[derive(Clone)]
 pub struct Collector {
     pub batch_url: url::Url,
     pub write_key: String,
 }
 
 /// How events reach kairos.
+#[derive(Clone)]
 pub enum Target {
     /// Segment batches to `kairos collect`; a batch's latency ends with its answer.
     Http(Collector),
@@ -44,8 +46,14 @@ pub enum Target {
     Nats {
         js: async_nats::jetstream::Context,
         partitions: u32,
+        /// `kairos.events`, or the raw baseline's own subjects.
+        subject_prefix: String,
     },
 }
+
+/// A send JetStream stored, but of events it had already stored (the same
+/// Nats-Msg-Id within its duplicate window): not new load.
+pub const DUPLICATE: u16 = 208;
 
 impl Target {
     /// Sends one batch; the HTTP status, or 200 when JetStream stored it
@@ -80,18 +88,23 @@ impl Target {
                     Err(_) => 0,
                 }
             }
-            Target::Nats { js, partitions } => {
+            Target::Nats {
+                js,
+                partitions,
+                subject_prefix,
+            } => {
                 let mut acks = Vec::with_capacity(lines.len());
                 for line in lines {
                     let event = match kairos_model::Event::from_json(line.as_bytes()) {
                         Ok(event) => event,
                         Err(_) => return 400,
                     };
-                    let subject = event_subject(partition_of(event.customer_key(), *partitions));
+                    let partition = partition_of(event.customer_key(), *partitions);
+                    let subject = format!("{subject_prefix}.{partition}");
                     let mut headers = async_nats::HeaderMap::new();
                     headers.insert(
                         async_nats::header::NATS_MESSAGE_ID,
-                        event.message_id.as_str(),
+                        message_id_header(&event.message_id).as_ref(),
                     );
                     match js.publish_with_headers(subject, headers, line.into()).await {
                         Ok(ack) => acks.push(ack.into_future()),
@@ -99,10 +112,12 @@ impl Target {
                     }
                 }
                 let stored = futures::future::join_all(acks).await;
-                if stored.iter().all(Result::is_ok) {
-                    200
-                } else {
+                if !stored.iter().all(Result::is_ok) {
                     503
+                } else if stored.iter().flatten().any(|ack| ack.duplicate) {
+                    DUPLICATE
+                } else {
+                    200
                 }
             }
         }

@@ -97,3 +97,61 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
         seen.timer_us.value_at_quantile(0.5)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_baseline_reads_back_every_event_without_kairos() {
+    use kairos_loadtest::measure::{self, Limits, System};
+    use kairos_loadtest::raw;
+    let server = NatsServer::start();
+    let client = client(&server).await;
+    let js = async_nats::jetstream::new(client);
+    raw::prepare(&js).await.unwrap();
+    let target = Target::Nats {
+        js: js.clone(),
+        partitions: 16,
+        subject_prefix: raw::SUBJECT_PREFIX.into(),
+    };
+    let plan = Plan {
+        rate: 2_000,
+        duration: Duration::from_secs(2),
+        customers: 1_000,
+        batch: 10,
+        seed: 5,
+    };
+    let system = System::Raw { js: js.clone() };
+    let step = measure::step(&system, &target, plan, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(step.sent.events_accepted, 4_000);
+    let delivered = step.seen.as_ref().unwrap();
+    assert_eq!(delivered.sent, 4_000, "every event read back");
+    assert_eq!(delivered.immediate_us.len(), 4_000, "and timed");
+    // Generous limits: the step is judged sustained on a busy machine.
+    let limits = Limits {
+        p99_ms: 1_000.0,
+        backlog_seconds: 1.0,
+    };
+    assert_eq!(measure::sustained(&step, &limits), Ok(()));
+    // The same seed again: JetStream drops every event as a duplicate, and
+    // the step says so instead of counting them as load.
+    let again = Plan {
+        rate: 2_000,
+        duration: Duration::from_secs(1),
+        customers: 1_000,
+        batch: 10,
+        seed: 5,
+    };
+    let repeat = measure::step(&system, &target, again, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(repeat.sent.events_accepted, 0);
+    assert_eq!(
+        repeat
+            .sent
+            .statuses
+            .get(&kairos_loadtest::traffic::DUPLICATE),
+        Some(&200)
+    );
+    assert!(measure::sustained(&repeat, &limits).is_err());
+    raw::remove(&js).await;
+}

@@ -1,0 +1,161 @@
+//! One measured step: traffic at one rate for a while, what kairos (or the
+//! bare broker) made of it, and whether it kept up.
+
+use crate::actions::{self, Seen, Timing};
+use crate::raw;
+use crate::report;
+use crate::traffic::{self, Plan, Sent, Target};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What is measured.
+pub enum System {
+    /// kairos: decisions read from `kairos.actions.>` and timed; the
+    /// engine's metrics read when given.
+    Kairos {
+        client: Option<async_nats::Client>,
+        timings: HashMap<String, Timing>,
+        metrics: Option<url::Url>,
+    },
+    /// The broker alone (`raw`): events read back from the baseline's stream.
+    Raw { js: async_nats::jetstream::Context },
+}
+
+/// What one step measured.
+pub struct Step {
+    pub plan: Plan,
+    pub sent: Sent,
+    /// Decisions (kairos) or deliveries (raw); none without NATS.
+    pub seen: Option<Seen>,
+    /// Events stored but not yet taken by kairos (or the raw consumer) when
+    /// sending ended; none when it cannot be known (kairos without
+    /// --metrics).
+    pub backlog: Option<u64>,
+    /// The engine's metrics at the end (kairos with --metrics).
+    pub engine: Option<BTreeMap<String, f64>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
+/// Sends `plan` to `target` and measures `system` meanwhile, reading for
+/// `linger` more after the last send (timers due; the raw consumer stops
+/// as soon as it has read everything stored).
+pub async fn step(
+    system: &System,
+    target: &Target,
+    plan: Plan,
+    linger: Duration,
+) -> anyhow::Result<Step> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let since_ms = now_ms();
+    match system {
+        System::Kairos {
+            client,
+            timings,
+            metrics,
+        } => {
+            let watcher = client.clone().map(|client| {
+                tokio::spawn(actions::watch(client, timings.clone(), since_ms, stopped))
+            });
+            let sent = traffic::send(&plan, target.clone()).await?;
+            let backlog = match metrics {
+                Some(url) => report::scrape(url)
+                    .await?
+                    .get("kairos_consumer_pending")
+                    .map(|pending| *pending as u64),
+                None => None,
+            };
+            let seen = match watcher {
+                Some(watcher) => {
+                    tokio::time::sleep(linger).await;
+                    let _ = stop.send(true);
+                    Some(watcher.await??)
+                }
+                None => None,
+            };
+            let engine = match metrics {
+                Some(url) => Some(report::scrape(url).await?),
+                None => None,
+            };
+            Ok(Step {
+                plan,
+                sent,
+                seen,
+                backlog,
+                engine,
+            })
+        }
+        System::Raw { js } => {
+            let consumed = Arc::new(AtomicU64::new(0));
+            let reader = tokio::spawn(raw::consume(
+                js.clone(),
+                Arc::clone(&consumed),
+                since_ms,
+                stopped,
+            ));
+            let sent = traffic::send(&plan, target.clone()).await?;
+            let backlog = sent
+                .events_accepted
+                .saturating_sub(consumed.load(Ordering::Acquire));
+            let deadline = Instant::now() + linger;
+            while consumed.load(Ordering::Acquire) < sent.events_accepted
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = stop.send(true);
+            let seen = reader.await??;
+            Ok(Step {
+                plan,
+                sent,
+                seen: Some(seen),
+                backlog: Some(backlog),
+                engine: None,
+            })
+        }
+    }
+}
+
+/// Limits a ramp's step must keep to count as sustained.
+pub struct Limits {
+    /// p99 of event → action (kairos) or event → delivery (raw), ms.
+    pub p99_ms: f64,
+    /// Events stored but not taken when sending ended, in seconds of the
+    /// step's rate.
+    pub backlog_seconds: f64,
+}
+
+/// Whether `step` kept to `limits`; if not, why.
+pub fn sustained(step: &Step, limits: &Limits) -> Result<(), String> {
+    let refused: u64 = step
+        .sent
+        .statuses
+        .iter()
+        .filter(|(status, _)| **status != 200)
+        .map(|(_, count)| count)
+        .sum();
+    if refused > 0 {
+        return Err(format!("{refused} sends not stored"));
+    }
+    if let Some(backlog) = step.backlog {
+        let allowed = limits.backlog_seconds * f64::from(step.plan.rate);
+        if backlog as f64 > allowed {
+            return Err(format!("backlog {backlog} events over {allowed:.0}"));
+        }
+    }
+    if let Some(seen) = &step.seen {
+        if !seen.immediate_us.is_empty() {
+            let p99 = seen.immediate_us.value_at_quantile(0.99) as f64 / 1000.0;
+            if p99 > limits.p99_ms {
+                return Err(format!("p99 {p99:.1} ms over {} ms", limits.p99_ms));
+            }
+        }
+    }
+    Ok(())
+}

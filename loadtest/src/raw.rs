@@ -1,0 +1,136 @@
+//! The broker alone, for the ceiling kairos is compared with: the same
+//! events (same sizes, same partitioned subjects, same Nats-Msg-Id) are
+//! published to a JetStream stream of the load test's own, with the
+//! settings of kairos' events stream, and read back by a durable pull
+//! consumer that acknowledges in batches, as `kairos run` does, but does
+//! nothing else with them. Each event's latency runs from its time (its
+//! scheduled send) to its delivery.
+
+use crate::actions::Seen;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use kairos_model::Timestamp;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// The baseline's stream and subjects, apart from kairos' own.
+pub const STREAM: &str = "KAIROS_LOADTEST_RAW";
+pub const SUBJECT_PREFIX: &str = "kairos.loadtest.raw";
+const CONSUMER: &str = "kairos-loadtest-raw";
+/// As `kairos run` acknowledges: at most this many at once (AckAll).
+const ACK_EVERY: u64 = 128;
+const MAX_ACK_PENDING: i64 = 4096;
+
+/// Creates the baseline's stream afresh (file storage, de-duplication by
+/// Nats-Msg-Id, kept an hour), deleting one a run before left.
+pub async fn prepare(js: &jetstream::Context) -> anyhow::Result<()> {
+    let _ = js.delete_stream(STREAM).await;
+    js.create_stream(stream::Config {
+        name: STREAM.to_string(),
+        subjects: vec![format!("{SUBJECT_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        max_age: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .map_err(|error| anyhow::anyhow!("cannot create the stream {STREAM}: {error}"))?;
+    Ok(())
+}
+
+/// Deletes the baseline's stream.
+pub async fn remove(js: &jetstream::Context) {
+    let _ = js.delete_stream(STREAM).await;
+}
+
+/// The event time a generated call carries (`"timestamp":"..."`).
+fn event_time(payload: &[u8]) -> Option<Timestamp> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let start = text.find("\"timestamp\":\"")? + "\"timestamp\":\"".len();
+    let end = start + text[start..].find('"')?;
+    Timestamp::parse_rfc3339(&text[start..end]).ok()
+}
+
+/// Reads the stream until `stop` turns true; `consumed` counts as it goes.
+pub async fn consume(
+    js: jetstream::Context,
+    consumed: Arc<AtomicU64>,
+    since_ms: i64,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Seen> {
+    let stream = js.get_stream(STREAM).await?;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(CONSUMER.to_string()),
+            ack_policy: consumer::AckPolicy::All,
+            max_ack_pending: MAX_ACK_PENDING,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(ACK_EVERY as usize * 2)
+        .messages()
+        .await?;
+    let mut seen = Seen {
+        immediate_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)?,
+        timer_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)?,
+        sent: 0,
+        suppressed: 0,
+        earlier: 0,
+        dlq: 0,
+        per_second: Vec::new(),
+    };
+    let mut unacked = None;
+    let mut count = 0u64;
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else { break };
+                let message = message?;
+                let read_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as i64;
+                if let Some(time) = event_time(&message.payload) {
+                    seen.immediate_us.saturating_record((read_at - time.0 * 1000).max(1) as u64);
+                }
+                let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
+                if seen.per_second.len() <= second {
+                    seen.per_second.resize(second + 1, 0);
+                }
+                seen.per_second[second] += 1;
+                count += 1;
+                seen.sent = count;
+                consumed.store(count, Ordering::Release);
+                unacked = Some(message);
+                if count.is_multiple_of(ACK_EVERY) {
+                    if let Some(last) = unacked.take() {
+                        last.ack().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+                    }
+                }
+            }
+            // Quiet: acknowledge what is read.
+            _ = tokio::time::sleep(Duration::from_millis(50)), if unacked.is_some() => {
+                if let Some(last) = unacked.take() {
+                    last.ack().await.map_err(|error| anyhow::anyhow!("{error}"))?;
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_event_time_is_read_from_the_call() {
+        let call = br#"{"type":"track","event":"A","userId":"u1","messageId":"m","timestamp":"2026-12-07T00:00:01.250Z","properties":{}}"#;
+        assert_eq!(
+            super::event_time(call).map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-07T00:00:01.250Z")
+        );
+        assert!(super::event_time(b"{}").is_none());
+    }
+}
