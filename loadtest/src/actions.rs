@@ -67,6 +67,18 @@ pub struct Seen {
     pub dlq: u64,
     /// Decisions read in each second after `since`.
     pub per_second: Vec<u64>,
+    /// The delays of each second, immediate and timers.
+    pub immediate_per_second: Vec<Histogram<u64>>,
+    pub timer_per_second: Vec<Histogram<u64>>,
+}
+
+/// Records `micros` in the histogram of `second`, making the histograms
+/// up to it (two significant digits: enough for a plot over time).
+pub fn record_in_second(histograms: &mut Vec<Histogram<u64>>, second: usize, micros: u64) {
+    while histograms.len() <= second {
+        histograms.push(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"));
+    }
+    histograms[second].saturating_record(micros);
 }
 
 fn now_us() -> i64 {
@@ -94,6 +106,8 @@ pub async fn watch(
         earlier: 0,
         dlq: 0,
         per_second: Vec::new(),
+        immediate_per_second: Vec::new(),
+        timer_per_second: Vec::new(),
     };
     loop {
         tokio::select! {
@@ -122,12 +136,14 @@ pub async fn watch(
                 }
                 let delay = (read_at - decided.0 * 1000).max(1) as u64;
                 let timing = data["trigger"].as_str().and_then(|id| timings.get(id));
+                let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
                 if timing == Some(&Timing::Timer) || decided.0 > fired.0 {
                     seen.timer_us.saturating_record(delay);
+                    record_in_second(&mut seen.timer_per_second, second, delay);
                 } else {
                     seen.immediate_us.saturating_record(delay);
+                    record_in_second(&mut seen.immediate_per_second, second, delay);
                 }
-                let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
                 if seen.per_second.len() <= second {
                     seen.per_second.resize(second + 1, 0);
                 }

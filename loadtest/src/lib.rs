@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod measure;
+pub mod plots;
 pub mod raw;
 pub mod report;
 pub mod traffic;

@@ -86,6 +86,9 @@ struct Args {
     /// --metrics).
     #[arg(long, default_value_t = 1.0)]
     max_backlog_seconds: f64,
+    /// Also write a report with plots here (one HTML file).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Also write the results as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -231,6 +234,7 @@ async fn single(
         json["mode"] = "raw".into();
     }
     write_json(args, &json)?;
+    write_report(args, || report::step_html(&step, &args.via, args.raw))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -285,7 +289,18 @@ async fn ramp(
         None => println!("\nno step was sustained: start lower (--rate)"),
     }
     write_json(args, &json)?;
+    write_report(args, || report::ramp_html(&steps, &args.via, args.raw))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_report(args: &Args, html: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if let Some(path) = &args.report {
+        std::fs::write(path, html()).map_err(|error| {
+            anyhow::anyhow!("cannot write --report {}: {error}", path.display())
+        })?;
+        println!("report: {}", path.display());
+    }
+    Ok(())
 }
 
 fn write_json(args: &Args, json: &serde_json::Value) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 //! nothing else with them. Each event's latency runs from its time (its
 //! scheduled send) to its delivery.
 
-use crate::actions::Seen;
+use crate::actions::{record_in_second, Seen};
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -83,6 +83,8 @@ pub async fn consume(
         earlier: 0,
         dlq: 0,
         per_second: Vec::new(),
+        immediate_per_second: Vec::new(),
+        timer_per_second: Vec::new(),
     };
     let mut unacked = None;
     let mut count = 0u64;
@@ -92,10 +94,12 @@ pub async fn consume(
                 let Some(message) = message else { break };
                 let message = message?;
                 let read_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as i64;
-                if let Some(time) = event_time(&message.payload) {
-                    seen.immediate_us.saturating_record((read_at - time.0 * 1000).max(1) as u64);
-                }
                 let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
+                if let Some(time) = event_time(&message.payload) {
+                    let delay = (read_at - time.0 * 1000).max(1) as u64;
+                    seen.immediate_us.saturating_record(delay);
+                    record_in_second(&mut seen.immediate_per_second, second, delay);
+                }
                 if seen.per_second.len() <= second {
                     seen.per_second.resize(second + 1, 0);
                 }

@@ -1,6 +1,7 @@
 //! The results, as text for a person and JSON for a tool.
 
 use crate::measure::Step;
+use crate::plots;
 use crate::traffic::Sent;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -250,6 +251,179 @@ pub fn ramp_json(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> 
         out[key] = at_knee[key].clone();
     }
     out
+}
+
+/// The report page: the summary and the plots, one self-contained HTML
+/// file.
+fn page(title: &str, summary: &str, charts: &[String]) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>\n<h1>{}</h1>\n<pre>{}</pre>\n",
+        escape(title),
+        escape(title),
+        escape(summary.trim())
+    );
+    for chart in charts {
+        html.push_str("<div>");
+        html.push_str(chart);
+        html.push_str("</div>\n");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// One step's report: latency over time, its distribution, throughput in
+/// and out over time.
+pub fn step_html(step: &Step, via: &str, raw: bool) -> String {
+    let seconds = |x: &f64| format!("{x:.0} s");
+    let mut over_time = vec![plots::p99_per_second(
+        "send (scheduled → stored)",
+        &step.sent.latency_per_second,
+    )];
+    let mut distributions = vec![("send (scheduled → stored)", &step.sent.latency_us)];
+    let mut throughput = vec![plots::per_second(
+        "in: events stored",
+        &step.sent.accepted_per_second,
+    )];
+    if let Some(seen) = &step.seen {
+        if raw {
+            over_time.push(plots::p99_per_second(
+                "event → delivery",
+                &seen.immediate_per_second,
+            ));
+            distributions.push(("event → delivery", &seen.immediate_us));
+            throughput.push(plots::per_second("out: events delivered", &seen.per_second));
+        } else {
+            over_time.push(plots::p99_per_second(
+                "event → action (immediate)",
+                &seen.immediate_per_second,
+            ));
+            over_time.push(plots::p99_per_second(
+                "deadline → action (timers)",
+                &seen.timer_per_second,
+            ));
+            distributions.push(("event → action (immediate)", &seen.immediate_us));
+            distributions.push(("deadline → action (timers)", &seen.timer_us));
+            throughput.push(plots::per_second("out: decisions", &seen.per_second));
+        }
+    }
+    let charts = [
+        plots::line_chart(
+            "Latency over time (p99 of each second)",
+            "time",
+            "ms",
+            &over_time,
+            &seconds,
+        ),
+        plots::percentile_chart("Latency distribution", &distributions),
+        plots::line_chart(
+            "Throughput over time",
+            "time",
+            "per second",
+            &throughput,
+            &seconds,
+        ),
+    ];
+    let title = format!(
+        "kairos-loadtest: {} events/s via {via}{}",
+        step.plan.rate,
+        if raw { ", the broker alone" } else { "" }
+    );
+    page(&title, &step_text(step, via, raw), &charts)
+}
+
+/// A ramp's report: p99 and throughput against the rate, the knee marked
+/// in the summary.
+pub fn ramp_html(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> String {
+    let rate = |x: &f64| format!("{x:.0}");
+    let p99 = |histogram: &Histogram<u64>| histogram.value_at_quantile(0.99) as f64 / 1000.0;
+    let mut latency = vec![plots::Series {
+        name: "send p99".into(),
+        points: steps
+            .iter()
+            .map(|(step, _)| (f64::from(step.plan.rate), p99(&step.sent.latency_us)))
+            .collect(),
+    }];
+    let mut throughput = vec![plots::Series {
+        name: "in: events stored per second".into(),
+        points: steps
+            .iter()
+            .map(|(step, _)| (f64::from(step.plan.rate), per_second(&step.sent)))
+            .collect(),
+    }];
+    let name = if raw {
+        "event → delivery p99"
+    } else {
+        "event → action p99 (immediate)"
+    };
+    latency.push(plots::Series {
+        name: name.into(),
+        points: steps
+            .iter()
+            .filter_map(|(step, _)| {
+                Some((
+                    f64::from(step.plan.rate),
+                    p99(&step.seen.as_ref()?.immediate_us),
+                ))
+            })
+            .collect(),
+    });
+    throughput.push(plots::Series {
+        name: if raw {
+            "out: delivered per second"
+        } else {
+            "out: decisions per second"
+        }
+        .into(),
+        points: steps
+            .iter()
+            .filter_map(|(step, _)| {
+                let seen = step.seen.as_ref()?;
+                let read = (seen.sent + seen.suppressed) as f64;
+                Some((
+                    f64::from(step.plan.rate),
+                    read / seen.per_second.len().max(1) as f64,
+                ))
+            })
+            .collect(),
+    });
+    let json = ramp_json(steps, via, raw);
+    let mut summary = match json["knee_rate"].as_u64() {
+        Some(knee) => format!("knee: {knee} events/s (the highest rate sustained)\n"),
+        None => "no step was sustained\n".to_string(),
+    };
+    for (step, verdict) in steps {
+        summary.push_str(&step_text(step, via, raw));
+        match verdict {
+            Ok(()) => summary.push_str("sustained\n"),
+            Err(why) => summary.push_str(&format!("not sustained: {why}\n")),
+        }
+    }
+    let charts = [
+        plots::line_chart(
+            "p99 latency against the rate",
+            "events/s sent",
+            "ms",
+            &latency,
+            &rate,
+        ),
+        plots::line_chart(
+            "Throughput against the rate",
+            "events/s sent",
+            "per second",
+            &throughput,
+            &rate,
+        ),
+    ];
+    let title = format!(
+        "kairos-loadtest ramp via {via}{}",
+        if raw { ", the broker alone" } else { "" }
+    );
+    page(&title, &summary, &charts)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Generating the shoppers' events and sending them on schedule.
 
+use crate::actions::record_in_second;
 use hdrhistogram::Histogram;
 use kairos_nats::partition::{message_id_header, partition_of};
 use std::collections::BTreeMap;
@@ -138,6 +139,8 @@ pub struct Sent {
     pub elapsed: Duration,
     /// Events accepted in each second after the start.
     pub accepted_per_second: Vec<u64>,
+    /// Send latencies by the second they were scheduled in.
+    pub latency_per_second: Vec<Histogram<u64>>,
 }
 
 /// One request's outcome.
@@ -209,6 +212,7 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
         statuses: BTreeMap::new(),
         elapsed: Duration::ZERO,
         accepted_per_second: Vec::new(),
+        latency_per_second: Vec::new(),
     };
     let mut received = 0u64;
     let mut last_answer = start;
@@ -223,6 +227,8 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
                 let latency = answer.answered.saturating_duration_since(answer.scheduled);
                 let micros = (latency.as_micros() as u64).clamp(1, 120_000_000);
                 results.latency_us.saturating_record(micros);
+                let scheduled_second = answer.scheduled.saturating_duration_since(start).as_secs() as usize;
+                record_in_second(&mut results.latency_per_second, scheduled_second, micros);
                 window.saturating_record(micros);
                 *results.statuses.entry(answer.status).or_default() += 1;
                 if answer.status == 200 {
