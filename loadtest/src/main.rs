@@ -44,8 +44,13 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     rate: u32,
     /// Seconds of sending; then at most 30 s more for the last answers.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    duration: u64,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400), required_unless_present = "populate")]
+    duration: Option<u64>,
+    /// Instead of shoppers, send one identify and one page view for each of
+    /// --customers (as long as that takes at --rate): the engine then holds
+    /// them all, for its memory per customer.
+    #[arg(long, conflicts_with_all = ["ramp", "duration"])]
+    populate: bool,
     /// Seconds to keep reading actions after the last send (timers due).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     linger: u64,
@@ -158,14 +163,20 @@ async fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |since| since.as_nanos() as u64)
     });
-    let plan = traffic::Plan {
-        rate: args.rate,
-        duration: Duration::from_secs(args.duration),
-        customers: args.customers,
-        batch: args
-            .batch
-            .unwrap_or(if args.via == "http" { 100 } else { 10 }),
-        seed,
+    let batch = args
+        .batch
+        .unwrap_or(if args.via == "http" { 100 } else { 10 });
+    let plan = if args.populate {
+        traffic::Plan::population(args.rate, args.customers, batch, seed)
+    } else {
+        traffic::Plan {
+            rate: args.rate,
+            duration: Duration::from_secs(args.duration.unwrap_or(1)),
+            customers: args.customers,
+            batch,
+            seed,
+            traffic: traffic::Traffic::Shoppers,
+        }
     };
     let client = match &args.nats {
         Some(url) => Some(

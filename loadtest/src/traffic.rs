@@ -16,11 +16,38 @@ pub struct Plan {
     pub customers: u64,
     pub batch: u32,
     pub seed: u64,
+    pub traffic: Traffic,
+}
+
+/// Which events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// Shoppers of the retail workload, for `duration`.
+    Shoppers,
+    /// One identify and one page view for every customer, in customer
+    /// order: a population of known customers for the engine to hold (its
+    /// memory per customer), however long that takes at the rate.
+    Population,
 }
 
 impl Plan {
+    /// The population of `customers` at `rate`: as long as it takes.
+    pub fn population(rate: u32, customers: u64, batch: u32, seed: u64) -> Plan {
+        Plan {
+            rate,
+            duration: Duration::from_secs((2 * customers).div_ceil(u64::from(rate))),
+            customers,
+            batch,
+            seed,
+            traffic: Traffic::Population,
+        }
+    }
+
     fn events(&self) -> u64 {
-        u64::from(self.rate) * self.duration.as_secs()
+        match self.traffic {
+            Traffic::Shoppers => u64::from(self.rate) * self.duration.as_secs(),
+            Traffic::Population => 2 * self.customers,
+        }
     }
 
     /// Time between two requests.
@@ -276,14 +303,28 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
 fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Vec<String>> {
     let ahead = (GENERATE_AHEAD.as_secs_f64() / interval.as_secs_f64()).ceil() as usize;
     let (batches, receiver) = mpsc::channel(ahead.max(2));
-    let mut config =
-        kairos_benches::Config::retail(plan.customers, plan.events()).with_seed(plan.seed);
-    config.start_ms = start_ms;
-    config.ms_per_event = 1000.0 / f64::from(plan.rate);
-    config.max_jitter_ms = 0;
+    let lines: Box<dyn Iterator<Item = String> + Send> = match plan.traffic {
+        Traffic::Shoppers => {
+            let mut config =
+                kairos_benches::Config::retail(plan.customers, plan.events()).with_seed(plan.seed);
+            config.start_ms = start_ms;
+            config.ms_per_event = 1000.0 / f64::from(plan.rate);
+            config.max_jitter_ms = 0;
+            Box::new(kairos_benches::generate(&config))
+        }
+        Traffic::Population => {
+            let span_ms = (plan.events() as f64 * 1000.0 / f64::from(plan.rate)) as i64;
+            Box::new(kairos_benches::population(
+                plan.customers,
+                plan.seed,
+                start_ms,
+                span_ms,
+            ))
+        }
+    };
     let batch = plan.batch as usize;
     std::thread::spawn(move || {
-        let mut lines = kairos_benches::generate(&config).peekable();
+        let mut lines = lines.peekable();
         while lines.peek().is_some() {
             let lines: Vec<String> = lines.by_ref().take(batch).collect();
             if batches.blocking_send(lines).is_err() {

@@ -5,7 +5,7 @@
 //! `loadtest/ingest.sh`.
 
 use axum::routing::post;
-use kairos_loadtest::traffic::{send, Collector, Plan, Target};
+use kairos_loadtest::traffic::{send, Collector, Plan, Target, Traffic};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,7 @@ async fn a_stalled_server_shows_as_latency_and_every_event_is_counted() {
         customers: 1_000,
         batch: 50,
         seed: 7,
+        traffic: Traffic::Shoppers,
     };
     let collector = Collector {
         batch_url: format!("http://{address}/v1/batch").parse().unwrap(),

@@ -6,7 +6,7 @@
 mod nats;
 
 use kairos_loadtest::actions::{self, Timing};
-use kairos_loadtest::traffic::{send, Plan, Target};
+use kairos_loadtest::traffic::{send, Plan, Target, Traffic};
 use nats::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +49,7 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
         customers: 2_000,
         batch: 10,
         seed: 11,
+        traffic: Traffic::Shoppers,
     };
     let target = Target::Nats {
         js: async_nats::jetstream::new(client.clone()),
@@ -117,6 +118,7 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
         customers: 1_000,
         batch: 10,
         seed: 5,
+        traffic: Traffic::Shoppers,
     };
     let system = System::Raw { js: js.clone() };
     let step = measure::step(&system, &target, plan, Duration::from_secs(10))
@@ -140,6 +142,7 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
         customers: 1_000,
         batch: 10,
         seed: 5,
+        traffic: Traffic::Shoppers,
     };
     let repeat = measure::step(&system, &target, again, Duration::from_secs(1))
         .await
