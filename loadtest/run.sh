@@ -5,6 +5,7 @@
 # 15 s), everything built with --release and stopped at the end. The
 # arguments go to kairos-loadtest, which gets --nats and --metrics here.
 # With --raw, kairos is not started: the broker is measured alone.
+# KAIROS_RUN_FLAGS adds flags to kairos run (e.g. "--snapshot-every 10m").
 #
 #   loadtest/run.sh --rate 20000 --duration 60 --report load.html --json load.json
 #   loadtest/run.sh --ramp --rate 10000 --ramp-step 5000 --duration 20 --json ramp.json
@@ -20,6 +21,6 @@ if [ "$raw" = 0 ]; then
     start_engine "$admin" \
         --set abandoned_cart.after=5s \
         --set 'browse_abandonment.window={ session = "15s" }' \
-        --set post_purchase_review.after=20s
+        --set post_purchase_review.after=20s ${KAIROS_RUN_FLAGS:-}
 fi
 "$bin"/kairos-loadtest --nats "$nats_url" --metrics "http://127.0.0.1:$admin/metrics" "$@"
