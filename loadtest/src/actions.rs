@@ -72,6 +72,30 @@ pub struct Seen {
     pub timer_per_second: Vec<Histogram<u64>>,
 }
 
+impl Seen {
+    /// Nothing seen yet.
+    pub fn new() -> Seen {
+        let histogram = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        Seen {
+            immediate_us: histogram(),
+            timer_us: histogram(),
+            sent: 0,
+            suppressed: 0,
+            earlier: 0,
+            dlq: 0,
+            per_second: Vec::new(),
+            immediate_per_second: Vec::new(),
+            timer_per_second: Vec::new(),
+        }
+    }
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen::new()
+    }
+}
+
 /// Records `micros` in the histogram of `second`, making the histograms
 /// up to it (two significant digits: enough for a plot over time).
 pub fn record_in_second(histograms: &mut Vec<Histogram<u64>>, second: usize, micros: u64) {
@@ -97,18 +121,7 @@ pub async fn watch(
 ) -> anyhow::Result<Seen> {
     let mut actions = client.subscribe("kairos.actions.>").await?;
     let mut dlq = client.subscribe("kairos.dlq.>").await?;
-    let histogram = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3);
-    let mut seen = Seen {
-        immediate_us: histogram()?,
-        timer_us: histogram()?,
-        sent: 0,
-        suppressed: 0,
-        earlier: 0,
-        dlq: 0,
-        per_second: Vec::new(),
-        immediate_per_second: Vec::new(),
-        timer_per_second: Vec::new(),
-    };
+    let mut seen = Seen::new();
     loop {
         tokio::select! {
             Some(message) = actions.next() => {

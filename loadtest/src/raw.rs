@@ -9,7 +9,6 @@
 use crate::actions::{record_in_second, Seen};
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use kairos_model::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,17 +74,7 @@ pub async fn consume(
         .max_messages_per_batch(ACK_EVERY as usize * 2)
         .messages()
         .await?;
-    let mut seen = Seen {
-        immediate_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)?,
-        timer_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)?,
-        sent: 0,
-        suppressed: 0,
-        earlier: 0,
-        dlq: 0,
-        per_second: Vec::new(),
-        immediate_per_second: Vec::new(),
-        timer_per_second: Vec::new(),
-    };
+    let mut seen = Seen::new();
     let mut unacked = None;
     let mut count = 0u64;
     loop {

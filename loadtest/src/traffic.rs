@@ -72,7 +72,10 @@ fn ids(line: &str) -> Option<(String, String)> {
         }
     }
     let event = kairos_model::Event::from_json(line.as_bytes()).ok()?;
-    Some((event.customer_key().to_string(), event.message_id.to_string()))
+    Some((
+        event.customer_key().to_string(),
+        event.message_id.to_string(),
+    ))
 }
 
 /// Where batches go.

@@ -79,11 +79,9 @@ impl Drop for Collect {
     }
 }
 
-/// `wk_web:` as HTTP Basic.
-const WEB: (&str, &str) = ("Authorization", "Basic d2tfd2ViOg==");
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_calls_become_events_and_actions_and_mistakes_get_answers_an_sdk_can_act_on() {
+/// A nats-server, `kairos run` welcoming each sign-up by email, and `kairos
+/// collect` in front of it.
+fn welcome_setup() -> (NatsServer, tempfile::TempDir, Kairos, Collect) {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_file(
@@ -91,8 +89,17 @@ async fn sdk_calls_become_events_and_actions_and_mistakes_get_answers_an_sdk_can
         "p.toml",
         &pipeline_text("collect", UNCAPPED_POLICY, WELCOME_TRIGGER),
     );
-    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
+    let kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
     let collect = tokio::task::block_in_place(|| Collect::start(&server, dir.path()));
+    (server, dir, kairos, collect)
+}
+
+/// `wk_web:` as HTTP Basic.
+const WEB: (&str, &str) = ("Authorization", "Basic d2tfd2ViOg==");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_calls_become_events_and_actions_and_mistakes_get_answers_an_sdk_can_act_on() {
+    let (server, dir, _kairos, collect) = welcome_setup();
     let client = client(&server).await;
 
     // One call, the key as Basic user name; the type from the path.
@@ -254,25 +261,9 @@ async fn sdk_calls_become_events_and_actions_and_mistakes_get_answers_an_sdk_can
     let metrics = http_get(collect.admin_port, "/metrics")
         .expect("/metrics")
         .1;
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let documented: Vec<&str> = readme
-        .lines()
-        .filter_map(|line| line.strip_prefix("| `kairos_collector_"))
-        .filter_map(|rest| rest.split('`').next())
-        .collect();
+    let documented = readme_metrics("kairos_collector_");
     assert!(documented.len() >= 4, "{documented:?}");
-    for name in documented {
-        assert!(
-            metrics.contains(&format!("kairos_collector_{name}")),
-            "kairos_collector_{name} is in the README but not in /metrics:\n{metrics}"
-        );
-    }
-    // A 429 is a refused request too.
-    assert!(
-        metrics.contains("kairos_collector_refused_total{reason=\"rate_limited\"} 1"),
-        "{metrics}"
-    );
+    assert_exported(&documented, &metrics);
     let log = std::fs::read_to_string(dir.path().join("collect.log")).unwrap();
     for text in [&metrics, &log] {
         assert!(
@@ -313,15 +304,7 @@ async fn sdk_calls_become_events_and_actions_and_mistakes_get_answers_an_sdk_can
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_nats_away_calls_get_503_and_a_retry_once_it_is_back_is_stored_once() {
-    let mut server = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_file(
-        dir.path(),
-        "p.toml",
-        &pipeline_text("collect", UNCAPPED_POLICY, WELCOME_TRIGGER),
-    );
-    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
-    let collect = tokio::task::block_in_place(|| Collect::start(&server, dir.path()));
+    let (mut server, _dir, _kairos, collect) = welcome_setup();
     let call = serde_json::json!({"event": "Signed Up", "userId": "u9", "messageId": "m9", "timestamp": now_rfc3339()}).to_string();
     tokio::task::block_in_place(|| server.stop());
     let (status, _, body) =
@@ -395,15 +378,7 @@ fn sign_up_batch(prefix: &str, count: usize, pad: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_batches_and_many_concurrent_clients_are_stored_once_each_and_oversize_ones_refused() {
-    let server = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_file(
-        dir.path(),
-        "p.toml",
-        &pipeline_text("collect", UNCAPPED_POLICY, WELCOME_TRIGGER),
-    );
-    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
-    let collect = tokio::task::block_in_place(|| Collect::start(&server, dir.path()));
+    let (server, _dir, _kairos, collect) = welcome_setup();
 
     // The largest batch accepted: 2,500 events.
     let full = sign_up_batch("full", 2_500, 0);
@@ -645,15 +620,7 @@ async fn segments_python_and_node_sdks_send_unchanged_and_their_events_become_ac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_message_ids_keys_in_batch_entries_and_raw_retries_are_stored_once_without_the_key() {
-    let server = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_file(
-        dir.path(),
-        "p.toml",
-        &pipeline_text("collect", UNCAPPED_POLICY, WELCOME_TRIGGER),
-    );
-    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
-    let collect = tokio::task::block_in_place(|| Collect::start(&server, dir.path()));
+    let (server, _dir, _kairos, collect) = welcome_setup();
 
     // analytics.js (analytics-next) batches its events with the write key
     // in every one of them; a messageId may hold a line break.

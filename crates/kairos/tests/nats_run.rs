@@ -5,9 +5,9 @@
 mod nats;
 
 use nats::{
-    call, client, count_action_ids, http_get, pipeline_text, publish_call, publish_raw,
-    read_actions, read_all_actions, read_stream, write_file, Kairos, NatsServer, CART_TRIGGER,
-    UNCAPPED_POLICY, WELCOME_TRIGGER,
+    assert_exported, call, client, count_action_ids, http_get, pipeline_text, publish_call,
+    publish_raw, read_actions, read_all_actions, read_stream, readme_metrics, write_file, Kairos,
+    NatsServer, CART_TRIGGER, UNCAPPED_POLICY, WELCOME_TRIGGER,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,26 +153,16 @@ async fn bad_messages_go_to_the_dlq_with_their_reason_and_the_events_around_them
 /// Every metric the README's table names is exported (once there has been
 /// something to count, and a snapshot).
 fn assert_readme_metrics_exported(metrics: &str) {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let documented: Vec<&str> = readme
-        .lines()
-        .filter_map(|line| line.strip_prefix("| `kairos_"))
-        .filter_map(|rest| rest.split('`').next())
-        // The collector's are checked against `kairos collect`.
-        .filter(|name| !name.starts_with("collector_"))
+    // The collector's are checked against `kairos collect`.
+    let documented: Vec<String> = readme_metrics("kairos_")
+        .into_iter()
+        .filter(|name| !name.starts_with("kairos_collector_"))
         .collect();
     assert!(
         documented.len() >= 15,
         "the README's metrics table: {documented:?}"
     );
-    for name in documented {
-        let name = format!("kairos_{name}");
-        assert!(
-            metrics.lines().any(|line| line.starts_with(&name)),
-            "{name} is in the README but not in /metrics:\n{metrics}"
-        );
-    }
+    assert_exported(&documented, metrics);
 }
 
 // ----- crash safety -----------------------------------------------------------

@@ -442,6 +442,31 @@ impl Drop for Kairos {
     }
 }
 
+/// The metrics the README's tables name (lines `| \`kairos_…\``) that start
+/// with `prefix` (e.g. `kairos_collector_`).
+pub fn readme_metrics(prefix: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Panics naming each of `names` that no line of `metrics` (a Prometheus
+/// page) starts with.
+pub fn assert_exported(names: &[String], metrics: &str) {
+    for name in names {
+        assert!(
+            metrics.lines().any(|line| line.starts_with(name.as_str())),
+            "{name} is in the README but not in /metrics:\n{metrics}"
+        );
+    }
+}
+
 /// A minimal HTTP/1.1 GET: (status, body), or None when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
