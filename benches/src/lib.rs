@@ -71,6 +71,79 @@ pub struct Config {
     /// Events are moved back in time by up to this many ms (out of order
     /// arrival, kept below the pipelines' 5 s allowed lateness).
     pub max_jitter_ms: u64,
+    /// The retail workload's event mix: a weight for each of [`MIX_NAMES`]
+    /// (the default, [`RETAIL_MIX`], in tenths of a percent).
+    pub mix: [u16; 13],
+}
+
+/// The kinds of event of the retail workload, as `--mix` names them.
+pub const MIX_NAMES: [&str; 13] = [
+    "product_viewed",
+    "page",
+    "product_added",
+    "product_removed",
+    "cart_viewed",
+    "order_completed",
+    "store_visited",
+    "location_updated",
+    "points_earned",
+    "message_opened",
+    "complaint_filed",
+    "review_submitted",
+    "identify",
+];
+
+/// The retail workload's default mix, in tenths of a percent (sums to
+/// 1000), in the order of [`MIX_NAMES`].
+pub const RETAIL_MIX: [u16; 13] = [450, 200, 120, 30, 50, 50, 20, 30, 20, 10, 5, 5, 10];
+
+/// The kind each weight of a mix stands for.
+const MIX_KINDS: [Kind; 13] = [
+    Kind::ProductViewed,
+    Kind::Page,
+    Kind::ProductAdded,
+    Kind::ProductRemoved,
+    Kind::CartViewed,
+    Kind::OrderCompleted,
+    Kind::StoreVisited,
+    Kind::LocationUpdated,
+    Kind::PointsEarned,
+    Kind::MessageOpened,
+    Kind::ComplaintFiled,
+    Kind::ReviewSubmitted,
+    Kind::Identify,
+];
+
+/// `RETAIL_MIX` with the weights `text` names changed: `NAME=WEIGHT,...`
+/// (names from [`MIX_NAMES`]); the error names what is wrong and what is
+/// accepted.
+pub fn parse_mix(text: &str) -> Result<[u16; 13], String> {
+    let mut mix = RETAIL_MIX;
+    for part in text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let (name, weight) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not NAME=WEIGHT"))?;
+        let index = MIX_NAMES
+            .iter()
+            .position(|known| *known == name.trim())
+            .ok_or_else(|| {
+                format!(
+                    "{name:?} is not a kind of event; accepted: {}",
+                    MIX_NAMES.join(", ")
+                )
+            })?;
+        mix[index] = weight.trim().parse().map_err(|_| {
+            format!("{name}={weight}: the weight is not a whole number from 0 to 65535")
+        })?;
+    }
+    if mix.iter().all(|weight| *weight == 0) {
+        return Err("every weight is 0; accepted: at least one above 0".into());
+    }
+    Ok(mix)
 }
 
 impl Config {
@@ -86,6 +159,7 @@ impl Config {
             ms_per_event: DAY_MS as f64 / 10_000_000.0,
             zipf_s: 1.05,
             max_jitter_ms: 1_999,
+            mix: RETAIL_MIX,
         }
     }
 
@@ -102,6 +176,7 @@ impl Config {
             ms_per_event: (6 * HOUR_MS) as f64 / 2_000_000.0,
             zipf_s: 0.0,
             max_jitter_ms: 1_999,
+            mix: RETAIL_MIX,
         }
     }
 
@@ -291,25 +366,17 @@ impl Generator {
     }
 
     fn retail(&mut self, out: &mut String, customer: u64, message_id: &str, time: i64) {
-        // Event mix in tenths of a percent (sums to 1000).
-        const MIX: [(u16, Kind); 13] = [
-            (450, Kind::ProductViewed),
-            (200, Kind::Page),
-            (120, Kind::ProductAdded),
-            (30, Kind::ProductRemoved),
-            (50, Kind::CartViewed),
-            (50, Kind::OrderCompleted),
-            (20, Kind::StoreVisited),
-            (30, Kind::LocationUpdated),
-            (20, Kind::PointsEarned),
-            (10, Kind::MessageOpened),
-            (5, Kind::ComplaintFiled),
-            (5, Kind::ReviewSubmitted),
-            (10, Kind::Identify),
-        ];
-        let mut roll = self.rng.below(1000) as u16;
+        // The default mix sums to 1000: the same draws as when it was fixed.
+        let total: u64 = self
+            .config
+            .mix
+            .iter()
+            .map(|weight| u64::from(*weight))
+            .sum();
+        let mut roll = self.rng.below(total.max(1));
         let mut kind = Kind::Page;
-        for (weight, candidate) in MIX {
+        for (weight, candidate) in self.config.mix.iter().zip(MIX_KINDS) {
+            let weight = u64::from(*weight);
             if roll < weight {
                 kind = candidate;
                 break;
@@ -810,6 +877,26 @@ mod tests {
         // Zipf s = 1.05 over 1e5: the top customer gets several percent.
         assert!(top > 3_000, "top customer has {top} events");
         assert!(counts.len() > 20_000);
+    }
+
+    #[test]
+    fn a_mix_chooses_the_kinds_of_event_and_names_its_mistakes() {
+        let mut config = Config::retail(100, 200);
+        config.mix = parse_mix("product_viewed=0,page=0,product_added=0,product_removed=0,cart_viewed=0,order_completed=0,location_updated=0,points_earned=0,message_opened=0,complaint_filed=0,review_submitted=0,identify=0,store_visited=7").unwrap();
+        assert!(generate(&config).all(|line| line.contains("\"Store Visited\"")));
+        assert_eq!(parse_mix("").unwrap(), RETAIL_MIX);
+        for (text, says) in [
+            ("store=5", "accepted: product_viewed, page"),
+            ("page", "not NAME=WEIGHT"),
+            ("page=-1", "whole number"),
+        ] {
+            let error = parse_mix(text).unwrap_err();
+            assert!(error.contains(says), "{error}");
+        }
+        let all_zero = MIX_NAMES.map(|name| format!("{name}=0")).join(",");
+        assert!(parse_mix(&all_zero)
+            .unwrap_err()
+            .contains("every weight is 0"));
     }
 
     #[test]

@@ -46,6 +46,14 @@ struct Args {
     /// Seconds of sending; then at most 30 s more for the last answers.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400), required_unless_present = "populate")]
     duration: Option<u64>,
+    /// The shoppers' event mix: NAME=WEIGHT,... changing the default
+    /// weights (tenths of a percent: product_viewed=450, page=200,
+    /// product_added=120, product_removed=30, cart_viewed=50,
+    /// order_completed=50, store_visited=20, location_updated=30,
+    /// points_earned=20, message_opened=10, complaint_filed=5,
+    /// review_submitted=5, identify=10).
+    #[arg(long, value_name = "NAME=WEIGHT,...", value_parser = kairos_benches::parse_mix)]
+    mix: Option<[u16; 13]>,
     /// Instead of shoppers, send one identify and one page view for each of
     /// --customers (as long as that takes at --rate): the engine then holds
     /// them all, for its memory per customer.
@@ -170,12 +178,14 @@ async fn run(
         traffic::Plan::population(args.rate, args.customers, batch, seed)
     } else {
         traffic::Plan {
-            rate: args.rate,
-            duration: Duration::from_secs(args.duration.unwrap_or(1)),
-            customers: args.customers,
-            batch,
-            seed,
-            traffic: traffic::Traffic::Shoppers,
+            mix: args.mix.unwrap_or(kairos_benches::RETAIL_MIX),
+            ..traffic::Plan::shoppers(
+                args.rate,
+                Duration::from_secs(args.duration.unwrap_or(1)),
+                args.customers,
+                batch,
+                seed,
+            )
         }
     };
     let client = match &args.nats {

@@ -159,3 +159,59 @@ pub fn sustained(step: &Step, limits: &Limits) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::Histogram;
+
+    fn step(rate: u32, statuses: &[(u16, u64)], backlog: Option<u64>, p99_us: u64) -> Step {
+        let mut seen = Seen::new();
+        for _ in 0..100 {
+            seen.immediate_us.record(p99_us).unwrap();
+        }
+        Step {
+            plan: Plan::shoppers(rate, Duration::from_secs(10), 100, 10, 1),
+            sent: Sent {
+                latency_us: Histogram::new(3).unwrap(),
+                events_sent: 0,
+                events_accepted: 0,
+                statuses: statuses.iter().copied().collect(),
+                elapsed: Duration::from_secs(10),
+                accepted_per_second: Vec::new(),
+                latency_per_second: Vec::new(),
+            },
+            seen: Some(seen),
+            backlog,
+            engine: None,
+        }
+    }
+
+    #[test]
+    fn a_step_is_sustained_within_its_limits_and_says_which_it_broke() {
+        let limits = Limits {
+            p99_ms: 10.0,
+            backlog_seconds: 1.0,
+        };
+        assert_eq!(
+            sustained(&step(1_000, &[(200, 100)], Some(999), 9_000), &limits),
+            Ok(())
+        );
+        let verdicts = [
+            sustained(
+                &step(1_000, &[(200, 99), (503, 1)], Some(0), 1_000),
+                &limits,
+            ),
+            sustained(&step(1_000, &[(200, 100)], Some(1_001), 1_000), &limits),
+            sustained(&step(1_000, &[(200, 100)], None, 12_000), &limits),
+        ];
+        let says = [
+            "1 sends not stored",
+            "backlog 1001 events over 1000",
+            "p99 12.0 ms over 10 ms",
+        ];
+        for (verdict, says) in verdicts.iter().zip(says) {
+            assert!(verdict.as_ref().unwrap_err().contains(says), "{verdict:?}");
+        }
+    }
+}

@@ -17,6 +17,8 @@ pub struct Plan {
     pub batch: u32,
     pub seed: u64,
     pub traffic: Traffic,
+    /// The shoppers' event mix (`kairos_benches::MIX_NAMES`' weights).
+    pub mix: [u16; 13],
 }
 
 /// Which events.
@@ -31,6 +33,19 @@ pub enum Traffic {
 }
 
 impl Plan {
+    /// Shoppers of the default mix at `rate` for `duration`.
+    pub fn shoppers(rate: u32, duration: Duration, customers: u64, batch: u32, seed: u64) -> Plan {
+        Plan {
+            rate,
+            duration,
+            customers,
+            batch,
+            seed,
+            traffic: Traffic::Shoppers,
+            mix: kairos_benches::RETAIL_MIX,
+        }
+    }
+
     /// The population of `customers` at `rate`: as long as it takes.
     pub fn population(rate: u32, customers: u64, batch: u32, seed: u64) -> Plan {
         Plan {
@@ -40,6 +55,7 @@ impl Plan {
             batch,
             seed,
             traffic: Traffic::Population,
+            mix: kairos_benches::RETAIL_MIX,
         }
     }
 
@@ -331,6 +347,7 @@ fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Ve
             config.start_ms = start_ms;
             config.ms_per_event = 1000.0 / f64::from(plan.rate);
             config.max_jitter_ms = 0;
+            config.mix = plan.mix;
             Box::new(kairos_benches::generate(&config))
         }
         Traffic::Population => {

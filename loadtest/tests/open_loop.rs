@@ -5,7 +5,7 @@
 //! `loadtest/ingest.sh`.
 
 use axum::routing::post;
-use kairos_loadtest::traffic::{send, Collector, Plan, Target, Traffic};
+use kairos_loadtest::traffic::{send, Collector, Plan, Target};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,14 +43,7 @@ async fn a_stalled_server_shows_as_latency_and_every_event_is_counted() {
 
     // 2,000 events a second in batches of 50: a request every 25 ms, 80
     // in all.
-    let plan = Plan {
-        rate: 2_000,
-        duration: Duration::from_secs(2),
-        customers: 1_000,
-        batch: 50,
-        seed: 7,
-        traffic: Traffic::Shoppers,
-    };
+    let plan = Plan::shoppers(2_000, Duration::from_secs(2), 1_000, 50, 7);
     let collector = Collector {
         batch_url: format!("http://{address}/v1/batch").parse().unwrap(),
         write_key: "wk".into(),

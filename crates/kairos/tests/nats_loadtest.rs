@@ -6,7 +6,7 @@
 mod nats;
 
 use kairos_loadtest::actions::{self, Timing};
-use kairos_loadtest::traffic::{send, Plan, Target, Traffic};
+use kairos_loadtest::traffic::{send, Plan, Target};
 use nats::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,14 +43,7 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
         .as_millis() as i64;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(actions::watch(client.clone(), timings, since_ms, stopped));
-    let plan = Plan {
-        rate: 2_000,
-        duration: Duration::from_secs(3),
-        customers: 2_000,
-        batch: 10,
-        seed: 11,
-        traffic: Traffic::Shoppers,
-    };
+    let plan = Plan::shoppers(2_000, Duration::from_secs(3), 2_000, 10, 11);
     let target = Target::Nats {
         js: async_nats::jetstream::new(client.clone()),
         partitions: 16,
@@ -112,14 +105,7 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
         partitions: 16,
         subject_prefix: raw::SUBJECT_PREFIX.into(),
     };
-    let plan = Plan {
-        rate: 2_000,
-        duration: Duration::from_secs(2),
-        customers: 1_000,
-        batch: 10,
-        seed: 5,
-        traffic: Traffic::Shoppers,
-    };
+    let plan = Plan::shoppers(2_000, Duration::from_secs(2), 1_000, 10, 5);
     let system = System::Raw { js: js.clone() };
     let step = measure::step(&system, &target, plan, Duration::from_secs(10))
         .await
@@ -136,14 +122,7 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
     assert_eq!(measure::sustained(&step, &limits), Ok(()));
     // The same seed again: JetStream drops every event as a duplicate, and
     // the step says so instead of counting them as load.
-    let again = Plan {
-        rate: 2_000,
-        duration: Duration::from_secs(1),
-        customers: 1_000,
-        batch: 10,
-        seed: 5,
-        traffic: Traffic::Shoppers,
-    };
+    let again = Plan::shoppers(2_000, Duration::from_secs(1), 1_000, 10, 5);
     let repeat = measure::step(&system, &target, again, Duration::from_secs(1))
         .await
         .unwrap();
