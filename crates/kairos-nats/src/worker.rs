@@ -317,6 +317,11 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
         Unit::Seconds,
         "Taking and writing a snapshot"
     );
+    describe_histogram!(
+        "kairos_snapshot_pause_seconds",
+        Unit::Seconds,
+        "How long a snapshot kept the engine from taking events"
+    );
     describe_gauge!(
         "kairos_snapshot_bytes",
         Unit::Bytes,
@@ -848,6 +853,15 @@ impl Worker {
     /// that cannot be taken now (NATS away) is tried again at the next
     /// round; only a failure of the engine itself is an error.
     async fn snapshot(&mut self, drain_within: Duration) -> anyhow::Result<()> {
+        let paused = Instant::now();
+        let outcome = self.take_snapshot(drain_within).await;
+        histogram!("kairos_snapshot_pause_seconds").record(paused.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// [`Worker::snapshot`]'s work: the time it takes is the time no event
+    /// is taken.
+    async fn take_snapshot(&mut self, drain_within: Duration) -> anyhow::Result<()> {
         self.finish_saving().await;
         self.last_snapshot = Instant::now();
         let drained = tokio::time::timeout(drain_within, async {
@@ -883,6 +897,11 @@ impl Worker {
         self.engine
             .snapshot(&mut self.snapshot_bytes)
             .context("taking a snapshot")?;
+        tracing::debug!(
+            serialised_in = ?started.elapsed(),
+            bytes = self.snapshot_bytes.len(),
+            "snapshot taken"
+        );
         let bytes = std::mem::take(&mut self.snapshot_bytes);
         let meta = SnapshotMeta {
             covers_sequence: self.next_sequence - 1,
