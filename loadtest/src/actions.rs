@@ -122,8 +122,33 @@ pub async fn watch(
     let mut actions = client.subscribe("kairos.actions.>").await?;
     let mut dlq = client.subscribe("kairos.dlq.>").await?;
     let mut seen = Seen::new();
+    // A live line every 2 s (the sender prints its own beside it).
+    let mut progress = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(2),
+    );
+    let mut window = (Seen::new(), 0u64);
     loop {
         tokio::select! {
+            _ = progress.tick() => {
+                let (recent, read) = &mut window;
+                let p99 = |histogram: &Histogram<u64>| {
+                    if histogram.is_empty() {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1} ms", histogram.value_at_quantile(0.99) as f64 / 1000.0)
+                    }
+                };
+                println!(
+                    "        decisions read {} (+{read} in 2 s)  p99 event → action {}  deadline → action {}  DLQ {}",
+                    seen.sent + seen.suppressed,
+                    p99(&recent.immediate_us),
+                    p99(&recent.timer_us),
+                    seen.dlq,
+                );
+                *recent = Seen::new();
+                *read = 0;
+            }
             Some(message) = actions.next() => {
                 let read_at = now_us();
                 let Ok(action) = serde_json::from_slice::<serde_json::Value>(&message.payload) else {
@@ -150,11 +175,14 @@ pub async fn watch(
                 let delay = (read_at - decided.0 * 1000).max(1) as u64;
                 let timing = data["trigger"].as_str().and_then(|id| timings.get(id));
                 let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
+                window.1 += 1;
                 if timing == Some(&Timing::Timer) || decided.0 > fired.0 {
                     seen.timer_us.saturating_record(delay);
+                    window.0.timer_us.saturating_record(delay);
                     record_in_second(&mut seen.timer_per_second, second, delay);
                 } else {
                     seen.immediate_us.saturating_record(delay);
+                    window.0.immediate_us.saturating_record(delay);
                     record_in_second(&mut seen.immediate_per_second, second, delay);
                 }
                 if seen.per_second.len() <= second {

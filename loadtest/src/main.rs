@@ -99,6 +99,10 @@ struct Args {
     /// --metrics).
     #[arg(long, default_value_t = 1.0)]
     max_backlog_seconds: f64,
+    /// The JSON of a --raw run (or ramp) on the same machine: the broker's
+    /// ceiling, to which this run's throughput is reported as a ratio.
+    #[arg(long, value_name = "FILE")]
+    raw_baseline: Option<PathBuf>,
     /// Also write a report with plots here (one HTML file).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -140,6 +144,15 @@ fn main() -> ExitCode {
     if args.via == "http" && args.write_key.is_empty() {
         return usage("--via http needs --write-key (one of the collector's keys file)");
     }
+    let baseline = match args
+        .raw_baseline
+        .as_deref()
+        .map(report::raw_ceiling)
+        .transpose()
+    {
+        Ok(baseline) => baseline,
+        Err(error) => return usage(&format!("{error:#}")),
+    };
     let timings = match actions::timings(&args.pipeline) {
         Ok(timings) => timings,
         Err(error) => return usage(&format!("{error:#}")),
@@ -148,7 +161,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    match runtime.block_on(run(&args, timings)) {
+    match runtime.block_on(run(&args, timings, baseline)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("kairos-loadtest: {error:#}");
@@ -165,6 +178,7 @@ fn usage(problem: &str) -> ExitCode {
 async fn run(
     args: &Args,
     timings: std::collections::HashMap<String, actions::Timing>,
+    baseline: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -230,9 +244,9 @@ async fn run(
         }
     };
     let outcome = if args.ramp {
-        ramp(args, &system, &target, plan).await
+        ramp(args, &system, &target, plan, baseline).await
     } else {
-        single(args, &system, &target, plan).await
+        single(args, &system, &target, plan, baseline).await
     };
     if let (Some(js), true) = (&js, args.raw) {
         raw::remove(js).await;
@@ -246,6 +260,7 @@ async fn single(
     system: &measure::System,
     target: &traffic::Target,
     plan: traffic::Plan,
+    baseline: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let linger = Duration::from_secs(args.linger);
     let step = measure::step(system, target, plan, linger).await?;
@@ -254,6 +269,7 @@ async fn single(
     if args.raw {
         json["mode"] = "raw".into();
     }
+    report::compare_to_raw(&mut json, baseline);
     write_json(args, &json)?;
     write_report(args, || report::step_html(&step, &args.via, args.raw))?;
     Ok(ExitCode::SUCCESS)
@@ -266,6 +282,7 @@ async fn ramp(
     system: &measure::System,
     target: &traffic::Target,
     first: traffic::Plan,
+    baseline: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let limits = measure::Limits {
         p99_ms: args.max_p99_ms,
@@ -304,7 +321,8 @@ async fn ramp(
             break;
         }
     }
-    let json = report::ramp_json(&steps, &args.via, args.raw);
+    let mut json = report::ramp_json(&steps, &args.via, args.raw);
+    report::compare_to_raw(&mut json, baseline);
     match json["knee_rate"].as_u64() {
         Some(knee) => println!("\nknee: {knee} events/s (the highest rate sustained)"),
         None => println!("\nno step was sustained: start lower (--rate)"),

@@ -220,6 +220,43 @@ pub fn step_text(step: &Step, via: &str, raw: bool) -> String {
     out
 }
 
+/// The broker's ceiling from the JSON a --raw run wrote: a ramp's knee, or
+/// a single run's throughput out.
+pub fn raw_ceiling(path: &std::path::Path) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow::anyhow!("--raw-baseline {}: {error}", path.display()))?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("--raw-baseline {}: not JSON: {error}", path.display()))?;
+    let ceiling = match (json["mode"].as_str(), json["system"].as_str()) {
+        (Some("ramp"), Some("raw")) => json["knee_rate"].as_f64(),
+        (Some("raw"), _) => json["throughput_out"].as_f64(),
+        _ => None,
+    };
+    ceiling.filter(|ceiling| *ceiling > 0.0).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--raw-baseline {}: not the JSON of a --raw run with a throughput; accepted: the --json of `kairos-loadtest --raw` or `--raw --ramp`",
+            path.display()
+        )
+    })
+}
+
+/// Adds the broker's ceiling and this run's ratio to it (a ramp's knee, or
+/// a run's throughput in) to `json`, and says it.
+pub fn compare_to_raw(json: &mut Value, ceiling: Option<f64>) {
+    let Some(ceiling) = ceiling else { return };
+    let ours = json["knee_rate"]
+        .as_f64()
+        .or_else(|| json["throughput_in"].as_f64())
+        .unwrap_or(0.0);
+    let ratio = ours / ceiling;
+    json["raw_ceiling"] = json!(ceiling);
+    json["ratio_to_raw"] = json!((ratio * 1000.0).round() / 1000.0);
+    println!(
+        "against the broker alone: {ours:.0} of its {ceiling:.0} events/s = {:.0} %",
+        ratio * 100.0
+    );
+}
+
 /// A ramp: each step with its verdict, and the knee (the highest rate
 /// sustained).
 pub fn ramp_json(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> Value {
@@ -428,6 +465,28 @@ pub fn ramp_html(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_raw_baseline_gives_the_ceiling_and_the_ratio() {
+        let dir = std::env::temp_dir().join(format!("kairos-raw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ramp = dir.join("ramp.json");
+        std::fs::write(&ramp, r#"{"mode":"ramp","system":"raw","knee_rate":80000}"#).unwrap();
+        let ceiling = super::raw_ceiling(&ramp).unwrap();
+        assert_eq!(ceiling, 80_000.0);
+        let mut ours = serde_json::json!({"mode": "ramp", "knee_rate": 60000});
+        super::compare_to_raw(&mut ours, Some(ceiling));
+        assert_eq!(ours["ratio_to_raw"], 0.75);
+        let kairos = dir.join("kairos.json");
+        std::fs::write(
+            &kairos,
+            r#"{"mode":"ramp","system":"kairos","knee_rate":60000}"#,
+        )
+        .unwrap();
+        let refused = super::raw_ceiling(&kairos).unwrap_err().to_string();
+        assert!(refused.contains("accepted: the --json of"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn metrics_are_summed_over_labels_and_buckets_left_out() {
         let sums = super::parse_metrics(
