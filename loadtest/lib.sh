@@ -7,15 +7,16 @@ nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
 bin="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kairos-loadtest.XXXXXX")
 pids=()
+keep_work=0
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$work"
+    [ "$keep_work" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { local port=$1; while listening "$port"; do port=$((port + 1)); done; echo "$port"; }
-wait_for() { for _ in $(seq 1 300); do "$@" && return 0; sleep 0.1; done; echo "loadtest: $* failed; logs in $work" >&2; trap - EXIT; exit 1; }
+wait_for() { for _ in $(seq 1 300); do "$@" && return 0; sleep 0.1; done; echo "loadtest: $* failed; logs in $work" >&2; keep_work=1; exit 1; }
 ready() { ( exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
     printf 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
     head -n 1 <&3 | grep -q ' 200 ' ) 2>/dev/null; }

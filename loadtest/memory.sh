@@ -6,6 +6,7 @@
 # holds.
 #
 #   loadtest/memory.sh [CUSTOMERS] [RATE]      (default 1000000 at 50000 events/s)
+set -euo pipefail
 cd "$(dirname "$0")/.."
 customers=${1:-1000000}
 rate=${2:-50000}
@@ -32,4 +33,5 @@ after=$(rss_kib)
 held=$(metric kairos_customers)
 echo "customers held: $held; events applied: $(metric kairos_events_total)"
 echo "kairos run VmRSS: $((before / 1024)) MiB at start, $((after / 1024)) MiB with $held customers"
+[ "${held:-0}" -gt 0 ] || { echo "memory.sh: kairos run holds no customers; its log: $work/kairos.log" >&2; keep_work=1; exit 1; }
 awk -v b="$before" -v a="$after" -v c="$held" 'BEGIN { printf "per customer: %.0f bytes (RSS growth / customers), %.0f bytes (RSS / customers)\n", (a - b) * 1024 / c, a * 1024 / c }'

@@ -10,6 +10,7 @@
 #   loadtest/run.sh --rate 20000 --duration 60 --report load.html --json load.json
 #   loadtest/run.sh --ramp --rate 10000 --ramp-step 5000 --duration 20 --json ramp.json
 #   loadtest/run.sh --raw --ramp --rate 20000 --ramp-step 20000 --duration 20 --json raw.json
+set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p kairos -p kairos-loadtest
 . loadtest/lib.sh

@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// How a trigger fires, which says what its delay measures. The delay is
-/// always from the decision's `decided_at` to the moment it is read.
+/// How a trigger fires, which says what its delay measures (see
+/// [`classify`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timing {
     /// On an event (count, sequence, threshold, rate, not on a window's
-    /// close): `decided_at` is the event's time, which the load generator
-    /// sets to its send time, so the delay is event → action latency.
+    /// close nor delayed): `fired_at` is the event's time, which the load
+    /// generator sets to its send time, so the delay from it is event →
+    /// action latency.
     Immediate,
     /// On a deadline (absence, inactivity, schedule, a window's close, or a
     /// decision deferred to a later hour): `decided_at` is the deadline, so
@@ -42,9 +43,14 @@ pub fn timings(pipeline: &std::path::Path) -> anyhow::Result<HashMap<String, Tim
             continue;
         };
         let on_close = trigger.get("fire").and_then(toml::Value::as_str) == Some("on_close");
+        // A `delay` other than zero puts step 1 at a deadline after the event.
+        let delayed = trigger
+            .get("delay")
+            .and_then(toml::Value::as_str)
+            .is_some_and(|delay| delay.chars().any(|c| c.is_ascii_digit() && c != '0'));
         let timing = match kind {
             "absence" | "inactivity" | "schedule" => Timing::Timer,
-            _ if on_close => Timing::Timer,
+            _ if on_close || delayed => Timing::Timer,
             _ => Timing::Immediate,
         };
         timings.insert(id.to_string(), timing);
@@ -67,6 +73,9 @@ pub struct Seen {
     pub dlq: u64,
     /// Decisions read in each second after `since`.
     pub per_second: Vec<u64>,
+    /// When the last one counted was read, wall clock (µs since the
+    /// epoch); 0 before the first.
+    pub last_read_us: i64,
     /// The delays of each second, immediate and timers.
     pub immediate_per_second: Vec<Histogram<u64>>,
     pub timer_per_second: Vec<Histogram<u64>>,
@@ -84,6 +93,7 @@ impl Seen {
             earlier: 0,
             dlq: 0,
             per_second: Vec::new(),
+            last_read_us: 0,
             immediate_per_second: Vec::new(),
             timer_per_second: Vec::new(),
         }
@@ -103,6 +113,31 @@ pub fn record_in_second(histograms: &mut Vec<Histogram<u64>>, second: usize, mic
         histograms.push(Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"));
     }
     histograms[second].saturating_record(micros);
+}
+
+/// How much later than its `fired_at` an immediate trigger's decision may
+/// be decided and still be the event's own (the engine decides at its
+/// clock, the newest event time it has applied: an event applied just
+/// after a later one is decided at that one's time); later, it is a send
+/// deferred to a later time (quiet hours, a frequency cap), a deadline.
+pub const DEFERRED_AFTER_MS: i64 = 1_000;
+
+/// Whether a decision is timed as an immediate trigger's or a timer's, and
+/// from which moment (ms): an immediate trigger's first step from its
+/// `fired_at`, the causing event's time (its send time); a timer's, a
+/// ladder's later step's or a deferred send's from its `decided_at`, the
+/// deadline.
+pub fn classify(
+    timing: Option<Timing>,
+    step: u64,
+    fired_ms: i64,
+    decided_ms: i64,
+) -> (Timing, i64) {
+    if timing == Some(Timing::Timer) || step > 1 || decided_ms > fired_ms + DEFERRED_AFTER_MS {
+        (Timing::Timer, decided_ms)
+    } else {
+        (Timing::Immediate, fired_ms)
+    }
 }
 
 fn now_us() -> i64 {
@@ -167,16 +202,19 @@ pub async fn watch(
                     seen.earlier += 1;
                     continue;
                 }
+                seen.last_read_us = read_at;
                 if data["suppressed"].is_null() {
                     seen.sent += 1;
                 } else {
                     seen.suppressed += 1;
                 }
-                let delay = (read_at - decided.0 * 1000).max(1) as u64;
-                let timing = data["trigger"].as_str().and_then(|id| timings.get(id));
+                let timing = data["trigger"].as_str().and_then(|id| timings.get(id)).copied();
+                let step = data["step"].as_u64().unwrap_or(1);
+                let (timing, from_ms) = classify(timing, step, fired.0, decided.0);
+                let delay = (read_at - from_ms * 1000).max(1) as u64;
                 let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
                 window.1 += 1;
-                if timing == Some(&Timing::Timer) || decided.0 > fired.0 {
+                if timing == Timing::Timer {
                     seen.timer_us.saturating_record(delay);
                     window.0.timer_us.saturating_record(delay);
                     record_in_second(&mut seen.timer_per_second, second, delay);
@@ -195,4 +233,55 @@ pub async fn watch(
         }
     }
     Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_decided_at_a_later_events_time_is_still_immediate() {
+        let (fired, ms) = (1_000_000, 1);
+        // Applied just after an event 1 ms newer: decided at its time.
+        assert_eq!(
+            classify(Some(Timing::Immediate), 1, fired, fired + ms),
+            (Timing::Immediate, fired)
+        );
+        assert_eq!(
+            classify(Some(Timing::Immediate), 1, fired, fired),
+            (Timing::Immediate, fired)
+        );
+        // Deferred to the end of quiet hours: the deadline's lateness.
+        let morning = fired + 6 * 3_600_000;
+        assert_eq!(
+            classify(Some(Timing::Immediate), 1, fired, morning),
+            (Timing::Timer, morning)
+        );
+        // A ladder's second step, and a timer, from their deadline.
+        assert_eq!(
+            classify(Some(Timing::Immediate), 2, fired, fired),
+            (Timing::Timer, fired)
+        );
+        assert_eq!(
+            classify(Some(Timing::Timer), 1, fired - 10, fired),
+            (Timing::Timer, fired)
+        );
+    }
+
+    #[test]
+    fn a_delayed_trigger_is_a_timer() {
+        let dir = std::env::temp_dir().join(format!("kairos-timings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.toml");
+        std::fs::write(
+            &path,
+            "[[trigger]]\nid = \"later\"\nkind = \"count\"\ndelay = \"10m\"\n\n[[trigger]]\nid = \"now\"\nkind = \"count\"\ndelay = \"0s\"\n\n[[trigger]]\nid = \"plain\"\nkind = \"rate\"\n",
+        )
+        .unwrap();
+        let timings = timings(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(timings.get("later"), Some(&Timing::Timer));
+        assert_eq!(timings.get("now"), Some(&Timing::Immediate));
+        assert_eq!(timings.get("plain"), Some(&Timing::Immediate));
+    }
 }

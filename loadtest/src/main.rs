@@ -136,9 +136,9 @@ fn main() -> ExitCode {
     if args.raw && (args.via != "nats" || args.nats.is_none()) {
         return usage("--raw measures NATS alone: it needs --nats URL and --via nats");
     }
-    if args.ramp && !args.raw && args.metrics.is_none() {
+    if args.ramp && args.nats.is_none() {
         return usage(
-            "--ramp needs --metrics URL (the engine's backlog tells whether a step was sustained)",
+            "--ramp needs --nats URL (the backlog on JetStream, and the decisions' latency, tell whether a step was sustained)",
         );
     }
     if args.via == "http" && args.write_key.is_empty() {
@@ -204,11 +204,16 @@ async fn run(
     };
     let client = match &args.nats {
         Some(url) => Some(
-            async_nats::ConnectOptions::new()
-                .name("kairos-loadtest")
-                .connect(url.as_str())
-                .await
-                .map_err(|error| anyhow::anyhow!("cannot connect to --nats {url}: {error}"))?,
+            match args.allow_remote {
+                true => async_nats::ConnectOptions::new(),
+                // The servers a loopback server tells of (its cluster) are
+                // not loopback ones: reconnect to the one given only.
+                false => async_nats::ConnectOptions::new().ignore_discovered_servers(),
+            }
+            .name("kairos-loadtest")
+            .connect(url.as_str())
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot connect to --nats {url}: {error}"))?,
         ),
         None => None,
     };
@@ -289,7 +294,8 @@ async fn ramp(
         backlog_seconds: args.max_backlog_seconds,
     };
     let step_by = args.ramp_step.unwrap_or(first.rate);
-    // Timers of one step fire during the next and are counted apart there.
+    // Timers of one step that come due in the next are measured there,
+    // from their deadlines, like the next step's own.
     let linger = Duration::from_secs(2);
     let mut steps = Vec::new();
     for index in 0u64.. {

@@ -30,8 +30,8 @@ pub struct Step {
     /// Decisions (kairos) or deliveries (raw); none without NATS.
     pub seen: Option<Seen>,
     /// Events stored but not yet taken by kairos (or the raw consumer) when
-    /// sending ended; none when it cannot be known (kairos without
-    /// --metrics).
+    /// sending ended; none when it cannot be known (kairos without --nats
+    /// nor --metrics).
     pub backlog: Option<u64>,
     /// The engine's metrics at the end (kairos with --metrics).
     pub engine: Option<BTreeMap<String, f64>>,
@@ -64,12 +64,22 @@ pub async fn step(
                 tokio::spawn(actions::watch(client, timings.clone(), since_ms, stopped))
             });
             let sent = traffic::send(&plan, target.clone()).await?;
-            let backlog = match metrics {
-                Some(url) => report::scrape(url)
+            let backlog = match client {
+                Some(client) => engine_backlog(client).await.map_err(|error| {
+                    eprintln!("kairos-loadtest: no backlog from JetStream: {error:#}");
+                }),
+                None => Err(()),
+            };
+            let backlog = match (backlog, metrics) {
+                (Ok(backlog), _) => Some(backlog),
+                // The engine's gauge: as of the last event it took (stale
+                // while it takes none), without those delivered to it and
+                // not yet applied.
+                (Err(()), Some(url)) => report::scrape(url)
                     .await?
                     .get("kairos_consumer_pending")
                     .map(|pending| *pending as u64),
-                None => None,
+                (Err(()), None) => None,
             };
             let seen = match watcher {
                 Some(watcher) => {
@@ -120,6 +130,24 @@ pub async fn step(
             })
         }
     }
+}
+
+/// Events stored and not yet applied by kairos, now, as JetStream counts
+/// them for the engine's consumer: not yet delivered, and delivered but not
+/// acknowledged (taken, maybe not applied yet). The engine's own
+/// `kairos_consumer_pending` is the first only, as of the last event it
+/// took: an engine that stopped taking events would keep showing the small
+/// backlog it had then.
+async fn engine_backlog(client: &async_nats::Client) -> anyhow::Result<u64> {
+    let js = async_nats::jetstream::new(client.clone());
+    let info = js
+        .get_stream(kairos_nats::streams::EVENTS_STREAM)
+        .await
+        .map_err(|error| anyhow::anyhow!("the events stream: {error}"))?
+        .consumer_info(kairos_nats::worker::CONSUMER)
+        .await
+        .map_err(|error| anyhow::anyhow!("the engine's consumer: {error}"))?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
 }
 
 /// Limits a ramp's step must keep to count as sustained.
@@ -178,6 +206,7 @@ mod tests {
                 events_accepted: 0,
                 statuses: statuses.iter().copied().collect(),
                 elapsed: Duration::from_secs(10),
+                start_ms: 0,
                 accepted_per_second: Vec::new(),
                 latency_per_second: Vec::new(),
             },

@@ -7,9 +7,9 @@
 //! scheduled send) to its delivery.
 
 use crate::actions::{record_in_second, Seen};
+use crate::traffic::event_time;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
-use kairos_model::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,22 +18,25 @@ use tokio::sync::watch;
 /// The baseline's stream and subjects, apart from kairos' own.
 pub const STREAM: &str = "KAIROS_LOADTEST_RAW";
 pub const SUBJECT_PREFIX: &str = "kairos.loadtest.raw";
-const CONSUMER: &str = "kairos-loadtest-raw";
+pub const CONSUMER: &str = "kairos-loadtest-raw";
 /// As `kairos run` acknowledges: at most this many at once (AckAll).
 const ACK_EVERY: u64 = 128;
 const MAX_ACK_PENDING: i64 = 4096;
 
-/// Creates the baseline's stream afresh (file storage, de-duplication by
-/// Nats-Msg-Id, kept an hour), deleting one a run before left.
+/// Creates the baseline's stream afresh (as kairos' events stream: file
+/// storage, de-duplication by Nats-Msg-Id; kept an hour), deleting one a
+/// run before left.
 pub async fn prepare(js: &jetstream::Context) -> anyhow::Result<()> {
     let _ = js.delete_stream(STREAM).await;
+    // kairos' own events stream's settings (its duplicate window above
+    // all: the ids the broker keeps to check each publish against), but
+    // kept an hour.
+    let [events, ..] = kairos_nats::streams::StreamSettings::default().configs();
     js.create_stream(stream::Config {
         name: STREAM.to_string(),
         subjects: vec![format!("{SUBJECT_PREFIX}.>")],
-        storage: stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        max_age: Duration::from_secs(3600),
-        ..Default::default()
+        max_age: Duration::from_secs(3600).max(events.duplicate_window),
+        ..events
     })
     .await
     .map_err(|error| anyhow::anyhow!("cannot create the stream {STREAM}: {error}"))?;
@@ -45,14 +48,6 @@ pub async fn remove(js: &jetstream::Context) {
     let _ = js.delete_stream(STREAM).await;
 }
 
-/// The event time a generated call carries (`"timestamp":"..."`).
-fn event_time(payload: &[u8]) -> Option<Timestamp> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let start = text.find("\"timestamp\":\"")? + "\"timestamp\":\"".len();
-    let end = start + text[start..].find('"')?;
-    Timestamp::parse_rfc3339(&text[start..end]).ok()
-}
-
 /// Reads the stream until `stop` turns true; `consumed` counts as it goes.
 pub async fn consume(
     js: jetstream::Context,
@@ -60,10 +55,18 @@ pub async fn consume(
     since_ms: i64,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Seen> {
-    let stream = js.get_stream(STREAM).await?;
+    let mut stream = js.get_stream(STREAM).await?;
+    // Each step reads its own events: a consumer of its own from the
+    // stream's end, none of an earlier step's left unread or unacknowledged
+    // (which would be counted, late, or redelivered here).
+    let _ = stream.delete_consumer(CONSUMER).await;
+    let next = stream.info().await?.state.last_sequence + 1;
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(CONSUMER.to_string()),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: next,
+            },
             ack_policy: consumer::AckPolicy::All,
             max_ack_pending: MAX_ACK_PENDING,
             ..Default::default()
@@ -84,7 +87,7 @@ pub async fn consume(
                 let message = message?;
                 let read_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as i64;
                 let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
-                if let Some(time) = event_time(&message.payload) {
+                if let Some(time) = std::str::from_utf8(&message.payload).ok().and_then(event_time) {
                     let delay = (read_at - time.0 * 1000).max(1) as u64;
                     seen.immediate_us.saturating_record(delay);
                     record_in_second(&mut seen.immediate_per_second, second, delay);
@@ -95,6 +98,7 @@ pub async fn consume(
                 seen.per_second[second] += 1;
                 count += 1;
                 seen.sent = count;
+                seen.last_read_us = read_at;
                 consumed.store(count, Ordering::Release);
                 unacked = Some(message);
                 if count.is_multiple_of(ACK_EVERY) {
@@ -112,6 +116,13 @@ pub async fn consume(
             _ = stop.changed() => break,
         }
     }
+    // What was read is acknowledged, as kairos does: none is left to be
+    // redelivered.
+    if let Some(last) = unacked.take() {
+        last.ack()
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+    }
     Ok(seen)
 }
 
@@ -121,9 +132,13 @@ mod tests {
     fn the_event_time_is_read_from_the_call() {
         let call = br#"{"type":"track","event":"A","userId":"u1","messageId":"m","timestamp":"2026-12-07T00:00:01.250Z","properties":{}}"#;
         assert_eq!(
-            super::event_time(call).map(|t| t.to_rfc3339()).as_deref(),
+            std::str::from_utf8(call)
+                .ok()
+                .and_then(crate::traffic::event_time)
+                .map(|t| t.to_rfc3339())
+                .as_deref(),
             Some("2026-12-07T00:00:01.250Z")
         );
-        assert!(super::event_time(b"{}").is_none());
+        assert!(crate::traffic::event_time("{}").is_none());
     }
 }

@@ -57,6 +57,19 @@ fn per_second(results: &Sent) -> f64 {
     results.events_accepted as f64 / results.elapsed.as_secs_f64().max(1e-9)
 }
 
+/// Decisions (or deliveries) read a second, from the first event's time
+/// to the last read: the span throughput in is measured over, plus the
+/// last ones' latency (not whole seconds counted from before the first
+/// send).
+fn throughput_out(sent: &Sent, seen: &crate::actions::Seen) -> f64 {
+    let read = (seen.sent + seen.suppressed) as f64;
+    let span_us = seen.last_read_us - sent.start_ms * 1000;
+    if read == 0.0 || span_us <= 0 {
+        return 0.0;
+    }
+    read / (span_us as f64 / 1e6)
+}
+
 /// One step as JSON. `raw`: the broker alone, whose deliveries are timed
 /// like immediate decisions.
 pub fn step_json(step: &Step, via: &str, raw: bool) -> Value {
@@ -81,12 +94,11 @@ pub fn step_json(step: &Step, via: &str, raw: bool) -> Value {
     }
     if let Some(seen) = &step.seen {
         let read = seen.sent + seen.suppressed;
-        let seconds = seen.per_second.len().max(1) as f64;
         if raw {
             object.insert("events_delivered".into(), json!(read));
             object.insert(
                 "throughput_out".into(),
-                json!((read as f64 / seconds).round()),
+                json!(throughput_out(sent, seen).round()),
             );
             object.insert(
                 "delivery_latency_ms".into(),
@@ -99,7 +111,7 @@ pub fn step_json(step: &Step, via: &str, raw: bool) -> Value {
             object.insert("actions_suppressed".into(), json!(seen.suppressed));
             object.insert(
                 "throughput_out".into(),
-                json!((read as f64 / seconds).round()),
+                json!(throughput_out(sent, seen).round()),
             );
             object.insert("dlq".into(), json!(seen.dlq));
             object.insert(
@@ -420,11 +432,7 @@ pub fn ramp_html(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> 
             .iter()
             .filter_map(|(step, _)| {
                 let seen = step.seen.as_ref()?;
-                let read = (seen.sent + seen.suppressed) as f64;
-                Some((
-                    f64::from(step.plan.rate),
-                    read / seen.per_second.len().max(1) as f64,
-                ))
+                Some((f64::from(step.plan.rate), throughput_out(&step.sent, seen)))
             })
             .collect(),
     });
@@ -465,6 +473,42 @@ pub fn ramp_html(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn throughput_out_is_over_the_span_of_the_sends_and_reads() {
+        use crate::actions::Seen;
+        use crate::measure::Step;
+        use crate::traffic::{Plan, Sent};
+        use std::time::Duration;
+        let start_ms = 1_800_000_000_000;
+        // 10,000 read in the 10 s from the first event's time to the last
+        // read (the reader started 0.5 s before the first send).
+        let mut seen = Seen::new();
+        seen.sent = 10_000;
+        seen.per_second = vec![1_000; 11];
+        seen.last_read_us = (start_ms + 10_000) * 1000;
+        let step = Step {
+            plan: Plan::shoppers(1_000, Duration::from_secs(10), 100, 10, 1),
+            sent: Sent {
+                latency_us: hdrhistogram::Histogram::new(3).unwrap(),
+                events_sent: 10_000,
+                events_accepted: 10_000,
+                statuses: [(200, 1_000)].into_iter().collect(),
+                elapsed: Duration::from_secs(10),
+                start_ms,
+                accepted_per_second: Vec::new(),
+                latency_per_second: Vec::new(),
+            },
+            seen: Some(seen),
+            backlog: Some(0),
+            engine: None,
+        };
+        for raw in [false, true] {
+            let json = super::step_json(&step, "nats", raw);
+            assert_eq!(json["throughput_in"], 1_000.0);
+            assert_eq!(json["throughput_out"], 1_000.0, "raw {raw}");
+        }
+    }
+
     #[test]
     fn a_raw_baseline_gives_the_ceiling_and_the_ratio() {
         let dir = std::env::temp_dir().join(format!("kairos-raw-{}", std::process::id()));

@@ -2,6 +2,7 @@
 
 use crate::actions::record_in_second;
 use hdrhistogram::Histogram;
+use kairos_model::Timestamp;
 use kairos_nats::partition::{message_id_header, partition_of};
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
@@ -199,8 +200,12 @@ pub struct Sent {
     pub events_accepted: u64,
     /// Requests by HTTP status (0: no answer).
     pub statuses: BTreeMap<u16, u64>,
-    /// From the first scheduled send to the last answer.
+    /// From the first scheduled send to the last answer, or the schedule's
+    /// span (events / rate) if longer.
     pub elapsed: Duration,
+    /// When the schedule started, wall clock (ms since the epoch): the
+    /// time of the first event.
+    pub start_ms: i64,
     /// Events accepted in each second after the start.
     pub accepted_per_second: Vec<u64>,
     /// Send latencies by the second they were scheduled in.
@@ -228,13 +233,21 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
     let client = reqwest::Client::builder()
         .timeout(DRAIN_WITHIN)
         .pool_max_idle_per_host(usize::MAX)
+        // A redirect is an answer (not 200), not a way to another host.
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let interval = plan.interval();
     let requests = plan.events().div_ceil(u64::from(plan.batch));
     // Event times are the times they are sent: the schedule starts a
-    // moment from now, once the first batches are generated.
-    let start = Instant::now() + Duration::from_millis(500);
-    let start_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64 + 500;
+    // moment from now, once the first batches are generated, on a whole
+    // millisecond of the wall clock (event times are whole milliseconds),
+    // so that `start` and `start_ms` are the same instant.
+    let (now, wall_us) = (
+        Instant::now(),
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as i64,
+    );
+    let start_ms = wall_us / 1000 + 501;
+    let start = now + Duration::from_micros((start_ms * 1000 - wall_us) as u64);
     let batches = generate(plan, start_ms, interval);
 
     let (answers, mut answered) = mpsc::unbounded_channel::<Answer>();
@@ -244,13 +257,15 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
         let mut batches = batches;
         tokio::spawn(async move {
             let mut sent = 0u64;
-            for index in 0..requests {
-                let Some(lines) = batches.recv().await else {
+            for _ in 0..requests {
+                let Some(Batch { due_ms, lines }) = batches.recv().await else {
                     break;
                 };
-                // When its last event is due: a batch waits to be full, as an
-                // SDK's does, and that wait counts.
-                let scheduled = start + interval.mul_f64(index as f64 + 1.0);
+                // When its newest event is due (its time, whole ms): a batch
+                // waits to be full, as an SDK's does, and that wait counts;
+                // so the latency of its newest event starts at that event's
+                // time, as event → action latency does.
+                let scheduled = start + Duration::from_millis((due_ms - start_ms).max(0) as u64);
                 tokio::time::sleep_until(scheduled.into()).await;
                 let events = lines.len() as u64;
                 sent += events;
@@ -275,6 +290,7 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
         events_accepted: 0,
         statuses: BTreeMap::new(),
         elapsed: Duration::ZERO,
+        start_ms,
         accepted_per_second: Vec::new(),
         latency_per_second: Vec::new(),
     };
@@ -326,7 +342,10 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
         }
     }
     results.events_sent = sender.await?;
-    results.elapsed = last_answer.saturating_duration_since(start);
+    // At least the schedule's span: the events were offered over it,
+    // however few (one event is not sent in no time).
+    let span = Duration::from_secs_f64(plan.events() as f64 / f64::from(plan.rate));
+    results.elapsed = last_answer.saturating_duration_since(start).max(span);
     let unanswered = requests - received;
     if unanswered > 0 {
         *results.statuses.entry(0).or_default() += unanswered;
@@ -334,10 +353,23 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
     Ok(results)
 }
 
+/// One send: its events and when the newest of them is due (ms).
+struct Batch {
+    due_ms: i64,
+    lines: Vec<String>,
+}
+
+/// The event time (ms) a generated call carries (`"timestamp":"..."`).
+pub(crate) fn event_time(line: &str) -> Option<Timestamp> {
+    let start = line.find("\"timestamp\":\"")? + "\"timestamp\":\"".len();
+    let end = start + line[start..].find('"')?;
+    Timestamp::parse_rfc3339(&line[start..end]).ok()
+}
+
 /// Batches of the retail workload, generated on a thread of their own just
 /// ahead of their schedule; each event is timed at its scheduled send time
 /// (no jitter), so an action's `fired_at` tells when its cause was sent.
-fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Vec<String>> {
+fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Batch> {
     let ahead = (GENERATE_AHEAD.as_secs_f64() / interval.as_secs_f64()).ceil() as usize;
     let (batches, receiver) = mpsc::channel(ahead.max(2));
     let lines: Box<dyn Iterator<Item = String> + Send> = match plan.traffic {
@@ -361,11 +393,22 @@ fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Ve
         }
     };
     let batch = plan.batch as usize;
+    let ms_per_event = 1000.0 / f64::from(plan.rate);
     std::thread::spawn(move || {
         let mut lines = lines.peekable();
+        let mut sent = 0u64;
         while lines.peek().is_some() {
             let lines: Vec<String> = lines.by_ref().take(batch).collect();
-            if batches.blocking_send(lines).is_err() {
+            sent += lines.len() as u64;
+            // Its newest event's time; the schedule's should a time be
+            // unreadable.
+            let due_ms = lines
+                .iter()
+                .filter_map(|line| event_time(line))
+                .map(|time| time.0)
+                .max()
+                .unwrap_or(start_ms + ((sent - 1) as f64 * ms_per_event) as i64);
+            if batches.blocking_send(Batch { due_ms, lines }).is_err() {
                 return;
             }
         }

@@ -71,3 +71,92 @@ async fn a_stalled_server_shows_as_latency_and_every_event_is_counted() {
         results.elapsed
     );
 }
+
+/// The newest event time (ms) of a batch body, read without a JSON parser.
+fn newest_event_ms(body: &[u8]) -> i64 {
+    let text = std::str::from_utf8(body).unwrap();
+    text.match_indices("\"timestamp\":\"")
+        .map(|(at, key)| {
+            let start = at + key.len();
+            let end = start + text[start..].find('"').unwrap();
+            kairos_model::Timestamp::parse_rfc3339(&text[start..end])
+                .unwrap()
+                .0
+        })
+        .max()
+        .unwrap()
+}
+
+/// A server answering at once that notes, for each batch, how long after
+/// its newest event's time it arrived (ms, wall clock).
+async fn timing_server() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<i64>>>) {
+    let after = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = {
+        let after = Arc::clone(&after);
+        axum::Router::new().route(
+            "/v1/batch",
+            post(move |body: axum::body::Bytes| {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                after.lock().unwrap().push(now_ms - newest_event_ms(&body));
+                async { "{\"success\":true}" }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, after)
+}
+
+fn collector(address: std::net::SocketAddr) -> Target {
+    Target::Http(Collector {
+        batch_url: format!("http://{address}/v1/batch").parse().unwrap(),
+        write_key: "wk".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_sent_when_its_newest_event_is_due_not_later_nor_earlier() {
+    let (address, after) = timing_server().await;
+    // 200 events a second, one a send: a send every 5 ms, each due at its
+    // event's time (which is what event → action latency is measured from).
+    let plan = Plan::shoppers(200, Duration::from_secs(2), 100, 1, 3);
+    let results = send(&plan, collector(address)).await.unwrap();
+    assert_eq!(results.events_accepted, 400);
+    let throughput = 400.0 / results.elapsed.as_secs_f64();
+    assert!(
+        (190.0..=200.0).contains(&throughput),
+        "{throughput} events/s"
+    );
+    let mut after = after.lock().unwrap().clone();
+    after.sort_unstable();
+    assert!(after[0] >= 0, "sent before its event's time: {after:?}");
+    let median = after[after.len() / 2];
+    assert!(
+        median <= 2,
+        "sent {median} ms after its event's time (the interval is 5 ms)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_in_a_batch_of_ten_at_one_a_second_is_sent_at_once() {
+    let (address, after) = timing_server().await;
+    // One event in all: its send does not wait for nine that never come.
+    let plan = Plan::shoppers(1, Duration::from_secs(1), 1, 10, 3);
+    let started = std::time::Instant::now();
+    let results = send(&plan, collector(address)).await.unwrap();
+    assert_eq!((results.events_sent, results.events_accepted), (1, 1));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let max = results.latency_us.max();
+    assert!(max < 500_000, "send latency {max} µs");
+    // Offered over the second it was planned for, not in no time.
+    assert_eq!(results.elapsed, Duration::from_secs(1));
+    assert!(after.lock().unwrap()[0] < 100);
+}

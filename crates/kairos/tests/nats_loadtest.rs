@@ -42,7 +42,27 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
         .unwrap()
         .as_millis() as i64;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(actions::watch(client.clone(), timings, since_ms, stopped));
+    let watcher = tokio::spawn(actions::watch(
+        client.clone(),
+        timings.clone(),
+        since_ms,
+        stopped,
+    ));
+    // The same decisions, kept whole: which of them are immediate.
+    let mut all = client.subscribe("kairos.actions.>").await.unwrap();
+    let mut done = stop.subscribe();
+    let kept = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut kept = Vec::new();
+        loop {
+            tokio::select! {
+                Some(message) = all.next() => kept.push(
+                    serde_json::from_slice::<serde_json::Value>(&message.payload).unwrap(),
+                ),
+                _ = done.changed() => return kept,
+            }
+        }
+    });
     let plan = Plan::shoppers(2_000, Duration::from_secs(3), 2_000, 10, 11);
     let target = Target::Nats {
         js: async_nats::jetstream::new(client.clone()),
@@ -82,6 +102,33 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
         "store visits, welcomes ... were timed"
     );
     assert!(!seen.timer_us.is_empty(), "abandoned carts were timed");
+    // Every first step of an immediate trigger decided on its event (not
+    // deferred to a later hour) is timed as event → action, including the
+    // events applied just after a newer one, which the engine decides at
+    // that one's time.
+    let time = |action: &serde_json::Value, field: &str| {
+        kairos_model::Timestamp::parse_rfc3339(action["data"][field].as_str().unwrap())
+            .unwrap()
+            .0
+    };
+    let kept = kept.await.unwrap();
+    let immediate: Vec<_> = kept
+        .iter()
+        .filter(|action| {
+            timings.get(action["data"]["trigger"].as_str().unwrap()) == Some(&Timing::Immediate)
+                && action["data"]["step"] == 1
+                && time(action, "decided_at") <= time(action, "fired_at") + 1_000
+        })
+        .collect();
+    let reordered = immediate
+        .iter()
+        .filter(|action| time(action, "decided_at") > time(action, "fired_at"))
+        .count();
+    eprintln!(
+        "{} immediate decisions, {reordered} decided after their event's time",
+        immediate.len()
+    );
+    assert_eq!(seen.immediate_us.len(), immediate.len() as u64);
     assert_eq!(seen.dlq, 0);
     // Timed from the right moment: well under the 2 s a cart waits (a
     // reminder timed from its add would be 2 s late), on a busy CI machine.
@@ -100,6 +147,14 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
     let client = client(&server).await;
     let js = async_nats::jetstream::new(client);
     raw::prepare(&js).await.unwrap();
+    // The settings of kairos' events stream: the same work for each publish.
+    let [events, ..] = kairos_nats::streams::StreamSettings::default().configs();
+    let mut stream = js.get_stream(raw::STREAM).await.unwrap();
+    let config = &stream.info().await.unwrap().config;
+    assert_eq!(
+        (config.duplicate_window, config.storage, config.num_replicas),
+        (events.duplicate_window, events.storage, events.num_replicas)
+    );
     let target = Target::Nats {
         js: js.clone(),
         partitions: 16,
@@ -120,6 +175,17 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
         backlog_seconds: 1.0,
     };
     assert_eq!(measure::sustained(&step, &limits), Ok(()));
+    // Everything read was acknowledged: nothing of this step is redelivered
+    // into the next (4,000 is not a multiple of the acknowledgement batch).
+    let consumer = js
+        .get_stream(raw::STREAM)
+        .await
+        .unwrap()
+        .consumer_info(raw::CONSUMER)
+        .await
+        .unwrap();
+    assert_eq!(consumer.num_ack_pending, 0);
+    assert_eq!(consumer.ack_floor.stream_sequence, 4_000);
     // The same seed again: JetStream drops every event as a duplicate, and
     // the step says so instead of counting them as load.
     let again = Plan::shoppers(2_000, Duration::from_secs(1), 1_000, 10, 5);
@@ -136,4 +202,44 @@ async fn the_raw_baseline_reads_back_every_event_without_kairos() {
     );
     assert!(measure::sustained(&repeat, &limits).is_err());
     raw::remove(&js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_takes_nothing_shows_its_whole_backlog() {
+    use kairos_loadtest::measure::{self, System};
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let retail = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines/retail.toml");
+    // The engine makes its streams and consumer, then takes nothing more.
+    let mut kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", retail]);
+    kairos.kill9();
+    let client = client(&server).await;
+    let system = System::Kairos {
+        client: Some(client.clone()),
+        timings: actions::timings(std::path::Path::new(retail)).unwrap(),
+        metrics: None,
+    };
+    let target = Target::Nats {
+        js: async_nats::jetstream::new(client),
+        partitions: 16,
+        subject_prefix: "kairos.events".into(),
+    };
+    let plan = Plan::shoppers(1_000, Duration::from_secs(1), 100, 10, 17);
+    let step = measure::step(&system, &target, plan, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(step.sent.events_accepted, 1_000);
+    assert_eq!(step.backlog, Some(1_000), "every event waits");
+    let limits = measure::Limits {
+        p99_ms: 10.0,
+        backlog_seconds: 1.0,
+    };
+    assert!(measure::sustained(&step, &limits).is_ok());
+    let limits = measure::Limits {
+        p99_ms: 10.0,
+        backlog_seconds: 0.5,
+    };
+    assert!(measure::sustained(&step, &limits)
+        .unwrap_err()
+        .contains("backlog 1000"));
 }
