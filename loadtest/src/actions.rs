@@ -140,6 +140,26 @@ pub fn classify(
     }
 }
 
+/// The messages `stream` stores from now on under `subject`, in order.
+async fn read_from_now(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    subject: &str,
+) -> anyhow::Result<async_nats::jetstream::consumer::pull::Ordered> {
+    let stream = js
+        .get_stream(stream)
+        .await
+        .map_err(|error| anyhow::anyhow!("no stream {stream} (is kairos run up?): {error}"))?;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subject.to_string(),
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+            ..Default::default()
+        })
+        .await?;
+    Ok(consumer.messages().await?)
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -154,8 +174,11 @@ pub async fn watch(
     since_ms: i64,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Seen> {
-    let mut actions = client.subscribe("kairos.actions.>").await?;
-    let mut dlq = client.subscribe("kairos.dlq.>").await?;
+    // Ordered consumers from now on, flow-controlled by JetStream: a core
+    // subscription would drop what a busy reader falls behind on.
+    let js = async_nats::jetstream::new(client);
+    let mut actions = read_from_now(&js, "KAIROS_ACTIONS", "kairos.actions.>").await?;
+    let mut dlq = read_from_now(&js, "KAIROS_DLQ", "kairos.dlq.>").await?;
     let mut seen = Seen::new();
     // A live line every 2 s (the sender prints its own beside it).
     let mut progress = tokio::time::interval_at(
@@ -186,6 +209,15 @@ pub async fn watch(
             }
             Some(message) = actions.next() => {
                 let read_at = now_us();
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        // The ordered consumer recreates itself and goes on
+                        // from where it was.
+                        eprintln!("kairos-loadtest: reading actions: {error}");
+                        continue;
+                    }
+                };
                 let Ok(action) = serde_json::from_slice::<serde_json::Value>(&message.payload) else {
                     continue;
                 };
@@ -228,7 +260,11 @@ pub async fn watch(
                 }
                 seen.per_second[second] += 1;
             }
-            Some(_) = dlq.next() => seen.dlq += 1,
+            Some(entry) = dlq.next() => {
+                if entry.is_ok() {
+                    seen.dlq += 1;
+                }
+            }
             _ = stop.changed() => break,
         }
     }
