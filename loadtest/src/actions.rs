@@ -71,8 +71,11 @@ pub struct Seen {
     pub earlier: u64,
     /// Entries put in the DLQ.
     pub dlq: u64,
-    /// Decisions read in each second after `since`.
+    /// Decisions read in each second after `since_ms`.
     pub per_second: Vec<u64>,
+    /// Where `per_second` and the per-second histograms start (ms since
+    /// the epoch).
+    pub since_ms: i64,
     /// When the last one counted was read, wall clock (µs since the
     /// epoch); 0 before the first.
     pub last_read_us: i64,
@@ -93,6 +96,7 @@ impl Seen {
             earlier: 0,
             dlq: 0,
             per_second: Vec::new(),
+            since_ms: 0,
             last_read_us: 0,
             immediate_per_second: Vec::new(),
             timer_per_second: Vec::new(),
@@ -179,7 +183,10 @@ pub async fn watch(
     let js = async_nats::jetstream::new(client);
     let mut actions = read_from_now(&js, "KAIROS_ACTIONS", "kairos.actions.>").await?;
     let mut dlq = read_from_now(&js, "KAIROS_DLQ", "kairos.dlq.>").await?;
-    let mut seen = Seen::new();
+    let mut seen = Seen {
+        since_ms,
+        ..Seen::new()
+    };
     // A live line every 2 s (the sender prints its own beside it).
     let mut progress = tokio::time::interval_at(
         tokio::time::Instant::now() + std::time::Duration::from_secs(2),

@@ -77,7 +77,10 @@ pub async fn consume(
         .max_messages_per_batch(ACK_EVERY as usize * 2)
         .messages()
         .await?;
-    let mut seen = Seen::new();
+    let mut seen = Seen {
+        since_ms,
+        ..Seen::new()
+    };
     let mut unacked = None;
     let mut count = 0u64;
     loop {

@@ -338,26 +338,41 @@ pub fn step_html(step: &Step, via: &str, raw: bool) -> String {
         "in: events stored",
         &step.sent.accepted_per_second,
     )];
+    // The decisions' series count from when reading began, the sends'
+    // from the schedule's start: both drawn against the schedule.
+    let aligned = |mut series: plots::Series, seen: &crate::actions::Seen| {
+        let shift = (seen.since_ms - step.sent.start_ms) as f64 / 1000.0;
+        for point in &mut series.points {
+            point.0 += shift;
+        }
+        series
+    };
     if let Some(seen) = &step.seen {
         if raw {
-            over_time.push(plots::p99_per_second(
-                "event → delivery",
-                &seen.immediate_per_second,
+            over_time.push(aligned(
+                plots::p99_per_second("event → delivery", &seen.immediate_per_second),
+                seen,
             ));
             distributions.push(("event → delivery", &seen.immediate_us));
-            throughput.push(plots::per_second("out: events delivered", &seen.per_second));
-        } else {
-            over_time.push(plots::p99_per_second(
-                "event → action (immediate)",
-                &seen.immediate_per_second,
+            throughput.push(aligned(
+                plots::per_second("out: events delivered", &seen.per_second),
+                seen,
             ));
-            over_time.push(plots::p99_per_second(
-                "deadline → action (timers)",
-                &seen.timer_per_second,
+        } else {
+            over_time.push(aligned(
+                plots::p99_per_second("event → action (immediate)", &seen.immediate_per_second),
+                seen,
+            ));
+            over_time.push(aligned(
+                plots::p99_per_second("deadline → action (timers)", &seen.timer_per_second),
+                seen,
             ));
             distributions.push(("event → action (immediate)", &seen.immediate_us));
             distributions.push(("deadline → action (timers)", &seen.timer_us));
-            throughput.push(plots::per_second("out: decisions", &seen.per_second));
+            throughput.push(aligned(
+                plots::per_second("out: decisions", &seen.per_second),
+                seen,
+            ));
         }
     }
     let charts = [
