@@ -254,11 +254,23 @@ impl Globals {
         }
     }
 
-    /// Reads what [`Globals::save`] wrote.
-    pub(crate) fn load(input: &mut Reader<'_>) -> Result<Globals, SnapshotError> {
+    /// Reads what [`Globals::save`] wrote, for a pipeline of `triggers`
+    /// triggers (rates and ranks are kept per trigger: more is corrupt, and
+    /// a rank histogram is a quarter of a megabyte however few bytes name
+    /// it).
+    pub(crate) fn load(input: &mut Reader<'_>, triggers: usize) -> Result<Globals, SnapshotError> {
+        let per_trigger = |input: &mut Reader<'_>| {
+            let count = input.len(1)?;
+            if count > triggers {
+                return Err(corrupt(format!(
+                    "{count} triggers' memories for a pipeline of {triggers}"
+                )));
+            }
+            Ok(count)
+        };
         let breaker_until = input.time()?;
         let mut rates = Vec::new();
-        for _ in 0..input.len(1)? {
+        for _ in 0..per_trigger(input)? {
             if !input.bool()? {
                 rates.push(None);
                 continue;
@@ -282,7 +294,7 @@ impl Globals {
             }));
         }
         let mut ranks = Vec::new();
-        for _ in 0..input.len(1)? {
+        for _ in 0..per_trigger(input)? {
             if !input.bool()? {
                 ranks.push(None);
                 continue;

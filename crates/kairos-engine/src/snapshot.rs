@@ -23,9 +23,13 @@
 //! checks of their own (`customer::frozen` trusts its input, and a packed
 //! customer stays packed, unread, until needed: that is what brings a
 //! million customers back in well under a second). Everything else is read
-//! with every length checked against the bytes left, so a snapshot cut
-//! short, or damaged past what the checksum can tell, gives
-//! [`SnapshotError::Corrupt`] rather than a panic or a huge allocation.
+//! with every length checked against the bytes left, and the per-trigger
+//! memories against the pipeline's triggers, so a snapshot cut short, or
+//! damaged past what the checksum can tell, gives [`SnapshotError::Corrupt`]
+//! rather than a panic. Snapshots are trusted as kairos' own, written to its
+//! data directory: bytes made to pass the checksum on purpose can still
+//! make a packed customer panic when unpacked, or the id index (whose
+//! capacity is its peak, not its length) allocate up to its cap.
 
 use crate::config::Pipeline;
 use crate::engine::Engine;
@@ -212,7 +216,8 @@ impl Engine {
             slot => Some(u32::try_from(slot - 1).map_err(|_| corrupt("ops slot"))?),
         };
         read_stats(&mut input, &mut engine.stats)?;
-        engine.globals = crate::globals::Globals::load(&mut input)?;
+        engine.globals =
+            crate::globals::Globals::load(&mut input, engine.plan.pipeline.triggers.len())?;
         engine.ids = crate::id_index::IdIndex::load(&mut input)?;
         engine.customers = crate::slots::Slots::load(&mut input)?;
         let slots = engine.customers.len();
@@ -263,7 +268,9 @@ fn write_stats(out: &mut Writer, stats: &Stats) {
             let place = Suppression::ALL
                 .iter()
                 .position(|known| known.as_str() == *reason)
-                .unwrap_or(Suppression::ALL.len());
+                // Every key is a Suppression's name: a break fails here,
+                // when writing, not at the next restart.
+                .expect("a suppression reason of Suppression::ALL");
             out.u64(place as u64);
             out.u64(*count);
         }

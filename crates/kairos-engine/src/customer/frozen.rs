@@ -265,7 +265,8 @@ impl Bucket for f32 {
 }
 
 /// Reads the format. Out-of-range reads panic: blocks come only from
-/// [`freeze`] in this process.
+/// [`freeze`] or [`pack_whole`], in this process or in a snapshot whose
+/// checksum held.
 struct Unpacker<'a> {
     bytes: &'a [u8],
     at: usize,
