@@ -2,7 +2,7 @@
 //! and a person can act on.
 
 use crate::calls::{parse, Call, Endpoint, Refusal, MAX_BATCH_BYTES, PATHS};
-use crate::keys::Keys;
+use crate::keys::{Keys, Source};
 use async_nats::jetstream;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,7 +16,7 @@ use kairos_nats::partition::{event_subject, partition_of};
 use serde_json::json;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long JetStream may take to store a request's events before the
 /// client is told to retry (503).
@@ -158,26 +158,20 @@ async fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Refusal> {
+    // A key in the header is checked before the body is read: a request
+    // with a wrong one costs no decompressing or parsing.
+    let header_key = basic_user(headers);
+    if let Some(key) = &header_key {
+        source_of(collector, key)?;
+    }
     let body = decompress(headers, body)?;
-    let received_at = Timestamp(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as i64,
-    );
-    let parsed = parse(endpoint, &body, received_at)?;
-    let write_key = basic_user(headers)
+    let parsed = parse(endpoint, &body, Timestamp::now())?;
+    let write_key = header_key
         .or(parsed.body_write_key.clone())
         .ok_or_else(|| {
             refusal(401, "missing_write_key", "no write key; accepted: HTTP Basic with the write key as user name and an empty password, or \"writeKey\" in the body")
         })?;
-    let source = collector.keys.get(&write_key).ok_or_else(|| {
-        refusal(
-            401,
-            "unknown_write_key",
-            "the write key is not one of --keys; accepted: a write key from the keys file",
-        )
-    })?;
+    let source = source_of(collector, &write_key)?;
     if let Err(wait) = source.take(parsed.calls.len()) {
         metrics::counter!("kairos_collector_refused_total", "reason" => "rate_limited")
             .increment(1);
@@ -249,6 +243,17 @@ async fn answer(
         json!({"success": true, "rejected": rejected})
     };
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The source a write key is for; 401 for a key not in the keys file.
+fn source_of<'a>(collector: &'a Collector, write_key: &str) -> Result<&'a Source, Refusal> {
+    collector.keys.get(write_key).ok_or_else(|| {
+        refusal(
+            401,
+            "unknown_write_key",
+            "the write key is not one of --keys; accepted: a write key from the keys file",
+        )
+    })
 }
 
 fn unavailable() -> Refusal {

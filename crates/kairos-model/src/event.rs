@@ -36,6 +36,16 @@ impl EventType {
     /// Every accepted `type`, for error messages.
     pub const ACCEPTED: &'static str = "track, identify, page, screen, group, alias";
 
+    /// Every type, in the order of their discriminants (`ALL[t as usize] == t`).
+    pub const ALL: [EventType; 6] = [
+        EventType::Track,
+        EventType::Identify,
+        EventType::Page,
+        EventType::Screen,
+        EventType::Group,
+        EventType::Alias,
+    ];
+
     fn parse(text: &str) -> Option<EventType> {
         Some(match text {
             "track" => EventType::Track,

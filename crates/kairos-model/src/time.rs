@@ -12,6 +12,15 @@ use std::ops::{Add, Mul, Sub};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The wall clock, to the millisecond (the epoch if the clock is set
+    /// before it).
+    pub fn now() -> Timestamp {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since_epoch.as_millis() as i64)
+    }
+
     /// The earliest representable instant; the engine's clock starts here.
     pub const MIN: Timestamp = Timestamp(i64::MIN / 4);
     /// "The end of time": advancing to it fires every pending timer.

@@ -104,7 +104,7 @@ impl Outbox {
             + headers
                 .iter()
                 .flat_map(|(name, values)| values.iter().map(move |value| (name, value)))
-                .map(|(name, value)| name.to_string().len() + value.as_str().len() + 4)
+                .map(|(name, value)| AsRef::<str>::as_ref(name).len() + value.as_str().len() + 4)
                 .sum::<usize>()
             + 2;
         max.saturating_sub(header_bytes)

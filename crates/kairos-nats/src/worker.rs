@@ -43,12 +43,12 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
 use kairos_engine::{Decision, Engine};
-use kairos_model::{Event, Timestamp};
+use kairos_model::{Event, EventType, Timestamp};
 use metrics::{counter, gauge, histogram};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The engine's durable consumer on the events stream.
 pub const CONSUMER: &str = "kairos-engine";
@@ -140,6 +140,8 @@ pub async fn run(
         output_floor: None,
         tick: TickState::default(),
         exported: ExportedStats::default(),
+        applied: [0; EventType::ALL.len()],
+        consumer_pending: 0,
         to_ack: None,
         applied_since_ack: 0,
         rendered: Vec::new(),
@@ -260,7 +262,7 @@ fn record_latency(stored: &Stored) {
     if let Some(fired_at) = stored.fired_at {
         histogram!("kairos_event_to_action_seconds")
             .record(stored.received.elapsed().as_secs_f64());
-        let late_ms = wall_clock().0.saturating_sub(fired_at.0).max(0);
+        let late_ms = Timestamp::now().0.saturating_sub(fired_at.0).max(0);
         histogram!("kairos_event_time_to_action_seconds").record(late_ms as f64 / 1000.0);
     }
 }
@@ -344,8 +346,8 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
     counter!("kairos_publish_refused_total", "reason" => "too_large").increment(0);
     counter!("kairos_events_late_total").increment(0);
     counter!("kairos_events_duplicate_total").increment(0);
-    for event_type in kairos_model::EventType::ACCEPTED.split(", ") {
-        counter!("kairos_events_total", "type" => event_type).increment(0);
+    for event_type in kairos_model::EventType::ALL {
+        counter!("kairos_events_total", "type" => event_type.as_str()).increment(0);
     }
     for reason in kairos_model::InvalidEvent::REASONS
         .iter()
@@ -444,6 +446,10 @@ struct Worker {
     output_floor: Option<(u64, u64)>,
     tick: TickState,
     exported: ExportedStats,
+    /// Events applied, by type (exported by `export_stats`).
+    applied: [u64; EventType::ALL.len()],
+    /// The consumer's pending count at the last event taken.
+    consumer_pending: u64,
     /// The last message applied and not yet acknowledged.
     to_ack: Option<jetstream::Message>,
     applied_since_ack: u32,
@@ -463,6 +469,7 @@ struct ExportedStats {
     late: u64,
     duplicates: u64,
     fired: Vec<u64>,
+    applied: [u64; EventType::ALL.len()],
 }
 
 impl Worker {
@@ -509,16 +516,20 @@ impl Worker {
         let Some(stream) = &self.events else {
             return true;
         };
-        for sequence in gap.expected..gap.got {
-            match stream.get_raw_message(sequence).await {
-                Ok(_) => return true,
-                Err(error)
-                    if error.kind()
-                        == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
-                Err(_) => return true,
+        // One request, however wide the gap (retention may have removed
+        // millions): the first message at or after the first missing one.
+        match stream
+            .get_first_raw_message_by_subject(format!("{EVENTS_PREFIX}.>"), gap.expected)
+            .await
+        {
+            Ok(first) => first.sequence < gap.got,
+            Err(error)
+                if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                false
             }
+            Err(_) => true,
         }
-        false
     }
 
     /// (Re-)creates the durable consumer at the next sequence to apply and
@@ -627,7 +638,7 @@ impl Worker {
                 message,
             }));
         }
-        gauge!("kairos_consumer_pending").set(pending as f64);
+        self.consumer_pending = pending;
         self.tick.caught_up = pending == 0;
         if message.subject.as_str() == TICK_SUBJECT {
             if let Some((_, sent_wall)) = self.tick.sent.take() {
@@ -699,10 +710,12 @@ impl Worker {
             Ok(event) => event,
             Err(rejection) => return self.reject(message, sequence, rejection, received).await,
         };
-        let event_type = event.event_type.as_str();
+        // Counted here, exported with the engine's counters: a metric
+        // lookup per event cost more than keeping the count.
+        let event_type = event.event_type as usize;
         match self.engine.handle_live_event(event, clock) {
             Ok(()) => {
-                counter!("kairos_events_total", "type" => event_type).increment(1);
+                self.applied[event_type] += 1;
                 Ok(())
             }
             Err(ahead) => {
@@ -731,7 +744,9 @@ impl Worker {
             format!("dlq-{sequence}").as_str(),
         );
         headers.insert("Kairos-Reason", rejection.reason);
-        headers.insert("Kairos-Error", rejection.message.as_str());
+        // The error quotes the sender's text: cut, so that the headers
+        // always leave room for the payload.
+        headers.insert("Kairos-Error", cut_at(&rejection.message, MAX_ERROR_HEADER));
         headers.insert("Kairos-Subject", message.subject.as_str());
         headers.insert("Kairos-Sequence", sequence.to_string().as_str());
         let subject = format!("{DLQ_PREFIX}.{}", rejection.reason);
@@ -829,7 +844,7 @@ impl Worker {
         }
         // The tick's stored time must pass `due`: the server stamps it, by
         // its clock.
-        let server_now = wall_clock().0 + self.tick.server_ahead_ms;
+        let server_now = Timestamp::now().0 + self.tick.server_ahead_ms;
         let wait_ms = (due.0 + 1).saturating_sub(server_now).max(0) as u64;
         let at = Instant::now() + Duration::from_millis(wait_ms);
         let at = self
@@ -840,7 +855,7 @@ impl Worker {
     }
 
     async fn send_tick(&mut self) {
-        self.tick.sent = Some((Instant::now(), wall_clock()));
+        self.tick.sent = Some((Instant::now(), Timestamp::now()));
         self.tick.not_before = None;
         if let Err(error) = self.js.publish(TICK_SUBJECT, Bytes::new()).await {
             tracing::warn!(%error, "publishing a clock tick");
@@ -905,7 +920,7 @@ impl Worker {
         let bytes = std::mem::take(&mut self.snapshot_bytes);
         let meta = SnapshotMeta {
             covers_sequence: self.next_sequence - 1,
-            taken_at_ms: wall_clock().0,
+            taken_at_ms: Timestamp::now().0,
             actions_sequence,
             dlq_sequence,
             events_created_ns: self.events_created_ns,
@@ -977,14 +992,42 @@ impl Worker {
                 *exported = trigger.fired;
             }
         }
+        for ((event_type, applied), exported) in EventType::ALL
+            .iter()
+            .zip(self.applied)
+            .zip(&mut self.exported.applied)
+        {
+            if applied > *exported {
+                counter!("kairos_events_total", "type" => event_type.as_str())
+                    .increment(applied - *exported);
+                *exported = applied;
+            }
+        }
+        gauge!("kairos_consumer_pending").set(self.consumer_pending as f64);
         gauge!("kairos_customers").set(self.engine.customer_count() as f64);
         gauge!("kairos_timers_pending").set(self.engine.pending_timers() as f64);
         gauge!("kairos_actions_in_flight").set(self.outbox.len() as f64);
         if let Some(saved_at) = self.saved_at {
-            let age_ms = wall_clock().0.saturating_sub(saved_at.0).max(0);
+            let age_ms = Timestamp::now().0.saturating_sub(saved_at.0).max(0);
             gauge!("kairos_snapshot_age_seconds").set(age_ms as f64 / 1000.0);
         }
     }
+}
+
+/// The longest `Kairos-Error` header, in bytes.
+const MAX_ERROR_HEADER: usize = 1024;
+
+/// The longest start of `text` within `max` bytes (on a character's
+/// boundary).
+fn cut_at(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|&end| text.is_char_boundary(end))
+        .unwrap_or(0);
+    &text[..end]
 }
 
 struct Rejection {
@@ -1001,10 +1044,32 @@ fn action_subject(decision: &Decision) -> String {
     }
 }
 
-/// The wall clock, in the engine's time.
-pub fn wall_clock() -> Timestamp {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(since_epoch.as_millis() as i64)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_header_is_cut_on_a_character_boundary() {
+        assert_eq!(cut_at("short", 10), "short");
+        assert_eq!(
+            cut_at("ééé", 3),
+            "é",
+            "2-byte characters: one fits in 3 bytes"
+        );
+        assert_eq!(
+            cut_at(&"x".repeat(5000), MAX_ERROR_HEADER).len(),
+            MAX_ERROR_HEADER
+        );
+    }
+
+    #[test]
+    fn every_event_type_counts_in_its_own_place() {
+        for (place, event_type) in EventType::ALL.iter().enumerate() {
+            assert_eq!(*event_type as usize, place, "{event_type:?}");
+        }
+        assert_eq!(
+            EventType::ALL.map(EventType::as_str).join(", "),
+            EventType::ACCEPTED
+        );
+    }
 }

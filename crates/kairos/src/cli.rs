@@ -182,7 +182,7 @@ pub struct PublishArgs {
     /// decompressed.
     pub events: PathBuf,
     /// Number of partitions (the subject is kairos.events.<partition>).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = kairos_nats::partition::DEFAULT_PARTITIONS, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub partitions: u32,
     /// Publishes awaiting JetStream's acknowledgement, at most.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -200,7 +200,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "FILE")]
     pub keys: PathBuf,
     /// Number of partitions (the subject is kairos.events.<partition>).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = kairos_nats::partition::DEFAULT_PARTITIONS, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub partitions: u32,
     /// Serve /healthz, /readyz and /metrics here (e.g. 127.0.0.1:9465).
     #[arg(long, value_name = "ADDR")]
@@ -224,7 +224,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 10)]
     pub linger_seconds: u64,
     /// Number of partitions (as for `kairos publish`).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = kairos_nats::partition::DEFAULT_PARTITIONS, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub partitions: u32,
 }
 

@@ -13,7 +13,6 @@ use crate::cli::DemoArgs;
 use futures::StreamExt;
 use kairos_model::Timestamp;
 use kairos_nats::publisher::Publisher;
-use kairos_nats::worker::wall_clock;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,13 +57,16 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         let mut order = 0u64;
         let mut shopper = 0u64;
         let gap_ms = (1000.0 / args.shoppers_per_second).max(1.0) as i64;
-        let mut next_shopper = wall_clock().0;
+        let mut next_shopper = Timestamp::now().0;
+        // In every message id: a second demo against the same server sends
+        // new events, not repeats JetStream and the engine would drop.
+        let run = format!("{next_shopper:x}");
         let stop = tokio::signal::ctrl_c();
         tokio::pin!(stop);
         loop {
-            let now = wall_clock().0;
+            let now = Timestamp::now().0;
             if now >= next_shopper && args.shoppers.is_none_or(|limit| shopper < limit) {
-                for (at, call) in journey(shopper, now) {
+                for (at, call) in journey(shopper, now, &run) {
                     order += 1;
                     plan.insert((at, order), call);
                 }
@@ -93,7 +95,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 .map(|((at, _), _)| *at)
                 .unwrap_or(i64::MAX)
                 .min(next_shopper);
-            let wait = Duration::from_millis((wake - wall_clock().0).clamp(1, 250) as u64);
+            let wait = Duration::from_millis((wake - Timestamp::now().0).clamp(1, 250) as u64);
             tokio::select! {
                 _ = &mut stop => break,
                 () = tokio::time::sleep(wait) => {}
@@ -107,8 +109,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One shopper's calls, each at its wall time (ms), starting at `start`.
-fn journey(shopper: u64, start: i64) -> Vec<(i64, Value)> {
+/// One shopper's calls, each at its wall time (ms), starting at `start`;
+/// their message ids carry `run`.
+fn journey(shopper: u64, start: i64, run: &str) -> Vec<(i64, Value)> {
     let user = format!("shopper-{shopper}");
     let mut rng = kairos_model::ids::stable_hash(7, &[user.as_bytes()]);
     let mut pick = |n: u64| {
@@ -121,21 +124,21 @@ fn journey(shopper: u64, start: i64) -> Vec<(i64, Value)> {
     let (product, category, price) = PRODUCTS[pick(PRODUCTS.len() as u64) as usize];
     let mut calls = vec![(
         start,
-        json!({"type": "identify", "userId": user, "messageId": format!("{user}-id"),
+        json!({"type": "identify", "userId": user, "messageId": format!("{user}-{run}-id"),
                "traits": {"timezone": timezone, "birthday": "1990-06-15",
                           "consent": {"push": true, "email": true, "sms": true, "wechat": false}}}),
     )];
     let mut at = start;
     let mut next = |name: &str, after_ms: i64, properties: Value, calls: &mut Vec<(i64, Value)>| {
         at += after_ms;
-        let id = format!("{user}-{}", calls.len());
+        let id = format!("{user}-{run}-{}", calls.len());
         calls.push((
             at,
             json!({"type": "track", "event": name, "userId": user, "messageId": id, "properties": properties}),
         ));
     };
     next("Signed Up", 300, json!({}), &mut calls);
-    let cart = format!("{user}-cart");
+    let cart = format!("{user}-{run}-cart");
     match pick(10) {
         // Browses one product three times and leaves: browse abandonment.
         0..=1 => {
@@ -174,7 +177,7 @@ fn journey(shopper: u64, start: i64) -> Vec<(i64, Value)> {
             next(
                 "Order Completed",
                 4_000,
-                json!({"cart_id": cart, "order_id": format!("{user}-order"), "total": price,
+                json!({"cart_id": cart, "order_id": format!("{user}-{run}-order"), "total": price,
                                                   "products": [{"product_id": product, "price": price, "quantity": 1}]}),
                 &mut calls,
             );
@@ -202,7 +205,7 @@ fn journey(shopper: u64, start: i64) -> Vec<(i64, Value)> {
             next(
                 "Complaint Filed",
                 2_000,
-                json!({"complaint_id": format!("{user}-c1"), "severity": "1"}),
+                json!({"complaint_id": format!("{user}-{run}-c1"), "severity": "1"}),
                 &mut calls,
             );
         }
