@@ -85,8 +85,8 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Nothing seen yet.
-    pub fn new() -> Seen {
+    /// Nothing seen yet, counting seconds from `since_ms`.
+    pub fn since(since_ms: i64) -> Seen {
         let histogram = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         Seen {
             immediate_us: histogram(),
@@ -96,7 +96,7 @@ impl Seen {
             earlier: 0,
             dlq: 0,
             per_second: Vec::new(),
-            since_ms: 0,
+            since_ms,
             last_read_us: 0,
             immediate_per_second: Vec::new(),
             timer_per_second: Vec::new(),
@@ -106,8 +106,21 @@ impl Seen {
 
 impl Default for Seen {
     fn default() -> Seen {
-        Seen::new()
+        Seen::since(0)
     }
+}
+
+/// Adds `count` to the counter of `second`, making the counters up to it.
+pub fn add_in_second(counters: &mut Vec<u64>, second: usize, count: u64) {
+    if counters.len() <= second {
+        counters.resize(second + 1, 0);
+    }
+    counters[second] += count;
+}
+
+/// The 99th percentile of `histogram` (µs) in ms.
+pub fn p99_ms(histogram: &Histogram<u64>) -> f64 {
+    histogram.value_at_quantile(0.99) as f64 / 1000.0
 }
 
 /// Records `micros` in the histogram of `second`, making the histograms
@@ -183,16 +196,13 @@ pub async fn watch(
     let js = async_nats::jetstream::new(client);
     let mut actions = read_from_now(&js, "KAIROS_ACTIONS", "kairos.actions.>").await?;
     let mut dlq = read_from_now(&js, "KAIROS_DLQ", "kairos.dlq.>").await?;
-    let mut seen = Seen {
-        since_ms,
-        ..Seen::new()
-    };
+    let mut seen = Seen::since(since_ms);
     // A live line every 2 s (the sender prints its own beside it).
     let mut progress = tokio::time::interval_at(
         tokio::time::Instant::now() + std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(2),
     );
-    let mut window = (Seen::new(), 0u64);
+    let mut window = (Seen::default(), 0u64);
     loop {
         tokio::select! {
             _ = progress.tick() => {
@@ -201,7 +211,7 @@ pub async fn watch(
                     if histogram.is_empty() {
                         "-".to_string()
                     } else {
-                        format!("{:.1} ms", histogram.value_at_quantile(0.99) as f64 / 1000.0)
+                        format!("{:.1} ms", p99_ms(histogram))
                     }
                 };
                 println!(
@@ -211,7 +221,7 @@ pub async fn watch(
                     p99(&recent.timer_us),
                     seen.dlq,
                 );
-                *recent = Seen::new();
+                *recent = Seen::default();
                 *read = 0;
             }
             Some(message) = actions.next() => {
@@ -262,10 +272,7 @@ pub async fn watch(
                     window.0.immediate_us.saturating_record(delay);
                     record_in_second(&mut seen.immediate_per_second, second, delay);
                 }
-                if seen.per_second.len() <= second {
-                    seen.per_second.resize(second + 1, 0);
-                }
-                seen.per_second[second] += 1;
+                add_in_second(&mut seen.per_second, second, 1);
             }
             Some(entry) = dlq.next() => {
                 if entry.is_ok() {

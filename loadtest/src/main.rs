@@ -95,8 +95,8 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     max_p99_ms: f64,
     /// ... and while the events stored but not yet taken when sending ends
-    /// are at most this many seconds of the step's rate (kairos: needs
-    /// --metrics).
+    /// are at most this many seconds of the step's rate (read from the
+    /// consumer on JetStream).
     #[arg(long, default_value_t = 1.0)]
     max_backlog_seconds: f64,
     /// The JSON of a --raw run (or ramp) on the same machine: the broker's
@@ -235,10 +235,9 @@ async fn run(
                     partitions: args.partitions,
                     subject_prefix: kairos_nats::partition::EVENTS_PREFIX.to_string(),
                 },
-                _ => traffic::Target::Http(traffic::Collector {
-                    batch_url: args.collector.join("v1/batch")?,
-                    write_key: args.write_key.clone(),
-                }),
+                _ => {
+                    traffic::Target::Http(traffic::Collector::at(&args.collector, &args.write_key))
+                }
             };
             let system = measure::System::Kairos {
                 client: client.clone(),

@@ -151,12 +151,7 @@ pub fn p99_per_second(name: &str, histograms: &[Histogram<u64>]) -> Series {
             .iter()
             .enumerate()
             .filter(|(_, histogram)| !histogram.is_empty())
-            .map(|(second, histogram)| {
-                (
-                    second as f64,
-                    histogram.value_at_quantile(0.99) as f64 / 1000.0,
-                )
-            })
+            .map(|(second, histogram)| (second as f64, crate::actions::p99_ms(histogram)))
             .collect(),
     }
 }

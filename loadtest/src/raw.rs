@@ -6,7 +6,7 @@
 //! nothing else with them. Each event's latency runs from its time (its
 //! scheduled send) to its delivery.
 
-use crate::actions::{record_in_second, Seen};
+use crate::actions::{add_in_second, record_in_second, Seen};
 use crate::traffic::event_time;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
@@ -77,17 +77,20 @@ pub async fn consume(
         .max_messages_per_batch(ACK_EVERY as usize * 2)
         .messages()
         .await?;
-    let mut seen = Seen {
-        since_ms,
-        ..Seen::new()
-    };
+    let mut seen = Seen::since(since_ms);
     let mut unacked = None;
-    let mut count = 0u64;
     loop {
         tokio::select! {
             message = messages.next() => {
                 let Some(message) = message else { break };
-                let message = message?;
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        // As for the actions: the consumer goes on.
+                        eprintln!("kairos-loadtest: reading the raw stream: {error}");
+                        continue;
+                    }
+                };
                 let read_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as i64;
                 let second = ((read_at / 1000 - since_ms) / 1000).max(0) as usize;
                 if let Some(time) = std::str::from_utf8(&message.payload).ok().and_then(event_time) {
@@ -95,16 +98,12 @@ pub async fn consume(
                     seen.immediate_us.saturating_record(delay);
                     record_in_second(&mut seen.immediate_per_second, second, delay);
                 }
-                if seen.per_second.len() <= second {
-                    seen.per_second.resize(second + 1, 0);
-                }
-                seen.per_second[second] += 1;
-                count += 1;
-                seen.sent = count;
+                add_in_second(&mut seen.per_second, second, 1);
+                seen.sent += 1;
                 seen.last_read_us = read_at;
-                consumed.store(count, Ordering::Release);
+                consumed.store(seen.sent, Ordering::Release);
                 unacked = Some(message);
-                if count.is_multiple_of(ACK_EVERY) {
+                if seen.sent.is_multiple_of(ACK_EVERY) {
                     if let Some(last) = unacked.take() {
                         last.ack().await.map_err(|error| anyhow::anyhow!("{error}"))?;
                     }

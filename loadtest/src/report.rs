@@ -404,7 +404,7 @@ pub fn step_html(step: &Step, via: &str, raw: bool) -> String {
 /// in the summary.
 pub fn ramp_html(steps: &[(Step, Result<(), String>)], via: &str, raw: bool) -> String {
     let rate = |x: &f64| format!("{x:.0}");
-    let p99 = |histogram: &Histogram<u64>| histogram.value_at_quantile(0.99) as f64 / 1000.0;
+    let p99 = crate::actions::p99_ms;
     let mut latency = vec![plots::Series {
         name: "send p99".into(),
         points: steps
@@ -497,10 +497,12 @@ mod tests {
         let start_ms = 1_800_000_000_000;
         // 10,000 read in the 10 s from the first event's time to the last
         // read (the reader started 0.5 s before the first send).
-        let mut seen = Seen::new();
-        seen.sent = 10_000;
-        seen.per_second = vec![1_000; 11];
-        seen.last_read_us = (start_ms + 10_000) * 1000;
+        let seen = Seen {
+            sent: 10_000,
+            per_second: vec![1_000; 11],
+            last_read_us: (start_ms + 10_000) * 1000,
+            ..Seen::default()
+        };
         let step = Step {
             plan: Plan::shoppers(1_000, Duration::from_secs(10), 100, 10, 1),
             sent: Sent {

@@ -1,6 +1,6 @@
 //! Generating the shoppers' events and sending them on schedule.
 
-use crate::actions::record_in_second;
+use crate::actions::{add_in_second, p99_ms, record_in_second};
 use hdrhistogram::Histogram;
 use kairos_model::Timestamp;
 use kairos_nats::partition::{message_id_header, partition_of};
@@ -100,6 +100,25 @@ fn ids(line: &str) -> Option<(String, String)> {
 pub struct Collector {
     pub batch_url: url::Url,
     pub write_key: String,
+}
+
+impl Collector {
+    /// The collector reached at `base` (its SDKs' host, with or without a
+    /// path prefix; `/v1/batch` is added after it).
+    pub fn at(base: &url::Url, write_key: &str) -> Collector {
+        let mut base = base.clone();
+        if !base.path().ends_with('/') {
+            // A relative join would replace the last segment instead.
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Collector {
+            batch_url: base
+                .join("v1/batch")
+                .expect("a relative path joins any http URL"),
+            write_key: write_key.to_string(),
+        }
+    }
 }
 
 /// How events reach kairos.
@@ -314,10 +333,7 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
                 if answer.status == 200 {
                     results.events_accepted += answer.events;
                     let second = answer.answered.saturating_duration_since(start).as_secs() as usize;
-                    if results.accepted_per_second.len() <= second {
-                        results.accepted_per_second.resize(second + 1, 0);
-                    }
-                    results.accepted_per_second[second] += answer.events;
+                    add_in_second(&mut results.accepted_per_second, second, answer.events);
                 }
                 last_answer = last_answer.max(answer.answered);
                 if received == requests {
@@ -329,7 +345,7 @@ pub async fn send(plan: &Plan, target: Target) -> anyhow::Result<Sent> {
                 println!(
                     "{at:6.1}s  requests {received}/{requests}  events accepted {}  p99 {:.1} ms  max {:.1} ms (last {} s)",
                     results.events_accepted,
-                    window.value_at_quantile(0.99) as f64 / 1000.0,
+                    p99_ms(&window),
                     window.max() as f64 / 1000.0,
                     PROGRESS_EVERY.as_secs(),
                 );
@@ -418,6 +434,21 @@ fn generate(plan: &Plan, start_ms: i64, interval: Duration) -> mpsc::Receiver<Ba
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_batch_path_follows_the_collectors_own() {
+        for (base, batch) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/v1/batch"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/v1/batch"),
+            (
+                "http://127.0.0.1:8080/kairos",
+                "http://127.0.0.1:8080/kairos/v1/batch",
+            ),
+        ] {
+            let collector = super::Collector::at(&base.parse().unwrap(), "k");
+            assert_eq!(collector.batch_url.as_str(), batch);
+        }
+    }
+
     #[test]
     fn ids_are_read_quickly_and_otherwise_parsed() {
         let quick = r#"{"type":"track","event":"A","userId":"u7","messageId":"m1-2","timestamp":"2026-12-07T00:00:00Z"}"#;

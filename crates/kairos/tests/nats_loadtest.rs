@@ -48,21 +48,6 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
         since_ms,
         stopped,
     ));
-    // The same decisions, kept whole: which of them are immediate.
-    let mut all = client.subscribe("kairos.actions.>").await.unwrap();
-    let mut done = stop.subscribe();
-    let kept = tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut kept = Vec::new();
-        loop {
-            tokio::select! {
-                Some(message) = all.next() => kept.push(
-                    serde_json::from_slice::<serde_json::Value>(&message.payload).unwrap(),
-                ),
-                _ = done.changed() => return kept,
-            }
-        }
-    });
     let plan = Plan::shoppers(2_000, Duration::from_secs(3), 2_000, 10, 11);
     let target = Target::Nats {
         js: async_nats::jetstream::new(client.clone()),
@@ -111,7 +96,13 @@ async fn open_loop_traffic_is_all_applied_and_its_decisions_are_timed() {
             .unwrap()
             .0
     };
-    let kept = kept.await.unwrap();
+    // The same decisions, read back whole from the actions stream: which of
+    // them are immediate.
+    let kept: Vec<serde_json::Value> = read_all_actions(&client, Duration::from_secs(2))
+        .await
+        .iter()
+        .map(Stored::json)
+        .collect();
     let immediate: Vec<_> = kept
         .iter()
         .filter(|action| {
