@@ -42,8 +42,10 @@ pub struct EventsReader {
 const BATCH_LINES: usize = 4096;
 const BATCHES_IN_FLIGHT: usize = 16;
 
-/// Opens `path` (`-` = stdin) and starts parsing it.
-pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
+/// `path` (`-` = stdin) as bytes to read lines from: gzip (every member)
+/// decompressed, and the formats kairos does not read refused by name;
+/// with the input's length when it is a plain file.
+pub fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
     let stdin = path == Path::new("-");
     let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if stdin {
         (Box::new(io::stdin()), None)
@@ -71,13 +73,78 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
     }
     let compressed = head.starts_with(&GZIP_MAGIC);
     let input: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(input));
-    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if compressed {
+    Ok(if compressed {
         // 32 KiB of compressed input at a time, as flate2's own readers.
         let input = BufReader::with_capacity(32 << 10, input);
         (Box::new(GzMembers::new(input)), None)
     } else {
         (input, total_bytes)
-    };
+    })
+}
+
+/// One line of an events file.
+pub struct CallLine<'a> {
+    /// Its number, from 1.
+    pub number: u64,
+    /// Bytes read for it, the newline included.
+    pub bytes: u64,
+    /// The call: the line without its trailing spaces (empty for a blank
+    /// line), or the length of a line longer than any event may be (only
+    /// its start was kept).
+    pub call: Result<&'a [u8], usize>,
+}
+
+/// The lines of an events file, one call each, as every reader of such
+/// files takes them: a huge line costs no more memory than a long one, and
+/// a byte order mark is not part of the first call.
+pub struct CallLines<R> {
+    input: R,
+    buffer: Vec<u8>,
+    number: u64,
+}
+
+impl<R: BufRead> CallLines<R> {
+    pub fn new(input: R) -> CallLines<R> {
+        CallLines {
+            input,
+            buffer: Vec::with_capacity(4096),
+            number: 0,
+        }
+    }
+
+    /// Lines read so far.
+    pub fn lines_read(&self) -> u64 {
+        self.number
+    }
+
+    /// The next line; `None` at the end of the input.
+    pub fn next_line(&mut self) -> io::Result<Option<CallLine<'_>>> {
+        self.buffer.clear();
+        let read = read_line(&mut self.input, &mut self.buffer)?;
+        if read.bytes == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let mut text = trim_line(&self.buffer);
+        if self.number == 1 {
+            // A byte order mark, as some Windows tools write: JSON parsers
+            // may ignore one (RFC 8259, 8.1).
+            text = text.strip_prefix(UTF8_BOM).unwrap_or(text);
+        }
+        Ok(Some(CallLine {
+            number: self.number,
+            bytes: read.bytes,
+            call: match read.line_bytes {
+                Some(size) => Err(size),
+                None => Ok(text),
+            },
+        }))
+    }
+}
+
+/// Opens `path` (`-` = stdin) and starts parsing it.
+pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
+    let (input, total_bytes) = open_input(path)?;
     let (sender, batches) = sync_channel(BATCHES_IN_FLIGHT);
     // Unbounded, but never holds more than the batches in flight: every
     // event in it was parsed here first.
@@ -85,17 +152,15 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
     let reader = std::thread::Builder::new()
         .name("kairos-parse".into())
         .spawn(move || {
-            let mut input = BufReader::with_capacity(1 << 20, input);
-            let mut buffer = Vec::with_capacity(4096);
-            let mut number = 0u64;
+            let mut lines = CallLines::new(BufReader::with_capacity(1 << 20, input));
             let mut batch = Batch {
                 lines: Vec::with_capacity(BATCH_LINES),
                 bytes: 0,
             };
             loop {
-                buffer.clear();
-                let read = match read_line(&mut input, &mut buffer) {
-                    Ok(read) => read,
+                let line = match lines.next_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
                     Err(error) => {
                         // A truncated or corrupt file (a damaged `.gz`):
                         // everything parsed before the damage still goes to
@@ -106,31 +171,19 @@ pub fn open(path: &Path) -> anyhow::Result<EventsReader> {
                         returned.iter().for_each(drop);
                         return Err(io::Error::new(
                             error.kind(),
-                            format!("line {}: {error}", number + 1),
+                            format!("line {}: {error}", lines.lines_read() + 1),
                         ));
                     }
                 };
-                if read.bytes == 0 {
-                    break;
-                }
-                number += 1;
-                batch.bytes += read.bytes;
-                let mut text = trim_line(&buffer);
-                if number == 1 {
-                    // A byte order mark, as some Windows tools write: JSON
-                    // parsers may ignore one (RFC 8259, 8.1), and it is not
-                    // part of the first call.
-                    text = text.strip_prefix(UTF8_BOM).unwrap_or(text);
-                }
-                if text.is_empty() {
-                    continue;
-                }
-                let parsed = match read.line_bytes {
-                    Some(size) => Err(InvalidEvent::TooLarge {
+                batch.bytes += line.bytes;
+                let number = line.number;
+                let parsed = match line.call {
+                    Err(size) => Err(InvalidEvent::TooLarge {
                         size,
                         limit: Event::MAX_BYTES,
                     }),
-                    None => Event::from_json(text),
+                    Ok([]) => continue,
+                    Ok(text) => Event::from_json(text),
                 };
                 batch.lines.push(Line { number, parsed });
                 if batch.lines.len() == BATCH_LINES {

@@ -1,16 +1,15 @@
 //! `kairos run` and `kairos publish`: the command-line side of `kairos_nats`.
 
 use crate::cli::{CollectArgs, NatsArgs, PublishArgs, RunArgs};
+use crate::events_file::CallLines;
 use anyhow::Context as _;
-use flate2::bufread::GzDecoder;
 use kairos_engine::Engine;
 use kairos_nats::connect::{connect, ConnectSettings};
 use kairos_nats::snapshots::SnapshotStore;
 use kairos_nats::streams::{ensure_streams, StreamSettings, EVENTS_STREAM};
 use kairos_nats::worker::{self, Health, Resumed, WorkerSettings};
 use kairos_nats::{admin, publisher::Publisher};
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::io::{self, BufReader};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,8 +256,8 @@ fn span_duration(span: kairos_model::Span) -> Duration {
 }
 
 pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
-    let input = match open_lines(&args.events) {
-        Ok(input) => input,
+    let input = match crate::events_file::open_input(&args.events) {
+        Ok((input, _)) => BufReader::with_capacity(1 << 16, input),
         Err(error) => {
             eprintln!("kairos: {error:#}; accepted: a file of Segment calls as JSON lines, a .gz of one, or - for stdin");
             return Ok(ExitCode::from(2));
@@ -274,19 +273,26 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         .await?;
         let mut publisher = Publisher::new(client.clone(), args.partitions, args.window as usize);
         let mut skipped = 0u64;
-        for (index, line) in input.split(b'\n').enumerate() {
-            let line = line.with_context(|| format!("reading {}", args.events.display()))?;
-            let line = line.strip_suffix(b"\r").unwrap_or(&line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            if let Err(invalid) = publisher.publish(line).await? {
+        let mut lines = CallLines::new(input);
+        while let Some(line) = lines
+            .next_line()
+            .with_context(|| format!("reading {}", args.events.display()))?
+        {
+            let published = match line.call {
+                Ok([]) => continue,
+                Ok(call) => publisher.publish(call).await?,
+                Err(size) => Err(kairos_model::InvalidEvent::TooLarge {
+                    size,
+                    limit: kairos_model::Event::MAX_BYTES,
+                }),
+            };
+            if let Err(invalid) = published {
                 skipped += 1;
                 if skipped <= REPORTED_BAD_LINES {
                     eprintln!(
                         "{}:{}: skipped ({}): {invalid}",
                         args.events.display(),
-                        index + 1,
+                        line.number,
                         invalid.reason()
                     );
                 }
@@ -298,27 +304,6 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A file or stdin, gunzipped when it starts with gzip's magic bytes.
-fn open_lines(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
-    let raw: Box<dyn Read> = if path == Path::new("-") {
-        Box::new(io::stdin())
-    } else {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot open events file {}", path.display()))?;
-        if file.metadata()?.is_dir() {
-            anyhow::bail!("{} is a directory", path.display());
-        }
-        Box::new(file)
-    };
-    let mut buffered = BufReader::with_capacity(1 << 16, raw);
-    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gzip {
-        Box::new(BufReader::new(GzDecoder::new(buffered)))
-    } else {
-        Box::new(buffered)
-    })
 }
 
 pub fn collect(args: &CollectArgs) -> anyhow::Result<ExitCode> {

@@ -4,6 +4,8 @@
 //! the source of truth for what is exported (`nats_run.rs` and
 //! `nats_collect.rs` check each is).
 
+mod nats;
+
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -16,13 +18,7 @@ fn repo_file(path: &str) -> String {
 /// Every `kairos_…` metric in the README's tables (lines starting
 /// "| `kairos_"), engine's and collector's.
 fn documented_metrics() -> BTreeSet<String> {
-    let readme = repo_file("README.md");
-    let documented: BTreeSet<String> = readme
-        .lines()
-        .filter_map(|line| line.strip_prefix("| `kairos_"))
-        .filter_map(|rest| rest.split('`').next())
-        .map(|name| format!("kairos_{name}"))
-        .collect();
+    let documented: BTreeSet<String> = nats::readme_metrics("kairos_").into_iter().collect();
     assert!(
         documented.len() >= 20,
         "the README's metrics tables: {documented:?}"

@@ -47,11 +47,7 @@ async fn first_run_welcomes_u1(
 async fn a_snapshot_taken_during_the_replay_forgets_ids_not_yet_replayed() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write_file(
-        dir.path(),
-        "live.toml",
-        &pipeline_text("live", UNCAPPED_POLICY, WELCOME_TRIGGER),
-    );
+    let pipeline = welcome_pipeline(dir.path());
     const N: usize = 40;
     // Run 1: no periodic snapshot during the test (only the first one,
     // before any event).

@@ -267,8 +267,6 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (SIGKILL) and starts it again on the same port and
-    /// storage, after `down` without a server.
     /// Kills the server (SIGKILL), leaving its storage.
     pub fn stop(&mut self) {
         self.kill();
@@ -279,6 +277,8 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Kills the server (SIGKILL) and starts it again on the same port and
+    /// storage, after `down` without a server.
     pub fn restart(&mut self, down: Duration) {
         self.kill();
         std::thread::sleep(down);
