@@ -6,8 +6,8 @@ mod nats;
 
 use nats::{
     assert_exported, call, client, count_action_ids, http_get, pipeline_text, publish_call,
-    publish_raw, read_actions, read_all_actions, read_stream, readme_metrics, write_file, Kairos,
-    NatsServer, CART_TRIGGER, UNCAPPED_POLICY, WELCOME_TRIGGER,
+    publish_raw, read_actions, read_all_actions, read_stream, readme_metrics, sign_up, write_file,
+    Kairos, NatsServer, CART_TRIGGER, UNCAPPED_POLICY, WELCOME_TRIGGER,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -454,4 +454,48 @@ async fn with_the_actions_stream_gone_intake_stops_at_the_in_flight_bound_and_no
             .all(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object())),
         "{log}"
     );
+}
+
+/// `kairos publish` reads events files as the backtest does: every member
+/// of a concatenated gzip, a byte order mark before the first call, and a
+/// line longer than any event (1 MiB) skipped with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_reads_every_gzip_member_and_skips_an_overlong_line() {
+    use std::io::Write as _;
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write_file(
+        dir.path(),
+        "p.toml",
+        &pipeline_text("publish", UNCAPPED_POLICY, WELCOME_TRIGGER),
+    );
+    let _kairos = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
+    let member = |text: &str| {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(text.as_bytes()).unwrap();
+        gzip.finish().unwrap()
+    };
+    let overlong = format!(
+        "{{\"type\":\"track\",\"event\":\"A\",\"userId\":\"u9\",\"properties\":{{\"pad\":\"{}\"}}}}\n",
+        "x".repeat(kairos_model::Event::MAX_BYTES)
+    );
+    let mut file = member(&format!("\u{feff}{}\n", sign_up("p1", "pm1")));
+    file.extend(member(&format!("{}\n{overlong}", sign_up("p2", "pm2"))));
+    file.extend(member(&format!("{}\n", sign_up("p3", "pm3"))));
+    let path = dir.path().join("events.jsonl.gz");
+    std::fs::write(&path, file).unwrap();
+    let published = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(["publish", "--nats", &server.url()])
+            .arg(&path)
+            .output()
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&published.stderr);
+    assert!(published.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("published 3 events, skipped 1 lines"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(":3: skipped (too_large)"), "{stderr}");
 }
