@@ -81,7 +81,7 @@ impl Keys {
         for (index, entry) in file.key.into_iter().enumerate() {
             if entry.write_key.trim().is_empty() || entry.source.trim().is_empty() {
                 return Err(format!(
-                    "key {}: write_key and source must not be empty",
+                    "key {}: write_key and source must not be empty; accepted: any other text",
                     index + 1
                 ));
             }
@@ -103,7 +103,10 @@ impl Keys {
                 rate,
             };
             if keys.insert(entry.write_key, source).is_some() {
-                return Err(format!("key {}: the same write_key twice", index + 1));
+                return Err(format!(
+                    "key {}: the same write_key twice; accepted: each write_key once",
+                    index + 1
+                ));
             }
         }
         if keys.is_empty() {

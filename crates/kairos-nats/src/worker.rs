@@ -180,7 +180,7 @@ pub async fn run(
             attempts += 1;
             anyhow::ensure!(
                 attempts < 120,
-                "no first snapshot after {attempts} attempts"
+                "no first snapshot after {attempts} attempts in a minute: the warnings above say why (NATS unreachable, or the data directory not writable)"
             );
             tokio::select! {
                 _ = stopping.changed() => return Ok(()),
