@@ -418,24 +418,35 @@ async fn with_the_actions_stream_gone_intake_stops_at_the_in_flight_bound_and_no
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Nowhere to put actions: kairos stops taking events once eight wait
     // to be stored. The input that fills the outbox is applied whole, and
-    // may carry an event before it whose time the clock had not yet
-    // reached (applied with it), so one or two more can wait.
-    let metrics = kairos.metrics();
-    let in_flight: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("kairos_actions_in_flight "))
-        .and_then(|value| value.parse().ok())
-        .expect("kairos_actions_in_flight");
-    assert!((8.0..=10.0).contains(&in_flight), "{metrics}");
-    let taken: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("kairos_events_total{type=\"track\"} "))
-        .and_then(|value| value.parse().ok())
-        .expect("kairos_events_total");
+    // may release events before it whose time the clock had not yet passed
+    // (applied with it): on a busy machine, where the 50 events reach the
+    // stream more slowly, four or five more were seen to wait. What must
+    // hold: intake has stopped, near the bound and far from the 50.
+    let reading = || {
+        let metrics = kairos.metrics();
+        let value = |prefix: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("{prefix}in:\n{metrics}"))
+        };
+        (
+            value("kairos_actions_in_flight "),
+            value("kairos_events_total{type=\"track\"} "),
+        )
+    };
+    let (in_flight, taken) = reading();
     assert!(
-        taken <= 10.0,
+        (8.0..=taken).contains(&in_flight),
+        "{in_flight} in flight after {taken} taken"
+    );
+    assert!(
+        taken <= 16.0,
         "took {taken} events with nowhere to put their actions"
     );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(reading(), (in_flight, taken), "intake has stopped");
     js.create_stream(actions_config).await.unwrap();
     let welcomes = read_actions(&client, "kairos.actions.email", 50, Duration::from_secs(15)).await;
     let users: BTreeSet<String> = welcomes
