@@ -57,6 +57,9 @@ admin=$(free_port 9464)
 pids+=($!)
 wait_for "nats-server" listening "$port"
 
+# The demo catalog (coffee, tea and retail items, the shoppers' products
+# among them): recommending actions carry items from it.
+"$bin"/kairos catalog load pipelines/catalog.jsonl --data-dir "$work/data" 2>>"$work/kairos.log"
 "$bin"/kairos run --nats "nats://127.0.0.1:$port" --pipeline pipelines/retail.toml \
     --data-dir "$work/data" --admin "127.0.0.1:$admin" \
     --set abandoned_cart.after=20s \

@@ -28,9 +28,14 @@ start_nats() {
     wait_for listening "$port"
     nats_url="nats://127.0.0.1:$port"
 }
-# kairos run with pipelines/retail.toml; its pid in $engine.
+# kairos run with pipelines/retail.toml; its pid in $engine. With
+# KAIROS_CATALOG=FILE, the catalog is loaded into its data directory first
+# (recommending actions then carry items from it).
 start_engine() {
     local admin=$1; shift
+    if [ -n "${KAIROS_CATALOG:-}" ]; then
+        "$bin"/kairos catalog load "$KAIROS_CATALOG" --data-dir "$work/data" 2>>"$work/kairos.log"
+    fi
     "$bin"/kairos run --nats "$nats_url" --pipeline pipelines/retail.toml \
         --data-dir "$work/data" --admin "127.0.0.1:$admin" "$@" 2>"$work/kairos.log" &
     engine=$!

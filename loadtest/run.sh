@@ -5,7 +5,8 @@
 # 15 s), everything built with --release and stopped at the end. The
 # arguments go to kairos-loadtest, which gets --nats and --metrics here.
 # With --raw, kairos is not started: the broker is measured alone.
-# KAIROS_RUN_FLAGS adds flags to kairos run (e.g. "--snapshot-every 10m").
+# KAIROS_RUN_FLAGS adds flags to kairos run (e.g. "--snapshot-every 10m");
+# KAIROS_CATALOG=FILE loads a catalog first (e.g. pipelines/catalog.jsonl).
 #
 #   loadtest/run.sh --rate 20000 --duration 60 --report load.html --json load.json
 #   loadtest/run.sh --ramp --rate 10000 --ramp-step 5000 --duration 20 --json ramp.json

@@ -18,6 +18,8 @@
 //! `gen-events` (write a workload as JSON lines) and `state-size` (bytes per
 //! customer) in `src/bin/`.
 
+pub mod catalog;
+
 use kairos_model::time::days_from_civil;
 use kairos_model::Event;
 use std::fmt::Write as _;

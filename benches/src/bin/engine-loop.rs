@@ -4,14 +4,20 @@
 //!
 //! ```text
 //! cargo run -p kairos-benches --release --bin engine-loop -- \
-//!     --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--hours H] [--no-drain]
+//!     --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--hours H] [--no-drain] [--catalog FILE [--taste-only]]
 //! perf record -g target/release/engine-loop --workload cart --customers 200000 --events 2000000 \
 //!     --pipeline benches/cart-only.toml
 //! ```
 //!
 //! `--populate` first applies an identify and a page view for every customer
 //! (untimed), as the criterion benchmark does. `--hours H`: see
-//! `Config::over_hours`.
+//! `Config::over_hours`. `--catalog FILE` loads a catalog (untimed): the
+//! engine then keeps taste vectors, and each decision that asks for
+//! recommendations is answered from the item index on the same thread, as
+//! `kairos run`'s worker does, inside the timed part (`--taste-only`: the
+//! taste vectors are kept and the requests left unanswered).
+
+use kairos_recommend::{read_catalog, CatalogChange, ItemIndex};
 
 use kairos_benches::{generate, parse, population, Config, Workload};
 use kairos_engine::Engine;
@@ -61,6 +67,8 @@ fn main() {
     let mut pipeline_path = None;
     let mut populate = false;
     let mut drain = true;
+    let mut catalog_path: Option<PathBuf> = None;
+    let mut taste_only = false;
     let mut args = std::env::args().skip(1);
     let number = |text: Option<String>| -> u64 {
         text.unwrap_or_default()
@@ -84,6 +92,8 @@ fn main() {
             "--pipeline" => pipeline_path = args.next().map(PathBuf::from),
             "--populate" => populate = true,
             "--no-drain" => drain = false,
+            "--catalog" => catalog_path = args.next().map(PathBuf::from),
+            "--taste-only" => taste_only = true,
             _ => usage(),
         }
     }
@@ -111,6 +121,29 @@ fn main() {
     }
     let mut engine = Engine::new(pipeline);
     let mut decisions = 0u64;
+    // Kept until the end: the index lives in it.
+    let catalog_dir = tempfile::tempdir().expect("a temporary directory");
+    let items = catalog_path.map(|path| {
+        let started = Instant::now();
+        let catalog = read_catalog(&path).unwrap_or_else(|error| {
+            eprintln!("{error}");
+            std::process::exit(2)
+        });
+        let index = ItemIndex::open(catalog_dir.path()).expect("an item index");
+        index
+            .apply(catalog.into_iter().map(CatalogChange::Upsert))
+            .expect("the catalog applies");
+        let table = engine.item_vectors_mut();
+        for (id, vector) in index.vectors().expect("the vectors") {
+            table.insert(&id, &vector).expect("one dimension");
+        }
+        eprintln!(
+            "loaded {} catalog items in {:.2} s (untimed)",
+            index.len(),
+            started.elapsed().as_secs_f64()
+        );
+        index
+    });
     if populate {
         let started = Instant::now();
         let start = config.start_ms - 2 * 3_600_000;
@@ -134,7 +167,9 @@ fn main() {
     let count = parsed.len();
     let allocations = ALLOCATIONS.load(Relaxed);
     let started = Instant::now();
-    decisions += feed(&mut engine, parsed);
+    let answer_with = items.as_ref().filter(|_| !taste_only);
+    let (fed, enriched, answering) = feed(&mut engine, parsed, answer_with);
+    decisions += fed;
     let feed = started.elapsed().as_secs_f64();
     let allocations = ALLOCATIONS.load(Relaxed) - allocations;
     println!(
@@ -147,6 +182,11 @@ fn main() {
         decisions
     );
     let packing = engine.packing();
+    if items.is_some() {
+        println!(
+            "decisions enriched with recommendations: {enriched}, answering them took {answering:.3} s of the {feed:.3} s"
+        );
+    }
     println!(
         "idle customers packed {} times, unpacked {} times; {} packed now",
         packing.packed, packing.unpacked, packing.cold_now
@@ -175,21 +215,27 @@ fn main() {
 /// `benches/scripts/instructions.sh` can count inside it alone (the
 /// untimed `--populate` phase also calls `Engine::handle_event`).
 #[inline(never)]
-fn feed(engine: &mut Engine, events: Vec<Event>) -> u64 {
-    let mut decisions = 0;
+fn feed(engine: &mut Engine, events: Vec<Event>, items: Option<&ItemIndex>) -> (u64, u64, f64) {
+    let (mut decisions, mut enriched, mut answering) = (0, 0, 0.0);
     for event in events {
         engine.handle_event(event);
-        while let Some(decision) = engine.poll_decision() {
+        while let Some(mut decision) = engine.poll_decision() {
+            if let (Some(request), Some(items)) = (decision.recommend.take(), items) {
+                let started = Instant::now();
+                kairos_recommend::enrich(items, &request, &mut decision.payload);
+                answering += started.elapsed().as_secs_f64();
+                enriched += 1;
+            }
             black_box(&decision);
             decisions += 1;
         }
     }
-    decisions
+    (decisions, enriched, answering)
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: engine-loop --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--hours H] [--no-drain]"
+        "usage: engine-loop --workload retail|cart --customers N --events M [--pipeline FILE] [--populate] [--seed S] [--hours H] [--no-drain] [--catalog FILE [--taste-only]]"
     );
     std::process::exit(2)
 }

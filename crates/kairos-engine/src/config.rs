@@ -64,6 +64,11 @@ pub struct Settings {
     /// At most this many entity keys (carts, products ...) per customer per
     /// trigger; the oldest is dropped beyond it. Bounds memory. Default 16.
     pub max_keys_per_trigger: usize,
+    /// A taste vector's interactions count half as much after this (see
+    /// `taste`). Default 14 days.
+    pub taste_half_life: Span,
+    /// Items bought this recently are never recommended. Default 30 days.
+    pub recently_bought: Span,
 }
 
 impl Default for Settings {
@@ -77,6 +82,8 @@ impl Default for Settings {
             erasure_event: "Erasure Requested".to_string(),
             seed: 0,
             max_keys_per_trigger: 16,
+            taste_half_life: Span::DAY * 14,
+            recently_bought: Span::DAY * 30,
         }
     }
 }
@@ -563,4 +570,8 @@ pub struct PayloadSpec {
     pub cart: bool,
     /// Properties copied from the triggering event.
     pub properties: Vec<String>,
+    /// How many recommended items a sent action carries
+    /// (`payload.recommendations`), 0 for none. Filled in when a catalog
+    /// is loaded (see `taste`).
+    pub recommendations: usize,
 }

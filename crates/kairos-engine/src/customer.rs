@@ -16,6 +16,7 @@ use crate::lookahead::{prefetch, prefetch_lines, prefetch_thin_vec, Walk};
 pub use crate::message_id::MessageId;
 pub use crate::seen::SeenMessages;
 use crate::slots::{Slot, Slots};
+use crate::taste::Taste;
 use chrono_tz::Tz;
 use compact_str::CompactString;
 pub use frozen::{freeze, pack_whole, thaw, unpack_whole};
@@ -64,6 +65,9 @@ pub struct Occasional {
     pub deferred: ThinVec<DeferredDecision>,
     /// Hour-of-day histogram of opens/clicks (local time), once there is any.
     pub engagement_hours: Option<[u16; 24]>,
+    /// What they have shown interest in, once a catalog item was touched
+    /// (see `taste`).
+    pub taste: Option<Box<Taste>>,
 }
 
 impl Customer {

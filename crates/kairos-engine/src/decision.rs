@@ -3,6 +3,7 @@
 //! can see what would have happened. [`Decision::to_action`] renders the
 //! CloudEvents envelope consumers receive.
 
+use crate::taste::RecommendationRequest;
 use kairos_model::{Action, ActionData, ActionReason, CompactString, Payload, Timestamp};
 use std::fmt;
 use std::sync::Arc;
@@ -98,6 +99,10 @@ pub struct Decision {
     pub events: Vec<CompactString>,
     /// Payload (cart, offer, copied properties ...).
     pub payload: Payload,
+    /// For a sent decision whose trigger recommends items, once a catalog
+    /// is loaded: what to ask the item index. The service answers it into
+    /// `payload.recommendations` before publishing (`kairos-recommend`).
+    pub recommend: Option<Box<RecommendationRequest>>,
 }
 
 impl Decision {

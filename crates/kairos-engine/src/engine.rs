@@ -16,8 +16,9 @@ use crate::policy::{self, Candidate, Verdict};
 use crate::reorder::ReorderBuffer;
 use crate::slots::{Slot, Slots};
 use crate::stats::{Packing, Stats, TriggerStats};
+use crate::taste::{self, Interaction, ItemVectors};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
-use kairos_model::{Event, EventType, PropertyValue, Timestamp};
+use kairos_model::{Event, EventType, PropertyValue, Span, Timestamp};
 use serde_json::json;
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -69,6 +70,9 @@ pub struct Engine {
     /// clock was run to the end of time.
     pub(crate) input_closed: bool,
     pub(crate) stats: Stats,
+    /// The catalog's item vectors, for taste vectors and recommendation
+    /// queries; empty: neither (see `taste`).
+    pub(crate) items: ItemVectors,
 }
 
 impl Engine {
@@ -103,6 +107,7 @@ impl Engine {
             spent: None,
             input_closed: false,
             stats,
+            items: ItemVectors::new(),
         }
     }
 
@@ -124,7 +129,20 @@ impl Engine {
         }
     }
 
+    /// The catalog's item vectors, to load or change (between two events;
+    /// a change applies to the next event and decision). Not part of a
+    /// snapshot: the service loads the catalog's current vectors again
+    /// after restoring one.
+    pub fn item_vectors_mut(&mut self) -> &mut ItemVectors {
+        &mut self.items
+    }
+
     // ----- getters -------------------------------------------------------
+
+    /// The catalog's item vectors.
+    pub fn item_vectors(&self) -> &ItemVectors {
+        &self.items
+    }
 
     /// The pipeline in force.
     pub fn pipeline(&self) -> &Pipeline {
@@ -421,6 +439,7 @@ impl Engine {
         let slot = self.resolve_identity(event, key);
         let settings = &self.plan.pipeline.settings;
         let (lookback, max_carts) = (settings.dedup_lookback, settings.max_keys_per_trigger);
+        let half_life = settings.taste_half_life;
         let Some(mut ctx) = self.ctx(slot) else {
             return;
         };
@@ -438,6 +457,11 @@ impl Engine {
         let zone_before = ctx.customer.profile.timezone;
         update_profile(plan, ctx.customer, event, route.handling);
         let emptied = update_carts(ctx.customer, event, route.handling, max_carts);
+        if let Some(how) = route.handling.taste {
+            if plan.recommends && !ctx.items.is_empty() && event.event_type == EventType::Track {
+                learn_taste(ctx.customer, ctx.items, event, how, half_life);
+            }
+        }
         let message = patterns::EventMessage::new(&event.message_id);
         for &trigger in &route.triggers {
             patterns::on_event(&mut ctx, trigger, event, &message, emptied.as_deref());
@@ -600,6 +624,7 @@ impl Engine {
             customer: self.customers.get_mut(slot)?,
             cid: slot,
             now: self.now,
+            items: &self.items,
             horizon: match self.input_closed {
                 true => self.newest_event + RECURRENCE_HORIZON,
                 false => Timestamp::MAX,
@@ -642,6 +667,7 @@ impl Engine {
             Verdict::Final => {
                 let (step, suppressed) = (candidate.decision.step, candidate.decision.suppressed);
                 let held_back = step == 1 && suppressed == Some(Suppression::Cooldown);
+                self.ask_for_recommendations(slot, &mut candidate);
                 self.stats.triggers[usize::from(candidate.trigger)].record(step, suppressed);
                 // Moved straight into the queue, not through a local: a
                 // decision is a few hundred bytes, and each move copies it.
@@ -667,6 +693,31 @@ impl Engine {
                 customer.occasional_mut().deferred.push(deferred);
             }
         }
+    }
+
+    /// Leaves a sent decision whose trigger recommends items with the query
+    /// for them (see `taste`).
+    fn ask_for_recommendations(&mut self, slot: u32, candidate: &mut Candidate) {
+        let trigger = self.plan.trigger(candidate.trigger);
+        let k = trigger.payload.recommendations;
+        if k == 0 || candidate.decision.suppressed.is_some() || self.items.is_empty() {
+            return;
+        }
+        let settings = &self.plan.pipeline.settings;
+        let taste = self
+            .customers
+            .get_mut(slot)
+            .and_then(|customer| customer.occasional_if_any())
+            .and_then(|occasional| occasional.taste.as_deref());
+        candidate.decision.recommend = Some(Box::new(taste::request(
+            taste,
+            &self.items,
+            &candidate.decision.payload,
+            k,
+            self.now,
+            settings.recently_bought,
+            settings.taste_half_life,
+        )));
     }
 
     // ----- identity ------------------------------------------------------
@@ -774,6 +825,7 @@ impl Engine {
     /// journey each event restarts, which runs from the later start
     /// (`patterns::merge_journey`).
     fn merge(&mut self, from: u32, into: u32) {
+        let half_life = self.plan.pipeline.settings.taste_half_life;
         let Some(mut source) = self.customers.take(from) else {
             return;
         };
@@ -798,6 +850,12 @@ impl Engine {
             let mine = mine.engagement_hours.get_or_insert([0; 24]);
             for (mine, theirs) in mine.iter_mut().zip(hours.iter()) {
                 *mine = mine.saturating_add(*theirs);
+            }
+        }
+        if let Some(theirs) = occasional.taste {
+            match &mut mine.taste {
+                Some(taste) => taste.absorb(*theirs, half_life),
+                None => mine.taste = Some(theirs),
             }
         }
         target.seen.absorb(source.seen);
@@ -1028,6 +1086,36 @@ fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: boo
 
 /// Maintains cart contents from the Segment e-commerce events (of a name
 /// handled as `handling` says). Returns the id of a cart this event emptied.
+/// Feeds the items an e-commerce event names (`product_id`, or an order's
+/// `products[].product_id`) to the customer's taste.
+fn learn_taste(
+    customer: &mut Customer,
+    items: &ItemVectors,
+    event: &Event,
+    how: Interaction,
+    half_life: Span,
+) {
+    let time = event.time;
+    match how {
+        Interaction::Bought => {
+            let Some(PropertyValue::Array(products)) = event.properties.get("products") else {
+                return;
+            };
+            let ids: SmallVec<[Cow<'_, str>; 4]> = products
+                .iter()
+                .filter_map(|product| taste::id_text(product.get("product_id")?))
+                .collect();
+            let ids = ids.iter().map(|id| &**id);
+            taste::observe(customer, items, ids, how, time, half_life);
+        }
+        Interaction::Viewed | Interaction::Added => {
+            if let Some(id) = event.property_text("product_id") {
+                taste::observe(customer, items, std::iter::once(&*id), how, time, half_life);
+            }
+        }
+    }
+}
+
 fn update_carts(
     customer: &mut Customer,
     event: &Event,

@@ -52,7 +52,7 @@
 //!         cancel_on: vec![],
 //!         variants: vec![],
 //!         rollout_percent: 100.0,
-//!         payload: PayloadSpec { cart: true, properties: vec![] },
+//!         payload: PayloadSpec { cart: true, ..PayloadSpec::default() },
 //!     }],
 //! };
 //! let mut engine = Engine::new(pipeline);
@@ -96,6 +96,7 @@ mod seen;
 mod slots;
 mod snapshot;
 pub mod stats;
+pub mod taste;
 mod timers;
 
 pub use decision::{Decision, Suppression};

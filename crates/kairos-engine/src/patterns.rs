@@ -22,6 +22,7 @@ use crate::matching::{
 };
 use crate::plan::Plan;
 use crate::policy::{zone_of, Candidate};
+use crate::taste::ItemVectors;
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use compact_str::CompactString;
 use kairos_model::ids::stable_hash;
@@ -52,6 +53,8 @@ pub struct Ctx<'a> {
     pub cid: u32,
     /// Processing time (never goes backwards).
     pub now: Timestamp,
+    /// The catalog's item vectors (for taste vectors).
+    pub items: &'a ItemVectors,
     /// Recurring schedules are not re-armed beyond this (see the engine's
     /// `RECURRENCE_HORIZON`).
     pub horizon: Timestamp,
@@ -2155,6 +2158,7 @@ fn build_candidate(ctx: &mut Ctx<'_>, index: usize, step: usize, due: Timestamp)
         rule: trigger.rule.clone(),
         events,
         payload,
+        recommend: None,
     };
     Candidate {
         trigger: state.trigger,

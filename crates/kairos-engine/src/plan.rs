@@ -2,6 +2,7 @@
 //! event names, channel numbering, and per-trigger lookups.
 
 use crate::config::{EventMatch, Offset, Pattern, Pipeline, ScheduleSource, Trigger};
+use crate::taste::Interaction;
 use hashbrown::HashMap;
 use std::sync::Arc;
 
@@ -34,6 +35,9 @@ pub struct Plan {
     /// looks back (the weekly cap's eight days, the longest cooldown, the
     /// arbitration window).
     pub sent_retention: kairos_model::Span,
+    /// Some trigger's actions carry recommendations: only then are taste
+    /// vectors kept (see `taste`).
+    pub recommends: bool,
 }
 
 /// Where events of one name go: the triggers they reach, and what the
@@ -72,6 +76,9 @@ pub struct Handling {
     pub feedback: bool,
     /// A Segment e-commerce event that changes carts (as a track call).
     pub cart: Option<CartEvent>,
+    /// A Segment e-commerce event that tells of interest in items (as a
+    /// track call), for taste vectors.
+    pub taste: Option<Interaction>,
 }
 
 /// The Segment e-commerce events that change carts.
@@ -151,6 +158,10 @@ impl Plan {
         handle("Order Completed", |h| {
             h.cart = Some(CartEvent::OrderCompleted)
         });
+        handle("Product Viewed", |h| h.taste = Some(Interaction::Viewed));
+        handle("Product Clicked", |h| h.taste = Some(Interaction::Viewed));
+        handle("Product Added", |h| h.taste = Some(Interaction::Added));
+        handle("Order Completed", |h| h.taste = Some(Interaction::Bought));
         let mut routes = vec![Route::default()];
         let mut route_ids = RouteTable::with_room_for(named.len());
         for (name, route) in named {
@@ -194,7 +205,12 @@ impl Plan {
             .unwrap_or(kairos_model::Span::ZERO)
             .max(kairos_model::Span::DAY * 8)
             .max(pipeline.policy.arbitration_window);
+        let recommends = pipeline
+            .triggers
+            .iter()
+            .any(|trigger| trigger.payload.recommendations > 0);
         Plan {
+            recommends,
             pipeline,
             route_ids,
             routes,

@@ -46,7 +46,7 @@ const MAGIC: &[u8; 8] = b"KAIROSSN";
 /// The version of the format; a snapshot of another is refused. Bump it
 /// with any change to what is written, here or in the modules' `save`
 /// (`customer::frozen` included).
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// The build, which also decides the format of packed customers (trigger
 /// indexes, time-zone numbers).

@@ -6,6 +6,7 @@
 //! edge around it.
 
 pub mod admin;
+pub mod catalog;
 pub mod connect;
 pub mod outbox;
 pub mod partition;

@@ -1,4 +1,4 @@
-//! The three streams kairos works with, created or brought up to date on
+//! The streams kairos works with, created or brought up to date on
 //! start, so that `kairos run` needs nothing set up beforehand.
 
 use async_nats::jetstream::{self, stream};
@@ -10,6 +10,10 @@ pub const EVENTS_STREAM: &str = "KAIROS_EVENTS";
 pub const ACTIONS_STREAM: &str = "KAIROS_ACTIONS";
 /// Rejected input, on `kairos.dlq.<reason>`, with the original payload.
 pub const DLQ_STREAM: &str = "KAIROS_DLQ";
+
+/// Catalog changes (`kairos.catalog.<kind>`), followed into each worker's
+/// item index (see `catalog`).
+pub use crate::catalog::CATALOG_STREAM;
 
 /// Subject prefix of actions.
 pub const ACTIONS_PREFIX: &str = "kairos.actions";
@@ -28,6 +32,9 @@ pub struct StreamSettings {
     pub actions_max_age: Duration,
     /// How long rejected input is kept.
     pub dlq_max_age: Duration,
+    /// How long catalog changes are kept: a worker down for longer misses
+    /// the older ones (`kairos catalog load` brings its index up to date).
+    pub catalog_max_age: Duration,
     /// Replicas of each stream: 1, or 3 on a 3-node cluster.
     pub replicas: usize,
     /// The window in which a repeated `Nats-Msg-Id` is dropped: a replay
@@ -43,6 +50,7 @@ impl Default for StreamSettings {
             events_max_bytes: -1,
             actions_max_age: Duration::from_secs(7 * 86_400),
             dlq_max_age: Duration::from_secs(30 * 86_400),
+            catalog_max_age: Duration::from_secs(30 * 86_400),
             replicas: 1,
             duplicate_window: Duration::from_secs(10 * 60),
         }
@@ -51,7 +59,7 @@ impl Default for StreamSettings {
 
 impl StreamSettings {
     /// The configuration of each stream, as kairos wants it.
-    pub fn configs(&self) -> [stream::Config; 3] {
+    pub fn configs(&self) -> [stream::Config; 4] {
         let base = |name: &str, subject: &str, max_age: Duration| stream::Config {
             name: name.to_string(),
             subjects: vec![format!("{subject}.>")],
@@ -76,6 +84,11 @@ impl StreamSettings {
             },
             base(ACTIONS_STREAM, ACTIONS_PREFIX, self.actions_max_age),
             base(DLQ_STREAM, DLQ_PREFIX, self.dlq_max_age),
+            base(
+                CATALOG_STREAM,
+                crate::catalog::CATALOG_PREFIX,
+                self.catalog_max_age,
+            ),
         ]
     }
 }

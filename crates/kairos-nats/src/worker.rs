@@ -33,6 +33,7 @@
 //! acknowledgement; when either is full the worker stops taking events. A
 //! slow action stream or an outage slows intake; memory does not grow.
 
+use crate::catalog::{self, VectorChanges};
 use crate::outbox::{ids_stored_after, Outbox, Outgoing, Pushed, Stored};
 use crate::partition::{EVENTS_PREFIX, TICK_SUBJECT};
 use crate::snapshots::{SnapshotMeta, SnapshotStore};
@@ -44,6 +45,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use kairos_engine::{Decision, Engine};
 use kairos_model::{Event, EventType, Timestamp};
+use kairos_recommend::ItemIndex;
 use metrics::{counter, gauge, histogram};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,17 +114,37 @@ pub struct Resumed {
 
 /// Runs until `stopping` turns true (SIGTERM, SIGINT), then stops taking
 /// events, publishes what is in flight, writes a last snapshot and returns.
+/// `items`: the item index, followed from the catalog stream and asked for
+/// the recommendations of actions (see `catalog`).
 pub async fn run(
     client: async_nats::Client,
-    resumed: Resumed,
+    mut resumed: Resumed,
     store: SnapshotStore,
     settings: WorkerSettings,
+    items: Arc<ItemIndex>,
     health: Arc<Health>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let pipeline = resumed.engine.pipeline().name.to_string();
+    let loaded = catalog::load_vectors(&mut resumed.engine, &items)?;
+    tracing::info!(items = loaded, "item vectors loaded");
+    let (vectors_out, mut vector_changes) = tokio::sync::mpsc::channel::<VectorChanges>(16);
+    let follow = catalog::follow(
+        js.clone(),
+        Arc::clone(&items),
+        vectors_out,
+        stopping.clone(),
+    );
+    let follower = tokio::spawn(async move {
+        if let Err(error) = follow.await {
+            // The index cannot be written (disk full, say): actions are
+            // still decided and enriched from the catalog as it stands.
+            tracing::error!(error = %format!("{error:#}"), "following the catalog stopped");
+        }
+    });
     let mut worker = Worker {
+        items,
         js: js.clone(),
         engine: resumed.engine,
         pipeline,
@@ -215,6 +237,9 @@ pub async fn run(
                 record_latency(&stored);
             }
             () = sleep_until(tick_at) => worker.send_tick().await,
+            Some(changes) = vector_changes.recv() => {
+                catalog::apply_vectors(&mut worker.engine, changes);
+            }
             delivery = messages.next(), if !outbox_full => match delivery {
                 Some(Ok(message)) => {
                     if let Some(gap) = worker.take(message).await? {
@@ -255,6 +280,8 @@ pub async fn run(
     worker.snapshot(Duration::from_secs(30)).await?;
     worker.finish_saving().await;
     worker.export_stats();
+    drop(vector_changes);
+    let _ = follower.await;
     Ok(())
 }
 
@@ -343,6 +370,19 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
         "kairos_publish_refused_total",
         "Messages larger than the server accepts, not published"
     );
+    describe_gauge!("kairos_catalog_items", "Items in the item index");
+    describe_counter!(
+        "kairos_catalog_changes_total",
+        "Catalog changes applied to the item index, by kind"
+    );
+    describe_histogram!(
+        "kairos_recommend_seconds",
+        Unit::Seconds,
+        "Answering one action's recommendations from the item index"
+    );
+    for kind in ["upsert", "delete", "stock"] {
+        counter!("kairos_catalog_changes_total", "kind" => kind).increment(0);
+    }
     counter!("kairos_publish_refused_total", "reason" => "too_large").increment(0);
     counter!("kairos_events_late_total").increment(0);
     counter!("kairos_events_duplicate_total").increment(0);
@@ -351,7 +391,7 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
     }
     for reason in kairos_model::InvalidEvent::REASONS
         .iter()
-        .chain(&["timestamp_ahead_of_clock"])
+        .chain(&["timestamp_ahead_of_clock", catalog::CATALOG_DLQ_REASON])
     {
         counter!("kairos_dlq_total", "reason" => *reason).increment(0);
     }
@@ -420,6 +460,8 @@ struct TickState {
 struct Worker {
     js: jetstream::Context,
     engine: Engine,
+    /// Answers the recommendation requests decisions carry.
+    items: Arc<ItemIndex>,
     pipeline: String,
     /// The first stream sequence not yet applied.
     next_sequence: u64,
@@ -775,6 +817,12 @@ impl Worker {
             // takes no further event while the outbox is over its bound.
             // Waiting here would stop the loop itself, its metrics and its
             // response to SIGTERM, for as long as NATS is away.
+            let mut decision = decision;
+            if let Some(request) = decision.recommend.take() {
+                let started = Instant::now();
+                kairos_recommend::enrich(&self.items, &request, &mut decision.payload);
+                histogram!("kairos_recommend_seconds").record(started.elapsed().as_secs_f64());
+            }
             let subject = action_subject(&decision);
             match decision.suppressed {
                 None => counter!(
@@ -1019,7 +1067,7 @@ const MAX_ERROR_HEADER: usize = 1024;
 
 /// The longest start of `text` within `max` bytes (on a character's
 /// boundary).
-fn cut_at(text: &str, max: usize) -> &str {
+pub(crate) fn cut_at(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

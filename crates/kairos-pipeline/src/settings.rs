@@ -17,6 +17,8 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "erasure_event",
     "seed",
     "max_keys_per_trigger",
+    "taste_half_life",
+    "recently_bought",
 ];
 
 /// Keys of `[policy]`.
@@ -102,6 +104,18 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         defaults.max_keys_per_trigger,
         |c, n, f| c.integer(n, f, 1, 1024).map(|max| max as usize),
     );
+    let taste_half_life = checker.optional(
+        &fields,
+        "taste_half_life",
+        defaults.taste_half_life,
+        |c, n, f| c.span(n, f, SpanRule::Positive),
+    );
+    let recently_bought = checker.optional(
+        &fields,
+        "recently_bought",
+        defaults.recently_bought,
+        |c, n, f| c.span(n, f, SpanRule::NonNegative),
+    );
     Settings {
         allowed_lateness: allowed_lateness.unwrap_or(defaults.allowed_lateness),
         late_events: late_events.unwrap_or(defaults.late_events),
@@ -111,6 +125,8 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         erasure_event: erasure_event.unwrap_or(defaults.erasure_event),
         seed: seed.unwrap_or(defaults.seed),
         max_keys_per_trigger: max_keys_per_trigger.unwrap_or(defaults.max_keys_per_trigger),
+        taste_half_life: taste_half_life.unwrap_or(defaults.taste_half_life),
+        recently_bought: recently_bought.unwrap_or(defaults.recently_bought),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::check::{is_id_char, Checker, Fields, SpanRule};
 use crate::event_match::event_matches;
 use crate::offset::{self, offset, OffsetRules};
 use crate::pattern::{kind_parts, Kind};
-use crate::raw::{Node, Origin};
+use crate::raw::{Node, Origin, Value};
 use crate::rule_text::rule_text;
 use kairos_engine::config::{
     Category, KeySpec, Offset, PayloadSpec, QuietHoursMode, Step, Trigger, Variant,
@@ -41,7 +41,7 @@ pub(crate) const LADDER_KEYS: &[&str] = &["at", "channel", "offer"];
 pub(crate) const VARIANT_KEYS: &[&str] = &["name", "weight", "after", "channel", "offer"];
 
 /// Keys of `payload`.
-pub(crate) const PAYLOAD_KEYS: &[&str] = &["cart", "properties"];
+pub(crate) const PAYLOAD_KEYS: &[&str] = &["cart", "properties", "recommendations"];
 
 const ID_FORMS: &str =
     "lowercase letters, digits and `_` (e.g. \"abandoned_cart\"), unique in the pipeline";
@@ -333,10 +333,35 @@ fn payload(checker: &mut Checker, node: &Node, field: &str) -> Option<PayloadSpe
             c.text(n, f, "a property name")
         })
     });
+    let recommendations = checker.optional(&fields, "recommendations", 0, recommendations);
     Some(PayloadSpec {
         cart: cart?,
         properties: properties?,
+        recommendations: recommendations?,
     })
+}
+
+/// How many items an action recommends when asked with `true`.
+const DEFAULT_RECOMMENDATIONS: usize = 4;
+/// The most an action may carry.
+const MAX_RECOMMENDATIONS: i64 = 50;
+
+/// `recommendations = true` (4 items), `false`, or a count.
+fn recommendations(checker: &mut Checker, node: &Node, field: &str) -> Option<usize> {
+    match node.value {
+        Value::Boolean(true) => Some(DEFAULT_RECOMMENDATIONS),
+        Value::Boolean(false) => Some(0),
+        Value::Integer(_) => checker
+            .integer(node, field, 0, MAX_RECOMMENDATIONS)
+            .map(|count| count as usize),
+        _ => {
+            let accepted = format!(
+                "true (top {DEFAULT_RECOMMENDATIONS}), false, or a count from 0 to {MAX_RECOMMENDATIONS}"
+            );
+            checker.wrong_type(node, field, "a boolean or an integer", &accepted);
+            None
+        }
+    }
 }
 
 /// Builds the ladder: step 1 (`None` if its fields were invalid), the steps

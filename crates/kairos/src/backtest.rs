@@ -10,11 +10,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kairos_engine::decision::Decision;
 use kairos_engine::Engine;
 use kairos_model::{Span, Timestamp};
+use kairos_recommend::{read_catalog, CatalogChange, ItemIndex};
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -66,7 +68,14 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         rejected: rejected_file.map(io::BufWriter::new),
         actions: output,
     };
-    let replayed = replay(args, pipeline, reader, outputs);
+    let catalog = match &args.catalog {
+        Some(path) => match Catalog::load(path) {
+            Ok(catalog) => Some(catalog),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+    let replayed = replay(args, pipeline, reader, outputs, catalog);
     if replayed.is_err() {
         // A run that failed part-way (an output that stopped being
         // writable) writes no summary, and leaves no empty summary file
@@ -76,6 +85,44 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     replayed
+}
+
+/// `--catalog`: its items in an item index of their own, in a temporary
+/// directory removed at the end, built the way `kairos run` builds its own.
+struct Catalog {
+    index: Arc<ItemIndex>,
+    _dir: tempfile::TempDir,
+}
+
+impl Catalog {
+    fn load(path: &Path) -> Result<Catalog, ExitCode> {
+        let fail = |problem: String| {
+            eprintln!("kairos: --catalog {problem}");
+            ExitCode::from(2)
+        };
+        let items = read_catalog(path).map_err(|error| {
+            fail(format!(
+                "{error}\naccepted: one item per line, as `kairos catalog load` reads them"
+            ))
+        })?;
+        let dir =
+            tempfile::tempdir().map_err(|error| fail(format!("a temporary directory: {error}")))?;
+        let index = ItemIndex::open(dir.path()).map_err(|error| fail(error.to_string()))?;
+        let applied = index
+            .apply(items.into_iter().map(CatalogChange::Upsert))
+            .map_err(|error| fail(error.to_string()))?;
+        if let Some(refusal) = applied.refused.first() {
+            return Err(fail(format!(
+                "{}: {refusal} ({} items refused)",
+                path.display(),
+                applied.refused.len()
+            )));
+        }
+        Ok(Catalog {
+            index: Arc::new(index),
+            _dir: dir,
+        })
+    }
 }
 
 /// The files a backtest writes, each opened by [`create_outputs`].
@@ -91,18 +138,26 @@ fn replay(
     pipeline: kairos_engine::config::Pipeline,
     reader: events_file::EventsReader,
     outputs: Outputs,
+    catalog: Option<Catalog>,
 ) -> anyhow::Result<ExitCode> {
     let Outputs {
         summary: summary_file,
         rejected: mut rejected_file,
         actions: output,
     } = outputs;
-    let mut sink = ActionSink::open(output, &pipeline.name, args.all_decisions)?;
+    let items = catalog.as_ref().map(|catalog| Arc::clone(&catalog.index));
+    let mut sink = ActionSink::open(output, &pipeline.name, args.all_decisions, items.clone())?;
     let progress = progress_bar(args, reader.total_bytes);
     let events_name = args.events.display().to_string();
     let started = Instant::now();
     let mut engine = Engine::new(pipeline);
     engine.hand_back_events();
+    if let Some(items) = &items {
+        let table = engine.item_vectors_mut();
+        for (id, vector) in items.vectors()? {
+            table.insert(&id, &vector)?;
+        }
+    }
     let (mut events, mut rejected, mut beyond_until) = (0u64, 0u64, 0u64);
     let until = args.until.unwrap_or(Timestamp::MAX);
     for batch in reader.batches.iter() {
@@ -340,12 +395,13 @@ impl ActionSink {
         output: Option<Box<dyn Write + Send>>,
         pipeline: &str,
         all_decisions: bool,
+        items: Option<Arc<ItemIndex>>,
     ) -> anyhow::Result<ActionSink> {
         let (queue, batches) = mpsc::sync_channel::<Vec<Decision>>(Self::QUEUED_BATCHES);
         let pipeline = pipeline.to_string();
         let writer = thread::Builder::new()
             .name("kairos-write".into())
-            .spawn(move || write_actions(batches, output, &pipeline, all_decisions))
+            .spawn(move || write_actions(batches, output, &pipeline, all_decisions, items))
             .context("cannot start the writing thread")?;
         Ok(ActionSink {
             batch: Vec::with_capacity(Self::BATCH),
@@ -412,6 +468,7 @@ fn write_actions(
     mut output: Option<Box<dyn Write + Send>>,
     pipeline: &str,
     all_decisions: bool,
+    items: Option<Arc<ItemIndex>>,
 ) -> anyhow::Result<()> {
     // A batch is rendered into one buffer and written with one call: the
     // serialiser's many small writes then go to a `Vec`, not through the
@@ -422,7 +479,12 @@ fn write_actions(
             continue;
         };
         rendered.clear();
-        for decision in batch {
+        for mut decision in batch {
+            // Answered here, off the engine's thread, as `kairos run`
+            // answers them on the way out.
+            if let (Some(request), Some(items)) = (decision.recommend.take(), &items) {
+                kairos_recommend::enrich(items, &request, &mut decision.payload);
+            }
             if decision.is_sent() || all_decisions {
                 decision
                     .into_action_data()

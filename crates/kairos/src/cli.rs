@@ -27,6 +27,42 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve Segment's HTTP Tracking API: SDKs send here, events go to the events stream.
     Collect(CollectArgs),
+    /// The item catalog behind recommendations: load it into a data
+    /// directory's index, or publish changes to a running kairos.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Load items (JSON lines) into the item index of a data directory,
+    /// while no `kairos run` uses it; every line is checked first and a bad
+    /// file changes nothing.
+    Load(CatalogLoadArgs),
+    /// Publish items (JSON lines) as upserts to kairos.catalog.upsert: a
+    /// running kairos applies them without a restart.
+    Publish(Box<CatalogPublishArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogLoadArgs {
+    /// Items as JSON lines ({"id","title","category","brand","price","stock","vector"}); gzip (by content) is decompressed.
+    pub file: PathBuf,
+    /// The data directory of `kairos run` (the index is DIR/catalog).
+    #[arg(long, value_name = "DIR", default_value = "kairos-data")]
+    pub data_dir: PathBuf,
+    /// Also delete the items the file does not list (the file is the whole catalog).
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogPublishArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// Items as JSON lines; gzip (by content) is decompressed. Every line is
+    /// checked before any is published.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +93,10 @@ pub struct BacktestArgs {
     /// Override a parameter: TRIGGER.PARAM=VALUE (or settings.X=V, policy.X=V).
     #[arg(long = "set", value_name = "TRIGGER.PARAM=VALUE")]
     pub set: Vec<Override>,
+    /// Items as JSON lines: actions whose trigger asks for recommendations
+    /// carry them, as `kairos run` with this catalog would.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
     /// Stop the clock here (RFC 3339) instead of firing every pending timer;
     /// events at or after it are not replayed.
     #[arg(long, value_parser = parse_time)]

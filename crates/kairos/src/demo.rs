@@ -218,10 +218,16 @@ fn print_decision(action: &Value) {
     let text = |value: &Value| value.as_str().unwrap_or("").to_string();
     let time = text(&data["decided_at"]);
     let time = time.get(11..23).unwrap_or(&time).to_string();
-    let outcome = match data["suppressed"].as_str() {
+    let mut outcome = match data["suppressed"].as_str() {
         None => format!("sent: {}", text(&data["reason"]["rule"])),
         Some(reason) => format!("not sent: {reason}"),
     };
+    if let Some(items) = data["payload"]["recommendations"].as_array() {
+        let ids: Vec<String> = items.iter().map(|item| text(&item["item_id"])).collect();
+        if !ids.is_empty() {
+            outcome.push_str(&format!(" [recommends {}]", ids.join(", ")));
+        }
+    }
     let line = format!(
         "{time}  {:<12}  {:<12}  {:<22}  {:>4}  {outcome}",
         text(&data["channel"]),

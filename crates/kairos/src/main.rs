@@ -6,6 +6,7 @@
 //! was wrong and what is accepted).
 
 mod backtest;
+mod catalog;
 mod cli;
 mod demo;
 mod events_file;
@@ -46,6 +47,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Publish(args) => nats::publish(&args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Collect(args) => nats::collect(&args),
+        cli::Command::Catalog(cli::CatalogCommand::Load(args)) => catalog::load(&args),
+        cli::Command::Catalog(cli::CatalogCommand::Publish(args)) => nats::publish_catalog(&args),
     }
 }
 

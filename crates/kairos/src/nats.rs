@@ -1,6 +1,6 @@
 //! `kairos run` and `kairos publish`: the command-line side of `kairos_nats`.
 
-use crate::cli::{CollectArgs, NatsArgs, PublishArgs, RunArgs};
+use crate::cli::{CatalogPublishArgs, CollectArgs, NatsArgs, PublishArgs, RunArgs};
 use crate::events_file::CallLines;
 use anyhow::Context as _;
 use kairos_engine::Engine;
@@ -81,6 +81,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
         actions_max_age: span_duration(args.actions_max_age),
         dlq_max_age: span_duration(args.dlq_max_age),
+        catalog_max_age: StreamSettings::default().catalog_max_age,
         replicas: usize::from(args.replicas),
         duplicate_window: span_duration(args.duplicate_window),
     };
@@ -107,6 +108,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             client,
             resumed,
             store,
+            items,
             listener,
             metrics,
         } = started;
@@ -119,7 +121,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        worker::run(client, resumed, store, settings, health, stopping).await?;
+        worker::run(client, resumed, store, settings, items, health, stopping).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })?;
@@ -131,6 +133,7 @@ struct Started {
     client: async_nats::Client,
     resumed: Resumed,
     store: SnapshotStore,
+    items: Arc<kairos_recommend::ItemIndex>,
     listener: Option<tokio::net::TcpListener>,
     metrics: admin::PrometheusHandle,
 }
@@ -155,6 +158,9 @@ async fn start(
     let js = async_nats::jetstream::new(client.clone());
     ensure_streams(&js, streams).await?;
     let store = SnapshotStore::open(&args.data_dir)?;
+    let items_dir = crate::catalog::index_dir(&args.data_dir);
+    let items = kairos_recommend::ItemIndex::open(&items_dir)
+        .with_context(|| format!("opening the item index in {}", items_dir.display()))?;
     let events_end = || async {
         let mut stream = js.get_stream(EVENTS_STREAM).await?;
         anyhow::Ok(stream.info().await?.state.last_sequence)
@@ -229,6 +235,7 @@ async fn start(
         client,
         resumed,
         store,
+        items: Arc::new(items),
         listener,
         metrics,
     })
@@ -301,6 +308,56 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         let published = publisher.flush().await?;
         client.flush().await?;
         eprintln!("published {published} events, skipped {skipped} lines");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kairos catalog publish`: every item of the file, checked, then sent as
+/// an upsert to `kairos.catalog.upsert`. No `Nats-Msg-Id`: an upsert
+/// replaces, so one stored twice does no harm, while an id made of the
+/// item would drop a deliberate re-publish (undoing a change) as a
+/// duplicate.
+pub fn publish_catalog(args: &CatalogPublishArgs) -> anyhow::Result<ExitCode> {
+    let items = match kairos_recommend::read_catalog(&args.file) {
+        Ok(items) => items,
+        Err(error) => {
+            eprintln!("{error}");
+            eprintln!("kairos: nothing was published; accepted: one item per line, as `kairos catalog load` reads them");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_logging(false);
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let client = connect(
+            &connect_settings(&args.connection, "kairos-catalog"),
+            FIRST_CONNECT,
+        )
+        .await?;
+        let js = async_nats::jetstream::new(client.clone());
+        let subject = format!("{}.upsert", kairos_nats::catalog::CATALOG_PREFIX);
+        let mut acks = futures::stream::FuturesOrdered::new();
+        for item in &items {
+            let body = serde_json::to_vec(item)?;
+            let ack = js.publish(subject.clone(), body.into()).await.context(
+                "publishing to kairos.catalog.upsert (a `kairos run` creates its stream)",
+            )?;
+            acks.push_back(std::future::IntoFuture::into_future(ack));
+            if acks.len() >= 256 {
+                if let Some(ack) = futures::StreamExt::next(&mut acks).await {
+                    ack.context(
+                        "kairos.catalog.upsert was not stored (a `kairos run` creates its stream)",
+                    )?;
+                }
+            }
+        }
+        while let Some(ack) = futures::StreamExt::next(&mut acks).await {
+            ack.context(
+                "kairos.catalog.upsert was not stored (a `kairos run` creates its stream)",
+            )?;
+        }
+        eprintln!("published {} items to {subject}", items.len());
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

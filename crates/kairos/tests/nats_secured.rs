@@ -86,6 +86,33 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
         kairos.log_text()
     );
 
+    // The publisher sends catalog changes; the engine follows them into its
+    // item index with its own permissions.
+    let catalog = write_file(
+        dir.path(),
+        "catalog.jsonl",
+        "{\"id\":\"p1\",\"title\":\"Oolong tea\",\"category\":\"tea/oolong\",\"price\":9.9}\n",
+    );
+    let url = server.url();
+    let mut args = vec!["catalog", "publish", "--nats", &url];
+    args.extend(PUBLISHER);
+    args.push(&catalog);
+    let published = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&published.stderr);
+    assert!(published.status.success(), "{stderr}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !kairos.metrics().contains("kairos_catalog_items 1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the catalog change was not applied; log:\n{}",
+            kairos.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // A publisher may not move the engine's clock or forge actions.
     let publisher = async_nats::ConnectOptions::with_user_and_password(
         "publisher".into(),

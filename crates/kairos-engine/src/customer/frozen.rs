@@ -33,6 +33,7 @@ use super::{
 use crate::customer::CapClass;
 use crate::decision::{Decision, Suppression};
 use crate::globals::RankBucket;
+use crate::taste::Taste;
 use chrono_tz::TZ_VARIANTS;
 use compact_str::CompactString;
 use kairos_model::{CartItem, Payload, PayloadValue, Span, Timestamp};
@@ -965,6 +966,8 @@ impl Pack for Decision {
             rule: shared(input),
             events: input.list::<CompactString>().into_iter().collect(),
             payload: Payload::new(),
+            // Asked only of decisions sent, never of one packed to wait.
+            recommend: None,
         };
         for _ in 0..input.len() {
             let name = input.str();
@@ -1037,6 +1040,13 @@ impl Pack for Occasional {
                 }
             }
         }
+        match &self.taste {
+            None => out.u8(0),
+            Some(taste) => {
+                out.u8(1);
+                taste.pack(out);
+            }
+        }
     }
 
     fn unpack(input: &mut Unpacker<'_>) -> Self {
@@ -1048,6 +1058,53 @@ impl Pack for Occasional {
                 0 => None,
                 _ => Some(std::array::from_fn(|_| input.u16())),
             },
+            taste: match input.u8() {
+                0 => None,
+                _ => Some(Box::new(Taste::unpack(input))),
+            },
+        }
+    }
+}
+
+impl Pack for Taste {
+    fn pack(&self, out: &mut Packer) {
+        out.time(self.at);
+        out.fixed(&self.weight.to_le_bytes());
+        out.fixed(&self.scale.to_le_bytes());
+        out.len(self.mean.len());
+        out.fixed(&self.mean.iter().map(|&q| q as u8).collect::<Vec<u8>>());
+        out.len(self.recent.len());
+        for key in &self.recent {
+            out.fixed(&key.to_le_bytes());
+        }
+        out.len(self.bought.len());
+        for (key, time) in &self.bought {
+            out.fixed(&key.to_le_bytes());
+            out.time(*time);
+        }
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        let at = input.time();
+        let weight = f32::from_le_bytes(input.fixed());
+        let scale = f32::from_le_bytes(input.fixed());
+        let mean = (0..input.len())
+            .map(|_| input.u8() as i8)
+            .collect::<Vec<i8>>()
+            .into_boxed_slice();
+        let recent = (0..input.len())
+            .map(|_| u64::from_le_bytes(input.fixed()))
+            .collect();
+        let bought = (0..input.len())
+            .map(|_| (u64::from_le_bytes(input.fixed()), input.time()))
+            .collect();
+        Taste {
+            at,
+            weight,
+            scale,
+            mean,
+            recent,
+            bought,
         }
     }
 }
@@ -1175,6 +1232,14 @@ mod tests {
             priority: 70,
         }];
         occasional.engagement_hours = Some(std::array::from_fn(|hour| hour as u16 * 1000));
+        occasional.taste = Some(Box::new(Taste {
+            at: NOW - Span::HOUR * 3,
+            weight: 4.75,
+            scale: 0.0071,
+            mean: vec![127, -127, 0, 3, -60].into_boxed_slice(),
+            recent: thin_vec![7, u64::MAX],
+            bought: thin_vec![(42, NOW - Span::DAY * 20), (u64::MAX - 1, NOW)],
+        }));
         customer
     }
 
@@ -1231,6 +1296,7 @@ mod tests {
                 rule: "r".into(),
                 events: Vec::new(),
                 payload: Default::default(),
+                recommend: None,
             }),
         });
         assert!(!freeze(&customer, NOW, Span::HOUR, &mut Vec::new()));
