@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p kairos-benches --bin recommend-bench -- \
 //!     [--items 100000] [--dimensions 64] [--clusters 200] [--queries 1000] [--k 10] \
-//!     [--n-trees N] [--oversample N] [--search-k-factor N] [--batch 10000] [--seed S] \
+//!     [--n-trees N] [--oversample N] [--search-k-factor N] [--leaf-size N] [--batch 10000] [--seed S] \
 //!     [--sweep] [--json FILE]
 //! ```
 //!
@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: kairos_alloc::Allocator = kairos_alloc::Allocator;
 
 const USAGE: &str = "usage: recommend-bench [--items N] [--dimensions D] [--clusters C] \
-[--queries Q] [--k K] [--n-trees N] [--oversample N] [--search-k-factor N] [--batch B] \
+[--queries Q] [--k K] [--n-trees N] [--oversample N] [--search-k-factor N] [--leaf-size N] [--batch B] \
 [--seed S] [--sweep] [--json FILE]";
 
 /// The issue's targets.
@@ -121,6 +121,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Settings>, Str
             "--n-trees" => settings.options.n_trees = number(value()?)?,
             "--oversample" => settings.options.oversample = number(value()?)?,
             "--search-k-factor" => settings.options.search_k_factor = number(value()?)?,
+            "--leaf-size" => settings.options.leaf_size = number(value()?)?,
             "--batch" => settings.batch = number(value()?)?,
             "--seed" => settings.seed = number(value()?)? as u64,
             "--sweep" => settings.sweep = true,
@@ -138,6 +139,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Settings>, Str
         ("--n-trees", settings.options.n_trees),
         ("--oversample", settings.options.oversample),
         ("--search-k-factor", settings.options.search_k_factor),
+        ("--leaf-size", settings.options.leaf_size),
     ] {
         if value == 0 {
             return Err(format!("{name} must be at least 1"));
@@ -465,8 +467,8 @@ fn describe(options: IndexOptions) -> String {
         ""
     };
     format!(
-        "n_trees {} oversample {} search_k_factor {}{default}",
-        options.n_trees, options.oversample, options.search_k_factor
+        "n_trees {} oversample {} search_k_factor {} leaf_size {}{default}",
+        options.n_trees, options.oversample, options.search_k_factor, options.leaf_size
     )
 }
 
