@@ -133,10 +133,7 @@ fn main() {
         index
             .apply(catalog.into_iter().map(CatalogChange::Upsert))
             .expect("the catalog applies");
-        let table = engine.item_vectors_mut();
-        for (id, vector) in index.vectors().expect("the vectors") {
-            table.insert(&id, &vector).expect("one dimension");
-        }
+        *engine.item_vectors_mut() = kairos_recommend::item_vectors(&index).expect("the vectors");
         eprintln!(
             "loaded {} catalog items in {:.2} s (untimed)",
             index.len(),

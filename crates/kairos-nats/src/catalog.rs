@@ -27,7 +27,6 @@
 use crate::streams::DLQ_PREFIX;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
-use async_nats::HeaderMap;
 use futures::StreamExt;
 use kairos_engine::Engine;
 use kairos_recommend::{parse_change, CatalogChange, ItemIndex};
@@ -56,16 +55,11 @@ pub type VectorChanges = Vec<(String, Option<Vec<f32>>)>;
 /// Loads every item vector of `index` into the engine (at start, and after
 /// a snapshot is restored). Returns how many.
 pub fn load_vectors(engine: &mut Engine, index: &ItemIndex) -> anyhow::Result<usize> {
-    let vectors = index.vectors().context("reading the item index")?;
-    let table = engine.item_vectors_mut();
-    *table = Default::default();
-    for (id, vector) in &vectors {
-        table
-            .insert(id, vector)
-            .context("loading the item index's vectors")?;
-    }
-    gauge!("kairos_catalog_items").set(vectors.len() as f64);
-    Ok(vectors.len())
+    let table = kairos_recommend::item_vectors(index).context("reading the item index")?;
+    let count = table.len();
+    *engine.item_vectors_mut() = table;
+    gauge!("kairos_catalog_items").set(count as f64);
+    Ok(count)
 }
 
 /// Applies vector changes to the engine's copy.
@@ -281,15 +275,13 @@ async fn dead_letter(
     counter!("kairos_dlq_total", "reason" => CATALOG_DLQ_REASON).increment(1);
     tracing::warn!(subject = %message.subject, reason, "a catalog change was refused");
     let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        format!("catalog-dlq-{sequence}").as_str(),
+    let headers = crate::worker::dlq_headers(
+        &format!("catalog-dlq-{sequence}"),
+        CATALOG_DLQ_REASON,
+        reason,
+        message,
+        sequence,
     );
-    headers.insert("Kairos-Reason", CATALOG_DLQ_REASON);
-    headers.insert("Kairos-Error", crate::worker::cut_at(reason, 1024));
-    headers.insert("Kairos-Subject", message.subject.as_str());
-    headers.insert("Kairos-Sequence", sequence.to_string().as_str());
     let subject = format!("{DLQ_PREFIX}.{CATALOG_DLQ_REASON}");
     js.publish_with_headers(subject, headers, message.payload.clone())
         .await

@@ -779,18 +779,8 @@ impl Worker {
         received: Instant,
     ) -> anyhow::Result<()> {
         counter!("kairos_dlq_total", "reason" => rejection.reason).increment(1);
-        let mut headers = HeaderMap::new();
-        // The same id on a replay after a crash: the DLQ keeps one entry.
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            format!("dlq-{sequence}").as_str(),
-        );
-        headers.insert("Kairos-Reason", rejection.reason);
-        // The error quotes the sender's text: cut, so that the headers
-        // always leave room for the payload.
-        headers.insert("Kairos-Error", cut_at(&rejection.message, MAX_ERROR_HEADER));
-        headers.insert("Kairos-Subject", message.subject.as_str());
-        headers.insert("Kairos-Sequence", sequence.to_string().as_str());
+        let id = format!("dlq-{sequence}");
+        let mut headers = dlq_headers(&id, rejection.reason, &rejection.message, message, sequence);
         let subject = format!("{DLQ_PREFIX}.{}", rejection.reason);
         let mut payload = message.payload.clone();
         let room = self.outbox.room_for_payload(&headers).saturating_sub(64);
@@ -808,7 +798,7 @@ impl Worker {
     /// Publishes every decision the engine has made; with `mute`, drops
     /// them instead (see [`Resumed::mute_through`]).
     async fn publish_decisions(&mut self, received: Instant, mute: bool) {
-        while let Some(decision) = self.engine.poll_decision() {
+        while let Some(mut decision) = self.engine.poll_decision() {
             if mute {
                 continue;
             }
@@ -817,7 +807,6 @@ impl Worker {
             // takes no further event while the outbox is over its bound.
             // Waiting here would stop the loop itself, its metrics and its
             // response to SIGTERM, for as long as NATS is away.
-            let mut decision = decision;
             if let Some(request) = decision.recommend.take() {
                 let started = Instant::now();
                 kairos_recommend::enrich(&self.items, &request, &mut decision.payload);
@@ -1067,7 +1056,28 @@ const MAX_ERROR_HEADER: usize = 1024;
 
 /// The longest start of `text` within `max` bytes (on a character's
 /// boundary).
-pub(crate) fn cut_at(text: &str, max: usize) -> &str {
+/// The headers of a DLQ entry for the stream message `message`: `id` (the
+/// same on a replay after a crash, so the DLQ keeps one entry), the
+/// reason's code, what was wrong, and where the message was.
+pub(crate) fn dlq_headers(
+    id: &str,
+    reason: &str,
+    error: &str,
+    message: &jetstream::Message,
+    sequence: u64,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    headers.insert("Kairos-Reason", reason);
+    // The error quotes the sender's text: cut, so that the headers always
+    // leave room for the payload.
+    headers.insert("Kairos-Error", cut_at(error, MAX_ERROR_HEADER));
+    headers.insert("Kairos-Subject", message.subject.as_str());
+    headers.insert("Kairos-Sequence", sequence.to_string().as_str());
+    headers
+}
+
+fn cut_at(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

@@ -3,10 +3,24 @@
 //! The same in `kairos run` and `kairos backtest`, so offline replays show
 //! what production would have sent (for the same catalog).
 
-use crate::{ItemIndex, Query};
-use kairos_engine::taste::RecommendationRequest;
+use crate::{IndexError, ItemIndex, Query};
+use kairos_engine::taste::{ItemVectors, RecommendationRequest};
 use kairos_model::{Payload, PayloadValue};
 use serde_json::{json, Value};
+
+/// The engine's table of item vectors, filled from the index: what it
+/// learns tastes from (at start, after a snapshot is restored, for a
+/// backtest's catalog).
+pub fn item_vectors(index: &ItemIndex) -> Result<ItemVectors, IndexError> {
+    let mut table = ItemVectors::new();
+    for (id, vector) in index.vectors()? {
+        // The index holds one dimension: another one here means damage.
+        table
+            .insert(&id, &vector)
+            .map_err(|mismatch| IndexError::Damaged(mismatch.to_string()))?;
+    }
+    Ok(table)
+}
 
 /// The payload field recommendations go in.
 pub const RECOMMENDATIONS: &str = "recommendations";

@@ -53,7 +53,7 @@ pub use catalog::{
     parse_change, parse_item, read_catalog, CatalogChange, CatalogError, CatalogFileError, Item,
     LineError,
 };
-pub use enrich::{enrich, RECOMMENDATIONS};
+pub use enrich::{enrich, item_vectors, RECOMMENDATIONS};
 pub use features::{computed_vector, COMPUTED_DIMENSIONS};
 pub use index::{
     Applied, IndexError, IndexOptions, ItemIndex, Query, Recommendation, Refusal, RefusalReason,

@@ -153,10 +153,7 @@ fn replay(
     let mut engine = Engine::new(pipeline);
     engine.hand_back_events();
     if let Some(items) = &items {
-        let table = engine.item_vectors_mut();
-        for (id, vector) in items.vectors()? {
-            table.insert(&id, &vector)?;
-        }
+        *engine.item_vectors_mut() = kairos_recommend::item_vectors(items)?;
     }
     let (mut events, mut rejected, mut beyond_until) = (0u64, 0u64, 0u64);
     let until = args.until.unwrap_or(Timestamp::MAX);
