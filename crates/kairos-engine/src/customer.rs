@@ -186,6 +186,9 @@ impl Walk for Population<'_> {
                 prefetch(customer.states.as_ptr().wrapping_add(1));
                 prefetch_thin_vec(&customer.carts);
                 customer.seen.prefetch_start();
+                if let Some(occasional) = &customer.occasional {
+                    prefetch(&occasional.taste);
+                }
             }
             Some(Slot::PackedBlock(block)) => {
                 prefetch(block.as_ptr());
@@ -222,6 +225,13 @@ impl Walk for Population<'_> {
         for cart in customer.carts.iter().take(4) {
             prefetch(cart.id.as_ptr());
             prefetch(cart.lines.as_ptr());
+        }
+        if let Some(taste) = customer
+            .occasional
+            .as_ref()
+            .and_then(|o| o.taste.as_deref())
+        {
+            prefetch_lines(taste);
         }
     }
 }

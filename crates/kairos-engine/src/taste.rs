@@ -13,9 +13,18 @@
 //! Memory is bounded: the mean is held as one byte per dimension with one
 //! scale ([`Taste::mean`]), beside the last [`RECENT_LIMIT`] items viewed or
 //! added and the last [`BOUGHT_LIMIT`] bought (8-byte keys), so a taste
-//! costs at most `dimensions + 16 × 8 + 16 × 16 + ~80` bytes (about 530 for
-//! the 64 dimensions of computed vectors; most customers hold far fewer
-//! recent items), and only customers who touched a catalog item have one.
+//! costs at most `dimensions + 8 × 8 + 16 × 16 + ~60` bytes (about 450 for
+//! the 64 dimensions of computed vectors, in one allocation of ~200 bytes
+//! and, for customers who bought, a second for their purchases), and only
+//! customers who touched a catalog item have one. The mean (up to
+//! [`INLINE_DIMENSIONS`]) and the recent items live inside the taste, so
+//! learning from an event reads and writes one allocation.
+//!
+//! The engine's table of item vectors ([`ItemVectors`]) holds them in
+//! bytes too, with a scale each: a quarter of the memory of `f32`s, and an
+//! item's vector in one cache line beside its entry, which is what an
+//! event touching it costs to read. The item index keeps the exact vectors
+//! and scores recommendations with them.
 //! A taste whose decayed weight falls below [`FORGOTTEN_WEIGHT`] (about
 //! seven half-lives without an interaction) is started afresh by the next.
 //!
@@ -27,6 +36,7 @@
 use crate::customer::Customer;
 use compact_str::CompactString;
 use kairos_model::{Payload, PayloadValue, Span, Timestamp};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use thin_vec::ThinVec;
@@ -51,6 +61,13 @@ pub const FORGOTTEN_WEIGHT: f32 = 0.01;
 /// long their history (and the mean, kept in bytes, never stops moving
 /// for being rounded).
 pub const MAX_WEIGHT: f32 = 32.0;
+
+/// Dimensions held inside a taste and an item entry; larger vectors (a
+/// catalog's own embeddings) take an allocation of their own.
+pub const INLINE_DIMENSIONS: usize = 64;
+
+/// A vector in bytes: component `i` is `values[i] as f32 * scale`.
+pub type ByteVector = SmallVec<[i8; INLINE_DIMENSIONS]>;
 
 /// Seed for item keys (any fixed value: keys are stored in snapshots).
 const ITEM_KEY_SEED: u64 = 0x6974_656d_6b65_7973;
@@ -136,11 +153,19 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One item's id and unit vector.
+/// One item's id and unit vector, in bytes.
 #[derive(Clone, Debug)]
 struct ItemVector {
     id: CompactString,
-    vector: Box<[f32]>,
+    scale: f32,
+    vector: ByteVector,
+}
+
+impl ItemVector {
+    /// The vector, from its bytes.
+    fn components(&self) -> impl Iterator<Item = f32> + Clone + '_ {
+        self.vector.iter().map(|&q| f32::from(q) * self.scale)
+    }
 }
 
 impl ItemVectors {
@@ -180,11 +205,13 @@ impl ItemVectors {
             return Ok(());
         };
         self.dimensions = vector.len();
+        let (scale, vector) = quantised(&unit);
         self.items.insert(
             item_key(id),
             ItemVector {
                 id: id.into(),
-                vector: unit.into_boxed_slice(),
+                scale,
+                vector,
             },
         );
         Ok(())
@@ -195,9 +222,11 @@ impl ItemVectors {
         self.items.remove(&item_key(id));
     }
 
-    /// An item's unit vector.
-    pub fn get(&self, id: &str) -> Option<&[f32]> {
-        self.items.get(&item_key(id)).map(|item| &*item.vector)
+    /// An item's unit vector (as kept: to within 1/254 of its largest
+    /// component).
+    pub fn get(&self, id: &str) -> Option<Vec<f32>> {
+        let item = self.items.get(&item_key(id))?;
+        Some(item.components().collect())
     }
 
     fn by_key(&self, key: u64) -> Option<&ItemVector> {
@@ -232,9 +261,9 @@ pub struct Taste {
     /// Component `i` of the mean is `mean[i] as f32 * scale`.
     pub scale: f32,
     /// The decayed mean of the item vectors, quantised to a byte each.
-    pub mean: Box<[i8]>,
+    pub mean: ByteVector,
     /// Keys of the items last viewed or added, newest last, each once.
-    pub recent: ThinVec<u64>,
+    pub recent: SmallVec<[u64; RECENT_LIMIT]>,
     /// Keys of the items last bought and when, newest last, each once.
     pub bought: ThinVec<(u64, Timestamp)>,
 }
@@ -245,8 +274,8 @@ impl Taste {
             at,
             weight: 0.0,
             scale: 0.0,
-            mean: vec![0; dimensions].into_boxed_slice(),
-            recent: ThinVec::new(),
+            mean: smallvec::smallvec![0; dimensions],
+            recent: SmallVec::new(),
             bought: ThinVec::new(),
         }
     }
@@ -258,16 +287,7 @@ impl Taste {
 
     /// Sets the mean from `values`, quantised.
     fn set_mean(&mut self, values: &[f32]) {
-        let largest = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        self.scale = if largest > 0.0 { largest / 127.0 } else { 0.0 };
-        let inverse = if self.scale > 0.0 {
-            1.0 / self.scale
-        } else {
-            0.0
-        };
-        for (q, v) in self.mean.iter_mut().zip(values) {
-            *q = quantise(v * inverse);
-        }
+        (self.scale, self.mean) = quantised(values);
     }
 
     /// The weight `self.weight` decays to by `time`.
@@ -275,8 +295,8 @@ impl Taste {
         self.weight * decay(time - self.at, half_life)
     }
 
-    /// Adds `weight` of `vector` (a unit vector) at `time`.
-    fn learn(&mut self, vector: &[f32], weight: f32, time: Timestamp, half_life: Span) {
+    /// Adds `weight` of `item`'s vector at `time`.
+    fn learn(&mut self, item: &ItemVector, weight: f32, time: Timestamp, half_life: Span) {
         // An interaction older than the taste's time counts as much less as
         // it is older, and leaves the time alone: replays in another
         // order within the allowed lateness differ only in rounding.
@@ -290,23 +310,22 @@ impl Taste {
             old.min(MAX_WEIGHT)
         };
         let total = old + new;
-        if total <= 0.0 || vector.len() != self.mean.len() {
+        if total <= 0.0 || item.vector.len() != self.mean.len() {
             return;
         }
-        // Two passes over the vector instead of a vector of the new mean:
-        // this runs for every item event, and an allocation each cost
-        // more than the arithmetic.
-        let (old, new) = (self.scale * old / total, new / total);
-        let blended = |q: i8, v: f32| f32::from(q) * old + v * new;
-        let largest = self
+        // The new mean on the stack (up to INLINE_DIMENSIONS): this runs
+        // for every item event, and an allocation each cost more than the
+        // arithmetic.
+        let (old, new) = (self.scale * old / total, item.scale * new / total);
+        let blended: SmallVec<[f32; INLINE_DIMENSIONS]> = self
             .mean
             .iter()
-            .zip(vector)
-            .fold(0f32, |m, (&q, &v)| m.max(blended(q, v).abs()));
-        let scale = largest / 127.0;
-        let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        for (q, &v) in self.mean.iter_mut().zip(vector) {
-            *q = quantise(blended(*q, v) * inverse);
+            .zip(&item.vector)
+            .map(|(&q, &v)| f32::from(q) * old + f32::from(v) * new)
+            .collect();
+        let (scale, inverse) = scale_of(&blended);
+        for (q, v) in self.mean.iter_mut().zip(blended) {
+            *q = quantise(v * inverse);
         }
         self.scale = scale;
         self.weight = total;
@@ -368,6 +387,38 @@ impl Taste {
     }
 }
 
+/// `values` in bytes, with their scale.
+fn quantised(values: &[f32]) -> (f32, ByteVector) {
+    let (scale, inverse) = scale_of(values);
+    (
+        scale,
+        values.iter().map(|v| quantise(v * inverse)).collect(),
+    )
+}
+
+/// The scale that puts the largest `|v|` at 127, and its inverse (0 and 0
+/// for a zero vector).
+fn scale_of(values: &[f32]) -> (f32, f32) {
+    // Eight lanes: one running maximum is a chain the compiler may not
+    // reorder (floats), a step per component.
+    let mut lanes = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(v.abs());
+        }
+    }
+    for (lane, v) in lanes.iter_mut().zip(rest) {
+        *lane = lane.max(v.abs());
+    }
+    let largest = lanes.into_iter().fold(0f32, f32::max);
+    match largest > 0.0 {
+        true => (largest / 127.0, 127.0 / largest),
+        false => (0.0, 0.0),
+    }
+}
+
 /// `x` (within ±127) rounded half away from zero to a byte. Not
 /// `f32::round`: without SSE4.1 in the target that is a library call per
 /// component, most of the cost of learning from an event.
@@ -417,7 +468,7 @@ pub(crate) fn observe<'a>(
             // space.
             **taste = Taste::new(dimensions, time);
         }
-        taste.learn(&item.vector, how.weight(), time, half_life);
+        taste.learn(item, how.weight(), time, half_life);
         match how {
             Interaction::Bought => taste.remember_bought(key, time),
             Interaction::Viewed | Interaction::Added => taste.remember_recent(key),
@@ -470,14 +521,13 @@ pub(crate) fn request(
     let mut seeds = vec![0f32; dimensions];
     let mut seen_any = false;
     let recent = taste.map_or(&[][..], |taste| &taste.recent[..]);
-    let seed_vectors = about.iter().filter_map(|id| items.get(id)).chain(
-        recent
-            .iter()
-            .filter_map(|&key| Some(&*items.by_key(key)?.vector)),
-    );
-    for vector in seed_vectors {
+    let seed_vectors = about
+        .iter()
+        .filter_map(|id| items.by_key(item_key(id)))
+        .chain(recent.iter().filter_map(|&key| items.by_key(key)));
+    for item in seed_vectors {
         seen_any = true;
-        for (sum, v) in seeds.iter_mut().zip(vector) {
+        for (sum, v) in seeds.iter_mut().zip(item.components()) {
             *sum += v;
         }
     }
@@ -546,7 +596,7 @@ mod tests {
         );
         items.insert("tea", &[0.0, 0.0, 0.0]).unwrap();
         assert_eq!(items.get("tea"), None);
-        assert_eq!(items.get("beans"), Some(&[1.0, 0.0, 0.0][..]));
+        assert_eq!(items.get("beans"), Some(vec![1.0, 0.0, 0.0]));
     }
 
     #[test]

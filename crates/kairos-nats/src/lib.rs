@@ -5,6 +5,7 @@
 //! The engine (`kairos_engine`) stays free of I/O; everything here is the
 //! edge around it.
 
+pub mod actions;
 pub mod admin;
 pub mod catalog;
 pub mod connect;

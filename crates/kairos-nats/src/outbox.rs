@@ -89,6 +89,12 @@ impl Outbox {
         !self.stored_before.is_empty()
     }
 
+    /// Whether `id` is one of [`Outbox::skip_stored`]'s, not to publish
+    /// again (it is forgotten: each comes back once).
+    pub fn stored_before(&mut self, id: &str) -> bool {
+        !self.stored_before.is_empty() && self.stored_before.remove(id)
+    }
+
     /// Forgets the ids of [`Outbox::skip_stored`] once the replay is past
     /// them.
     pub fn replay_done(&mut self) {
@@ -113,11 +119,9 @@ impl Outbox {
     /// Publishes `outgoing` (see [`Pushed`]).
     pub async fn push(&mut self, outgoing: Outgoing) -> Pushed {
         // Only while a replay re-makes what was stored before the crash.
-        if !self.stored_before.is_empty() {
-            if let Some(id) = outgoing.headers.get(async_nats::header::NATS_MESSAGE_ID) {
-                if self.stored_before.remove(id.as_str()) {
-                    return Pushed::StoredBefore;
-                }
+        if let Some(id) = outgoing.headers.get(async_nats::header::NATS_MESSAGE_ID) {
+            if self.stored_before(id.as_str()) {
+                return Pushed::StoredBefore;
             }
         }
         if outgoing.payload.len() > self.room_for_payload(&outgoing.headers) {

@@ -33,17 +33,18 @@
 //! acknowledgement; when either is full the worker stops taking events. A
 //! slow action stream or an outage slows intake; memory does not grow.
 
+use crate::actions::ActionWriter;
 use crate::catalog::{self, VectorChanges};
 use crate::outbox::{ids_stored_after, Outbox, Outgoing, Pushed, Stored};
 use crate::partition::{EVENTS_PREFIX, TICK_SUBJECT};
 use crate::snapshots::{SnapshotMeta, SnapshotStore};
-use crate::streams::{ACTIONS_PREFIX, ACTIONS_STREAM, DLQ_PREFIX, DLQ_STREAM, EVENTS_STREAM};
+use crate::streams::{ACTIONS_STREAM, DLQ_PREFIX, DLQ_STREAM, EVENTS_STREAM};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
-use kairos_engine::{Decision, Engine};
+use kairos_engine::Engine;
 use kairos_model::{Event, EventType, Timestamp};
 use kairos_recommend::ItemIndex;
 use metrics::{counter, gauge, histogram};
@@ -143,11 +144,12 @@ pub async fn run(
             tracing::error!(error = %format!("{error:#}"), "following the catalog stopped");
         }
     });
+    let actions =
+        ActionWriter::start(pipeline, items).context("starting the thread writing actions")?;
     let mut worker = Worker {
-        items,
         js: js.clone(),
         engine: resumed.engine,
-        pipeline,
+        actions,
         next_sequence: resumed.next_sequence,
         mute_through: resumed.mute_through,
         outbox: Outbox::new(client.clone()),
@@ -166,7 +168,6 @@ pub async fn run(
         consumer_pending: 0,
         to_ack: None,
         applied_since_ack: 0,
-        rendered: Vec::new(),
         snapshot_bytes: Vec::new(),
     };
     declare_metrics(worker.engine.pipeline());
@@ -219,7 +220,8 @@ pub async fn run(
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let tick_at = worker.tick_wait();
-        let outbox_full = worker.outbox.len() >= worker.settings.max_publishes_in_flight;
+        let outbox_full = worker.outbox.len() + worker.actions.in_flight()
+            >= worker.settings.max_publishes_in_flight;
         tokio::select! {
             biased;
             _ = stopping.changed() => break,
@@ -235,6 +237,9 @@ pub async fn run(
             }
             Some(stored) = worker.outbox.next_stored(), if !worker.outbox.is_empty() => {
                 record_latency(&stored);
+            }
+            written = worker.actions.next(), if worker.actions.in_flight() > 0 => {
+                worker.publish(written?).await;
             }
             () = sleep_until(tick_at) => worker.send_tick().await,
             Some(changes) = vector_changes.recv() => {
@@ -460,9 +465,9 @@ struct TickState {
 struct Worker {
     js: jetstream::Context,
     engine: Engine,
-    /// Answers the recommendation requests decisions carry.
-    items: Arc<ItemIndex>,
-    pipeline: String,
+    /// Answers decisions' recommendation requests and writes their
+    /// messages, off this loop.
+    actions: ActionWriter,
     /// The first stream sequence not yet applied.
     next_sequence: u64,
     /// See [`Resumed::mute_through`].
@@ -495,7 +500,6 @@ struct Worker {
     /// The last message applied and not yet acknowledged.
     to_ack: Option<jetstream::Message>,
     applied_since_ack: u32,
-    rendered: Vec<u8>,
     snapshot_bytes: Vec<u8>,
 }
 
@@ -699,8 +703,7 @@ impl Worker {
         if sequence > self.replay_until {
             self.outbox.replay_done();
         }
-        self.publish_decisions(received, sequence <= self.mute_through)
-            .await;
+        self.publish_decisions(received, sequence <= self.mute_through);
         // Applied: the state change is in the engine. If the process dies
         // now, the snapshot and the stream bring it back. Acknowledged in
         // batches (the consumer acknowledges everything up to a message):
@@ -790,29 +793,24 @@ impl Worker {
             headers.insert("Kairos-Truncated-From", payload.len().to_string().as_str());
             payload.truncate(self.outbox.room_for_payload(&headers).saturating_sub(64));
         }
-        self.publish(subject, headers, payload, received, None)
-            .await;
+        self.publish(Outgoing {
+            subject,
+            headers,
+            payload,
+            received,
+            fired_at: None,
+        })
+        .await;
         Ok(())
     }
 
-    /// Publishes every decision the engine has made; with `mute`, drops
-    /// them instead (see [`Resumed::mute_through`]).
-    async fn publish_decisions(&mut self, received: Instant, mute: bool) {
-        while let Some(mut decision) = self.engine.poll_decision() {
+    /// Hands every decision the engine has made to the action writer;
+    /// with `mute`, drops them instead (see [`Resumed::mute_through`]).
+    fn publish_decisions(&mut self, received: Instant, mute: bool) {
+        while let Some(decision) = self.engine.poll_decision() {
             if mute {
                 continue;
             }
-            // No waiting here for room in the outbox: one input's decisions
-            // (a tick can fire many timers) are taken whole, and the loop
-            // takes no further event while the outbox is over its bound.
-            // Waiting here would stop the loop itself, its metrics and its
-            // response to SIGTERM, for as long as NATS is away.
-            if let Some(request) = decision.recommend.take() {
-                let started = Instant::now();
-                kairos_recommend::enrich(&self.items, &request, &mut decision.payload);
-                histogram!("kairos_recommend_seconds").record(started.elapsed().as_secs_f64());
-            }
-            let subject = action_subject(&decision);
             match decision.suppressed {
                 None => counter!(
                     "kairos_actions_sent_total",
@@ -827,38 +825,33 @@ impl Worker {
                 )
                 .increment(1),
             }
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                decision.action_id.as_str(),
-            );
-            let fired_at = decision.fired_at;
-            self.rendered.clear();
-            decision
-                .into_action_data()
-                .write_action_json(&self.pipeline, &mut self.rendered);
-            let payload = Bytes::copy_from_slice(&self.rendered);
-            self.publish(subject, headers, payload, received, Some(fired_at))
-                .await;
+            // Checked here, in the order decisions are made: the outbox
+            // forgets these ids once the replay is past them, which may be
+            // before the writer hands this one back.
+            if self.outbox.stored_before(&decision.action_id) {
+                continue;
+            }
+            // No waiting for room in the outbox: one input's decisions (a
+            // tick can fire many timers) are taken whole, and the loop
+            // takes no further event while the outbox and the writer hold
+            // more than the bound. Waiting here would stop the loop itself,
+            // its metrics and its response to SIGTERM, for as long as NATS
+            // is away.
+            self.actions.write(decision, received);
         }
     }
 
+    /// Publishes every message the action writer still holds.
+    async fn publish_written(&mut self) -> anyhow::Result<()> {
+        while self.actions.in_flight() > 0 {
+            let outgoing = self.actions.next().await?;
+            self.publish(outgoing).await;
+        }
+        Ok(())
+    }
+
     /// Hands one message to the outbox.
-    async fn publish(
-        &mut self,
-        subject: String,
-        headers: HeaderMap,
-        payload: Bytes,
-        received: Instant,
-        fired_at: Option<Timestamp>,
-    ) {
-        let outgoing = Outgoing {
-            subject,
-            headers,
-            payload,
-            received,
-            fired_at,
-        };
+    async fn publish(&mut self, outgoing: Outgoing) {
         let subject = outgoing.subject.clone();
         if self.outbox.push(outgoing).await == Pushed::TooLarge {
             counter!("kairos_publish_refused_total", "reason" => "too_large").increment(1);
@@ -916,6 +909,8 @@ impl Worker {
     async fn take_snapshot(&mut self, drain_within: Duration) -> anyhow::Result<()> {
         self.finish_saving().await;
         self.last_snapshot = Instant::now();
+        // Not under the time limit: writing needs no NATS.
+        self.publish_written().await?;
         let drained = tokio::time::timeout(drain_within, async {
             while let Some(stored) = self.outbox.next_stored().await {
                 record_latency(&stored);
@@ -1091,15 +1086,6 @@ fn cut_at(text: &str, max: usize) -> &str {
 struct Rejection {
     reason: &'static str,
     message: String,
-}
-
-/// `kairos.actions.<channel>` for a sent decision, the audit subject
-/// `kairos.actions.suppressed` for one that was not.
-fn action_subject(decision: &Decision) -> String {
-    match decision.suppressed {
-        None => format!("{ACTIONS_PREFIX}.{}", decision.channel),
-        Some(_) => format!("{ACTIONS_PREFIX}.suppressed"),
-    }
 }
 
 #[cfg(test)]

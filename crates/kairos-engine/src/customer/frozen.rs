@@ -1088,10 +1088,7 @@ impl Pack for Taste {
         let at = input.time();
         let weight = f32::from_le_bytes(input.fixed());
         let scale = f32::from_le_bytes(input.fixed());
-        let mean = (0..input.len())
-            .map(|_| input.u8() as i8)
-            .collect::<Vec<i8>>()
-            .into_boxed_slice();
+        let mean = (0..input.len()).map(|_| input.u8() as i8).collect();
         let recent = (0..input.len())
             .map(|_| u64::from_le_bytes(input.fixed()))
             .collect();
@@ -1236,8 +1233,8 @@ mod tests {
             at: NOW - Span::HOUR * 3,
             weight: 4.75,
             scale: 0.0071,
-            mean: vec![127, -127, 0, 3, -60].into_boxed_slice(),
-            recent: thin_vec![7, u64::MAX],
+            mean: smallvec::smallvec![127, -127, 0, 3, -60],
+            recent: smallvec::smallvec![7, u64::MAX],
             bought: thin_vec![(42, NOW - Span::DAY * 20), (u64::MAX - 1, NOW)],
         }));
         customer
