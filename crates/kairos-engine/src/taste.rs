@@ -14,7 +14,7 @@
 //! scale ([`Taste::mean`]), beside the last [`RECENT_LIMIT`] items viewed or
 //! added and the last [`BOUGHT_LIMIT`] bought (8-byte keys), so a taste
 //! costs at most `dimensions + 8 × 8 + 16 × 16 + ~60` bytes (about 450 for
-//! the 64 dimensions of computed vectors, in one allocation of ~200 bytes
+//! the 64 dimensions of computed vectors, in one allocation of ~170 bytes
 //! and, for customers who bought, a second for their purchases), and only
 //! customers who touched a catalog item have one. The mean (up to
 //! [`INLINE_DIMENSIONS`]) and the recent items live inside the taste, so
@@ -581,6 +581,22 @@ mod tests {
 
     fn taste_of(customer: &mut Customer) -> &Taste {
         customer.occasional_mut().taste.as_deref().unwrap()
+    }
+
+    #[test]
+    fn a_taste_is_one_allocation_of_the_size_the_docs_give() {
+        // The module docs and the README say ~170 bytes with the mean and
+        // the recent items inside.
+        assert!(
+            std::mem::size_of::<Taste>() <= 176,
+            "{}",
+            std::mem::size_of::<Taste>()
+        );
+        let mut taste = Taste::new(INLINE_DIMENSIONS, NOW);
+        for key in 0..RECENT_LIMIT as u64 {
+            taste.remember_recent(key);
+        }
+        assert!(!taste.mean.spilled() && !taste.recent.spilled());
     }
 
     #[test]

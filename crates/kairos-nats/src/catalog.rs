@@ -6,10 +6,12 @@
 //! # Exactly once, across restarts
 //!
 //! The index records, in the same LMDB transaction as the changes, the
-//! stream sequence they came from ([`ItemIndex::applied_sequence`]). The
-//! follower reads on from the next sequence with an ordered consumer, so a
-//! crash between a change and its record is impossible, and a restart
-//! neither skips nor repeats a change. (Changes are idempotent anyway: an
+//! stream sequence they came from and the stream's creation time
+//! ([`ItemIndex::applied_position`]). The follower reads on from the next
+//! sequence with an ordered consumer, so a crash between a change and its
+//! record is impossible, and a restart neither skips nor repeats a change.
+//! A stream deleted and made again (its sequences start over) is read from
+//! its start. (Changes are idempotent anyway: an
 //! upsert replaces, a delete of what is absent does nothing.)
 //!
 //! # Queries never wait
@@ -29,7 +31,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use kairos_engine::Engine;
-use kairos_recommend::{parse_change, CatalogChange, ItemIndex};
+use kairos_recommend::{parse_change, CatalogChange, ItemIndex, SourcePosition};
 use metrics::{counter, gauge};
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,22 +126,29 @@ async fn follow_once(
     index: &Arc<ItemIndex>,
     to_engine: &mpsc::Sender<VectorChanges>,
 ) -> Result<(), Failure> {
-    let applied = index
-        .applied_sequence()
+    let recorded = index
+        .applied_position()
         .context("reading the item index")
         .map_err(Failure::Index)?;
     let mut stream = js
         .get_stream(CATALOG_STREAM)
         .await
         .map_err(|error| Failure::Nats(anyhow::anyhow!("{error}")))?;
-    let state = stream
+    let info = stream
         .info()
         .await
         .map_err(|error| Failure::Nats(anyhow::anyhow!("{error}")))?
-        .state
         .clone();
+    let (state, source) = (info.state, info.created.unix_timestamp_nanos() as u64);
+    let applied = recorded.map_or(0, |position| position.sequence);
     let mut start = applied + 1;
-    if state.last_sequence < applied {
+    if recorded.is_some_and(|position| position.source != source) {
+        tracing::warn!(
+            applied,
+            "the catalog stream was made again since the item index last read it: reading it from its start"
+        );
+        start = 1;
+    } else if state.last_sequence < applied {
         tracing::warn!(
             applied,
             last = state.last_sequence,
@@ -178,7 +187,7 @@ async fn follow_once(
                 Ok(None) | Err(_) => break,
             }
         }
-        let changes = apply_batch(js, index, batch).await?;
+        let changes = apply_batch(js, index, source, batch).await?;
         if !changes.is_empty() && to_engine.send(changes).await.is_err() {
             // The worker is gone: nothing left to follow for.
             return Ok(());
@@ -190,6 +199,7 @@ async fn follow_once(
 async fn apply_batch(
     js: &jetstream::Context,
     index: &Arc<ItemIndex>,
+    source: u64,
     batch: Vec<jetstream::Message>,
 ) -> Result<VectorChanges, Failure> {
     // The changes parsed, and beside them the message each came from.
@@ -224,7 +234,11 @@ async fn apply_batch(
         .collect();
     let writer = Arc::clone(index);
     let (applied, vectors) = tokio::task::spawn_blocking(move || {
-        let applied = writer.apply_through(changes, last_sequence)?;
+        let through = SourcePosition {
+            source,
+            sequence: last_sequence,
+        };
+        let applied = writer.apply_through(changes, through)?;
         // Read back after the commit: what the index holds now is what
         // queries see, computed vectors included.
         let mut vectors = VectorChanges::with_capacity(touched.len());

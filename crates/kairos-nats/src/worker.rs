@@ -137,8 +137,10 @@ pub async fn run(
         vectors_out,
         stopping.clone(),
     );
+    gauge!("kairos_catalog_following").set(1.0);
     let follower = tokio::spawn(async move {
         if let Err(error) = follow.await {
+            gauge!("kairos_catalog_following").set(0.0);
             // The index cannot be written (disk full, say): actions are
             // still decided and enriched from the catalog as it stands.
             tracing::error!(error = %format!("{error:#}"), "following the catalog stopped");
@@ -376,6 +378,10 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
         "Messages larger than the server accepts, not published"
     );
     describe_gauge!("kairos_catalog_items", "Items in the item index");
+    describe_gauge!(
+        "kairos_catalog_following",
+        "1 while the catalog stream is followed into the item index; 0 once following stopped (the index cannot be written: see the log)"
+    );
     describe_counter!(
         "kairos_catalog_changes_total",
         "Catalog changes applied to the item index, by kind"

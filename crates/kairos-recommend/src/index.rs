@@ -228,6 +228,16 @@ pub struct Recommendation {
     pub score: f32,
 }
 
+/// Where in its source a change came from: which source (a stream made
+/// again is another one, whose sequences start over) and the sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The source's identity (the catalog stream's creation time in ns).
+    pub source: u64,
+    /// The last sequence applied.
+    pub sequence: u64,
+}
+
 /// What [`ItemIndex::apply`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
@@ -562,27 +572,38 @@ impl ItemIndex {
     }
 
     /// Like [`ItemIndex::apply`], recording in the same transaction that the
-    /// changes came up to `sequence` of their source (the catalog stream):
-    /// a follower that resumes after [`ItemIndex::applied_sequence`] then
+    /// changes came up to `through` in their source (the catalog stream):
+    /// a follower that resumes after [`ItemIndex::applied_position`] then
     /// neither skips nor repeats a change, whenever it stopped.
     pub fn apply_through(
         &self,
         changes: impl IntoIterator<Item = CatalogChange>,
-        sequence: u64,
+        through: SourcePosition,
     ) -> Result<Applied, IndexError> {
-        self.apply_recording(changes, Some(sequence))
+        self.apply_recording(changes, Some(through))
     }
 
-    /// The source sequence recorded by the last [`ItemIndex::apply_through`]
-    /// (0: none yet).
-    pub fn applied_sequence(&self) -> Result<u64, IndexError> {
+    /// The position recorded by the last [`ItemIndex::apply_through`]
+    /// (`None`: none yet).
+    pub fn applied_position(&self) -> Result<Option<SourcePosition>, IndexError> {
         let rtxn = self.env.read_txn()?;
-        match self.databases.meta.get(&rtxn, META_SOURCE_SEQUENCE)? {
-            None => Ok(0),
-            Some(bytes) => bytes
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| IndexError::Damaged("the recorded source sequence".to_owned())),
+        let Some(bytes) = self.databases.meta.get(&rtxn, META_SOURCE_SEQUENCE)? else {
+            return Ok(None);
+        };
+        let number = |part: &[u8]| part.try_into().map(u64::from_be_bytes);
+        match bytes.len() {
+            // Recorded before the source was: a source no stream has.
+            8 => Ok(number(bytes).ok().map(|sequence| SourcePosition {
+                source: 0,
+                sequence,
+            })),
+            16 => Ok(number(&bytes[..8])
+                .and_then(|source| Ok((source, number(&bytes[8..])?)))
+                .ok()
+                .map(|(source, sequence)| SourcePosition { source, sequence })),
+            _ => Err(IndexError::Damaged(
+                "the recorded source position".to_owned(),
+            )),
         }
     }
 
@@ -609,7 +630,7 @@ impl ItemIndex {
     fn apply_recording(
         &self,
         changes: impl IntoIterator<Item = CatalogChange>,
-        sequence: Option<u64>,
+        through: Option<SourcePosition>,
     ) -> Result<Applied, IndexError> {
         // Collected here: the work runs on the build thread, which needs the
         // changes to be `Send` (an arbitrary iterator may not be).
@@ -623,7 +644,7 @@ impl ItemIndex {
         // must run inside the one-thread pool.
         let (applied, summary) = self
             .build_pool
-            .install(|| self.apply_in_one_transaction(changes, sequence))?;
+            .install(|| self.apply_in_one_transaction(changes, through))?;
         *self.summary.write().unwrap_or_else(PoisonError::into_inner) = summary;
         Ok(applied)
     }
@@ -631,13 +652,16 @@ impl ItemIndex {
     fn apply_in_one_transaction(
         &self,
         changes: Vec<CatalogChange>,
-        sequence: Option<u64>,
+        through: Option<SourcePosition>,
     ) -> Result<(Applied, Summary), IndexError> {
         let mut wtxn = self.env.write_txn()?;
-        if let Some(sequence) = sequence {
+        if let Some(SourcePosition { source, sequence }) = through {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&source.to_be_bytes());
+            bytes[8..].copy_from_slice(&sequence.to_be_bytes());
             self.databases
                 .meta
-                .put(&mut wtxn, META_SOURCE_SEQUENCE, &sequence.to_be_bytes())?;
+                .put(&mut wtxn, META_SOURCE_SEQUENCE, &bytes)?;
         }
         let mut batch = Batch::load(self.databases, &wtxn)?;
         let mut applied = Applied::default();

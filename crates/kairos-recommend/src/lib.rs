@@ -57,5 +57,5 @@ pub use enrich::{enrich, item_vectors, RECOMMENDATIONS};
 pub use features::{computed_vector, COMPUTED_DIMENSIONS};
 pub use index::{
     Applied, IndexError, IndexOptions, ItemIndex, Query, Recommendation, Refusal, RefusalReason,
-    VectorSource,
+    SourcePosition, VectorSource,
 };

@@ -6,7 +6,7 @@ mod common;
 use common::{embedded, item, shop, stocked, upserts};
 use kairos_recommend::{
     computed_vector, CatalogChange, IndexError, IndexOptions, ItemIndex, Query, RefusalReason,
-    VectorSource, COMPUTED_DIMENSIONS,
+    SourcePosition, VectorSource, COMPUTED_DIMENSIONS,
 };
 use std::sync::Arc;
 
@@ -523,21 +523,25 @@ fn the_index_is_shared_between_threads() {
 }
 
 #[test]
-fn the_source_sequence_is_recorded_with_the_changes_and_survives_a_reopen() {
+fn the_source_position_is_recorded_with_the_changes_and_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
+    let position = SourcePosition {
+        source: 1_795_000_000_000_000_000,
+        sequence: 41,
+    };
     {
         let index = ItemIndex::open(dir.path()).unwrap();
-        assert_eq!(index.applied_sequence().unwrap(), 0);
-        index.apply_through(upserts(shop()), 41).unwrap();
-        assert_eq!(index.applied_sequence().unwrap(), 41);
+        assert_eq!(index.applied_position().unwrap(), None);
+        index.apply_through(upserts(shop()), position).unwrap();
+        assert_eq!(index.applied_position().unwrap(), Some(position));
         // A plain apply (a file load) leaves the stream position alone.
         index
             .apply([CatalogChange::Delete { id: "p31".into() }])
             .unwrap();
-        assert_eq!(index.applied_sequence().unwrap(), 41);
+        assert_eq!(index.applied_position().unwrap(), Some(position));
     }
     let index = ItemIndex::open(dir.path()).unwrap();
-    assert_eq!(index.applied_sequence().unwrap(), 41);
+    assert_eq!(index.applied_position().unwrap(), Some(position));
     let vector = index.vector("p32").unwrap().expect("p32's vector");
     let norm: f32 = vector.iter().map(|v| v * v).sum();
     assert!((norm - 1.0).abs() < 1e-4);

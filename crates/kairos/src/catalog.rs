@@ -33,6 +33,13 @@ pub fn load(args: &CatalogLoadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("kairos: {}: some items have vectors and others do not, or their sizes differ ({}); nothing was loaded; accepted: a vector of one size in every item, or in none (kairos then computes them)", args.file.display(), describe(&kinds));
         return Ok(ExitCode::from(2));
     }
+    let _lock = match crate::data_dir::lock(&args.data_dir, "kairos catalog load")? {
+        Ok(lock) => lock,
+        Err(in_use) => {
+            eprintln!("kairos: --data-dir: {in_use}; nothing was loaded");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let started = Instant::now();
     let index = ItemIndex::open(&index_dir(&args.data_dir))?;
     let file_kind = kinds.into_iter().next().flatten();

@@ -8,6 +8,7 @@
 mod backtest;
 mod catalog;
 mod cli;
+mod data_dir;
 mod demo;
 mod events_file;
 mod nats;

@@ -91,6 +91,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         max_publishes_in_flight: args.max_in_flight as usize,
         max_event_bytes: args.max_event_bytes as usize,
     };
+    // Held until the run ends (and released by the OS however it ends).
+    let _lock = match crate::data_dir::lock(&args.data_dir, "kairos run")? {
+        Ok(lock) => lock,
+        Err(in_use) => {
+            eprintln!("kairos: --data-dir: {in_use}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let runtime = runtime()?;
     runtime.block_on(async {
         // Signals are caught from the first moment: one during start-up

@@ -102,9 +102,31 @@ fn add(user: &str, message_id: &str, product: &str) -> Value {
 async fn actions_carry_recommendations_that_leave_out_the_cart_and_follow_catalog_changes_live() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = setup(dir.path());
+    let (pipeline, catalog) = setup(dir.path());
     let kairos_run = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
     let client = client(&server).await;
+
+    // The running engine holds its data directory: a load there is refused
+    // (changes go through the catalog stream), and so is a second engine.
+    let data = dir.path().join("data").display().to_string();
+    let refused = kairos(&["catalog", "load", &catalog, "--data-dir", &data]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by kairos run (pid"), "{stderr}");
+    assert!(stderr.contains("nothing was loaded"), "{stderr}");
+    let url = server.url();
+    let second = kairos(&[
+        "run",
+        "--nats",
+        &url,
+        "--pipeline",
+        &pipeline,
+        "--data-dir",
+        &data,
+    ]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by kairos run (pid"), "{stderr}");
 
     // A coffee cart: the reminder recommends other coffee, not the beans.
     publish_call(&client, &add("u1", "a1", "beans")).await;
@@ -204,6 +226,7 @@ async fn actions_carry_recommendations_that_leave_out_the_cart_and_follow_catalo
     let metrics = kairos_run.metrics();
     for line in [
         "kairos_catalog_items 7",
+        "kairos_catalog_following 1",
         "kairos_catalog_changes_total{kind=\"upsert\"} 1",
         "kairos_catalog_changes_total{kind=\"stock\"} 1",
         "kairos_catalog_changes_total{kind=\"delete\"} 1",
@@ -247,6 +270,27 @@ async fn catalog_changes_survive_a_kill_9_and_are_applied_once() {
     let items = recommended(&read[0].json());
     assert_eq!(items[0], "jasmine-2", "{items:?}");
     assert!(!items.contains(&"beans-2".to_string()), "{items:?}");
+
+    // The catalog stream deleted and made again while kairos is down, with
+    // more changes than the index had read of the old one: its sequences
+    // start over, and every change in it is read.
+    kairos_run.kill9();
+    let js = async_nats::jetstream::new(client.clone());
+    let mut old = js.get_stream("KAIROS_CATALOG").await.unwrap();
+    let config = old.info().await.unwrap().config.clone();
+    js.delete_stream("KAIROS_CATALOG").await.unwrap();
+    js.create_stream(config).await.unwrap();
+    for id in ["mate-1", "mate-2", "mate-3", "mate-4"] {
+        let mate = json!({"id": id, "title":"Yerba mate 500g","category":"tea/mate","brand":"Mountain Leaf","price":7.5});
+        js_publish(&client, "kairos.catalog.upsert", &mate).await;
+    }
+    kairos_run.kill_and_restart();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = kairos_run.metrics();
+    assert!(
+        metrics.contains("\nkairos_catalog_items 12\n"),
+        "8 before, and all four changes of the new stream:\n{metrics}"
+    );
 }
 
 /// Publishes one catalog change to JetStream and waits for it to be stored.
