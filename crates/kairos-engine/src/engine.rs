@@ -15,7 +15,7 @@ use crate::plan::{CartEvent, Handling, Plan, RouteId};
 use crate::policy::{self, Candidate, Verdict};
 use crate::reorder::ReorderBuffer;
 use crate::slots::{Slot, Slots};
-use crate::stats::{Packing, Stats, TriggerStats};
+use crate::stats::{Packing, Stats, TriggerStats, VariantStats};
 use crate::taste::{self, Interaction, ItemVectors};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
 use kairos_model::{Event, EventType, PropertyValue, Span, Timestamp};
@@ -85,6 +85,12 @@ impl Engine {
                 .iter()
                 .map(|trigger| TriggerStats {
                     id: trigger.id.to_string(),
+                    variants: variant_names(trigger)
+                        .map(|name| VariantStats {
+                            name: name.to_string(),
+                            ..VariantStats::default()
+                        })
+                        .collect(),
                     ..TriggerStats::default()
                 })
                 .collect(),
@@ -1086,6 +1092,24 @@ fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: boo
 
 /// Maintains cart contents from the Segment e-commerce events (of a name
 /// handled as `handling` says). Returns the id of a cart this event emptied.
+/// A trigger's variant names, in its order: `control` alone without
+/// variants (what its decisions carry then).
+fn variant_names(trigger: &crate::config::Trigger) -> impl Iterator<Item = &str> {
+    let control = trigger.variants.is_empty().then_some("control");
+    control
+        .into_iter()
+        .chain(trigger.variants.iter().map(|variant| &*variant.name))
+}
+
+/// The place of the variant named `name` among [`variant_names`].
+fn variant_index(trigger: &crate::config::Trigger, name: &str) -> usize {
+    trigger
+        .variants
+        .iter()
+        .position(|variant| &*variant.name == name)
+        .unwrap_or(0)
+}
+
 /// Feeds the items an e-commerce event names (`product_id`, or an order's
 /// `products[].product_id`) to the customer's taste.
 fn learn_taste(

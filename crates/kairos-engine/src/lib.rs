@@ -102,4 +102,4 @@ mod timers;
 pub use decision::{Decision, Suppression};
 pub use engine::{AheadOfClock, Engine, OPS_CUSTOMER};
 pub use snapshot::SnapshotError;
-pub use stats::{Packing, Stats, TriggerStats};
+pub use stats::{Packing, Stats, TriggerStats, VariantStats};

@@ -1,5 +1,6 @@
 //! Counters the engine keeps about itself: what came in, what was rejected or
-//! late, and per trigger what fired, was sent and was suppressed (by reason).
+//! late, and per trigger what fired, was sent and was suppressed (by reason),
+//! and per trigger and variant what converted (see [`VariantStats`]).
 
 use crate::decision::Suppression;
 use std::collections::BTreeMap;
@@ -46,9 +47,83 @@ pub struct TriggerStats {
     pub sent: u64,
     /// Decisions suppressed, by reason.
     pub suppressed: BTreeMap<&'static str, u64>,
+    /// Attribution per variant, in the trigger's order (one, `control`,
+    /// for a trigger without variants).
+    pub variants: Vec<VariantStats>,
+}
+
+/// What a trigger's actions (or, for the holdout group, the actions it
+/// would have sent) were followed by, last touch: a conversion event
+/// (`settings.conversion_event`) within `settings.attribution_window` of
+/// the customer's latest action or held-out decision is that decision's.
+///
+/// - `conversions`: sent actions followed by at least one conversion (each
+///   counts once, however many orders follow it);
+/// - `revenue`: the revenue of every conversion attributed to them;
+/// - the same for the holdout group's would-have-fired decisions
+///   (`held_out`, the decisions suppressed with reason `holdout`).
+///
+/// The conversion rate is `conversions / sent`, the holdout's
+/// `holdout_conversions / held_out`, and the uplift their difference: what
+/// sending did beyond what these customers did anyway.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VariantStats {
+    /// Variant name (`control` without variants; `all` for a trigger's sum).
+    pub name: String,
+    /// Actions sent.
+    pub sent: u64,
+    /// Sent actions a conversion was attributed to.
+    pub conversions: u64,
+    /// Revenue of the conversions attributed to sent actions.
+    pub revenue: f64,
+    /// Decisions suppressed because the customer is in the holdout group.
+    pub held_out: u64,
+    /// Held-out decisions a conversion was attributed to.
+    pub holdout_conversions: u64,
+    /// Revenue of the conversions attributed to held-out decisions.
+    pub holdout_revenue: f64,
+}
+
+impl VariantStats {
+    /// `conversions / sent` (`None` with nothing sent).
+    pub fn conversion_rate(&self) -> Option<f64> {
+        (self.sent > 0).then(|| self.conversions as f64 / self.sent as f64)
+    }
+
+    /// `holdout_conversions / held_out` (`None` with nothing held out).
+    pub fn holdout_conversion_rate(&self) -> Option<f64> {
+        (self.held_out > 0).then(|| self.holdout_conversions as f64 / self.held_out as f64)
+    }
+
+    /// The conversion rate minus the holdout's (`None` unless both are
+    /// known).
+    pub fn uplift(&self) -> Option<f64> {
+        Some(self.conversion_rate()? - self.holdout_conversion_rate()?)
+    }
+
+    fn add(&mut self, other: &VariantStats) {
+        self.sent += other.sent;
+        self.conversions += other.conversions;
+        self.revenue += other.revenue;
+        self.held_out += other.held_out;
+        self.holdout_conversions += other.holdout_conversions;
+        self.holdout_revenue += other.holdout_revenue;
+    }
 }
 
 impl TriggerStats {
+    /// The sum over its variants (named `all`).
+    pub fn attribution(&self) -> VariantStats {
+        let mut all = VariantStats {
+            name: "all".to_string(),
+            ..VariantStats::default()
+        };
+        for variant in &self.variants {
+            all.add(variant);
+        }
+        all
+    }
+
     pub(crate) fn record(&mut self, step: u32, suppressed: Option<Suppression>) {
         if step == 1 {
             self.fired += 1;
