@@ -69,6 +69,13 @@ pub struct Settings {
     pub taste_half_life: Span,
     /// Items bought this recently are never recommended. Default 30 days.
     pub recently_bought: Span,
+    /// The track event that counts as a conversion, attributed to the
+    /// customer's last action (see [`crate::stats::VariantStats`]). Default
+    /// `Order Completed`.
+    pub conversion_event: String,
+    /// How long after an action (or a held-out decision) a conversion is
+    /// still attributed to it. Default 24 h.
+    pub attribution_window: Span,
 }
 
 impl Default for Settings {
@@ -84,6 +91,8 @@ impl Default for Settings {
             max_keys_per_trigger: 16,
             taste_half_life: Span::DAY * 14,
             recently_bought: Span::DAY * 30,
+            conversion_event: "Order Completed".to_string(),
+            attribution_window: Span::HOUR * 24,
         }
     }
 }
@@ -245,6 +254,17 @@ pub struct Trigger {
     pub rollout_percent: f64,
     /// What the action payload carries.
     pub payload: PayloadSpec,
+}
+
+impl Trigger {
+    /// Its variant names, in order: `control` alone without variants (what
+    /// its decisions carry then).
+    pub fn variant_names(&self) -> impl Iterator<Item = &str> {
+        let control = self.variants.is_empty().then_some("control");
+        control
+            .into_iter()
+            .chain(self.variants.iter().map(|variant| &*variant.name))
+    }
 }
 
 /// Whose state a trigger keys on.

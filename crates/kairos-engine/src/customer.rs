@@ -8,6 +8,7 @@
 //! with the state's memory (see [`KeyedState`]), because most states have
 //! none and would otherwise carry 24 (or 8) empty bytes.
 
+use crate::attribution::{DecisionRecord, Touch};
 use crate::decision::Decision;
 use crate::globals::RankBucket;
 use crate::growth::reserve_one;
@@ -68,6 +69,12 @@ pub struct Occasional {
     /// What they have shown interest in, once a catalog item was touched
     /// (see `taste`).
     pub taste: Option<Box<Taste>>,
+    /// Their latest sent action or held-out decision, which a conversion is
+    /// attributed to (see `attribution`).
+    pub last_touch: Option<Touch>,
+    /// Their latest decisions, sent or not, newest last (at most
+    /// [`crate::attribution::RECENT_DECISIONS`]): what `inspect` shows.
+    pub decisions: ThinVec<DecisionRecord>,
 }
 
 impl Customer {

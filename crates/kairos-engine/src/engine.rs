@@ -1,6 +1,7 @@
 //! The [`Engine`]: inputs, outputs, and the loop that applies events and
 //! fires timers in event-time order.
 
+use crate::attribution::{self, DecisionRecord};
 use crate::config::{LateEvents, Pattern, Pipeline};
 use crate::customer::{Customer, DeferredDecision, MessageId, Population};
 use crate::decision::{Decision, Suppression};
@@ -85,7 +86,8 @@ impl Engine {
                 .iter()
                 .map(|trigger| TriggerStats {
                     id: trigger.id.to_string(),
-                    variants: variant_names(trigger)
+                    variants: trigger
+                        .variant_names()
                         .map(|name| VariantStats {
                             name: name.to_string(),
                             ..VariantStats::default()
@@ -445,19 +447,40 @@ impl Engine {
         let slot = self.resolve_identity(event, key);
         let settings = &self.plan.pipeline.settings;
         let (lookback, max_carts) = (settings.dedup_lookback, settings.max_keys_per_trigger);
-        let half_life = settings.taste_half_life;
-        let Some(mut ctx) = self.ctx(slot) else {
+        let (half_life, window) = (settings.taste_half_life, settings.attribution_window);
+        let conversion =
+            self.plan.route(route_id).handling.conversion && event.event_type == EventType::Track;
+        let Some(customer) = self.customers.get_mut(slot) else {
             return;
         };
-        ctx.customer.touched = ctx.customer.touched.max(event.time);
-        if !ctx
-            .customer
+        customer.touched = customer.touched.max(event.time);
+        if !customer
             .seen
             .first_sighting(message_hash, event.time, lookback)
         {
             self.stats.duplicates += 1;
             return;
         }
+        if conversion {
+            // Before the triggers see it: an action the conversion itself
+            // causes is not credited with it.
+            let touch = customer
+                .occasional_if_any()
+                .and_then(|occasional| occasional.last_touch.as_mut());
+            if let Some(touch) = touch {
+                let revenue = attribution::revenue(event);
+                attribution::attribute(
+                    touch,
+                    event.time,
+                    revenue,
+                    window,
+                    &mut self.stats.triggers,
+                );
+            }
+        }
+        let Some(mut ctx) = self.ctx(slot) else {
+            return;
+        };
         let plan = ctx.plan;
         let route = plan.route(route_id);
         let zone_before = ctx.customer.profile.timezone;
@@ -674,7 +697,7 @@ impl Engine {
                 let (step, suppressed) = (candidate.decision.step, candidate.decision.suppressed);
                 let held_back = step == 1 && suppressed == Some(Suppression::Cooldown);
                 self.ask_for_recommendations(slot, &mut candidate);
-                self.stats.triggers[usize::from(candidate.trigger)].record(step, suppressed);
+                self.record_decision(slot, &candidate, now);
                 // Moved straight into the queue, not through a local: a
                 // decision is a few hundred bytes, and each move copies it.
                 self.output.push_back(candidate.decision);
@@ -699,6 +722,39 @@ impl Engine {
                 customer.occasional_mut().deferred.push(deferred);
             }
         }
+    }
+
+    /// Counts a final decision in the trigger's statistics and keeps it in
+    /// the customer's record (see `attribution`).
+    fn record_decision(&mut self, slot: u32, candidate: &Candidate, now: Timestamp) {
+        let decision = &candidate.decision;
+        let trigger = self.plan.trigger(candidate.trigger);
+        let variant = variant_index(trigger, &decision.variant);
+        let stats = &mut self.stats.triggers[usize::from(candidate.trigger)];
+        stats.record(decision.step, decision.suppressed);
+        if let Some(counts) = stats.variants.get_mut(variant) {
+            match decision.suppressed {
+                None => counts.sent += 1,
+                Some(Suppression::Holdout) => counts.held_out += 1,
+                Some(_) => {}
+            }
+        }
+        let Some(customer) = self.customers.get_mut(slot) else {
+            return;
+        };
+        let occasional = customer.occasional_mut();
+        let record = DecisionRecord {
+            at: now,
+            trigger: candidate.trigger,
+            step: decision.step.min(u32::from(u8::MAX)) as u8,
+            variant: variant.min(usize::from(u8::MAX)) as u8,
+            suppressed: decision.suppressed,
+        };
+        attribution::record_decision(
+            &mut occasional.decisions,
+            &mut occasional.last_touch,
+            record,
+        );
     }
 
     /// Leaves a sent decision whose trigger recommends items with the query
@@ -864,6 +920,10 @@ impl Engine {
                 None => mine.taste = Some(theirs),
             }
         }
+        attribution::merge(
+            (&mut mine.decisions, &mut mine.last_touch),
+            (occasional.decisions, occasional.last_touch),
+        );
         target.seen.absorb(source.seen);
         for cart in source.carts {
             let existing = target.cart_mut(&cart.id);
@@ -1092,16 +1152,8 @@ fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: boo
 
 /// Maintains cart contents from the Segment e-commerce events (of a name
 /// handled as `handling` says). Returns the id of a cart this event emptied.
-/// A trigger's variant names, in its order: `control` alone without
-/// variants (what its decisions carry then).
-fn variant_names(trigger: &crate::config::Trigger) -> impl Iterator<Item = &str> {
-    let control = trigger.variants.is_empty().then_some("control");
-    control
-        .into_iter()
-        .chain(trigger.variants.iter().map(|variant| &*variant.name))
-}
-
-/// The place of the variant named `name` among [`variant_names`].
+/// The place of the variant named `name` among the trigger's
+/// [`variant_names`](crate::config::Trigger::variant_names).
 fn variant_index(trigger: &crate::config::Trigger, name: &str) -> usize {
     trigger
         .variants

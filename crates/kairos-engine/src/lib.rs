@@ -77,6 +77,7 @@
 //! reminder. Events behind `W` are late: see [`config::LateEvents`].
 #![deny(missing_docs)]
 
+pub mod attribution;
 pub mod config;
 mod customer;
 pub mod decision;

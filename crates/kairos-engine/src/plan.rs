@@ -79,6 +79,9 @@ pub struct Handling {
     /// A Segment e-commerce event that tells of interest in items (as a
     /// track call), for taste vectors.
     pub taste: Option<Interaction>,
+    /// `settings.conversion_event`: as a track call, a conversion
+    /// attributed to the customer's last action.
+    pub conversion: bool,
 }
 
 /// The Segment e-commerce events that change carts.
@@ -147,6 +150,7 @@ impl Plan {
             how(&mut named.entry(name.to_string()).or_default().handling)
         };
         handle(&pipeline.settings.erasure_event, |h| h.erasure = true);
+        handle(&pipeline.settings.conversion_event, |h| h.conversion = true);
         handle(CONSENT_UPDATED, |h| h.consent_update = true);
         for name in &pipeline.policy.feedback_events {
             handle(name, |h| h.feedback = true);

@@ -46,7 +46,7 @@ const MAGIC: &[u8; 8] = b"KAIROSSN";
 /// The version of the format; a snapshot of another is refused. Bump it
 /// with any change to what is written, here or in the modules' `save`
 /// (`customer::frozen` included).
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// The build, which also decides the format of packed customers (trigger
 /// indexes, time-zone numbers).
@@ -274,6 +274,15 @@ fn write_stats(out: &mut Writer, stats: &Stats) {
             out.u64(place as u64);
             out.u64(*count);
         }
+        out.len(trigger.variants.len());
+        for variant in &trigger.variants {
+            out.u64(variant.sent);
+            out.u64(variant.conversions);
+            out.u64(variant.revenue.to_bits());
+            out.u64(variant.held_out);
+            out.u64(variant.holdout_conversions);
+            out.u64(variant.holdout_revenue.to_bits());
+        }
     }
 }
 
@@ -296,6 +305,17 @@ fn read_stats(input: &mut Reader<'_>, stats: &mut Stats) -> Result<(), SnapshotE
                 .get(reason)
                 .ok_or_else(|| corrupt("unknown suppression reason"))?;
             trigger.suppressed.insert(reason.as_str(), input.u64()?);
+        }
+        if input.len(6)? != trigger.variants.len() {
+            return Err(corrupt("counters for another number of variants"));
+        }
+        for variant in &mut trigger.variants {
+            variant.sent = input.u64()?;
+            variant.conversions = input.u64()?;
+            variant.revenue = f64::from_bits(input.u64()?);
+            variant.held_out = input.u64()?;
+            variant.holdout_conversions = input.u64()?;
+            variant.holdout_revenue = f64::from_bits(input.u64()?);
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! and per trigger and variant what converted (see [`VariantStats`]).
 
 use crate::decision::Suppression;
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// Engine-wide counters.
@@ -112,6 +113,31 @@ impl VariantStats {
 }
 
 impl TriggerStats {
+    /// As `kairos backtest --summary-json` and `kairos report` give it:
+    /// `{"fired","sent","suppressed":{reason:N}}`, the attribution fields
+    /// of the sum over variants, and `"variants":{name:{"sent", the
+    /// attribution fields}}`; rates to 4 decimals (`null` when undefined),
+    /// money to cents.
+    pub fn to_json(&self) -> Value {
+        let mut fields = Map::new();
+        fields.insert("fired".into(), self.fired.into());
+        fields.insert("sent".into(), self.sent.into());
+        fields.insert("suppressed".into(), json!(self.suppressed));
+        fields.extend(attribution_json(&self.attribution()));
+        let variants: Map<String, Value> = self
+            .variants
+            .iter()
+            .map(|variant| {
+                let mut fields = Map::new();
+                fields.insert("sent".into(), variant.sent.into());
+                fields.extend(attribution_json(variant));
+                (variant.name.clone(), Value::Object(fields))
+            })
+            .collect();
+        fields.insert("variants".into(), Value::Object(variants));
+        Value::Object(fields)
+    }
+
     /// The sum over its variants (named `all`).
     pub fn attribution(&self) -> VariantStats {
         let mut all = VariantStats {
@@ -132,5 +158,35 @@ impl TriggerStats {
             None => self.sent += 1,
             Some(reason) => *self.suppressed.entry(reason.as_str()).or_default() += 1,
         }
+    }
+}
+
+/// A rate rounded to 4 decimals, `null` when undefined.
+fn rate(value: Option<f64>) -> Value {
+    value.map_or(Value::Null, |rate| json!((rate * 1e4).round() / 1e4))
+}
+
+/// Money rounded to cents.
+fn money(amount: f64) -> Value {
+    json!((amount * 100.0).round() / 100.0)
+}
+
+/// The attribution fields of a trigger or variant.
+fn attribution_json(stats: &VariantStats) -> Map<String, Value> {
+    let fields = json!({
+        "conversions": stats.conversions,
+        "revenue": money(stats.revenue),
+        "conversion_rate": rate(stats.conversion_rate()),
+        "holdout": {
+            "decisions": stats.held_out,
+            "conversions": stats.holdout_conversions,
+            "revenue": money(stats.holdout_revenue),
+            "conversion_rate": rate(stats.holdout_conversion_rate()),
+        },
+        "uplift": rate(stats.uplift()),
+    });
+    match fields {
+        Value::Object(fields) => fields,
+        _ => unreachable!("a JSON object"),
     }
 }

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod outbox;
 pub mod partition;
 pub mod publisher;
+pub mod requests;
 pub mod snapshots;
 pub mod streams;
 pub mod worker;

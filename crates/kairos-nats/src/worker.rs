@@ -37,6 +37,7 @@ use crate::actions::ActionWriter;
 use crate::catalog::{self, VectorChanges};
 use crate::outbox::{ids_stored_after, Outbox, Outgoing, Pushed, Stored};
 use crate::partition::{EVENTS_PREFIX, TICK_SUBJECT};
+use crate::requests;
 use crate::snapshots::{SnapshotMeta, SnapshotStore};
 use crate::streams::{ACTIONS_STREAM, DLQ_PREFIX, DLQ_STREAM, EVENTS_STREAM};
 use anyhow::Context as _;
@@ -44,7 +45,7 @@ use async_nats::jetstream::{self, consumer};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
-use kairos_engine::Engine;
+use kairos_engine::{Engine, VariantStats};
 use kairos_model::{Event, EventType, Timestamp};
 use kairos_recommend::ItemIndex;
 use metrics::{counter, gauge, histogram};
@@ -216,6 +217,7 @@ pub async fn run(
     let Some(mut messages) = worker.subscribe(&mut stopping).await? else {
         return Ok(());
     };
+    let mut asked = requests::subscribe(&client).await?;
     health.ready.store(true, Ordering::Release);
     tracing::info!(next_sequence = worker.next_sequence, "taking events");
     let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
@@ -246,6 +248,10 @@ pub async fn run(
             () = sleep_until(tick_at) => worker.send_tick().await,
             Some(changes) = vector_changes.recv() => {
                 catalog::apply_vectors(&mut worker.engine, changes);
+            }
+            Some(request) = asked.next() => {
+                let answer = requests::answer(&request, &worker.engine);
+                requests::reply(&client, &request, &answer).await;
             }
             delivery = messages.next(), if !outbox_full => match delivery {
                 Some(Ok(message)) => {
@@ -320,6 +326,18 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
     );
     describe_counter!("kairos_dlq_total", "Input sent to KAIROS_DLQ, by reason");
     describe_counter!("kairos_triggers_fired_total", "Pattern matches, by trigger");
+    describe_counter!(
+        "kairos_attributable_decisions_total",
+        "Decisions a conversion can be attributed to, by trigger, variant and group: sent actions (group=sent) and decisions held back because the customer is in the holdout group (group=holdout)"
+    );
+    describe_counter!(
+        "kairos_conversions_total",
+        "Those decisions followed by a conversion event within the attribution window (last touch; each counts once), by trigger, variant and group"
+    );
+    describe_counter!(
+        "kairos_conversion_revenue_cents_total",
+        "Revenue of the conversions attributed to them, in cents, by trigger, variant and group"
+    );
     describe_counter!(
         "kairos_actions_sent_total",
         "Actions published, by trigger and channel"
@@ -409,6 +427,18 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
     for trigger in &pipeline.triggers {
         let id = trigger.id.to_string();
         counter!("kairos_triggers_fired_total", "trigger" => id.clone()).increment(0);
+        for variant in trigger.variant_names() {
+            for group in ["sent", "holdout"] {
+                let labels = [
+                    ("trigger", id.clone()),
+                    ("variant", variant.to_string()),
+                    ("group", group.to_string()),
+                ];
+                counter!("kairos_attributable_decisions_total", &labels).increment(0);
+                counter!("kairos_conversions_total", &labels).increment(0);
+                counter!("kairos_conversion_revenue_cents_total", &labels).increment(0);
+            }
+        }
         let channels = trigger.steps.iter().map(|step| &step.channel).chain(
             trigger
                 .variants
@@ -522,6 +552,8 @@ struct ExportedStats {
     duplicates: u64,
     fired: Vec<u64>,
     applied: [u64; EventType::ALL.len()],
+    /// Per trigger, per variant.
+    attribution: Vec<Vec<VariantStats>>,
 }
 
 impl Worker {
@@ -1030,6 +1062,16 @@ impl Worker {
                 *exported = trigger.fired;
             }
         }
+        self.exported
+            .attribution
+            .resize_with(stats.triggers.len(), Vec::new);
+        for (trigger, exported) in stats.triggers.iter().zip(&mut self.exported.attribution) {
+            exported.resize_with(trigger.variants.len(), VariantStats::default);
+            for (now, before) in trigger.variants.iter().zip(exported.iter_mut()) {
+                export_attribution(&trigger.id, now, before);
+                *before = now.clone();
+            }
+        }
         for ((event_type, applied), exported) in EventType::ALL
             .iter()
             .zip(self.applied)
@@ -1049,6 +1091,55 @@ impl Worker {
             let age_ms = Timestamp::now().0.saturating_sub(saved_at.0).max(0);
             gauge!("kairos_snapshot_age_seconds").set(age_ms as f64 / 1000.0);
         }
+    }
+}
+
+/// The attribution counters of one trigger's variant: what changed since
+/// `before` (see `kairos_engine::VariantStats`).
+fn export_attribution(trigger: &str, now: &VariantStats, before: &VariantStats) {
+    let groups = [
+        (
+            "sent",
+            now.sent,
+            before.sent,
+            now.conversions,
+            before.conversions,
+            now.revenue,
+            before.revenue,
+        ),
+        (
+            "holdout",
+            now.held_out,
+            before.held_out,
+            now.holdout_conversions,
+            before.holdout_conversions,
+            now.holdout_revenue,
+            before.holdout_revenue,
+        ),
+    ];
+    for (
+        group,
+        decisions,
+        decisions_before,
+        conversions,
+        conversions_before,
+        revenue,
+        revenue_before,
+    ) in groups
+    {
+        let labels = [
+            ("trigger", trigger.to_string()),
+            ("variant", now.name.clone()),
+            ("group", group.to_string()),
+        ];
+        counter!("kairos_attributable_decisions_total", &labels)
+            .increment(decisions.saturating_sub(decisions_before));
+        counter!("kairos_conversions_total", &labels)
+            .increment(conversions.saturating_sub(conversions_before));
+        // In cents: counters count whole numbers.
+        let cents = |amount: f64| (amount * 100.0).round() as u64;
+        counter!("kairos_conversion_revenue_cents_total", &labels)
+            .increment(cents(revenue).saturating_sub(cents(revenue_before)));
     }
 }
 

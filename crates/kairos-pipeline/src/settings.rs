@@ -19,6 +19,8 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "max_keys_per_trigger",
     "taste_half_life",
     "recently_bought",
+    "conversion_event",
+    "attribution_window",
 ];
 
 /// Keys of `[policy]`.
@@ -116,6 +118,18 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         defaults.recently_bought,
         |c, n, f| c.span(n, f, SpanRule::NonNegative),
     );
+    let conversion_event = checker.optional(
+        &fields,
+        "conversion_event",
+        defaults.conversion_event.clone(),
+        |c, n, f| c.text(n, f, "a track event name, e.g. \"Order Completed\""),
+    );
+    let attribution_window = checker.optional(
+        &fields,
+        "attribution_window",
+        defaults.attribution_window,
+        |c, n, f| c.span(n, f, SpanRule::Positive),
+    );
     Settings {
         allowed_lateness: allowed_lateness.unwrap_or(defaults.allowed_lateness),
         late_events: late_events.unwrap_or(defaults.late_events),
@@ -127,6 +141,8 @@ pub(crate) fn settings(checker: &mut Checker, node: Option<&Node>) -> Settings {
         max_keys_per_trigger: max_keys_per_trigger.unwrap_or(defaults.max_keys_per_trigger),
         taste_half_life: taste_half_life.unwrap_or(defaults.taste_half_life),
         recently_bought: recently_bought.unwrap_or(defaults.recently_bought),
+        conversion_event: conversion_event.unwrap_or(defaults.conversion_event),
+        attribution_window: attribution_window.unwrap_or(defaults.attribution_window),
     }
 }
 

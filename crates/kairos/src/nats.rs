@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// How long the first connection may take before `run` or `publish` gives
 /// up with a message (reconnections afterwards never give up).
-const FIRST_CONNECT: Duration = Duration::from_secs(10);
+pub const FIRST_CONNECT: Duration = Duration::from_secs(10);
 
 /// Bad lines `publish` prints individually before only counting them.
 const REPORTED_BAD_LINES: u64 = 100;

@@ -1,6 +1,10 @@
 //! The end-of-run summary: a table for people, JSON for tools. The JSON shape
 //! is a contract: `{"events":N,"seconds":S,"events_per_second":R,
-//! "triggers":{"<id>":{"fired":N,"sent":N,"suppressed":{"<reason>":N}}}}`.
+//! "triggers":{"<id>":{"fired":N,"sent":N,"suppressed":{"<reason>":N},
+//! "conversions":N,"revenue":X,"conversion_rate":R|null,
+//! "holdout":{"decisions":N,"conversions":N,"revenue":X,"conversion_rate":R|null},
+//! "uplift":R|null,"variants":{"<name>":{the same attribution fields}}}}}`
+//! (attribution: see `kairos_engine::VariantStats`).
 
 use kairos_engine::Stats;
 use serde_json::{json, Map, Value};
@@ -10,10 +14,7 @@ use std::fmt::Write as _;
 pub fn to_json(stats: &Stats, events: u64, rejected: u64, seconds: f64) -> Value {
     let mut triggers = Map::new();
     for trigger in &stats.triggers {
-        triggers.insert(
-            trigger.id.clone(),
-            json!({"fired": trigger.fired, "sent": trigger.sent, "suppressed": trigger.suppressed}),
-        );
+        triggers.insert(trigger.id.clone(), trigger.to_json());
     }
     json!({
         "events": events,
@@ -24,6 +25,16 @@ pub fn to_json(stats: &Stats, events: u64, rejected: u64, seconds: f64) -> Value
         "late": stats.late,
         "triggers": triggers,
     })
+}
+
+/// A rate as a percentage for the table, `-` when undefined.
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |rate| format!("{:.1}%", rate * 100.0))
+}
+
+/// An uplift in percentage points for the table, `-` when undefined.
+fn points(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |uplift| format!("{:+.1}pp", uplift * 100.0))
 }
 
 /// The table.
@@ -38,10 +49,11 @@ pub fn to_table(stats: &Stats, events: u64, rejected: u64, seconds: f64) -> Stri
         .max(7);
     let _ = writeln!(
         out,
-        "{:<width$}  {:>9}  {:>9}  suppressed",
-        "trigger", "fired", "sent"
+        "{:<width$}  {:>9}  {:>9}  {:>9}  {:>7}  {:>7}  {:>8}  suppressed",
+        "trigger", "fired", "sent", "converted", "rate", "holdout", "uplift"
     );
     for trigger in &stats.triggers {
+        let attribution = trigger.attribution();
         let suppressed: Vec<String> = trigger
             .suppressed
             .iter()
@@ -49,10 +61,14 @@ pub fn to_table(stats: &Stats, events: u64, rejected: u64, seconds: f64) -> Stri
             .collect();
         let _ = writeln!(
             out,
-            "{:<width$}  {:>9}  {:>9}  {}",
+            "{:<width$}  {:>9}  {:>9}  {:>9}  {:>7}  {:>7}  {:>8}  {}",
             trigger.id,
             trigger.fired,
             trigger.sent,
+            attribution.conversions,
+            percent(attribution.conversion_rate()),
+            percent(attribution.holdout_conversion_rate()),
+            points(attribution.uplift()),
             if suppressed.is_empty() {
                 "-".to_string()
             } else {

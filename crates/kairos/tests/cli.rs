@@ -1029,14 +1029,24 @@ fn summary_json_has_the_documented_shape() {
         assert!(suppressed.values().all(Value::is_u64), "{entry}");
     }
     assert_eq!(triggers.len(), pipeline.triggers.len());
+    // No order follows the reminder: nothing converted.
+    let no_holdout = serde_json::json!({"decisions": 0, "conversions": 0, "revenue": 0.0, "conversion_rate": null});
     assert_eq!(
         triggers["abandoned_cart"],
-        serde_json::json!({"fired": 2, "sent": 1, "suppressed": {"consent": 1}})
+        serde_json::json!({
+            "fired": 2, "sent": 1, "suppressed": {"consent": 1},
+            "conversions": 0, "revenue": 0.0, "conversion_rate": 0.0,
+            "holdout": no_holdout, "uplift": null,
+            "variants": {"control": {
+                "sent": 1, "conversions": 0, "revenue": 0.0, "conversion_rate": 0.0,
+                "holdout": no_holdout, "uplift": null,
+            }},
+        })
     );
-    assert_eq!(
-        triggers["welcome"],
-        serde_json::json!({"fired": 0, "sent": 0, "suppressed": {}})
-    );
+    assert_eq!(triggers["welcome"]["fired"], 0);
+    assert_eq!(triggers["welcome"]["sent"], 0);
+    assert_eq!(triggers["welcome"]["suppressed"], serde_json::json!({}));
+    assert_eq!(triggers["welcome"]["conversion_rate"], Value::Null);
 }
 
 #[test]

@@ -113,6 +113,20 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // An operator asks the engine for its report; the engine answers on
+    // the operator's inbox (a reply to a request it received).
+    let mut args = vec!["report", "--json", "--nats", &url];
+    args.extend(["--user", "admin", "--password", "dev-admin-pw"]);
+    let reported = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&reported.stderr);
+    assert!(reported.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&reported.stdout).unwrap();
+    // Counted once each across the restart (the counts are in snapshots).
+    assert_eq!(report["triggers"]["welcome"]["sent"], 2, "{report}");
+
     // A publisher may not move the engine's clock or forge actions.
     let publisher = async_nats::ConnectOptions::with_user_and_password(
         "publisher".into(),

@@ -30,6 +30,7 @@ use super::{
     Lag, MaybeTime, MeasureMemory, Memory, MessageId, Occasional, PeriodMemory, Profile,
     Properties, Reasons, SeenMessages, SentRecord, NO_MEMORY,
 };
+use crate::attribution::{DecisionRecord, Touch};
 use crate::customer::CapClass;
 use crate::decision::{Decision, Suppression};
 use crate::globals::RankBucket;
@@ -1047,6 +1048,16 @@ impl Pack for Occasional {
                 taste.pack(out);
             }
         }
+        match &self.last_touch {
+            None => out.u8(0),
+            Some(touch) => {
+                out.u8(1 + u8::from(touch.held_out) + 2 * u8::from(touch.converted));
+                out.time(touch.at);
+                out.u64(touch.trigger.into());
+                out.u8(touch.variant);
+            }
+        }
+        out.list(&self.decisions);
     }
 
     fn unpack(input: &mut Unpacker<'_>) -> Self {
@@ -1061,6 +1072,40 @@ impl Pack for Occasional {
             taste: match input.u8() {
                 0 => None,
                 _ => Some(Box::new(Taste::unpack(input))),
+            },
+            last_touch: match input.u8() {
+                0 => None,
+                flags => Some(Touch {
+                    held_out: (flags - 1) & 1 != 0,
+                    converted: (flags - 1) & 2 != 0,
+                    at: input.time(),
+                    trigger: input.u16(),
+                    variant: input.u8(),
+                }),
+            },
+            decisions: input.list(),
+        }
+    }
+}
+
+impl Pack for DecisionRecord {
+    fn pack(&self, out: &mut Packer) {
+        out.time(self.at);
+        out.u64(self.trigger.into());
+        out.u8(self.step);
+        out.u8(self.variant);
+        out.u8(self.suppressed.map_or(0, |reason| reason as u8 + 1));
+    }
+
+    fn unpack(input: &mut Unpacker<'_>) -> Self {
+        DecisionRecord {
+            at: input.time(),
+            trigger: input.u16(),
+            step: input.u8(),
+            variant: input.u8(),
+            suppressed: match input.u8() {
+                0 => None,
+                number => Some(Suppression::ALL[usize::from(number) - 1]),
             },
         }
     }
@@ -1237,6 +1282,29 @@ mod tests {
             recent: smallvec::smallvec![7, u64::MAX],
             bought: thin_vec![(42, NOW - Span::DAY * 20), (u64::MAX - 1, NOW)],
         }));
+        occasional.last_touch = Some(Touch {
+            at: NOW - Span::HOUR * 2,
+            trigger: 300,
+            variant: 2,
+            held_out: true,
+            converted: true,
+        });
+        occasional.decisions = thin_vec![
+            DecisionRecord {
+                at: NOW - Span::HOUR * 5,
+                trigger: 3,
+                step: 2,
+                variant: 0,
+                suppressed: None,
+            },
+            DecisionRecord {
+                at: NOW - Span::HOUR * 2,
+                trigger: 300,
+                step: 1,
+                variant: 2,
+                suppressed: Some(Suppression::Holdout),
+            },
+        ];
         customer
     }
 
