@@ -344,7 +344,7 @@ pub enum FilterTest {
 }
 
 /// The pattern kinds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Pattern {
     /// `start`, then no `cancel` within step 1's `at` (abandoned cart,
     /// first-purchase nudge, complaint SLA). Another `start` before the fire

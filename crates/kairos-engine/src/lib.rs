@@ -92,6 +92,7 @@ mod message_id;
 mod patterns;
 mod plan;
 mod policy;
+mod reload;
 mod reorder;
 mod seen;
 mod slots;
@@ -102,5 +103,6 @@ mod timers;
 
 pub use decision::{Decision, Suppression};
 pub use engine::{AheadOfClock, Engine, OPS_CUSTOMER};
+pub use reload::Reloaded;
 pub use snapshot::SnapshotError;
 pub use stats::{Packing, Stats, TriggerStats, VariantStats};

@@ -1,0 +1,276 @@
+//! Replacing the pipeline of a running engine (issue #7, live reload): the
+//! state of triggers that stay is kept, a scheduled step keeps its
+//! deadline while new ones use the new offsets, removed triggers leave no
+//! timer behind, a changed pattern starts afresh, counters carry over, and
+//! a snapshot taken after the switch resumes under the new pipeline.
+
+mod support;
+use kairos_engine::{Engine, Reloaded};
+use serde_json::json;
+use support::{pipeline, track, Harness, OPEN_POLICY};
+
+fn triggers(after: &str, channel: &str, window: &str, with_welcome: bool, ladder: bool) -> String {
+    let welcome = if with_welcome {
+        r#"
+[[trigger]]
+id = "welcome"
+kind = "absence"
+start = "Signed Up"
+cancel = ["Order Completed"]
+after = "1h"
+channel = "email"
+"#
+    } else {
+        ""
+    };
+    let second_step = if ladder {
+        r#"
+[[trigger.ladder]]
+at = "24h"
+channel = "email"
+"#
+    } else {
+        ""
+    };
+    format!(
+        r#"
+name = "reload_test"
+{OPEN_POLICY}
+[[trigger]]
+id = "abandoned_cart"
+kind = "absence"
+key = "cart_id"
+start = "Product Added"
+cancel = ["Order Completed"]
+after = "{after}"
+channel = "{channel}"
+{second_step}
+[[trigger]]
+id = "browse"
+kind = "count"
+event = "Product Viewed"
+min = 2
+window = {{ sliding = "{window}" }}
+channel = "push"
+{welcome}"#
+    )
+}
+
+fn add(user: &str, time: &str, id: &str) -> serde_json::Value {
+    track(
+        user,
+        "Product Added",
+        time,
+        id,
+        json!({"cart_id": format!("c-{user}"), "product_id": "p1", "price": 10}),
+    )
+}
+
+fn view(user: &str, time: &str, id: &str) -> serde_json::Value {
+    track(
+        user,
+        "Product Viewed",
+        time,
+        id,
+        json!({"product_id": "p1"}),
+    )
+}
+
+#[test]
+fn pending_steps_move_to_the_new_offset_and_one_already_past_fires_at_once() {
+    let mut h = Harness::new(&triggers("30m", "push", "1h", false, false));
+    h.send(add("u1", "2026-11-23T12:00:00Z", "a1"));
+    h.send(add("u3", "2026-11-23T12:12:00Z", "a3"));
+    h.advance("2026-11-23T12:15:00Z");
+    let reloaded = h
+        .engine
+        .replace_pipeline(pipeline(&triggers("10m", "sms", "1h", false, false)));
+    assert_eq!(
+        reloaded,
+        Reloaded {
+            kept: vec!["abandoned_cart".into(), "browse".into()],
+            ..Reloaded::default()
+        }
+    );
+    h.send(add("u2", "2026-11-23T12:16:00Z", "a2"));
+    h.finish();
+    // u1's cart was due at 12:10 under the new offset: it fires at once
+    // (stamped 12:10); u3's and u2's carts wait ten minutes.
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 abandoned_cart step1 2026-11-23T12:10:00.000Z sent",
+            "u3 abandoned_cart step1 2026-11-23T12:22:00.000Z sent",
+            "u2 abandoned_cart step1 2026-11-23T12:26:00.000Z sent",
+        ]
+    );
+    // Decided after the switch: the new channel for all.
+    assert!(h.decisions.iter().all(|d| &*d.channel == "sms"));
+}
+
+#[test]
+fn a_removed_trigger_leaves_no_timer_and_an_added_one_starts_empty() {
+    let mut h = Harness::new(&triggers("30m", "push", "1h", true, false));
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T12:00:00Z",
+        "s1",
+        json!({}),
+    ));
+    h.advance("2026-11-23T12:05:00Z");
+    let reloaded = h
+        .engine
+        .replace_pipeline(pipeline(&triggers("30m", "push", "1h", false, false)));
+    assert_eq!(reloaded.removed, ["welcome"]);
+    h.advance("2026-11-23T12:30:00Z");
+    // And back before the hour is up: the welcome trigger is new again,
+    // with nothing pending from before.
+    let reloaded = h
+        .engine
+        .replace_pipeline(pipeline(&triggers("30m", "push", "1h", true, false)));
+    assert_eq!(reloaded.added, ["welcome"]);
+    h.finish();
+    assert!(h.decisions.is_empty(), "{:?}", h.summary());
+}
+
+#[test]
+fn a_changed_window_starts_the_count_afresh_and_an_unchanged_one_keeps_it() {
+    for (window, fires) in [("1h", true), ("2h", false)] {
+        let mut h = Harness::new(&triggers("30m", "push", "1h", false, false));
+        h.send(view("u1", "2026-11-23T12:00:00Z", "v1"));
+        // Applied before the switch (not still in the reorder buffer).
+        h.advance("2026-11-23T12:05:00Z");
+        let reloaded = h
+            .engine
+            .replace_pipeline(pipeline(&triggers("30m", "sms", window, false, false)));
+        let expected: &[&str] = if fires { &[] } else { &["browse"] };
+        assert_eq!(reloaded.reset, expected);
+        h.send(view("u1", "2026-11-23T12:10:00Z", "v2"));
+        h.finish();
+        let browses = h
+            .decisions
+            .iter()
+            .filter(|d| &*d.trigger == "browse")
+            .count();
+        assert_eq!(
+            browses,
+            usize::from(fires),
+            "window {window}: {:?}",
+            h.summary()
+        );
+    }
+}
+
+#[test]
+fn a_ladder_whose_next_step_is_gone_ends_and_counters_carry_over() {
+    let mut h = Harness::new(&triggers("30m", "push", "1h", false, true));
+    h.send(add("u1", "2026-11-23T12:00:00Z", "a1"));
+    h.advance("2026-11-23T13:00:00Z");
+    assert_eq!(h.decisions.len(), 1);
+    h.engine
+        .replace_pipeline(pipeline(&triggers("30m", "push", "1h", false, false)));
+    h.finish();
+    assert_eq!(h.decisions.len(), 1, "no step 2: {:?}", h.summary());
+    let cart = &h.engine.stats().triggers[0];
+    assert_eq!(
+        (cart.id.as_str(), cart.fired, cart.sent),
+        ("abandoned_cart", 1, 1)
+    );
+    assert_eq!(cart.variants[0].sent, 1);
+}
+
+#[test]
+fn the_same_inputs_and_switch_give_the_same_decisions_and_a_snapshot_resumes_after_it() {
+    let before = triggers("30m", "push", "1h", true, true);
+    let after = triggers("10m", "sms", "2h", false, true);
+    let first: Vec<serde_json::Value> = (0..30)
+        .map(|n| match n % 3 {
+            0 => add(
+                &format!("u{}", n % 7),
+                &format!("2026-11-23T12:{n:02}:00Z"),
+                &format!("e{n}"),
+            ),
+            1 => view(
+                &format!("u{}", n % 5),
+                &format!("2026-11-23T12:{n:02}:00Z"),
+                &format!("e{n}"),
+            ),
+            _ => track(
+                &format!("u{}", n % 4),
+                "Signed Up",
+                &format!("2026-11-23T12:{n:02}:00Z"),
+                &format!("e{n}"),
+                json!({}),
+            ),
+        })
+        .collect();
+    let second: Vec<serde_json::Value> = (30..60)
+        .map(|n| match n % 2 {
+            0 => add(
+                &format!("u{}", n % 9),
+                &format!("2026-11-23T12:{n:02}:00Z"),
+                &format!("e{n}"),
+            ),
+            _ => view(
+                &format!("u{}", n % 5),
+                &format!("2026-11-23T12:{n:02}:00Z"),
+                &format!("e{n}"),
+            ),
+        })
+        .collect();
+    let run = |snapshot_after_switch: bool| {
+        let mut h = Harness::new(&before);
+        for call in &first {
+            h.send(call.clone());
+        }
+        h.engine.replace_pipeline(pipeline(&after));
+        if snapshot_after_switch {
+            let mut bytes = Vec::new();
+            h.engine.snapshot(&mut bytes).expect("a snapshot");
+            h.engine =
+                Engine::restore(pipeline(&after), &bytes).expect("restored with the new pipeline");
+        }
+        for call in &second {
+            h.send(call.clone());
+        }
+        h.finish();
+        (h.summary(), format!("{:?}", h.engine.stats()))
+    };
+    let once = run(false);
+    assert!(once.0.len() > 5, "{:?}", once.0);
+    assert_eq!(once, run(false));
+    assert_eq!(once, run(true));
+}
+
+#[test]
+fn switching_to_the_same_pipeline_changes_nothing() {
+    let text = triggers("30m", "push", "1h", true, true);
+    let calls: Vec<serde_json::Value> = (0..40)
+        .map(|n| {
+            let (user, time, id) = (
+                format!("u{}", n % 6),
+                format!("2026-11-23T12:{n:02}:00Z"),
+                format!("e{n}"),
+            );
+            match n % 3 {
+                0 => add(&user, &time, &id),
+                1 => view(&user, &time, &id),
+                _ => track(&user, "Signed Up", &time, &id, json!({})),
+            }
+        })
+        .collect();
+    let run = |switch: bool| {
+        let mut h = Harness::new(&text);
+        for (n, call) in calls.iter().enumerate() {
+            if switch && n % 10 == 5 {
+                let reloaded = h.engine.replace_pipeline(pipeline(&text));
+                assert!(reloaded.reset.is_empty() && reloaded.removed.is_empty());
+            }
+            h.send(call.clone());
+        }
+        h.finish();
+        (h.summary(), format!("{:?}", h.engine.stats()))
+    };
+    assert_eq!(run(false), run(true));
+}
