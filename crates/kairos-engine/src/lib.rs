@@ -85,6 +85,7 @@ mod engine;
 mod globals;
 mod growth;
 mod id_index;
+pub mod inspect;
 pub mod local_time;
 mod lookahead;
 pub mod matching;
@@ -103,6 +104,7 @@ mod timers;
 
 pub use decision::{Decision, Suppression};
 pub use engine::{AheadOfClock, Engine, OPS_CUSTOMER};
+pub use inspect::CustomerView;
 pub use reload::Reloaded;
 pub use snapshot::SnapshotError;
 pub use stats::{Packing, Stats, TriggerStats, VariantStats};

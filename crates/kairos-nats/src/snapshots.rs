@@ -40,9 +40,12 @@ pub struct SnapshotMeta {
     /// Decisions from events up to this sequence are not published (a
     /// rebuild of state from history in progress; 0: none).
     pub mute_through: u64,
+    /// The revision of the pipeline (in `kairos_pipelines`) the state runs
+    /// under: a restart restores it with that revision.
+    pub pipeline_revision: u64,
 }
 
-const META_BYTES: usize = 48;
+const META_BYTES: usize = 56;
 
 impl SnapshotMeta {
     fn write(&self, out: &mut Vec<u8>) {
@@ -52,6 +55,7 @@ impl SnapshotMeta {
         out.extend_from_slice(&self.dlq_sequence.to_le_bytes());
         out.extend_from_slice(&self.events_created_ns.to_le_bytes());
         out.extend_from_slice(&self.mute_through.to_le_bytes());
+        out.extend_from_slice(&self.pipeline_revision.to_le_bytes());
     }
 
     fn read(bytes: &[u8]) -> SnapshotMeta {
@@ -63,6 +67,7 @@ impl SnapshotMeta {
             dlq_sequence: u64::from_le_bytes(word(24)),
             events_created_ns: i64::from_le_bytes(word(32)),
             mute_through: u64::from_le_bytes(word(40)),
+            pipeline_revision: u64::from_le_bytes(word(48)),
         }
     }
 }
@@ -145,6 +150,7 @@ mod tests {
             dlq_sequence: 3,
             events_created_ns: -5,
             mute_through: 9,
+            pipeline_revision: 12,
         }
     }
 

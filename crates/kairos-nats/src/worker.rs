@@ -35,8 +35,10 @@
 
 use crate::actions::ActionWriter;
 use crate::catalog::{self, VectorChanges};
+use crate::forget::Erasures;
 use crate::outbox::{ids_stored_after, Outbox, Outgoing, Pushed, Stored};
-use crate::partition::{EVENTS_PREFIX, TICK_SUBJECT};
+use crate::partition::{DEFAULT_PARTITIONS, EVENTS_PREFIX, TICK_SUBJECT};
+use crate::pipelines::{self, SwitchMarker, SWITCH_SUBJECT};
 use crate::requests;
 use crate::snapshots::{SnapshotMeta, SnapshotStore};
 use crate::streams::{ACTIONS_STREAM, DLQ_PREFIX, DLQ_STREAM, EVENTS_STREAM};
@@ -112,6 +114,8 @@ pub struct Resumed {
     /// run the state comes from, or belong to history replayed to rebuild
     /// state: they are made again and not published (0: none).
     pub mute_through: u64,
+    /// The revision of the engine's pipeline in `kairos_pipelines`.
+    pub pipeline_revision: u64,
 }
 
 /// Runs until `stopping` turns true (SIGTERM, SIGINT), then stops taking
@@ -147,12 +151,23 @@ pub async fn run(
             tracing::error!(error = %format!("{error:#}"), "following the catalog stopped");
         }
     });
-    let actions =
-        ActionWriter::start(pipeline, items).context("starting the thread writing actions")?;
+    let pipelines = pipelines::bucket(&js).await?;
+    let (revisions_out, mut new_revisions) = tokio::sync::mpsc::channel::<u64>(16);
+    let watcher = tokio::spawn(watch_revisions(
+        pipelines.clone(),
+        pipeline.clone(),
+        revisions_out,
+        stopping.clone(),
+    ));
+    let actions = ActionWriter::start(pipeline.clone(), items)
+        .context("starting the thread writing actions")?;
     let mut worker = Worker {
         js: js.clone(),
         engine: resumed.engine,
         actions,
+        pipelines,
+        pipeline_name: pipeline,
+        pipeline_revision: resumed.pipeline_revision,
         next_sequence: resumed.next_sequence,
         mute_through: resumed.mute_through,
         outbox: Outbox::new(client.clone()),
@@ -172,8 +187,15 @@ pub async fn run(
         to_ack: None,
         applied_since_ack: 0,
         snapshot_bytes: Vec::new(),
+        // `kairos run` consumes every partition in stream order, so the
+        // count only decides which subject an erasure event goes to.
+        erasures: Erasures::new(client.clone(), DEFAULT_PARTITIONS),
     };
     declare_metrics(worker.engine.pipeline());
+    gauge!("kairos_pipeline_revision").set(worker.pipeline_revision as f64);
+    for outcome in ["applied", "refused"] {
+        counter!("kairos_pipeline_reloads_total", "outcome" => outcome).increment(0);
+    }
     worker.check_resume_point(resumed.snapshot.as_ref()).await?;
     if let Some(meta) = &resumed.read_back {
         // What the run before published after its snapshot is made again
@@ -218,6 +240,15 @@ pub async fn run(
         return Ok(());
     };
     let mut asked = requests::subscribe(&client).await?;
+    // A revision stored while no engine ran (or whose switch was not
+    // published before a crash) is switched to now.
+    match pipelines::latest(&worker.pipelines, &worker.pipeline_name).await {
+        Ok(Some(latest)) => worker.on_new_revision(latest.revision).await,
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "reading the latest pipeline revision")
+        }
+    }
     health.ready.store(true, Ordering::Release);
     tracing::info!(next_sequence = worker.next_sequence, "taking events");
     let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
@@ -234,6 +265,7 @@ pub async fn run(
                     worker.finish_saving().await;
                 }
                 worker.ack_applied().await;
+                worker.erasures.expire().await;
                 worker.export_stats();
                 if worker.last_snapshot.elapsed() >= worker.settings.snapshot_every {
                     worker.snapshot(Duration::from_secs(5)).await?;
@@ -249,9 +281,13 @@ pub async fn run(
             Some(changes) = vector_changes.recv() => {
                 catalog::apply_vectors(&mut worker.engine, changes);
             }
+            Some(revision) = new_revisions.recv() => worker.on_new_revision(revision).await,
             Some(request) = asked.next() => {
-                let answer = requests::answer(&request, &worker.engine);
-                requests::reply(&client, &request, &answer).await;
+                let revision = worker.pipeline_revision;
+                requests::handle(&client, &request, &mut worker.engine, &mut worker.erasures, revision).await;
+            }
+            Some(stored) = worker.erasures.next_stored() => {
+                worker.erasures.stored(stored, &worker.engine, worker.next_sequence).await;
             }
             delivery = messages.next(), if !outbox_full => match delivery {
                 Some(Ok(message)) => {
@@ -295,7 +331,67 @@ pub async fn run(
     worker.export_stats();
     drop(vector_changes);
     let _ = follower.await;
+    drop(new_revisions);
+    let _ = watcher.await;
     Ok(())
+}
+
+/// Sends every revision stored for `name` from now on to the worker,
+/// until `stopping` turns true or the worker hangs up. A broken watch is
+/// made again (a revision missed meanwhile is caught by the next start,
+/// or by the next revision, which is newer).
+async fn watch_revisions(
+    store: async_nats::jetstream::kv::Store,
+    name: String,
+    to_worker: tokio::sync::mpsc::Sender<u64>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let watch = tokio::select! {
+            _ = stopping.changed() => return,
+            watch = store.watch(&name) => watch,
+        };
+        let mut watch = match watch {
+            Ok(watch) => watch,
+            Err(error) => {
+                tracing::warn!(%error, "watching the pipeline's revisions; retrying");
+                tokio::select! {
+                    _ = stopping.changed() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let entry = tokio::select! {
+                _ = stopping.changed() => return,
+                entry = watch.next() => entry,
+            };
+            match entry {
+                Some(Ok(entry)) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                    if to_worker.send(entry.revision).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "watching the pipeline's revisions");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// Logs and counts a revision that does not compile.
+fn refuse_revision(revision: u64, problems: &[kairos_pipeline::Diagnostic]) {
+    counter!("kairos_pipeline_reloads_total", "outcome" => "refused").increment(1);
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    tracing::error!(
+        revision,
+        problems = %problems.join("; "),
+        "a pipeline revision that does not compile was refused; the running one stays"
+    );
 }
 
 fn record_latency(stored: &Stored) {
@@ -326,6 +422,14 @@ fn declare_metrics(pipeline: &kairos_engine::config::Pipeline) {
     );
     describe_counter!("kairos_dlq_total", "Input sent to KAIROS_DLQ, by reason");
     describe_counter!("kairos_triggers_fired_total", "Pattern matches, by trigger");
+    describe_counter!(
+        "kairos_pipeline_reloads_total",
+        "Pipeline revisions switched to (outcome=applied) or refused because they do not compile (outcome=refused; the running one stays)"
+    );
+    describe_gauge!(
+        "kairos_pipeline_revision",
+        "The revision (in the kairos_pipelines KV bucket) of the pipeline the engine runs"
+    );
     describe_counter!(
         "kairos_attributable_decisions_total",
         "Decisions a conversion can be attributed to, by trigger, variant and group: sent actions (group=sent) and decisions held back because the customer is in the holdout group (group=holdout)"
@@ -504,6 +608,11 @@ struct Worker {
     /// Answers decisions' recommendation requests and writes their
     /// messages, off this loop.
     actions: ActionWriter,
+    /// The bucket the pipeline's revisions are in (see `pipelines`).
+    pipelines: async_nats::jetstream::kv::Store,
+    pipeline_name: String,
+    /// The revision the engine runs.
+    pipeline_revision: u64,
     /// The first stream sequence not yet applied.
     next_sequence: u64,
     /// See [`Resumed::mute_through`].
@@ -537,6 +646,8 @@ struct Worker {
     to_ack: Option<jetstream::Message>,
     applied_since_ack: u32,
     snapshot_bytes: Vec<u8>,
+    /// Forget requests waiting for their erasure event to be applied.
+    erasures: Erasures,
 }
 
 struct SavedSnapshot {
@@ -724,7 +835,10 @@ impl Worker {
         }
         self.consumer_pending = pending;
         self.tick.caught_up = pending == 0;
-        if message.subject.as_str() == TICK_SUBJECT {
+        if message.subject.as_str() == SWITCH_SUBJECT {
+            self.engine.advance_to(clock);
+            self.switch_pipeline(&message.payload).await?;
+        } else if message.subject.as_str() == TICK_SUBJECT {
             if let Some((_, sent_wall)) = self.tick.sent.take() {
                 self.tick.server_ahead_ms = clock.0 - sent_wall.0;
             }
@@ -738,6 +852,7 @@ impl Worker {
                 .await?;
         }
         self.next_sequence = sequence + 1;
+        self.erasures.applied_through(sequence, &self.engine).await;
         if sequence > self.replay_until {
             self.outbox.replay_done();
         }
@@ -840,6 +955,98 @@ impl Worker {
         })
         .await;
         Ok(())
+    }
+
+    /// A revision of the pipeline was stored: if it is newer than the one
+    /// running and compiles, its switch marker goes to the events stream
+    /// (see `pipelines`); if it does not compile, it is refused and the
+    /// running one stays.
+    async fn on_new_revision(&mut self, revision: u64) {
+        if revision <= self.pipeline_revision {
+            return;
+        }
+        let found = pipelines::at_revision(&self.pipelines, &self.pipeline_name, revision).await;
+        let stored = match found {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), revision, "reading a new pipeline revision");
+                return;
+            }
+        };
+        if let Err(problems) = stored.pipeline.compile() {
+            refuse_revision(revision, &problems);
+            return;
+        }
+        if let Err(error) = pipelines::publish_switch(&self.js, &self.pipeline_name, revision).await
+        {
+            // The next start (or the next revision) publishes it again.
+            tracing::warn!(error = %format!("{error:#}"), revision, "publishing a pipeline switch");
+        }
+    }
+
+    /// Applies a switch marker taken from the stream: from here on, the
+    /// engine runs the revision it names. A marker for another pipeline,
+    /// or for a revision not newer than the running one, changes nothing.
+    async fn switch_pipeline(&mut self, body: &[u8]) -> anyhow::Result<()> {
+        let Ok(marker) = serde_json::from_slice::<SwitchMarker>(body) else {
+            tracing::warn!("a switch marker that cannot be read; ignored");
+            return Ok(());
+        };
+        if marker.pipeline != self.pipeline_name || marker.revision <= self.pipeline_revision {
+            return Ok(());
+        }
+        let Some(stored) = self.revision_for_switch(marker.revision).await? else {
+            tracing::error!(
+                revision = marker.revision,
+                "a switch to a revision the bucket no longer holds; the running pipeline stays"
+            );
+            return Ok(());
+        };
+        let pipeline = match stored.pipeline.compile() {
+            Ok(pipeline) => pipeline,
+            Err(problems) => {
+                refuse_revision(marker.revision, &problems);
+                return Ok(());
+            }
+        };
+        declare_metrics(&pipeline);
+        let reloaded = self.engine.replace_pipeline(pipeline);
+        self.pipeline_revision = marker.revision;
+        counter!("kairos_pipeline_reloads_total", "outcome" => "applied").increment(1);
+        gauge!("kairos_pipeline_revision").set(marker.revision as f64);
+        tracing::info!(
+            revision = marker.revision,
+            kept = ?reloaded.kept,
+            reset = ?reloaded.reset,
+            added = ?reloaded.added,
+            removed = ?reloaded.removed,
+            "pipeline switched"
+        );
+        Ok(())
+    }
+
+    /// The revision a marker names, read from the bucket; NATS errors are
+    /// retried for a while (the switch must happen here, in stream order),
+    /// then fail the worker, whose restart replays from its snapshot.
+    async fn revision_for_switch(
+        &self,
+        revision: u64,
+    ) -> anyhow::Result<Option<pipelines::Revision>> {
+        let mut attempts = 0;
+        loop {
+            match pipelines::at_revision(&self.pipelines, &self.pipeline_name, revision).await {
+                Ok(found) => return Ok(found),
+                Err(error) if attempts < 20 => {
+                    attempts += 1;
+                    tracing::warn!(error = %format!("{error:#}"), revision, "reading the revision to switch to; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => {
+                    return Err(error.context("reading the pipeline revision to switch to"))
+                }
+            }
+        }
     }
 
     /// Hands every decision the engine has made to the action writer;
@@ -995,6 +1202,7 @@ impl Worker {
             dlq_sequence,
             events_created_ns: self.events_created_ns,
             mute_through: self.mute_through,
+            pipeline_revision: self.pipeline_revision,
         };
         let store = Arc::clone(&self.store);
         self.saving = Some(tokio::task::spawn_blocking(move || {

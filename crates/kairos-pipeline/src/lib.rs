@@ -130,6 +130,12 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The text of the file at `path`, at most [`MAX_FILE_BYTES`] of it, or
 /// what is wrong with it.
+/// The text of the pipeline file at `path` (what [`load`] compiles), or
+/// why it cannot be read.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    read_file(path)
+}
+
 fn read_file(path: &Path) -> Result<String, String> {
     let cannot_read = |error: std::io::Error| format!("cannot read the file: {error}");
     let file = std::fs::File::open(path).map_err(cannot_read)?;

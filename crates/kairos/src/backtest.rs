@@ -196,15 +196,7 @@ fn replay(
         Ok(Err(error)) => Some(error),
         Err(_) => anyhow::bail!("the parsing thread panicked"),
     };
-    // Run the clock deadline by deadline, writing as we go, so the decisions
-    // of the end of time never pile up in memory all at once.
-    engine.close_input();
-    while let Some(due) = engine.poll_timeout().filter(|due| *due < until) {
-        engine.advance_to(due + Span(1));
-        sink.drain(&mut engine)?;
-    }
-    engine.advance_to(until);
-    sink.drain(&mut engine)?;
+    run_out_clock(&mut engine, until, |engine| sink.drain(engine))?;
     sink.finish()?;
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
@@ -244,6 +236,25 @@ fn replay(
     // to exit anyway: leave that to the OS.
     std::mem::forget(engine);
     Ok(code)
+}
+
+/// Ends the input and runs the clock to `until` (the end of time without
+/// `--until`) deadline by deadline, handing each step's decisions to
+/// `drain` as they come, so that the decisions of the end of time never
+/// pile up in memory all at once. The backtest and every point of a sweep
+/// end this way.
+pub(crate) fn run_out_clock<E>(
+    engine: &mut Engine,
+    until: Timestamp,
+    mut drain: impl FnMut(&mut Engine) -> Result<(), E>,
+) -> Result<(), E> {
+    engine.close_input();
+    while let Some(due) = engine.poll_timeout().filter(|due| *due < until) {
+        engine.advance_to(due + Span(1));
+        drain(engine)?;
+    }
+    engine.advance_to(until);
+    drain(engine)
 }
 
 /// Refuses output paths that would destroy an input or each other:

@@ -19,6 +19,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Replay a file of Segment events through a pipeline, offline.
     Backtest(BacktestArgs),
+    /// Backtest every combination of parameter values on one read of the
+    /// events, on every core, and compare what each would have done.
+    Sweep(SweepArgs),
     /// Run the engine as a service: events in from NATS JetStream, actions out.
     Run(RunArgs),
     /// Publish Segment calls (JSON lines) to the events stream, partitioned.
@@ -27,10 +30,24 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve Segment's HTTP Tracking API: SDKs send here, events go to the events stream.
     Collect(CollectArgs),
+    /// Ask the running engine for its triggers' counts and attribution
+    /// (sent, conversions, conversion rate, holdout, uplift) and print them.
+    Report(ReportArgs),
+    /// Ask the running engine what it holds about one customer: profile,
+    /// carts, what each trigger waits for, recent decisions and why.
+    Inspect(InspectArgs),
+    /// Erase one customer through the running engine (an erasure event in
+    /// the events stream, so it survives restarts) and confirm it.
+    Forget(ForgetArgs),
     /// The item catalog behind recommendations: load it into a data
     /// directory's index, or publish changes to a running kairos.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Pipelines in the kairos_pipelines KV bucket, which running engines
+    /// follow without a restart: push a new version, list the versions,
+    /// roll back.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +59,50 @@ pub enum CatalogCommand {
     /// Publish items (JSON lines) as upserts to kairos.catalog.upsert: a
     /// running kairos applies them without a restart.
     Publish(Box<CatalogPublishArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Validate a pipeline file (with --set overrides) and store it as the
+    /// new version of its pipeline; running engines switch to it. An
+    /// invalid file is refused with every error, and nothing changes.
+    Push(PipelinePushArgs),
+    /// The stored versions of a pipeline, oldest first.
+    History(PipelineNameArgs),
+    /// Store an earlier version again as the newest (by default the one
+    /// before the newest); running engines switch to it.
+    Rollback(PipelineRollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PipelinePushArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// The pipeline file (TOML); its `name` is the pipeline pushed.
+    pub file: PathBuf,
+    /// Override a parameter: TRIGGER.PARAM=VALUE (or settings.X=V, policy.X=V).
+    #[arg(long = "set", value_name = "TRIGGER.PARAM=VALUE")]
+    pub set: Vec<Override>,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineNameArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// The pipeline's name (its file's `name`).
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineRollbackArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// The pipeline's name (its file's `name`).
+    pub name: String,
+    /// The revision to go back to (see `kairos pipeline history`); by
+    /// default the one before the newest.
+    #[arg(long, value_name = "REVISION")]
+    pub to: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +175,37 @@ pub struct BacktestArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The pipeline file (TOML).
+    #[arg(long)]
+    pub pipeline: PathBuf,
+    /// Segment calls as JSON lines; `-` for stdin; gzip (by content) is
+    /// decompressed. Read once, into memory.
+    #[arg(long)]
+    pub events: PathBuf,
+    /// A parameter to sweep and its values, comma-separated (commas inside
+    /// {}, [] or quotes belong to the value): e.g. abandoned_cart.after=10m,30m
+    /// or settings.X=..., policy.X=...; repeat it to sweep every combination.
+    #[arg(
+        long = "param",
+        value_name = "TRIGGER.PARAM=V1,V2,...",
+        required = true
+    )]
+    pub params: Vec<crate::sweep::SweptParam>,
+    /// Override a parameter at every grid point: TRIGGER.PARAM=VALUE (or
+    /// settings.X=V, policy.X=V).
+    #[arg(long = "set", value_name = "TRIGGER.PARAM=VALUE")]
+    pub set: Vec<Override>,
+    /// Also write sweep.csv, sweep.json and sweep.html here (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Stop the clock here (RFC 3339) instead of firing every pending timer;
+    /// events at or after it are not replayed.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+}
+
 /// Where NATS is and how to log in (at most one of user/password, token,
 /// NKey and creds).
 #[derive(Debug, Args)]
@@ -149,6 +241,43 @@ pub struct NatsArgs {
     /// deploy/nats lets only the engine read; others: _INBOX).
     #[arg(long, value_name = "PREFIX")]
     pub inbox_prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// Print the engine's answer as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the engine's answer (e.g. 5s).
+    #[arg(long, value_name = "SPAN", default_value = "5s", value_parser = parse_positive_span)]
+    pub timeout: Span,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// The customer: a userId or anonymousId.
+    pub customer: String,
+    /// Print the engine's answer as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the engine's answer (e.g. 5s).
+    #[arg(long, value_name = "SPAN", default_value = "5s", value_parser = parse_positive_span)]
+    pub timeout: Span,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub connection: NatsArgs,
+    /// The customer: a userId or anonymousId.
+    pub customer: String,
+    /// How long to wait for the engine to confirm the erasure (e.g. 10s).
+    #[arg(long, value_name = "SPAN", default_value = "10s", value_parser = parse_positive_span)]
+    pub timeout: Span,
 }
 
 #[derive(Debug, Args)]

@@ -5,14 +5,19 @@
 //! or input and output paths that cannot be opened (the message says what
 //! was wrong and what is accepted).
 
+mod ask;
 mod backtest;
 mod catalog;
 mod cli;
 mod data_dir;
 mod demo;
 mod events_file;
+mod inspect;
 mod nats;
+mod pipeline_versions;
+mod report;
 mod summary;
+mod sweep;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -44,10 +49,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Validate(args) => Ok(validate(&args)),
         cli::Command::Backtest(args) => backtest::run(&args),
+        cli::Command::Sweep(args) => sweep::run(&args),
         cli::Command::Run(args) => nats::run(&args),
         cli::Command::Publish(args) => nats::publish(&args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Collect(args) => nats::collect(&args),
+        cli::Command::Report(args) => report::run(&args),
+        cli::Command::Inspect(args) => inspect::inspect(&args),
+        cli::Command::Forget(args) => inspect::forget(&args),
+        cli::Command::Pipeline(command) => pipeline_versions::run(&command),
         cli::Command::Catalog(cli::CatalogCommand::Load(args)) => catalog::load(&args),
         cli::Command::Catalog(cli::CatalogCommand::Publish(args)) => nats::publish_catalog(&args),
     }

@@ -165,6 +165,8 @@ async fn start(
     let client = connect(&connection, FIRST_CONNECT).await?;
     let js = async_nats::jetstream::new(client.clone());
     ensure_streams(&js, streams).await?;
+    let pipelines = kairos_nats::pipelines::bucket(&js).await?;
+    let (pipeline, pipeline_revision) = running_pipeline(&pipelines, args, pipeline).await?;
     let store = SnapshotStore::open(&args.data_dir)?;
     let items_dir = crate::catalog::index_dir(&args.data_dir);
     let items = kairos_recommend::ItemIndex::open(&items_dir)
@@ -195,6 +197,7 @@ async fn start(
                 snapshot: None,
                 read_back,
                 mute_through: covered,
+                pipeline_revision,
             }
         } else {
             Resumed {
@@ -203,12 +206,25 @@ async fn start(
                 snapshot: None,
                 read_back,
                 mute_through: 0,
+                pipeline_revision,
             }
         }
     } else {
         match previous {
             Some(snapshot) => {
                 let started = std::time::Instant::now();
+                // Restored under the revision it was taken with; a newer
+                // one is switched to by the stream's markers or, once the
+                // replay is done, by the worker.
+                let (pipeline, pipeline_revision) = match snapshot.meta.pipeline_revision {
+                    0 => (pipeline, pipeline_revision),
+                    taken_with if taken_with == pipeline_revision => (pipeline, pipeline_revision),
+                    taken_with => (
+                        revision_pipeline(&pipelines, &args.data_dir, &pipeline.name, taken_with)
+                            .await?,
+                        taken_with,
+                    ),
+                };
                 let engine = Engine::restore(pipeline, &snapshot.engine).map_err(|error| {
                     anyhow::anyhow!(
                         "the snapshot in {} cannot be used: {error}; accepted: the pipeline and kairos build it was taken with, or --rebuild-state (state rebuilt from the events the stream still holds, nothing published for those the last run handled) or --reset-state (empty state, from the first event the last run did not handle)",
@@ -228,6 +244,7 @@ async fn start(
                     mute_through: snapshot.meta.mute_through,
                     snapshot: Some(snapshot.meta),
                     read_back: Some(snapshot.meta),
+                    pipeline_revision,
                 }
             }
             None => Resumed {
@@ -236,6 +253,7 @@ async fn start(
                 snapshot: None,
                 read_back: None,
                 mute_through: 0,
+                pipeline_revision,
             },
         }
     };
@@ -246,6 +264,66 @@ async fn start(
         items: Arc::new(items),
         listener,
         metrics,
+    })
+}
+
+/// The pipeline to run and its revision in `kairos_pipelines`: the latest
+/// stored revision of the file's pipeline name; the file itself (stored as
+/// the first revision) when there is none. A file that differs from the
+/// stored revision is not used: changes go through `kairos pipeline push`,
+/// which every running engine follows.
+async fn running_pipeline(
+    pipelines: &async_nats::jetstream::kv::Store,
+    args: &RunArgs,
+    from_file: kairos_engine::config::Pipeline,
+) -> anyhow::Result<(kairos_engine::config::Pipeline, u64)> {
+    use kairos_nats::pipelines::{latest, put, StoredPipeline, PIPELINES_BUCKET};
+    let name = from_file.name.to_string();
+    let file = StoredPipeline::from_file(&args.pipeline, &args.set, "kairos run (first revision)")
+        .map_err(|problem| anyhow::anyhow!("{}: {problem}", args.pipeline.display()))?;
+    let Some(stored) = latest(pipelines, &name).await? else {
+        let revision = put(pipelines, &name, &file).await?;
+        tracing::info!(pipeline = %name, revision, "pipeline stored in {PIPELINES_BUCKET} as its first revision");
+        return Ok((from_file, revision));
+    };
+    if !stored.pipeline.same_content(&file) {
+        tracing::warn!(
+            pipeline = %name,
+            revision = stored.revision,
+            file = %args.pipeline.display(),
+            "running the pipeline's latest revision in {PIPELINES_BUCKET}, which differs from the file: to run the file, `kairos pipeline push` it"
+        );
+    }
+    let pipeline = stored.pipeline.compile().map_err(|problems| {
+        anyhow::anyhow!(
+            "revision {} of pipeline {name:?} in {PIPELINES_BUCKET} does not compile ({}); accepted: a revision `kairos pipeline push` stored, or `kairos pipeline rollback` to one",
+            stored.revision,
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        )
+    })?;
+    Ok((pipeline, stored.revision))
+}
+
+/// Revision `revision` of pipeline `name`, compiled, to restore a snapshot
+/// taken under it.
+async fn revision_pipeline(
+    pipelines: &async_nats::jetstream::kv::Store,
+    data_dir: &std::path::Path,
+    name: &str,
+    revision: u64,
+) -> anyhow::Result<kairos_engine::config::Pipeline> {
+    let found = kairos_nats::pipelines::at_revision(pipelines, name, revision).await?;
+    let stored = found.ok_or_else(|| {
+        anyhow::anyhow!(
+            "the snapshot in {} was taken under revision {revision} of pipeline {name:?}, which kairos_pipelines no longer holds; accepted: --rebuild-state (state rebuilt from the events the stream holds) or --reset-state",
+            data_dir.display()
+        )
+    })?;
+    stored.pipeline.compile().map_err(|problems| {
+        anyhow::anyhow!(
+            "revision {revision} of pipeline {name:?}, which the snapshot was taken under, does not compile: {}",
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        )
     })
 }
 

@@ -5,47 +5,24 @@
 //! rate and the uplift. The counts are the engine state's (kept in its
 //! snapshots): every event since it started empty, each counted once.
 
+use crate::ask::{ask, Asked};
 use crate::cli::ReportArgs;
-use crate::nats::{connect_settings, runtime, FIRST_CONNECT};
-use kairos_nats::connect::connect;
 use kairos_nats::requests::REPORT_SUBJECT;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let runtime = runtime()?;
-    let answer = runtime.block_on(async {
-        let client = connect(
-            &connect_settings(&args.connection, "kairos-report"),
-            FIRST_CONNECT,
-        )
-        .await?;
-        let asked = client.request(REPORT_SUBJECT, "".into());
-        let timeout = std::time::Duration::from_millis(args.timeout.0.max(1) as u64);
-        match tokio::time::timeout(timeout, asked).await {
-            Ok(Ok(message)) => anyhow::Ok(Some(message.payload)),
-            Ok(Err(error)) => {
-                eprintln!("kairos: no running `kairos run` answered on {REPORT_SUBJECT}: {error}");
-                Ok(None)
-            }
-            Err(_) => {
-                eprintln!(
-                    "kairos: no running `kairos run` answered on {REPORT_SUBJECT} within {timeout:?}"
-                );
-                Ok(None)
-            }
-        }
-    })?;
-    let Some(answer) = answer else {
+    let asked = ask(
+        &args.connection,
+        "kairos-report",
+        REPORT_SUBJECT,
+        String::new(),
+        args.timeout,
+    )?;
+    let Asked::Answered(report) = asked else {
         return Ok(ExitCode::from(1));
     };
-    let report: Value = serde_json::from_slice(&answer)
-        .map_err(|error| anyhow::anyhow!("the engine's answer is not JSON: {error}"))?;
-    if let Some(error) = report["error"].as_str() {
-        eprintln!("kairos: the engine refused: {error}");
-        return Ok(ExitCode::from(1));
-    }
     if args.json {
         println!("{report:#}");
     } else {
@@ -60,8 +37,9 @@ fn table(report: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "pipeline {}: {} events applied",
+        "pipeline {} (revision {}): {} events applied",
         report["pipeline"].as_str().unwrap_or("?"),
+        report["pipeline_revision"].as_u64().unwrap_or(0),
         report["events"].as_u64().unwrap_or(0)
     );
     let empty = serde_json::Map::new();
@@ -139,12 +117,15 @@ mod tests {
         cart["variants"] = json!({"short": stats(2, json!(0.5)), "long": stats(2, json!(0.0))});
         let mut welcome = stats(0, Value::Null);
         welcome["variants"] = json!({"control": stats(0, Value::Null)});
-        let report = json!({"pipeline": "retail", "events": 1234,
+        let report = json!({"pipeline": "retail", "pipeline_revision": 3, "events": 1234,
                             "triggers": {"abandoned_cart": cart, "welcome": welcome}});
         let text = table(&report);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
-        assert_eq!(lines[0], "pipeline retail: 1234 events applied");
+        assert_eq!(
+            lines[0],
+            "pipeline retail (revision 3): 1234 events applied"
+        );
         assert!(
             lines[2].starts_with("abandoned_cart") && lines[2].contains("25.0%"),
             "{text}"

@@ -34,7 +34,10 @@ fn percent(value: Option<f64>) -> String {
 
 /// An uplift in percentage points for the table, `-` when undefined.
 fn points(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_string(), |uplift| format!("{:+.1}pp", uplift * 100.0))
+    value.map_or_else(
+        || "-".to_string(),
+        |uplift| format!("{:+.1}pp", uplift * 100.0),
+    )
 }
 
 /// The table.

@@ -185,7 +185,7 @@ async fn a_snapshot_of_a_stream_since_re_created_is_refused_with_what_to_do() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_pipeline_is_refused_and_rebuild_state_replays_history_without_publishing_it() {
+async fn a_changed_file_runs_once_pushed_and_rebuild_state_replays_history_without_publishing_it() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = write_pipeline(dir.path(), &welcome_pipeline());
@@ -195,15 +195,41 @@ async fn a_changed_pipeline_is_refused_and_rebuild_state_replays_history_without
     publish_call_on(&client, EVENTS, &sign_up("u1", "m1")).await;
     read_actions(&client, "kairos.actions.email", 1, Duration::from_secs(5)).await;
     assert!(tokio::task::block_in_place(|| kairos.terminate()).success());
-    // The welcome now goes by push.
+    // The welcome now goes by push: a restart with the changed file keeps
+    // running the stored version (and says so) until the file is pushed.
     let changed = write_pipeline(
         dir.path(),
         &welcome_pipeline().replace("channel = \"email\"", "channel = \"push\""),
     );
-    let refused = kairos_run_once(&server.url(), &data, &["--pipeline", &changed]);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("--rebuild-state"), "{stderr}");
+    let mut kairos = tokio::task::block_in_place(|| {
+        Kairos::start(&server, &data, &log, &["--pipeline", &changed])
+    });
+    assert!(kairos.log_text().contains("which differs from the file"));
+    publish_call_on(&client, EVENTS, &sign_up("u2", "m2")).await;
+    read_actions(&client, "kairos.actions.email", 2, Duration::from_secs(5)).await;
+    let url = server.url();
+    let pushed = std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["pipeline", "push", "--nats", &url, &changed])
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !kairos.metrics().contains("\nkairos_pipeline_revision 2\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            kairos.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publish_call_on(&client, EVENTS, &sign_up("u3", "m3")).await;
+    read_actions(&client, "kairos.actions.push", 1, Duration::from_secs(5)).await;
+    assert!(tokio::task::block_in_place(|| kairos.terminate()).success());
+
     let _rebuilt = tokio::task::block_in_place(|| {
         Kairos::start(
             &server,
@@ -215,15 +241,15 @@ async fn a_changed_pipeline_is_refused_and_rebuild_state_replays_history_without
     // u1's sign-up is history: in the state (a second sign-up the same day
     // does not welcome again), not published again.
     publish_call_on(&client, EVENTS, &sign_up("u1", "m1-again")).await;
-    publish_call_on(&client, EVENTS, &sign_up("u2", "m2")).await;
-    let push = read_actions(&client, "kairos.actions.push", 1, Duration::from_secs(5)).await;
+    publish_call_on(&client, EVENTS, &sign_up("u4", "m4")).await;
+    let push = read_actions(&client, "kairos.actions.push", 2, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let counts = action_counts(&client).await;
-    assert_eq!(push.len(), 1);
-    assert_eq!(push[0].json()["subject"], "u2");
+    assert_eq!(push.len(), 2);
+    assert_eq!(push[1].json()["subject"], "u4");
     assert_eq!(
         counts.len(),
-        2,
-        "u1's email welcome, u2's push welcome: {counts:?}"
+        4,
+        "u1's and u2's email welcomes, u3's and u4's by push: {counts:?}"
     );
 }

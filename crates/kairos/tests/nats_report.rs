@@ -119,7 +119,7 @@ async fn conversions_after_actions_are_attributed_reported_and_exported() {
     let output = report(&server, &[]);
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    assert!(table.starts_with("pipeline shop: "), "{table}");
+    assert!(table.starts_with("pipeline shop (revision 1): "), "{table}");
     assert!(
         table.lines().any(|line| line.starts_with("cart ")),
         "{table}"

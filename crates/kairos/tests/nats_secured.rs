@@ -148,3 +148,74 @@ async fn each_role_can_do_its_work_with_its_own_permissions_and_no_more() {
         );
     }
 }
+
+/// The operator's login in `deploy/nats/kairos.conf`.
+const ADMIN: [&str; 4] = ["--user", "admin", "--password", "dev-admin-pw"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_inspects_and_forgets_a_customer_with_the_engines_permissions() {
+    let server = NatsServer::start_with_config(&repo().join("deploy/nats/kairos.conf"));
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write_file(
+        dir.path(),
+        "secured.toml",
+        &pipeline_text("secured", DEFAULT_CAPS_POLICY, WELCOME_TRIGGER),
+    );
+    let _kairos = Kairos::start_in(
+        &server,
+        dir.path(),
+        &[
+            "--pipeline",
+            &pipeline,
+            "--user",
+            "engine",
+            "--password",
+            "dev-engine-pw",
+        ],
+    );
+    let stamp = nats::now_rfc3339();
+    let published = kairos_publish(
+        dir.path(),
+        &server.url(),
+        &PUBLISHER,
+        &format!(
+            "{{\"type\":\"track\",\"event\":\"Signed Up\",\"userId\":\"u1\",\"messageId\":\"m1\",\"timestamp\":\"{stamp}\"}}\n"
+        ),
+    );
+    assert!(published.status.success());
+    let url = server.url();
+    let kairos = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .args(args)
+            .args(["--nats", &url])
+            .args(ADMIN)
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let inspected = kairos(&["inspect", "u1", "--json"]);
+        let stderr = String::from_utf8_lossy(&inspected.stderr);
+        assert!(inspected.status.success(), "{stderr}");
+        let answer: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+        if answer["found"] == true {
+            assert_eq!(
+                answer["state"]["decisions"][0]["outcome"], "sent",
+                "{answer}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "u1 never known: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The engine publishes the erasure event to u1's partition itself.
+    let forgotten = kairos(&["forget", "u1"]);
+    let stderr = String::from_utf8_lossy(&forgotten.stderr);
+    assert!(forgotten.status.success(), "{stderr}");
+    let inspected = kairos(&["inspect", "u1", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(answer["found"], false, "{answer}");
+}
