@@ -645,7 +645,7 @@ impl Engine {
     }
 
     /// Everything a pattern may touch while acting for the customer in `slot`.
-    fn ctx(&mut self, slot: u32) -> Option<Ctx<'_>> {
+    pub(crate) fn ctx(&mut self, slot: u32) -> Option<Ctx<'_>> {
         Some(Ctx {
             plan: &self.plan,
             timers: &mut self.timers,
@@ -1150,8 +1150,6 @@ fn set_consent(plan: &Plan, customer: &mut Customer, channel: &str, granted: boo
     }
 }
 
-/// Maintains cart contents from the Segment e-commerce events (of a name
-/// handled as `handling` says). Returns the id of a cart this event emptied.
 /// The place of the variant named `name` among the trigger's
 /// [`variant_names`](crate::config::Trigger::variant_names).
 fn variant_index(trigger: &crate::config::Trigger, name: &str) -> usize {
@@ -1192,6 +1190,8 @@ fn learn_taste(
     }
 }
 
+/// Maintains cart contents from the Segment e-commerce events (of a name
+/// handled as `handling` says). Returns the id of a cart this event emptied.
 fn update_carts(
     customer: &mut Customer,
     event: &Event,

@@ -625,7 +625,13 @@ fn sent_view(plan: &Plan, customer: &Customer, as_of: Timestamp) -> SentView {
     }
     let record_view = |sent: &SentRecord| SentRecordView {
         at: sent.at.to_rfc3339(),
-        trigger: plan.trigger(sent.trigger).id.to_string(),
+        // A trigger a pipeline switch removed: its sends still count
+        // against the caps (see `reload`).
+        trigger: plan
+            .pipeline
+            .triggers
+            .get(usize::from(sent.trigger))
+            .map_or_else(|| "(removed)".to_string(), |trigger| trigger.id.to_string()),
         channel: channel_name(sent.channel),
         counts_against: match sent.cap {
             CapClass::Targeted => "targeted",

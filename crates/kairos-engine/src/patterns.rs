@@ -141,7 +141,7 @@ impl Ctx<'_> {
         Err(start..end)
     }
 
-    fn find_token(&self, token: u32) -> Option<usize> {
+    pub(crate) fn find_token(&self, token: u32) -> Option<usize> {
         self.customer
             .states
             .iter()
@@ -1936,20 +1936,26 @@ pub fn on_ladder_timer(ctx: &mut Ctx<'_>, token: u32, due: Timestamp) -> Option<
         return candidate;
     }
     let finished = state.ladder.take();
-    match &trigger.pattern {
+    end_ladder(ctx, index, finished.map_or(due, |ladder| ladder.anchor));
+    candidate
+}
+
+/// A state's ladder is over (its last step came, or a pipeline switch
+/// removed the step it waited for): a recurring schedule is armed for its
+/// next occurrence after `anchor`, and a state that remembers nothing
+/// else goes.
+pub(crate) fn end_ladder(ctx: &mut Ctx<'_>, index: usize, anchor: Timestamp) {
+    let trigger_index = ctx.customer.states[index].trigger;
+    match &ctx.plan.trigger(trigger_index).pattern {
         Pattern::Schedule {
             source: ScheduleSource::YearlyTrait { .. } | ScheduleSource::PeriodEnd { .. },
-        } => {
-            let anchor = finished.map(|l| l.anchor).unwrap_or(due);
-            rearm_recurring(ctx, index, trigger_index, anchor);
-        }
+        } => rearm_recurring(ctx, index, trigger_index, anchor),
         _ => {
             if matches!(ctx.customer.states[index].memory(), Memory::None) {
                 ctx.remove_state(index);
             }
         }
     }
-    candidate
 }
 
 /// Marks the pending ladder of `trigger` for `entity` (the customer's own

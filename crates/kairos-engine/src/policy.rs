@@ -1,8 +1,10 @@
 //! The delivery policy: between "a trigger fired" and "an action is sent".
 //!
 //! Checks run in a fixed order, and the first that fails names the
-//! suppression reason: rollout, holdout, consent, circuit breaker, expiry,
-//! cooldown, arbitration, frequency caps. A decision that passes may still be
+//! suppression reason: rollout, consent, circuit breaker, expiry, cooldown,
+//! arbitration, quiet hours, frequency caps, and last the holdout group (a
+//! held-out decision is one that would have been sent, so its conversions
+//! compare with the sent ones'). A decision that passes may still be
 //! *deferred* (send-time optimisation, quiet hours); when its time comes the
 //! time-dependent checks (breaker onwards) run again.
 
@@ -99,9 +101,6 @@ pub fn judge(
         if !in_rollout(plan, trigger, &customer.key) {
             return Err(Suppression::Rollout);
         }
-        if marketing && in_holdout(plan, &customer.key) {
-            return Err(Suppression::Holdout);
-        }
         let bit = Plan::consent_bit(channel);
         if plan.consent_channels & bit != 0 && customer.profile.consent & bit == 0 {
             return Err(Suppression::Consent);
@@ -145,9 +144,16 @@ pub fn judge(
     // optimisation) is not capped by today's sends. Its second pass checks
     // the caps when it comes due.
     let capped = over_frequency_cap(plan, customer, trigger.category, channel, now, zone);
+    // The holdout group is judged last, when a decision would be sent: its
+    // would-have-been actions are then like the sent ones (they passed
+    // every other check), which is what makes their conversion rates
+    // comparable (the uplift; see `attribution`).
+    let held_out = || marketing && in_holdout(plan, &customer.key);
     if !candidate.first_pass {
         return if capped {
             Err(Suppression::FrequencyCap)
+        } else if held_out() {
+            Err(Suppression::Holdout)
         } else {
             Ok(None)
         };
@@ -207,6 +213,7 @@ pub fn judge(
     match send_at > now {
         true => Ok(Some(send_at)),
         false if capped => Err(Suppression::FrequencyCap),
+        false if held_out() => Err(Suppression::Holdout),
         false => Ok(None),
     }
 }

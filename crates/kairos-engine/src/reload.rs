@@ -25,6 +25,13 @@
 //! actions still count against the customer's caps (they were sent), but
 //! no longer for any cooldown; conversions are no longer attributed to it.
 //!
+//! Channels are numbered per pipeline (those needing consent first): a
+//! customer's consent and sends are renumbered, so a grant for a channel
+//! keeps meaning that channel (consent for a channel the old pipeline did
+//! not use was never kept). A customer's recent decisions and last touch
+//! of a removed trigger or variant are dropped rather than credited to
+//! another.
+//!
 //! Counters (fired, sent, suppressed, attribution) carry over for triggers
 //! whose id stays, variant by variant by name. Idle customers are unpacked
 //! to be updated, and packed again by the usual sweep (a quarter of
@@ -35,13 +42,15 @@
 //! stream with switches in it (see `kairos-nats`).
 
 use crate::config::{Pipeline, Trigger};
-use crate::customer::{Ladder, Lag};
+use crate::customer::{Customer, Ladder, Lag};
 use crate::engine::Engine;
+use crate::globals::Globals;
 use crate::matching::resolve_offset;
-use crate::patterns::discard_state;
+use crate::patterns::{discard_state, end_ladder};
 use crate::plan::Plan;
 use crate::stats::{Stats, TriggerStats, VariantStats};
 use crate::timers::{TimerEntry, TimerPurpose, TimerTable};
+use kairos_model::Timestamp;
 use std::collections::HashMap;
 
 /// What a replacement did, trigger by trigger (ids).
@@ -137,83 +146,38 @@ impl Engine {
     /// pipeline.
     pub fn replace_pipeline(&mut self, pipeline: Pipeline) -> Reloaded {
         let (remap, reloaded) = Remap::new(&self.plan.pipeline, &pipeline);
-        let old_triggers = self.plan.pipeline.triggers.clone();
+        let new_plan = Plan::new(pipeline);
+        let channels = ChannelMap::new(&self.plan.channels, &new_plan.channels);
+        let old_plan = std::mem::replace(&mut self.plan, new_plan);
+        let triggers = (
+            &old_plan.pipeline.triggers[..],
+            &self.plan.pipeline.triggers[..],
+        );
+        let mut ended = Vec::new();
         for slot in 0..self.customers.len() as u32 {
-            self.remap_customer(slot, &remap, &old_triggers, &pipeline.triggers);
-        }
-        self.remap_globals(&remap, pipeline.triggers.len());
-        self.stats = carried_stats(&self.stats, &pipeline);
-        self.plan = Plan::new(pipeline);
-        reloaded
-    }
-
-    fn remap_customer(&mut self, slot: u32, remap: &Remap, old: &[Trigger], new: &[Trigger]) {
-        let Some(customer) = self.customers.get_mut(slot) else {
-            return;
-        };
-        let states = std::mem::take(&mut customer.states);
-        for mut state in states {
-            let Some(to) = remap.state(state.trigger) else {
-                discard_state(&mut self.timers, &mut self.globals, slot, state);
+            let Some(customer) = self.customers.get_mut(slot) else {
                 continue;
             };
-            let (from, into) = (&old[usize::from(state.trigger)], &new[usize::from(to)]);
-            if let Some(ladder) = &mut state.ladder {
-                if usize::from(ladder.next_step) >= into.steps.len() {
-                    // The step it waits for is gone: the ladder ends.
-                    self.timers.remove(&TimerEntry {
-                        due: ladder.timer_at(),
-                        customer: slot,
-                        token: state.token,
-                        purpose: TimerPurpose::Ladder,
-                    });
-                    state.ladder = None;
-                } else {
-                    ladder.variant = variant_in(from, into, ladder.variant);
-                    reschedule(&mut self.timers, slot, state.token, ladder, into);
+            let timers = &mut self.timers;
+            let globals = &mut self.globals;
+            for (token, anchor) in
+                remap_customer(customer, timers, globals, slot, &remap, &channels, triggers)
+            {
+                ended.push((slot, token, anchor));
+            }
+        }
+        // As when a last step comes: a recurring schedule is armed for its
+        // next occurrence, an empty state goes.
+        for (slot, token, anchor) in ended {
+            if let Some(mut ctx) = self.ctx(slot) {
+                if let Some(index) = ctx.find_token(token) {
+                    end_ladder(&mut ctx, index, anchor);
                 }
             }
-            state.trigger = to;
-            customer.states.push(state);
         }
-        let Some(occasional) = customer.occasional_if_any() else {
-            return;
-        };
-        for sent in &mut occasional.sent {
-            sent.trigger = remap.by_id(sent.trigger).unwrap_or(REMOVED);
-        }
-        let timers = &mut self.timers;
-        occasional
-            .deferred
-            .retain_mut(|deferred| match remap.by_id(deferred.trigger) {
-                Some(to) => {
-                    deferred.trigger = to;
-                    true
-                }
-                None => {
-                    timers.remove(&TimerEntry {
-                        due: deferred.due,
-                        customer: slot,
-                        token: deferred.token,
-                        purpose: TimerPurpose::Deferred,
-                    });
-                    false
-                }
-            });
-        occasional.decisions.retain_mut(|record| {
-            let Some(to) = remap.by_id(record.trigger) else {
-                return false;
-            };
-            record.variant = variant_by_name(old, new, record.trigger, to, record.variant);
-            record.trigger = to;
-            true
-        });
-        occasional.last_touch = occasional.last_touch.and_then(|mut touch| {
-            let to = remap.by_id(touch.trigger)?;
-            touch.variant = variant_by_name(old, new, touch.trigger, to, touch.variant);
-            touch.trigger = to;
-            Some(touch)
-        });
+        self.remap_globals(&remap, self.plan.pipeline.triggers.len());
+        self.stats = carried_stats(&self.stats, &self.plan.pipeline);
+        reloaded
     }
 
     /// Rate and rank memories follow their triggers where the state is
@@ -272,17 +236,152 @@ fn reschedule(
     timers.insert(timer(due));
 }
 
+/// Moves one customer's state to the new pipeline (see the module docs):
+/// returns the (token, anchor) of each ladder that ended because its next
+/// step is gone, for [`end_ladder`].
+fn remap_customer(
+    customer: &mut Customer,
+    timers: &mut TimerTable,
+    globals: &mut Globals,
+    slot: u32,
+    remap: &Remap,
+    channels: &ChannelMap,
+    (old, new): (&[Trigger], &[Trigger]),
+) -> Vec<(u32, Timestamp)> {
+    let mut ended = Vec::new();
+    let states = std::mem::take(&mut customer.states);
+    for mut state in states {
+        let Some(to) = remap.state(state.trigger) else {
+            discard_state(timers, globals, slot, state);
+            continue;
+        };
+        let (from, into) = (&old[usize::from(state.trigger)], &new[usize::from(to)]);
+        if let Some(ladder) = &mut state.ladder {
+            if usize::from(ladder.next_step) >= into.steps.len() {
+                // The step it waits for is gone: the ladder ends.
+                timers.remove(&TimerEntry {
+                    due: ladder.timer_at(),
+                    customer: slot,
+                    token: state.token,
+                    purpose: TimerPurpose::Ladder,
+                });
+                ended.push((state.token, ladder.anchor));
+                state.ladder = None;
+            } else {
+                ladder.variant = variant_in(from, into, ladder.variant);
+                reschedule(timers, slot, state.token, ladder, into);
+            }
+        }
+        state.trigger = to;
+        customer.states.push(state);
+    }
+    // States are kept in trigger order (lookups rely on it), and the new
+    // pipeline may order its triggers differently.
+    customer.states.sort_by_key(|state| state.trigger);
+    let profile = &mut customer.profile;
+    profile.consent = channels.consent_bits(profile.consent);
+    profile.consent_stated = channels.consent_bits(profile.consent_stated);
+    let Some(occasional) = customer.occasional_if_any() else {
+        return ended;
+    };
+    for sent in &mut occasional.sent {
+        sent.trigger = remap.by_id(sent.trigger).unwrap_or(REMOVED);
+        sent.channel = channels.channel(sent.channel);
+    }
+    occasional
+        .deferred
+        .retain_mut(|deferred| match remap.by_id(deferred.trigger) {
+            Some(to) => {
+                deferred.trigger = to;
+                true
+            }
+            None => {
+                timers.remove(&TimerEntry {
+                    due: deferred.due,
+                    customer: slot,
+                    token: deferred.token,
+                    purpose: TimerPurpose::Deferred,
+                });
+                false
+            }
+        });
+    // A decision or touch of a removed trigger or variant is dropped: it
+    // would be credited to another.
+    occasional.decisions.retain_mut(|record| {
+        let to = remap.by_id(record.trigger);
+        let variant =
+            to.and_then(|to| variant_by_name(old, new, record.trigger, to, record.variant));
+        let (Some(to), Some(variant)) = (to, variant) else {
+            return false;
+        };
+        (record.trigger, record.variant) = (to, variant);
+        true
+    });
+    occasional.last_touch = occasional.last_touch.and_then(|mut touch| {
+        let to = remap.by_id(touch.trigger)?;
+        touch.variant = variant_by_name(old, new, touch.trigger, to, touch.variant)?;
+        touch.trigger = to;
+        Some(touch)
+    });
+    ended
+}
+
+/// Where each old channel number goes: channels are numbered per pipeline
+/// (those needing consent first), and customers' consent bits and sent
+/// records hold numbers.
+struct ChannelMap {
+    /// Old number → new number (a channel the new pipeline does not use:
+    /// the number unknown channels get).
+    to: Vec<u8>,
+}
+
+impl ChannelMap {
+    fn new(old: &[String], new: &[String]) -> ChannelMap {
+        let unknown = new.len().min(31) as u8;
+        let to = old
+            .iter()
+            .map(|name| {
+                new.iter()
+                    .position(|known| known == name)
+                    .map_or(unknown, |position| position.min(31) as u8)
+            })
+            .collect();
+        ChannelMap { to }
+    }
+
+    /// The new number of old channel `old` (unknown ones keep the place
+    /// unknown channels share).
+    fn channel(&self, old: u8) -> u8 {
+        self.to
+            .get(usize::from(old))
+            .copied()
+            .unwrap_or_else(|| self.to.len().min(31) as u8)
+    }
+
+    /// Consent bits renumbered: a grant for a channel keeps meaning that
+    /// channel (one the new pipeline does not use is dropped).
+    fn consent_bits(&self, old: u16) -> u16 {
+        (0..16u8)
+            .filter(|&bit| old & (1 << bit) != 0)
+            .fold(0, |bits, bit| bits | Plan::consent_bit(self.channel(bit)))
+    }
+}
+
 /// An attribution variant index (the place among `variant_names`: 0 is
 /// `control` without variants) of trigger `from` in the old pipeline, in
-/// trigger `to` of the new one, by name (`control`, 0, when gone).
-fn variant_by_name(old: &[Trigger], new: &[Trigger], from: u16, to: u16, variant: u8) -> u8 {
+/// trigger `to` of the new one, by name (`None` when gone).
+fn variant_by_name(
+    old: &[Trigger],
+    new: &[Trigger],
+    from: u16,
+    to: u16,
+    variant: u8,
+) -> Option<u8> {
     let (from, to) = (&old[usize::from(from)], &new[usize::from(to)]);
-    let Some(name) = from.variant_names().nth(usize::from(variant)) else {
-        return 0;
-    };
+    let name = from.variant_names().nth(usize::from(variant))?;
     to.variant_names()
         .position(|known| known == name)
-        .map_or(0, |position| position as u8)
+        .map(|position| position as u8)
 }
 
 /// Counters for `pipeline`, carried over from `old` by trigger id and

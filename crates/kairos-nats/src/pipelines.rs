@@ -186,14 +186,17 @@ pub async fn at_revision(
         .transpose()
 }
 
-/// Every revision of `name` the bucket keeps, oldest first.
+/// Every revision of `name` the bucket keeps, oldest first (none when the
+/// key has never been stored, or was deleted).
 pub async fn history(store: &kv::Store, name: &str) -> anyhow::Result<Vec<Revision>> {
-    let mut entries = match store.history(name).await {
-        Ok(entries) => entries,
-        // No revision at all: an empty history, not an error.
-        Err(error) if error.to_string().contains("no messages") => return Ok(Vec::new()),
-        Err(error) => anyhow::bail!("reading the history of pipeline {name:?}: {error}"),
-    };
+    // Without an entry, the history's consumer would wait for one.
+    if latest(store, name).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut entries = store
+        .history(name)
+        .await
+        .map_err(|error| anyhow::anyhow!("reading the history of pipeline {name:?}: {error}"))?;
     let mut revisions = Vec::new();
     while let Some(entry) = entries.next().await {
         let entry = entry.map_err(|error| anyhow::anyhow!("reading the history: {error}"))?;
@@ -218,13 +221,17 @@ fn revision_of(entry: &kv::Entry) -> anyhow::Result<Revision> {
     })
 }
 
-/// The body of a switch marker.
+/// The body of a switch marker: the whole pipeline, so that a replay
+/// switches to exactly what the first run did, whatever the bucket holds
+/// by then (it keeps [`HISTORY`] revisions).
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchMarker {
     /// The pipeline's name (the key).
     pub pipeline: String,
     /// The revision to switch to.
     pub revision: u64,
+    /// Its content.
+    pub stored: StoredPipeline,
 }
 
 /// Publishes a switch marker for `revision` to the events stream (its
@@ -236,10 +243,12 @@ pub async fn publish_switch(
     js: &jetstream::Context,
     name: &str,
     revision: u64,
+    stored: &StoredPipeline,
 ) -> anyhow::Result<()> {
     let marker = SwitchMarker {
         pipeline: name.to_string(),
         revision,
+        stored: stored.clone(),
     };
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(

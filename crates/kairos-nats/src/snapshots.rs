@@ -15,6 +15,10 @@ use heed::{Database, Env, EnvOpenOptions};
 use std::path::Path;
 
 const LATEST: &str = "latest";
+/// The pipeline the latest snapshot's state runs under (JSON of a
+/// `pipelines::StoredPipeline`), written in the same transaction: a restart
+/// restores with it, whatever the KV bucket still holds.
+const PIPELINE: &str = "pipeline";
 /// Address space reserved for the environment. LMDB grows its file as
 /// records need it; this is only the ceiling (a 1 M-customer snapshot is
 /// a few hundred MB, and a replacement needs room beside the old record
@@ -77,6 +81,8 @@ pub struct Snapshot {
     pub meta: SnapshotMeta,
     /// `Engine::snapshot`'s bytes.
     pub engine: Vec<u8>,
+    /// The pipeline it runs under, as saved (see [`SnapshotStore::save`]).
+    pub pipeline: Option<Vec<u8>>,
 }
 
 /// The snapshot store of one data directory.
@@ -122,17 +128,19 @@ impl SnapshotStore {
         Ok(Some(Snapshot {
             meta: SnapshotMeta::read(header),
             engine: engine.to_vec(),
+            pipeline: self.db.get(&txn, PIPELINE)?.map(<[u8]>::to_vec),
         }))
     }
 
-    /// Replaces the snapshot, durably: it has reached the disk when this
-    /// returns.
-    pub fn save(&self, meta: &SnapshotMeta, engine: &[u8]) -> anyhow::Result<()> {
+    /// Replaces the snapshot and the pipeline it runs under, together and
+    /// durably: they have reached the disk when this returns.
+    pub fn save(&self, meta: &SnapshotMeta, engine: &[u8], pipeline: &[u8]) -> anyhow::Result<()> {
         let mut record = Vec::with_capacity(META_BYTES + engine.len());
         meta.write(&mut record);
         record.extend_from_slice(engine);
         let mut txn = self.env.write_txn()?;
         self.db.put(&mut txn, LATEST, &record)?;
+        self.db.put(&mut txn, PIPELINE, pipeline)?;
         txn.commit()?;
         Ok(())
     }
@@ -164,12 +172,18 @@ mod tests {
                 covers_sequence: 41,
                 ..SnapshotMeta::default()
             };
-            store.save(&first, b"first").unwrap();
-            store.save(&second(), b"second").unwrap();
+            store.save(&first, b"first", b"{}").unwrap();
+            store
+                .save(&second(), b"second", b"{\"source\":\"\"}")
+                .unwrap();
         }
         let store = SnapshotStore::open(dir.path()).unwrap();
         let snapshot = store.latest().unwrap().expect("saved");
         assert_eq!(snapshot.meta, second());
         assert_eq!(snapshot.engine, b"second");
+        assert_eq!(
+            snapshot.pipeline.as_deref(),
+            Some(&b"{\"source\":\"\"}"[..])
+        );
     }
 }

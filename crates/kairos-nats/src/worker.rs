@@ -114,8 +114,10 @@ pub struct Resumed {
     /// run the state comes from, or belong to history replayed to rebuild
     /// state: they are made again and not published (0: none).
     pub mute_through: u64,
-    /// The revision of the engine's pipeline in `kairos_pipelines`.
+    /// The revision of the engine's pipeline in `kairos_pipelines`, and
+    /// its content.
     pub pipeline_revision: u64,
+    pub pipeline_stored: pipelines::StoredPipeline,
 }
 
 /// Runs until `stopping` turns true (SIGTERM, SIGINT), then stops taking
@@ -168,6 +170,7 @@ pub async fn run(
         pipelines,
         pipeline_name: pipeline,
         pipeline_revision: resumed.pipeline_revision,
+        pipeline_stored: resumed.pipeline_stored,
         next_sequence: resumed.next_sequence,
         mute_through: resumed.mute_through,
         outbox: Outbox::new(client.clone()),
@@ -611,8 +614,10 @@ struct Worker {
     /// The bucket the pipeline's revisions are in (see `pipelines`).
     pipelines: async_nats::jetstream::kv::Store,
     pipeline_name: String,
-    /// The revision the engine runs.
+    /// The revision the engine runs, and its content (saved with each
+    /// snapshot).
     pipeline_revision: u64,
+    pipeline_stored: pipelines::StoredPipeline,
     /// The first stream sequence not yet applied.
     next_sequence: u64,
     /// See [`Resumed::mute_through`].
@@ -665,6 +670,20 @@ struct ExportedStats {
     applied: [u64; EventType::ALL.len()],
     /// Per trigger, per variant.
     attribution: Vec<Vec<VariantStats>>,
+}
+
+impl ExportedStats {
+    /// After a pipeline switch (exported just before it): the counters
+    /// carried over are exported already, in their new places; a new
+    /// trigger's start from nothing.
+    fn follow(&mut self, stats: &kairos_engine::Stats) {
+        self.fired = stats.triggers.iter().map(|trigger| trigger.fired).collect();
+        self.attribution = stats
+            .triggers
+            .iter()
+            .map(|trigger| trigger.variants.clone())
+            .collect();
+    }
 }
 
 impl Worker {
@@ -837,7 +856,7 @@ impl Worker {
         self.tick.caught_up = pending == 0;
         if message.subject.as_str() == SWITCH_SUBJECT {
             self.engine.advance_to(clock);
-            self.switch_pipeline(&message.payload).await?;
+            self.switch_pipeline(&message.payload);
         } else if message.subject.as_str() == TICK_SUBJECT {
             if let Some((_, sent_wall)) = self.tick.sent.take() {
                 self.tick.server_ahead_ms = clock.0 - sent_wall.0;
@@ -978,41 +997,42 @@ impl Worker {
             refuse_revision(revision, &problems);
             return;
         }
-        if let Err(error) = pipelines::publish_switch(&self.js, &self.pipeline_name, revision).await
-        {
+        let published =
+            pipelines::publish_switch(&self.js, &self.pipeline_name, revision, &stored.pipeline);
+        if let Err(error) = published.await {
             // The next start (or the next revision) publishes it again.
             tracing::warn!(error = %format!("{error:#}"), revision, "publishing a pipeline switch");
         }
     }
 
     /// Applies a switch marker taken from the stream: from here on, the
-    /// engine runs the revision it names. A marker for another pipeline,
+    /// engine runs the pipeline it carries. A marker for another pipeline,
     /// or for a revision not newer than the running one, changes nothing.
-    async fn switch_pipeline(&mut self, body: &[u8]) -> anyhow::Result<()> {
+    /// The marker holds the whole pipeline, so a replay switches exactly
+    /// as the first run did, whatever the bucket still holds.
+    fn switch_pipeline(&mut self, body: &[u8]) {
         let Ok(marker) = serde_json::from_slice::<SwitchMarker>(body) else {
             tracing::warn!("a switch marker that cannot be read; ignored");
-            return Ok(());
+            return;
         };
         if marker.pipeline != self.pipeline_name || marker.revision <= self.pipeline_revision {
-            return Ok(());
+            return;
         }
-        let Some(stored) = self.revision_for_switch(marker.revision).await? else {
-            tracing::error!(
-                revision = marker.revision,
-                "a switch to a revision the bucket no longer holds; the running pipeline stays"
-            );
-            return Ok(());
-        };
-        let pipeline = match stored.pipeline.compile() {
+        let pipeline = match marker.stored.compile() {
             Ok(pipeline) => pipeline,
             Err(problems) => {
                 refuse_revision(marker.revision, &problems);
-                return Ok(());
+                return;
             }
         };
+        // What was counted under the old pipeline is exported first: the
+        // counters' places follow the new pipeline's triggers after this.
+        self.export_stats();
         declare_metrics(&pipeline);
         let reloaded = self.engine.replace_pipeline(pipeline);
+        self.exported.follow(self.engine.stats());
         self.pipeline_revision = marker.revision;
+        self.pipeline_stored = marker.stored;
         counter!("kairos_pipeline_reloads_total", "outcome" => "applied").increment(1);
         gauge!("kairos_pipeline_revision").set(marker.revision as f64);
         tracing::info!(
@@ -1023,30 +1043,6 @@ impl Worker {
             removed = ?reloaded.removed,
             "pipeline switched"
         );
-        Ok(())
-    }
-
-    /// The revision a marker names, read from the bucket; NATS errors are
-    /// retried for a while (the switch must happen here, in stream order),
-    /// then fail the worker, whose restart replays from its snapshot.
-    async fn revision_for_switch(
-        &self,
-        revision: u64,
-    ) -> anyhow::Result<Option<pipelines::Revision>> {
-        let mut attempts = 0;
-        loop {
-            match pipelines::at_revision(&self.pipelines, &self.pipeline_name, revision).await {
-                Ok(found) => return Ok(found),
-                Err(error) if attempts < 20 => {
-                    attempts += 1;
-                    tracing::warn!(error = %format!("{error:#}"), revision, "reading the revision to switch to; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(error) => {
-                    return Err(error.context("reading the pipeline revision to switch to"))
-                }
-            }
-        }
     }
 
     /// Hands every decision the engine has made to the action writer;
@@ -1205,8 +1201,9 @@ impl Worker {
             pipeline_revision: self.pipeline_revision,
         };
         let store = Arc::clone(&self.store);
+        let pipeline = serde_json::to_vec(&self.pipeline_stored)?;
         self.saving = Some(tokio::task::spawn_blocking(move || {
-            store.save(&meta, &bytes)?;
+            store.save(&meta, &bytes, &pipeline)?;
             Ok(SavedSnapshot {
                 meta,
                 bytes: bytes.len(),

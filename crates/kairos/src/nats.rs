@@ -5,6 +5,7 @@ use crate::events_file::CallLines;
 use anyhow::Context as _;
 use kairos_engine::Engine;
 use kairos_nats::connect::{connect, ConnectSettings};
+use kairos_nats::pipelines::{StoredPipeline, PIPELINES_BUCKET};
 use kairos_nats::snapshots::SnapshotStore;
 use kairos_nats::streams::{ensure_streams, StreamSettings, EVENTS_STREAM};
 use kairos_nats::worker::{self, Health, Resumed, WorkerSettings};
@@ -166,7 +167,8 @@ async fn start(
     let js = async_nats::jetstream::new(client.clone());
     ensure_streams(&js, streams).await?;
     let pipelines = kairos_nats::pipelines::bucket(&js).await?;
-    let (pipeline, pipeline_revision) = running_pipeline(&pipelines, args, pipeline).await?;
+    let (pipeline, pipeline_revision, pipeline_stored) =
+        running_pipeline(&pipelines, args, pipeline).await?;
     let store = SnapshotStore::open(&args.data_dir)?;
     let items_dir = crate::catalog::index_dir(&args.data_dir);
     let items = kairos_recommend::ItemIndex::open(&items_dir)
@@ -198,6 +200,7 @@ async fn start(
                 read_back,
                 mute_through: covered,
                 pipeline_revision,
+                pipeline_stored,
             }
         } else {
             Resumed {
@@ -207,24 +210,23 @@ async fn start(
                 read_back,
                 mute_through: 0,
                 pipeline_revision,
+                pipeline_stored,
             }
         }
     } else {
         match previous {
             Some(snapshot) => {
                 let started = std::time::Instant::now();
-                // Restored under the revision it was taken with; a newer
-                // one is switched to by the stream's markers or, once the
-                // replay is done, by the worker.
-                let (pipeline, pipeline_revision) = match snapshot.meta.pipeline_revision {
-                    0 => (pipeline, pipeline_revision),
-                    taken_with if taken_with == pipeline_revision => (pipeline, pipeline_revision),
-                    taken_with => (
-                        revision_pipeline(&pipelines, &args.data_dir, &pipeline.name, taken_with)
-                            .await?,
-                        taken_with,
-                    ),
-                };
+                // Restored under the pipeline it was taken with (saved
+                // beside it); a newer one is switched to by the stream's
+                // markers or, once the replay is done, by the worker.
+                let (pipeline, pipeline_revision, pipeline_stored) =
+                    match snapshot_pipeline(&snapshot, &args.data_dir)? {
+                        Some((taken_with, stored)) => {
+                            (taken_with, snapshot.meta.pipeline_revision, stored)
+                        }
+                        None => (pipeline, pipeline_revision, pipeline_stored),
+                    };
                 let engine = Engine::restore(pipeline, &snapshot.engine).map_err(|error| {
                     anyhow::anyhow!(
                         "the snapshot in {} cannot be used: {error}; accepted: the pipeline and kairos build it was taken with, or --rebuild-state (state rebuilt from the events the stream still holds, nothing published for those the last run handled) or --reset-state (empty state, from the first event the last run did not handle)",
@@ -245,6 +247,7 @@ async fn start(
                     snapshot: Some(snapshot.meta),
                     read_back: Some(snapshot.meta),
                     pipeline_revision,
+                    pipeline_stored,
                 }
             }
             None => Resumed {
@@ -254,6 +257,7 @@ async fn start(
                 read_back: None,
                 mute_through: 0,
                 pipeline_revision,
+                pipeline_stored,
             },
         }
     };
@@ -267,64 +271,83 @@ async fn start(
     })
 }
 
-/// The pipeline to run and its revision in `kairos_pipelines`: the latest
-/// stored revision of the file's pipeline name; the file itself (stored as
-/// the first revision) when there is none. A file that differs from the
-/// stored revision is not used: changes go through `kairos pipeline push`,
-/// which every running engine follows.
+/// The pipeline to run, its revision in `kairos_pipelines` and its
+/// content: the newest stored revision of the file's pipeline name that
+/// compiles; the file itself (stored as the first revision) when there is
+/// none. A file that differs from the stored revision is not used: changes
+/// go through `kairos pipeline push`, which every running engine follows.
 async fn running_pipeline(
     pipelines: &async_nats::jetstream::kv::Store,
     args: &RunArgs,
     from_file: kairos_engine::config::Pipeline,
-) -> anyhow::Result<(kairos_engine::config::Pipeline, u64)> {
-    use kairos_nats::pipelines::{latest, put, StoredPipeline, PIPELINES_BUCKET};
+) -> anyhow::Result<(kairos_engine::config::Pipeline, u64, StoredPipeline)> {
     let name = from_file.name.to_string();
     let file = StoredPipeline::from_file(&args.pipeline, &args.set, "kairos run (first revision)")
         .map_err(|problem| anyhow::anyhow!("{}: {problem}", args.pipeline.display()))?;
-    let Some(stored) = latest(pipelines, &name).await? else {
-        let revision = put(pipelines, &name, &file).await?;
-        tracing::info!(pipeline = %name, revision, "pipeline stored in {PIPELINES_BUCKET} as its first revision");
-        return Ok((from_file, revision));
-    };
-    if !stored.pipeline.same_content(&file) {
-        tracing::warn!(
-            pipeline = %name,
-            revision = stored.revision,
-            file = %args.pipeline.display(),
-            "running the pipeline's latest revision in {PIPELINES_BUCKET}, which differs from the file: to run the file, `kairos pipeline push` it"
-        );
+    let mut revisions = kairos_nats::pipelines::history(pipelines, &name).await?;
+    if revisions.is_empty() {
+        // Two engines starting at once: one stores it, the other finds it.
+        match pipelines
+            .create(&name, serde_json::to_vec(&file)?.into())
+            .await
+        {
+            Ok(revision) => {
+                tracing::info!(pipeline = %name, revision, "pipeline stored in {PIPELINES_BUCKET} as its first revision");
+                return Ok((from_file, revision, file));
+            }
+            Err(_) => revisions = kairos_nats::pipelines::history(pipelines, &name).await?,
+        }
     }
-    let pipeline = stored.pipeline.compile().map_err(|problems| {
-        anyhow::anyhow!(
-            "revision {} of pipeline {name:?} in {PIPELINES_BUCKET} does not compile ({}); accepted: a revision `kairos pipeline push` stored, or `kairos pipeline rollback` to one",
-            stored.revision,
-            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        )
-    })?;
-    Ok((pipeline, stored.revision))
+    let newest = revisions.last().map(|newest| newest.revision);
+    // The newest that compiles: one stored by other means that does not is
+    // refused by running engines, and must not stop a restart either.
+    for stored in revisions.into_iter().rev() {
+        match stored.pipeline.compile() {
+            Ok(pipeline) => {
+                if Some(stored.revision) != newest {
+                    tracing::error!(pipeline = %name, revision = stored.revision, "the newest revisions in {PIPELINES_BUCKET} do not compile; running the newest that does");
+                }
+                if !stored.pipeline.same_content(&file) {
+                    tracing::warn!(
+                        pipeline = %name,
+                        revision = stored.revision,
+                        file = %args.pipeline.display(),
+                        "running the pipeline's stored revision in {PIPELINES_BUCKET}, which differs from the file: to run the file, `kairos pipeline push` it"
+                    );
+                }
+                return Ok((pipeline, stored.revision, stored.pipeline));
+            }
+            Err(problems) => tracing::error!(
+                pipeline = %name,
+                revision = stored.revision,
+                problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                "a stored revision does not compile"
+            ),
+        }
+    }
+    anyhow::bail!("no revision of pipeline {name:?} in {PIPELINES_BUCKET} compiles; accepted: `kairos pipeline push` a valid file")
 }
 
-/// Revision `revision` of pipeline `name`, compiled, to restore a snapshot
-/// taken under it.
-async fn revision_pipeline(
-    pipelines: &async_nats::jetstream::kv::Store,
+/// The pipeline a snapshot was taken under, as saved beside it (`None`
+/// for a record from before pipelines were saved with snapshots).
+fn snapshot_pipeline(
+    snapshot: &kairos_nats::snapshots::Snapshot,
     data_dir: &std::path::Path,
-    name: &str,
-    revision: u64,
-) -> anyhow::Result<kairos_engine::config::Pipeline> {
-    let found = kairos_nats::pipelines::at_revision(pipelines, name, revision).await?;
-    let stored = found.ok_or_else(|| {
-        anyhow::anyhow!(
-            "the snapshot in {} was taken under revision {revision} of pipeline {name:?}, which kairos_pipelines no longer holds; accepted: --rebuild-state (state rebuilt from the events the stream holds) or --reset-state",
-            data_dir.display()
-        )
+) -> anyhow::Result<Option<(kairos_engine::config::Pipeline, StoredPipeline)>> {
+    let Some(bytes) = &snapshot.pipeline else {
+        return Ok(None);
+    };
+    let stored: StoredPipeline = serde_json::from_slice(bytes).map_err(|error| {
+        anyhow::anyhow!("the pipeline saved with the snapshot in {} cannot be read: {error}; accepted: --rebuild-state or --reset-state", data_dir.display())
     })?;
-    stored.pipeline.compile().map_err(|problems| {
+    let pipeline = stored.compile().map_err(|problems| {
         anyhow::anyhow!(
-            "revision {revision} of pipeline {name:?}, which the snapshot was taken under, does not compile: {}",
+            "the pipeline the snapshot in {} was taken under does not compile with this kairos ({}); accepted: --rebuild-state or --reset-state",
+            data_dir.display(),
             problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
         )
-    })
+    })?;
+    Ok(Some((pipeline, stored)))
 }
 
 /// Turns true on SIGTERM or SIGINT.

@@ -274,3 +274,109 @@ fn switching_to_the_same_pipeline_changes_nothing() {
     };
     assert_eq!(run(false), run(true));
 }
+
+/// A cart reminder by `channel`, and a welcome by email, with consent
+/// required for the channels in `consent` (in that order), triggers in the
+/// order given.
+fn consent_pipeline(consent: &str, cart_first: bool) -> String {
+    let cart = r#"
+[[trigger]]
+id = "abandoned_cart"
+kind = "absence"
+key = "cart_id"
+start = "Product Added"
+cancel = ["Order Completed"]
+after = "30m"
+channel = "sms"
+"#;
+    let welcome = r#"
+[[trigger]]
+id = "welcome"
+kind = "count"
+event = "Signed Up"
+min = 1
+window = { tumbling = "1d" }
+channel = "push"
+"#;
+    let (first, second) = if cart_first {
+        (cart, welcome)
+    } else {
+        (welcome, cart)
+    };
+    format!(
+        r#"
+name = "reload_test"
+[policy]
+holdout_percent = 0
+consent_required = {consent}
+quiet_hours = false
+weekly_marketing_cap = 1000
+daily_caps = {{ targeted = 1000, content = 1000 }}
+arbitration_window = "0s"
+{first}{second}"#
+    )
+}
+
+#[test]
+fn reordered_triggers_and_channels_keep_each_customers_state_and_consent() {
+    let before = consent_pipeline(r#"["push", "sms"]"#, true);
+    let after = consent_pipeline(r#"["email", "sms", "push"]"#, false);
+    let mut h = Harness::new(&before);
+    // u1 may be texted, not pushed; u2 the other way round.
+    for (user, sms) in [("u1", true), ("u2", false)] {
+        h.send(track(
+            user,
+            "Consent Updated",
+            "2026-11-23T11:00:00Z",
+            &format!("c-{user}"),
+            json!({"consent": {"sms": sms, "push": !sms}}),
+        ));
+        h.send(add(user, "2026-11-23T12:00:00Z", &format!("a-{user}")));
+    }
+    h.advance("2026-11-23T12:05:00Z");
+    let reloaded = h.engine.replace_pipeline(pipeline(&after));
+    assert_eq!(reloaded.kept, ["abandoned_cart", "welcome"]);
+    // After the switch the cart trigger is second: its pending carts still
+    // fire once each, and consent still means the same channels.
+    h.send(track(
+        "u1",
+        "Signed Up",
+        "2026-11-23T12:10:00Z",
+        "s1",
+        json!({}),
+    ));
+    h.send(track(
+        "u2",
+        "Signed Up",
+        "2026-11-23T12:10:00Z",
+        "s2",
+        json!({}),
+    ));
+    h.finish();
+    let mut summary = h.summary();
+    summary.sort();
+    assert_eq!(
+        summary,
+        [
+            "u1 abandoned_cart step1 2026-11-23T12:30:00.000Z sent",
+            "u1 welcome step1 2026-11-23T12:10:00.000Z consent",
+            "u2 abandoned_cart step1 2026-11-23T12:30:00.000Z consent",
+            "u2 welcome step1 2026-11-23T12:10:00.000Z sent",
+        ]
+    );
+}
+
+#[test]
+fn a_customer_whose_sent_trigger_was_removed_can_still_be_inspected() {
+    let mut h = Harness::new(&consent_pipeline("[]", true));
+    h.send(add("u1", "2026-11-23T12:00:00Z", "a1"));
+    h.advance("2026-11-23T13:00:00Z");
+    assert_eq!(h.decisions.len(), 1);
+    let without_cart =
+        consent_pipeline("[]", true).replace("id = \"abandoned_cart\"", "id = \"cart_v2\"");
+    let reloaded = h.engine.replace_pipeline(pipeline(&without_cart));
+    assert_eq!(reloaded.removed, ["abandoned_cart"]);
+    let view = serde_json::to_value(h.engine.inspect("u1").expect("known")).unwrap();
+    let text = view.to_string();
+    assert!(text.contains("(removed)"), "{text}");
+}
