@@ -124,6 +124,11 @@ impl Customer {
         self.occasional.get_or_insert_with(Box::default)
     }
 
+    /// The occasional parts if there are any, to read.
+    pub fn occasional(&self) -> Option<&Occasional> {
+        self.occasional.as_deref()
+    }
+
     /// The occasional parts if there are any, for removing from them.
     pub fn occasional_if_any(&mut self) -> Option<&mut Occasional> {
         self.occasional.as_deref_mut()

@@ -263,17 +263,15 @@ impl Engine {
     /// What the engine holds about the customer `id` (a userId or
     /// anonymousId, theirs or an alias); `None` when no customer has it.
     ///
-    /// Asked between two inputs, it changes no decision. A customer held
-    /// packed (idle) is unpacked to be read, as their next event or timer
-    /// would do; the sweep packs them again at its next visit. The two forms
-    /// decide alike (see `slots`), except, as `settings.pack_idle_after`
-    /// says, for a retry more than `dedup_lookback` behind the clock.
-    pub fn inspect(&mut self, id: &str) -> Option<CustomerView> {
+    /// It changes nothing: a customer held packed (idle) is read from a
+    /// copy and stays packed, so an inspection can never make a live run
+    /// and its replay differ.
+    pub fn inspect(&self, id: &str) -> Option<CustomerView> {
         let slot = self.ids.get(id)?;
         let was_packed = !matches!(self.customers.slot(slot)?, Slot::Hot(_));
         let as_of = self.inspection_time();
-        let customer = self.customers.get_mut(slot)?;
-        Some(view(&self.plan, customer, as_of, was_packed))
+        let customer = self.customers.peek(slot)?;
+        Some(view(&self.plan, &customer, as_of, was_packed))
     }
 
     /// Whether `id` (a userId or anonymousId) is one of a customer's: what
@@ -293,14 +291,12 @@ impl Engine {
     }
 }
 
-/// The view of `customer` (mutable only because its rarely used parts are
-/// reached that way; nothing is changed).
-fn view(plan: &Plan, customer: &mut Customer, as_of: Timestamp, was_packed: bool) -> CustomerView {
-    let (decisions, last_touch, taste) = match customer.occasional_if_any() {
+/// The view of `customer`.
+fn view(plan: &Plan, customer: &Customer, as_of: Timestamp, was_packed: bool) -> CustomerView {
+    let (decisions, last_touch, taste) = match customer.occasional() {
         Some(occasional) => occasional_views(plan, occasional, as_of),
         None => (Vec::new(), None, taste_view(None)),
     };
-    let customer = &*customer;
     CustomerView {
         customer: customer.key.to_string(),
         aliases: customer.aliases().iter().map(ToString::to_string).collect(),
@@ -890,7 +886,8 @@ mod tests {
         let pending = before.triggers[0].pending.as_ref().expect("pending");
         assert_eq!(pending.due, at(181).to_rfc3339());
         let again = asked.inspect("u1").expect("u1");
-        assert!(!again.was_packed, "unpacked by the first look");
+        assert!(again.was_packed, "still packed: a look changes nothing");
+        assert_eq!(asked.packing().cold_now, 1, "{:?}", asked.packing());
         assert_eq!(
             (&again.triggers, &again.profile),
             (&before.triggers, &before.profile)

@@ -29,6 +29,24 @@ use thin_vec::ThinVec;
 /// fewer (an idle retail customer: 97 on average).
 pub const INLINE: usize = 110;
 
+/// A customer read by [`Slots::peek`]: the one in working form, or a copy
+/// of a packed one.
+pub enum Peeked<'a> {
+    Hot(&'a Customer),
+    Thawed(Box<Customer>),
+}
+
+impl std::ops::Deref for Peeked<'_> {
+    type Target = Customer;
+
+    fn deref(&self) -> &Customer {
+        match self {
+            Peeked::Hot(customer) => customer,
+            Peeked::Thawed(customer) => customer,
+        }
+    }
+}
+
 /// One customer slot: 112 bytes, in a vector indexed by slot number.
 #[derive(Debug)]
 pub enum Slot {
@@ -160,6 +178,18 @@ impl Slots {
         match std::mem::replace(&mut self.slots[slot as usize], Slot::Vacant) {
             Slot::Hot(customer) => Some(customer),
             _ => None,
+        }
+    }
+
+    /// The customer in `slot` to read, in whichever form: a packed one is
+    /// unpacked into a copy and stays packed (reading it changes nothing a
+    /// replay would not change too).
+    pub fn peek(&self, slot: u32) -> Option<Peeked<'_>> {
+        match self.slots.get(slot as usize)? {
+            Slot::Hot(customer) => Some(Peeked::Hot(customer)),
+            packed => packed
+                .packed()
+                .map(|bytes| Peeked::Thawed(Box::new(thaw(bytes)))),
         }
     }
 

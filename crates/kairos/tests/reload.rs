@@ -380,3 +380,51 @@ fn a_customer_whose_sent_trigger_was_removed_can_still_be_inspected() {
     let text = view.to_string();
     assert!(text.contains("(removed)"), "{text}");
 }
+
+/// A birthday with a reminder six days later, or without it.
+fn birthday(with_reminder: bool) -> String {
+    let reminder = if with_reminder {
+        "[[trigger.ladder]]\nat = \"6d\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+name = "reload_test"
+{OPEN_POLICY}
+[[trigger]]
+id = "birthday"
+kind = "schedule"
+source = {{ trait = "birthday", at = "09:00" }}
+channel = "push"
+{reminder}"#
+    )
+}
+
+#[test]
+fn a_recurring_schedule_whose_next_step_is_gone_is_armed_for_next_year() {
+    let mut h = Harness::new(&birthday(true));
+    h.send(
+        json!({"type": "identify", "userId": "u1", "timestamp": "2026-03-01T00:00:00Z",
+        "messageId": "m1", "traits": {"birthday": "1990-03-15"}}),
+    );
+    // This year's greeting is sent; the reminder six days later is gone
+    // from the pipeline by then.
+    h.advance("2026-03-16T00:00:00Z");
+    h.engine.replace_pipeline(pipeline(&birthday(false)));
+    h.send(track(
+        "u1",
+        "Page Viewed",
+        "2027-01-10T10:00:00Z",
+        "m2",
+        json!({}),
+    ));
+    h.advance("2027-04-01T00:00:00Z");
+    assert_eq!(
+        h.summary(),
+        [
+            "u1 birthday step1 2026-03-15T09:00:00.000Z sent",
+            "u1 birthday step1 2027-03-15T09:00:00.000Z sent",
+        ]
+    );
+}
