@@ -1177,7 +1177,7 @@ fn learn_taste(
             };
             let ids: SmallVec<[Cow<'_, str>; 4]> = products
                 .iter()
-                .filter_map(|product| taste::id_text(product.get("product_id")?))
+                .filter_map(|product| product.get("product_id")?.as_text())
                 .collect();
             let ids = ids.iter().map(|id| &**id);
             taste::observe(customer, items, ids, how, time, half_life);

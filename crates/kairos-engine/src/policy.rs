@@ -2,7 +2,8 @@
 //!
 //! Checks run in a fixed order, and the first that fails names the
 //! suppression reason: rollout, consent, circuit breaker, expiry, cooldown,
-//! arbitration, quiet hours, frequency caps, and last the holdout group (a
+//! arbitration, frequency caps, quiet hours (a decision both would hold
+//! back is named for the caps), and last the holdout group (a
 //! held-out decision is one that would have been sent, so its conversions
 //! compare with the sent ones'). A decision that passes may still be
 //! *deferred* (send-time optimisation, quiet hours); when its time comes the

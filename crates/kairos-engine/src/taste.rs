@@ -72,18 +72,6 @@ pub type ByteVector = SmallVec<[i8; INLINE_DIMENSIONS]>;
 /// Seed for item keys (any fixed value: keys are stored in snapshots).
 const ITEM_KEY_SEED: u64 = 0x6974_656d_6b65_7973;
 
-/// An id property as text: a string, or a number as JSON writes it
-/// (`"product_id": 42` is item `"42"`, as the catalog's ids are text).
-pub fn id_text(value: &kairos_model::PropertyValue) -> Option<std::borrow::Cow<'_, str>> {
-    match value {
-        kairos_model::PropertyValue::String(text) => Some(std::borrow::Cow::Borrowed(text)),
-        kairos_model::PropertyValue::Number(number) => {
-            Some(std::borrow::Cow::Owned(number.to_string()))
-        }
-        _ => None,
-    }
-}
-
 /// The 8-byte key a taste remembers an item by.
 pub fn item_key(id: &str) -> u64 {
     xxh3_64_with_seed(id.as_bytes(), ITEM_KEY_SEED)
@@ -310,7 +298,7 @@ impl Taste {
             old.min(MAX_WEIGHT)
         };
         let total = old + new;
-        if total <= 0.0 || item.vector.len() != self.mean.len() {
+        if total <= 0.0 {
             return;
         }
         // The new mean on the stack (up to INLINE_DIMENSIONS): this runs

@@ -742,12 +742,7 @@ impl Event {
     /// Borrowed unless it has to be rendered.
     #[inline]
     pub fn property_text(&self, name: &str) -> Option<Cow<'_, str>> {
-        match self.properties.get(name)? {
-            PropertyValue::String(text) => Some(Cow::Borrowed(text)),
-            PropertyValue::Number(number) => Some(Cow::Owned(number.to_string())),
-            PropertyValue::Bool(flag) => Some(Cow::Borrowed(if *flag { "true" } else { "false" })),
-            _ => None,
-        }
+        self.properties.get(name)?.as_text()
     }
 
     /// A property as a number (numeric strings are accepted).

@@ -100,6 +100,23 @@ impl PropertyValue {
         }
     }
 
+    /// As text, for keys, grouping and ids: a string as it is, a number or
+    /// a flag as JSON writes it (`"product_id": 42` is item `"42"`).
+    /// Borrowed unless it has to be rendered.
+    #[inline]
+    pub fn as_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            PropertyValue::String(text) => Some(std::borrow::Cow::Borrowed(text)),
+            PropertyValue::Number(number) => Some(std::borrow::Cow::Owned(number.to_string())),
+            PropertyValue::Bool(flag) => Some(std::borrow::Cow::Borrowed(if *flag {
+                "true"
+            } else {
+                "false"
+            })),
+            _ => None,
+        }
+    }
+
     /// The same value as JSON.
     pub fn to_json(&self) -> Value {
         match self {

@@ -90,6 +90,10 @@ impl ActionWriter {
 
 impl Drop for ActionWriter {
     fn drop(&mut self) {
+        // Dropped on an error path: what it still holds is not wanted
+        // (the snapshot before covers it), so the thread stops at its next
+        // message instead of answering every one first.
+        self.written.close();
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

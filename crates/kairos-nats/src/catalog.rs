@@ -86,8 +86,11 @@ pub fn apply_vectors(engine: &mut Engine, changes: VectorChanges) {
 /// Follows the catalog stream into `index` until `stopping` turns true,
 /// sending each committed batch's vector changes to `to_engine`. Errors
 /// reading NATS are retried; an index that cannot be written stops it.
+/// `max_payload`: the largest message the server takes (DLQ entries are
+/// cut to fit).
 pub async fn follow(
     js: jetstream::Context,
+    max_payload: usize,
     index: Arc<ItemIndex>,
     to_engine: mpsc::Sender<VectorChanges>,
     mut stopping: watch::Receiver<bool>,
@@ -95,7 +98,7 @@ pub async fn follow(
     loop {
         let outcome = tokio::select! {
             _ = stopping.changed() => return Ok(()),
-            outcome = follow_once(&js, &index, &to_engine) => outcome,
+            outcome = follow_once(&js, max_payload, &index, &to_engine) => outcome,
         };
         match outcome {
             Ok(()) => return Ok(()),
@@ -123,6 +126,7 @@ enum Failure {
 /// engine side hangs up, which ends it).
 async fn follow_once(
     js: &jetstream::Context,
+    max_payload: usize,
     index: &Arc<ItemIndex>,
     to_engine: &mpsc::Sender<VectorChanges>,
 ) -> Result<(), Failure> {
@@ -187,7 +191,7 @@ async fn follow_once(
                 Ok(None) | Err(_) => break,
             }
         }
-        let changes = apply_batch(js, index, source, batch).await?;
+        let changes = apply_batch(js, max_payload, index, source, batch).await?;
         if !changes.is_empty() && to_engine.send(changes).await.is_err() {
             // The worker is gone: nothing left to follow for.
             return Ok(());
@@ -198,6 +202,7 @@ async fn follow_once(
 /// Parses and applies one batch; sends what is bad to the DLQ.
 async fn apply_batch(
     js: &jetstream::Context,
+    max_payload: usize,
     index: &Arc<ItemIndex>,
     source: u64,
     batch: Vec<jetstream::Message>,
@@ -222,7 +227,7 @@ async fn apply_batch(
     // re-reads the batch (its entries keep one copy each, by id).
     bad.sort_by_key(|(message, _)| message.info().map_or(0, |info| info.stream_sequence));
     for (message, reason) in &bad {
-        dead_letter(js, message, reason).await?;
+        dead_letter(js, max_payload, message, reason).await?;
     }
     let touched: Vec<(String, bool)> = changes
         .iter()
@@ -270,7 +275,7 @@ async fn apply_batch(
             continue;
         };
         while let Err(Failure::Nats(error) | Failure::Index(error)) =
-            dead_letter(js, message, &refusal.to_string()).await
+            dead_letter(js, max_payload, message, &refusal.to_string()).await
         {
             tracing::warn!(error = %format!("{error:#}"), "storing a refused catalog change in the DLQ; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -283,13 +288,15 @@ async fn apply_batch(
 /// message read again (after a restart) keeps one entry.
 async fn dead_letter(
     js: &jetstream::Context,
+    max_payload: usize,
     message: &jetstream::Message,
     reason: &str,
 ) -> Result<(), Failure> {
     counter!("kairos_dlq_total", "reason" => CATALOG_DLQ_REASON).increment(1);
     tracing::warn!(subject = %message.subject, reason, "a catalog change was refused");
     let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
-    let headers = crate::worker::dlq_headers(
+    let (headers, payload) = crate::worker::dlq_entry(
+        max_payload,
         &format!("catalog-dlq-{sequence}"),
         CATALOG_DLQ_REASON,
         reason,
@@ -297,7 +304,7 @@ async fn dead_letter(
         sequence,
     );
     let subject = format!("{DLQ_PREFIX}.{CATALOG_DLQ_REASON}");
-    js.publish_with_headers(subject, headers, message.payload.clone())
+    js.publish_with_headers(subject, headers, payload)
         .await
         .map_err(|error| Failure::Nats(error.into()))?
         .await

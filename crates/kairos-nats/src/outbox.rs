@@ -103,17 +103,13 @@ impl Outbox {
 
     /// The largest payload a message with `headers` may carry on this
     /// connection.
+    /// The largest message the server takes, headers included.
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
     pub fn room_for_payload(&self, headers: &HeaderMap) -> usize {
-        let max = self.client.server_info().max_payload;
-        // NATS/1.0 line, "Name: value\r\n" per header, the closing CRLF.
-        let header_bytes: usize = 12
-            + headers
-                .iter()
-                .flat_map(|(name, values)| values.iter().map(move |value| (name, value)))
-                .map(|(name, value)| AsRef::<str>::as_ref(name).len() + value.as_str().len() + 4)
-                .sum::<usize>()
-            + 2;
-        max.saturating_sub(header_bytes)
+        room_for_payload(self.client.server_info().max_payload, headers)
     }
 
     /// Publishes `outgoing` (see [`Pushed`]).
@@ -171,6 +167,20 @@ impl Outbox {
             }
         }
     }
+}
+
+/// The largest payload a message with `headers` may carry on a connection
+/// whose server takes messages of up to `max_payload` bytes.
+pub fn room_for_payload(max_payload: usize, headers: &HeaderMap) -> usize {
+    // NATS/1.0 line, "Name: value\r\n" per header, the closing CRLF.
+    let header_bytes: usize = 12
+        + headers
+            .iter()
+            .flat_map(|(name, values)| values.iter().map(move |value| (name, value)))
+            .map(|(name, value)| AsRef::<str>::as_ref(name).len() + value.as_str().len() + 4)
+            .sum::<usize>()
+        + 2;
+    max_payload.saturating_sub(header_bytes)
 }
 
 /// Publishes `outgoing` after `delay` and waits for JetStream's answer.

@@ -68,8 +68,10 @@ impl StoredPipeline {
         })
     }
 
-    /// Compiles it: the pipeline, or every problem.
-    pub fn compile(&self) -> Result<Pipeline, Vec<Diagnostic>> {
+    /// Compiles it as pipeline `name` (the key it is stored under, the
+    /// name engines run it as): the pipeline, or every problem, a `name`
+    /// of its own among them.
+    pub fn compile(&self, name: &str) -> Result<Pipeline, Vec<Diagnostic>> {
         let mut overrides = Vec::with_capacity(self.overrides.len());
         for text in &self.overrides {
             match text.parse::<Override>() {
@@ -86,7 +88,18 @@ impl StoredPipeline {
                 }
             }
         }
-        kairos_pipeline::compile(&self.file, &self.source, &overrides)
+        let pipeline = kairos_pipeline::compile(&self.file, &self.source, &overrides)?;
+        if &*pipeline.name != name {
+            return Err(vec![Diagnostic {
+                file: self.file.clone(),
+                line: 1,
+                column: 1,
+                field: "name".to_string(),
+                problem: format!("is {:?}, stored as pipeline {name:?}", pipeline.name),
+                accepted: format!("\"{name}\", the pipeline it is stored as"),
+            }]);
+        }
+        Ok(pipeline)
     }
 
     /// Whether `other` is the same pipeline text with the same overrides
@@ -104,6 +117,15 @@ impl StoredPipeline {
             )
         })
     }
+}
+
+/// Compile problems on one line, for logs and error messages.
+pub fn problems_text(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A revision read back.
@@ -187,10 +209,15 @@ pub async fn at_revision(
 }
 
 /// Every revision of `name` the bucket keeps, oldest first (none when the
-/// key has never been stored, or was deleted).
+/// key has never been stored, or was deleted). A value that is not a
+/// stored pipeline (put by other means) is left out, with a warning:
+/// it must not hide the good ones.
 pub async fn history(store: &kv::Store, name: &str) -> anyhow::Result<Vec<Revision>> {
     // Without an entry, the history's consumer would wait for one.
-    if latest(store, name).await?.is_none() {
+    let newest = store.entry(name).await.map_err(|error| {
+        anyhow::anyhow!("reading pipeline {name:?} from {PIPELINES_BUCKET}: {error}")
+    })?;
+    if newest.is_none_or(|entry| entry.operation != kv::Operation::Put) {
         return Ok(Vec::new());
     }
     let mut entries = store
@@ -201,7 +228,10 @@ pub async fn history(store: &kv::Store, name: &str) -> anyhow::Result<Vec<Revisi
     while let Some(entry) = entries.next().await {
         let entry = entry.map_err(|error| anyhow::anyhow!("reading the history: {error}"))?;
         if entry.operation == kv::Operation::Put {
-            revisions.push(revision_of(&entry)?);
+            match revision_of(&entry) {
+                Ok(revision) => revisions.push(revision),
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "left out"),
+            }
         }
         if entry.delta == 0 {
             break;
@@ -289,12 +319,23 @@ channel = "push"
 
     #[test]
     fn a_stored_pipeline_compiles_with_its_overrides_and_says_what_is_wrong() {
-        let pipeline = stored(SHOP, &["cart.after=10m"]).compile().unwrap();
+        let pipeline = stored(SHOP, &["cart.after=10m"]).compile("shop").unwrap();
         assert_eq!(&*pipeline.triggers[0].id, "cart");
-        let problems = stored(SHOP, &["cart.after=soon"]).compile().unwrap_err();
+        let problems = stored(SHOP, &["cart.after=soon"])
+            .compile("shop")
+            .unwrap_err();
         assert!(problems[0].to_string().contains("after"), "{problems:?}");
-        let problems = stored(SHOP, &["no equals sign"]).compile().unwrap_err();
+        let problems = stored(SHOP, &["no equals sign"])
+            .compile("shop")
+            .unwrap_err();
         assert!(problems[0].to_string().contains("TRIGGER.PARAM=VALUE"));
+        let problems = stored(SHOP, &[]).compile("retail").unwrap_err();
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("stored as pipeline \"retail\""),
+            "{problems:?}"
+        );
         assert!(stored(SHOP, &[]).same_content(&StoredPipeline {
             note: "rollback to revision 1".into(),
             ..stored(SHOP, &[])

@@ -36,7 +36,7 @@
 use crate::actions::ActionWriter;
 use crate::catalog::{self, VectorChanges};
 use crate::forget::Erasures;
-use crate::outbox::{ids_stored_after, Outbox, Outgoing, Pushed, Stored};
+use crate::outbox::{ids_stored_after, room_for_payload, Outbox, Outgoing, Pushed, Stored};
 use crate::partition::{DEFAULT_PARTITIONS, EVENTS_PREFIX, TICK_SUBJECT};
 use crate::pipelines::{self, SwitchMarker, SWITCH_SUBJECT};
 use crate::requests;
@@ -140,6 +140,7 @@ pub async fn run(
     let (vectors_out, mut vector_changes) = tokio::sync::mpsc::channel::<VectorChanges>(16);
     let follow = catalog::follow(
         js.clone(),
+        client.server_info().max_payload,
         Arc::clone(&items),
         vectors_out,
         stopping.clone(),
@@ -389,10 +390,9 @@ async fn watch_revisions(
 /// Logs and counts a revision that does not compile.
 fn refuse_revision(revision: u64, problems: &[kairos_pipeline::Diagnostic]) {
     counter!("kairos_pipeline_reloads_total", "outcome" => "refused").increment(1);
-    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
     tracing::error!(
         revision,
-        problems = %problems.join("; "),
+        problems = %pipelines::problems_text(problems),
         "a pipeline revision that does not compile was refused; the running one stays"
     );
 }
@@ -954,17 +954,15 @@ impl Worker {
         received: Instant,
     ) -> anyhow::Result<()> {
         counter!("kairos_dlq_total", "reason" => rejection.reason).increment(1);
-        let id = format!("dlq-{sequence}");
-        let mut headers = dlq_headers(&id, rejection.reason, &rejection.message, message, sequence);
+        let (headers, payload) = dlq_entry(
+            self.outbox.max_payload(),
+            &format!("dlq-{sequence}"),
+            rejection.reason,
+            &rejection.message,
+            message,
+            sequence,
+        );
         let subject = format!("{DLQ_PREFIX}.{}", rejection.reason);
-        let mut payload = message.payload.clone();
-        let room = self.outbox.room_for_payload(&headers).saturating_sub(64);
-        if payload.len() > room {
-            // The original and the headers must fit in one message; the
-            // start of an oversized payload is what a person needs to see.
-            headers.insert("Kairos-Truncated-From", payload.len().to_string().as_str());
-            payload.truncate(self.outbox.room_for_payload(&headers).saturating_sub(64));
-        }
         self.publish(Outgoing {
             subject,
             headers,
@@ -993,7 +991,7 @@ impl Worker {
                 return;
             }
         };
-        if let Err(problems) = stored.pipeline.compile() {
+        if let Err(problems) = stored.pipeline.compile(&self.pipeline_name) {
             refuse_revision(revision, &problems);
             return;
         }
@@ -1018,7 +1016,7 @@ impl Worker {
         if marker.pipeline != self.pipeline_name || marker.revision <= self.pipeline_revision {
             return;
         }
-        let pipeline = match marker.stored.compile() {
+        let pipeline = match marker.stored.compile(&self.pipeline_name) {
             Ok(pipeline) => pipeline,
             Err(problems) => {
                 refuse_revision(marker.revision, &problems);
@@ -1150,7 +1148,10 @@ impl Worker {
     async fn take_snapshot(&mut self, drain_within: Duration) -> anyhow::Result<()> {
         self.finish_saving().await;
         self.last_snapshot = Instant::now();
-        // Not under the time limit: writing needs no NATS.
+        // Not under the time limit: a message taken from the writer and cut
+        // off half-pushed would be lost. Pushing waits only for room in
+        // the client's buffer, as the loop's own publishes do, not for
+        // JetStream's acknowledgement (which the limit below is for).
         self.publish_written().await?;
         let drained = tokio::time::timeout(drain_within, async {
             while let Some(stored) = self.outbox.next_stored().await {
@@ -1291,7 +1292,9 @@ impl Worker {
         gauge!("kairos_consumer_pending").set(self.consumer_pending as f64);
         gauge!("kairos_customers").set(self.engine.customer_count() as f64);
         gauge!("kairos_timers_pending").set(self.engine.pending_timers() as f64);
-        gauge!("kairos_actions_in_flight").set(self.outbox.len() as f64);
+        // Decisions with the action writer count: intake stops on the sum.
+        gauge!("kairos_actions_in_flight")
+            .set((self.outbox.len() + self.actions.in_flight()) as f64);
         if let Some(saved_at) = self.saved_at {
             let age_ms = Timestamp::now().0.saturating_sub(saved_at.0).max(0);
             gauge!("kairos_snapshot_age_seconds").set(age_ms as f64 / 1000.0);
@@ -1351,12 +1354,32 @@ fn export_attribution(trigger: &str, now: &VariantStats, before: &VariantStats) 
 /// The longest `Kairos-Error` header, in bytes.
 const MAX_ERROR_HEADER: usize = 1024;
 
-/// The longest start of `text` within `max` bytes (on a character's
-/// boundary).
+/// A DLQ entry for the stream message `message` (see [`dlq_headers`]),
+/// fitting a server that takes messages of up to `max_payload` bytes: the
+/// original and the headers must fit in one message, so an oversized
+/// payload is cut, keeping its start, which is what a person needs to see
+/// (and `Kairos-Truncated-From` says how long it was).
+pub(crate) fn dlq_entry(
+    max_payload: usize,
+    id: &str,
+    reason: &str,
+    error: &str,
+    message: &jetstream::Message,
+    sequence: u64,
+) -> (HeaderMap, Bytes) {
+    let mut headers = dlq_headers(id, reason, error, message, sequence);
+    let mut payload = message.payload.clone();
+    if payload.len() > room_for_payload(max_payload, &headers).saturating_sub(64) {
+        headers.insert("Kairos-Truncated-From", payload.len().to_string().as_str());
+        payload.truncate(room_for_payload(max_payload, &headers).saturating_sub(64));
+    }
+    (headers, payload)
+}
+
 /// The headers of a DLQ entry for the stream message `message`: `id` (the
 /// same on a replay after a crash, so the DLQ keeps one entry), the
 /// reason's code, what was wrong, and where the message was.
-pub(crate) fn dlq_headers(
+fn dlq_headers(
     id: &str,
     reason: &str,
     error: &str,
@@ -1374,6 +1397,8 @@ pub(crate) fn dlq_headers(
     headers
 }
 
+/// The longest start of `text` within `max` bytes (on a character's
+/// boundary).
 fn cut_at(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;

@@ -20,9 +20,6 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-/// Bad lines printed individually before only counting them.
-const REPORTED_BAD_LINES: u64 = 100;
-
 pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let pipeline = match crate::load_pipeline(&args.pipeline, &args.set) {
         Ok(pipeline) => pipeline,
@@ -155,7 +152,8 @@ fn replay(
     if let Some(items) = &items {
         *engine.item_vectors_mut() = kairos_recommend::item_vectors(items)?;
     }
-    let (mut events, mut rejected, mut beyond_until) = (0u64, 0u64, 0u64);
+    let (mut events, mut beyond_until) = (0u64, 0u64);
+    let mut skipped = events_file::SkippedLines::new(events_name.clone());
     let until = args.until.unwrap_or(Timestamp::MAX);
     for batch in reader.batches.iter() {
         for line in batch.lines {
@@ -167,7 +165,6 @@ fn replay(
                     sink.drain(&mut engine)?;
                 }
                 Err(reason) => {
-                    rejected += 1;
                     if let Some(file) = rejected_file.as_mut() {
                         let entry = serde_json::json!({
                             "line": line.number,
@@ -176,10 +173,8 @@ fn replay(
                         });
                         writeln!(file, "{entry}").context("cannot write --rejected")?;
                     }
-                    if rejected <= REPORTED_BAD_LINES {
-                        progress.suspend(|| {
-                            eprintln!("{events_name}:{}: skipped: {reason}", line.number)
-                        });
+                    if let Some(message) = skipped.skip(line.number, &reason) {
+                        progress.suspend(|| eprintln!("{message}"));
                     }
                 }
             }
@@ -203,14 +198,13 @@ fn replay(
     if let Some(file) = rejected_file.as_mut() {
         file.flush().context("cannot write --rejected")?;
     }
-    if rejected > REPORTED_BAD_LINES {
-        let all = match &args.rejected {
-            Some(path) => format!("; every one is in {}", path.display()),
-            None => "; --rejected FILE keeps every one".to_string(),
-        };
-        eprintln!(
-            "{events_name}: {rejected} lines skipped in all ({REPORTED_BAD_LINES} shown{all})"
-        );
+    let rejected = skipped.count;
+    let all = match &args.rejected {
+        Some(path) => format!("; every one is in {}", path.display()),
+        None => "; --rejected FILE keeps every one".to_string(),
+    };
+    if let Some(total) = skipped.total(&all) {
+        eprintln!("{total}");
     }
     if beyond_until > 0 {
         eprintln!("{events_name}: {beyond_until} events at or after --until not replayed");

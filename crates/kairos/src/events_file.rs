@@ -14,6 +14,44 @@ use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
+/// Bad lines of an events file, as `kairos backtest` and `kairos sweep`
+/// report them on stderr: the first [`SkippedLines::SHOWN`] one by one,
+/// then only their count.
+pub struct SkippedLines {
+    file: String,
+    /// Lines skipped so far.
+    pub count: u64,
+}
+
+impl SkippedLines {
+    /// Lines shown one by one.
+    pub const SHOWN: u64 = 100;
+
+    pub fn new(file: String) -> SkippedLines {
+        SkippedLines { file, count: 0 }
+    }
+
+    /// Counts a skipped line; the message to show for it, if it is among
+    /// the first [`SkippedLines::SHOWN`].
+    pub fn skip(&mut self, number: u64, reason: &InvalidEvent) -> Option<String> {
+        self.count += 1;
+        (self.count <= Self::SHOWN).then(|| format!("{}:{number}: skipped: {reason}", self.file))
+    }
+
+    /// The closing count, if more were skipped than shown; `where_all` says
+    /// where every one can be found (`""` for nowhere).
+    pub fn total(&self, where_all: &str) -> Option<String> {
+        (self.count > Self::SHOWN).then(|| {
+            format!(
+                "{}: {} lines skipped in all ({} shown{where_all})",
+                self.file,
+                self.count,
+                Self::SHOWN
+            )
+        })
+    }
+}
+
 /// One parsed line.
 pub struct Line {
     /// 1-based line number.

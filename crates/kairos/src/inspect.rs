@@ -32,7 +32,7 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{answer:#}");
     } else {
-        print!("{}", text(&answer));
+        print!("{}", printable(&text(&answer)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -298,6 +298,19 @@ fn strings(value: &Value) -> Vec<&str> {
     items(value).filter_map(Value::as_str).collect()
 }
 
+/// `text` safe for a terminal: ids and properties come from events, and
+/// control characters among them (an escape sequence) are shown escaped
+/// rather than obeyed; line breaks between sections stay.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|character| match character {
+            '\n' => vec![character],
+            character if character.is_control() => character.escape_default().collect(),
+            character => vec![character],
+        })
+        .collect()
+}
+
 /// A JSON string's text, `?` for anything else.
 fn text_of(value: &Value) -> &str {
     value.as_str().unwrap_or("?")
@@ -306,6 +319,14 @@ fn text_of(value: &Value) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_from_events_are_shown_escaped() {
+        assert_eq!(
+            printable("cart c-1\u{1b}[2J\nnext line\t"),
+            "cart c-1\\u{1b}[2J\nnext line\\t"
+        );
+    }
 
     #[test]
     fn an_unknown_customer_is_said_to_be_unknown() {

@@ -221,7 +221,7 @@ async fn start(
                 // beside it); a newer one is switched to by the stream's
                 // markers or, once the replay is done, by the worker.
                 let (pipeline, pipeline_revision, pipeline_stored) =
-                    match snapshot_pipeline(&snapshot, &args.data_dir)? {
+                    match snapshot_pipeline(&snapshot, &pipeline.name, &args.data_dir)? {
                         Some((taken_with, stored)) => {
                             (taken_with, snapshot.meta.pipeline_revision, stored)
                         }
@@ -302,7 +302,7 @@ async fn running_pipeline(
     // The newest that compiles: one stored by other means that does not is
     // refused by running engines, and must not stop a restart either.
     for stored in revisions.into_iter().rev() {
-        match stored.pipeline.compile() {
+        match stored.pipeline.compile(&name) {
             Ok(pipeline) => {
                 if Some(stored.revision) != newest {
                     tracing::error!(pipeline = %name, revision = stored.revision, "the newest revisions in {PIPELINES_BUCKET} do not compile; running the newest that does");
@@ -320,7 +320,7 @@ async fn running_pipeline(
             Err(problems) => tracing::error!(
                 pipeline = %name,
                 revision = stored.revision,
-                problems = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                problems = %kairos_nats::pipelines::problems_text(&problems),
                 "a stored revision does not compile"
             ),
         }
@@ -332,6 +332,7 @@ async fn running_pipeline(
 /// for a record from before pipelines were saved with snapshots).
 fn snapshot_pipeline(
     snapshot: &kairos_nats::snapshots::Snapshot,
+    name: &str,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<Option<(kairos_engine::config::Pipeline, StoredPipeline)>> {
     let Some(bytes) = &snapshot.pipeline else {
@@ -340,11 +341,11 @@ fn snapshot_pipeline(
     let stored: StoredPipeline = serde_json::from_slice(bytes).map_err(|error| {
         anyhow::anyhow!("the pipeline saved with the snapshot in {} cannot be read: {error}; accepted: --rebuild-state or --reset-state", data_dir.display())
     })?;
-    let pipeline = stored.compile().map_err(|problems| {
+    let pipeline = stored.compile(name).map_err(|problems| {
         anyhow::anyhow!(
             "the pipeline the snapshot in {} was taken under does not compile with this kairos ({}); accepted: --rebuild-state or --reset-state",
             data_dir.display(),
-            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            kairos_nats::pipelines::problems_text(&problems)
         )
     })?;
     Ok(Some((pipeline, stored)))

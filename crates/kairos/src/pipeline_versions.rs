@@ -33,14 +33,6 @@ fn with_bucket<T>(
 }
 
 fn push(args: &PipelinePushArgs) -> anyhow::Result<ExitCode> {
-    // Refused here, before anything is stored: the running version stays.
-    let pipeline = match crate::load_pipeline(&args.file, &args.set) {
-        Ok(pipeline) => pipeline,
-        Err(code) => {
-            eprintln!("kairos: nothing was stored; the running version stays");
-            return Ok(code);
-        }
-    };
     let stored = match StoredPipeline::from_file(&args.file, &args.set, "kairos pipeline push") {
         Ok(stored) => stored,
         Err(problem) => {
@@ -48,7 +40,20 @@ fn push(args: &PipelinePushArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let name = pipeline.name.to_string();
+    // Refused here, before anything is stored: the running version stays.
+    // The text checked is the text stored (the file is read once).
+    let name = match kairos_pipeline::compile(&stored.file, &stored.source, &args.set) {
+        Ok(pipeline) => pipeline.name.to_string(),
+        Err(diagnostics) => {
+            crate::report_diagnostics(&diagnostics);
+            eprintln!(
+                "kairos: {}: {}; nothing was stored; the running version stays",
+                args.file.display(),
+                crate::errors_found(&diagnostics)
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
     let (before, revision) = with_bucket(&args.connection, async |store| {
         let before = pipelines::latest(store, &name).await?;
         let revision = pipelines::put(store, &name, &stored).await?;
@@ -86,7 +91,7 @@ fn history(args: &PipelineNameArgs) -> anyhow::Result<ExitCode> {
             ));
         }
         let mark = if Some(revision.revision) == newest {
-            "  <- newest: what engines run"
+            "  <- newest: what engines run (if it compiles)"
         } else {
             ""
         };
@@ -115,15 +120,11 @@ fn rollback(args: &PipelineRollbackArgs) -> anyhow::Result<ExitCode> {
             note: format!("rollback to revision {}", target.revision),
             ..target.pipeline.clone()
         };
-        if let Err(problems) = again.compile() {
+        if let Err(problems) = again.compile(&args.name) {
             anyhow::bail!(
                 "revision {} does not compile with this kairos: {}",
                 target.revision,
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                pipelines::problems_text(&problems)
             );
         }
         let revision = pipelines::put(store, &args.name, &again).await?;

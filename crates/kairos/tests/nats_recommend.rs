@@ -302,3 +302,46 @@ async fn js_publish(client: &async_nats::Client, subject: &str, body: &Value) {
         .await
         .expect("stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_catalog_change_as_large_as_nats_takes_goes_to_the_dlq_cut_and_the_rest_follows() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = setup(dir.path());
+    let kairos_run = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
+    let client = client(&server).await;
+    // Just under NATS' 1 MiB, and refused (no price): its DLQ copy, with
+    // kairos' headers, would not fit whole.
+    let big = json!({"id": "huge", "title": "x".repeat(1_048_576 - 300)}).to_string();
+    let size = big.len();
+    let js = async_nats::jetstream::new(client.clone());
+    js.publish("kairos.catalog.upsert", big.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let tea = json!({"id":"oolong-2","title":"Oolong tea 100g","category":"tea/oolong","brand":"Mountain Leaf","price":9.9});
+    js_publish(&client, "kairos.catalog.upsert", &tea).await;
+    let dlq = read_stream(
+        &client,
+        "KAIROS_DLQ",
+        "kairos.dlq.catalog_invalid",
+        Duration::from_secs(10),
+        |read| !read.is_empty(),
+    )
+    .await;
+    assert_eq!(dlq.len(), 1, "log:\n{}", kairos_run.log_text());
+    assert_eq!(
+        dlq[0].header("Kairos-Truncated-From"),
+        Some(size.to_string().as_str())
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !kairos_run.metrics().contains("\nkairos_catalog_items 8\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change after the big one was not applied; log:\n{}",
+            kairos_run.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

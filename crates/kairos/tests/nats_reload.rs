@@ -239,12 +239,13 @@ async fn an_invalid_push_is_refused_and_a_rollback_switches_back() {
         actions.iter().map(|a| a.json()).collect::<Vec<_>>()
     );
 
-    // A bad newest revision does not stop a restart either: the newest
-    // that compiles runs.
+    // Bad newest revisions do not stop a restart either (one that does not
+    // compile, one that is not even JSON): the newest that compiles runs.
     bucket
         .put("shop", garbage.to_string().into())
         .await
         .unwrap();
+    bucket.put("shop", "not json".into()).await.unwrap();
     let mut kairos_run = kairos_run;
     tokio::task::block_in_place(|| kairos_run.kill_and_restart());
     tokio::task::block_in_place(|| wait_for_revision(&kairos_run, 4));

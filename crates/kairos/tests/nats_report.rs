@@ -7,6 +7,7 @@ mod nats;
 
 use nats::{
     call, client, pipeline_text, publish_call, read_actions, write_file, Kairos, NatsServer,
+    UNCAPPED_POLICY,
 };
 use serde_json::{json, Value};
 use std::process::Command;
@@ -34,15 +35,10 @@ weight = 1
 offer = "CART10"
 "#;
 
-const HALF_HELD_OUT: &str = r#"
-[policy]
-holdout_percent = 50
-consent_required = []
-quiet_hours = false
-weekly_marketing_cap = 100000
-daily_caps = { targeted = 100000, content = 100000 }
-arbitration_window = "0s"
-"#;
+/// The uncapped policy with half the customers held out.
+fn half_held_out() -> String {
+    UNCAPPED_POLICY.replace("holdout_percent = 0", "holdout_percent = 50")
+}
 
 fn report(server: &NatsServer, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kairos"))
@@ -59,7 +55,7 @@ async fn conversions_after_actions_are_attributed_reported_and_exported() {
     let pipeline = write_file(
         dir.path(),
         "shop.toml",
-        &pipeline_text("shop", HALF_HELD_OUT, TRIGGERS),
+        &pipeline_text("shop", &half_held_out(), TRIGGERS),
     );
     let kairos_run = Kairos::start_in(&server, dir.path(), &["--pipeline", &pipeline]);
     let client = client(&server).await;

@@ -13,10 +13,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-/// Bad lines printed individually before only counting them (as the
-/// backtest does).
-const REPORTED_BAD_LINES: u64 = 100;
-
 /// The events file, parsed once, as every grid point replays it.
 pub struct History {
     /// The events before `--until`, in file order.
@@ -35,6 +31,7 @@ pub struct History {
 pub fn read_history(path: &Path, until: Timestamp) -> anyhow::Result<History> {
     let reader = events_file::open(path)?;
     let events_name = path.display().to_string();
+    let mut skipped = events_file::SkippedLines::new(events_name.clone());
     let mut history = History {
         events: Vec::new(),
         rejected: 0,
@@ -47,9 +44,8 @@ pub fn read_history(path: &Path, until: Timestamp) -> anyhow::Result<History> {
                 Ok(event) if event.time >= until => history.beyond_until += 1,
                 Ok(event) => history.events.push(event),
                 Err(reason) => {
-                    history.rejected += 1;
-                    if history.rejected <= REPORTED_BAD_LINES {
-                        eprintln!("{events_name}:{}: skipped: {reason}", line.number);
+                    if let Some(message) = skipped.skip(line.number, &reason) {
+                        eprintln!("{message}");
                     }
                 }
             }
@@ -62,11 +58,9 @@ pub fn read_history(path: &Path, until: Timestamp) -> anyhow::Result<History> {
         Ok(result) => result.err(),
         Err(_) => anyhow::bail!("the parsing thread panicked"),
     };
-    if history.rejected > REPORTED_BAD_LINES {
-        eprintln!(
-            "{events_name}: {} lines skipped in all ({REPORTED_BAD_LINES} shown)",
-            history.rejected
-        );
+    history.rejected = skipped.count;
+    if let Some(total) = skipped.total("") {
+        eprintln!("{total}");
     }
     if history.beyond_until > 0 {
         eprintln!(
